@@ -1,0 +1,91 @@
+//! Guest accounts, bearer-token authentication and single-use WebSocket tickets.
+//!
+//! Browsers cannot set headers on a WebSocket handshake, so a client trades its bearer token for
+//! a ticket (`POST /api/v1/ws-ticket`) and puts that in the socket URL. A ticket lives
+//! [`TICKET_TTL`] and is consumed atomically on first use (the cache's `take`), so a URL that
+//! leaks into a proxy log is worthless by the time anyone reads it. Only the ticket's hash is
+//! used as the cache key.
+
+use std::time::Duration;
+
+use crate::{
+    cache::Cache,
+    domain::{AccessToken, DisplayName, TokenHash, UserId},
+    error::{ApiError, ErrorCode},
+    storage::{users, users::UserRecord, Db},
+};
+
+pub const TICKET_TTL: Duration = Duration::from_secs(30);
+
+pub struct NewAccount {
+    pub user: UserRecord,
+    pub token: AccessToken,
+}
+
+pub async fn create_guest(db: &Db, name: &DisplayName) -> Result<NewAccount, ApiError> {
+    let token = AccessToken::generate();
+    let user = users::create(db, &UserId::generate(), name, &token.hash()).await?;
+    Ok(NewAccount { user, token })
+}
+
+/// Resolves an `Authorization` header value to its user.
+pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<UserRecord, ApiError> {
+    let header = header.ok_or_else(|| {
+        ApiError::new(ErrorCode::MissingToken, "send `Authorization: Bearer <token>`; create a guest account with POST /api/v1/users")
+    })?;
+    let raw = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the Authorization header must use the Bearer scheme"))?;
+    let token = AccessToken::parse(raw.trim()).map_err(|reason| ApiError::new(ErrorCode::InvalidToken, reason))?;
+    users::find_by_token(db, &token.hash())
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the token is not known to this server"))
+}
+
+fn ticket_key(ticket: &str) -> String {
+    format!("ws-ticket:{}", TokenHash::of(ticket).as_str())
+}
+
+pub async fn issue_ticket(cache: &dyn Cache, user: &UserId) -> Result<String, ApiError> {
+    let ticket = AccessToken::generate().expose().replacen("chorus_", "wst_", 1);
+    cache
+        .set(&ticket_key(&ticket), user.as_str().as_bytes(), TICKET_TTL)
+        .await
+        .map_err(cache_unavailable)?;
+    Ok(ticket)
+}
+
+/// The ticket's user, if the ticket is known and unused; it is consumed either way.
+pub async fn redeem_ticket(cache: &dyn Cache, ticket: &str) -> Result<Option<UserId>, ApiError> {
+    if ticket.is_empty() || ticket.len() > 128 {
+        return Ok(None);
+    }
+    let value = cache.take(&ticket_key(ticket)).await.map_err(cache_unavailable)?;
+    Ok(value
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|id| UserId::parse(&id).ok()))
+}
+
+fn cache_unavailable(err: anyhow::Error) -> ApiError {
+    tracing::error!(error = format!("{err:#}"), "cache unavailable");
+    ApiError::new(ErrorCode::DependencyUnavailable, "the session cache is not reachable").retry_after(5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::MemoryCache;
+
+    #[actix_web::test]
+    async fn tickets_are_single_use() {
+        let cache = MemoryCache::default();
+        let user = UserId::generate();
+        let ticket = issue_ticket(&cache, &user).await.unwrap();
+        assert!(ticket.starts_with("wst_"));
+        assert_eq!(redeem_ticket(&cache, &ticket).await.unwrap(), Some(user));
+        assert_eq!(redeem_ticket(&cache, &ticket).await.unwrap(), None);
+        assert_eq!(redeem_ticket(&cache, "wst_forged").await.unwrap(), None);
+        assert_eq!(redeem_ticket(&cache, "").await.unwrap(), None);
+    }
+}

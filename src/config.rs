@@ -1,0 +1,460 @@
+//! Typed settings: compiled-in defaults, then an optional TOML file (`CHORUS_CONFIG`), then
+//! environment variables. Secrets live in [`Secret`] so they never reach a log line.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Deserializer};
+
+/// A value that must never be printed (tokens, API keys, passwords inside URLs).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub catalog: CatalogSettings,
+    pub rate_limit: RateLimitSettings,
+    pub models: ModelSettings,
+    pub explainer: ExplainerSettings,
+    pub spotify: SpotifySettings,
+    pub log: LogSettings,
+    /// Bearer token that grants experiment administration. Unset: nobody is admin.
+    pub admin_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on. Port 0 picks a free port (tests use this).
+    pub bind: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds that in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_s: u64,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".parse().expect("valid default address"),
+            max_body_bytes: 64 * 1024,
+            shutdown_timeout_s: 10,
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://…`.
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("sqlite://chorus.db"),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`. Unset: in-process cache and rate limits.
+    pub url: Option<Secret>,
+    /// Prepended to every key, so several deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "chorus:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogSettings {
+    /// Load the embedded Spotify demo catalog when the tracks table is empty.
+    pub load_demo: bool,
+}
+
+impl Default for CatalogSettings {
+    fn default() -> Self {
+        Self { load_demo: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Sustained requests per second allowed from one IP address.
+    pub per_ip_per_second: f64,
+    /// Requests one IP address may send at once before the sustained rate applies.
+    pub per_ip_burst: u32,
+    /// Sustained requests per second allowed for one bearer token.
+    pub per_token_per_second: f64,
+    pub per_token_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_ip_per_second: 100.0,
+            per_ip_burst: 200,
+            per_token_per_second: 30.0,
+            per_token_burst: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionProvider {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+impl FromStr for ExecutionProvider {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda),
+            "auto" => Ok(Self::Auto),
+            other => bail!("expected cpu, cuda or auto, got {other:?}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSettings {
+    pub dir: PathBuf,
+    pub execution_provider: ExecutionProvider,
+    /// Path to `libonnxruntime.so`; unset: the copy installed by `scripts/setup.sh`.
+    pub ort_dylib_path: Option<PathBuf>,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("models"),
+            execution_provider: ExecutionProvider::Cpu,
+            ort_dylib_path: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExplainerSettings {
+    /// OpenAI-compatible base URL (e.g. a vLLM server). Unset: template explanations only.
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpotifySettings {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `tracing` filter directive, e.g. `info,chorus=debug`.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: "info,sqlx=warn".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            redis: RedisSettings::default(),
+            catalog: CatalogSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            models: ModelSettings::default(),
+            explainer: ExplainerSettings::default(),
+            spotify: SpotifySettings::default(),
+            log: LogSettings::default(),
+            admin_token: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the file named by `CHORUS_CONFIG` (if any), then the process environment.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::load_from(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Settings::load`] with an injectable environment (tests use a map).
+    pub fn load_from(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut settings = match env("CHORUS_CONFIG") {
+            Some(path) => Self::from_toml_file(&PathBuf::from(path))?,
+            None => Self::default(),
+        };
+        settings.apply_env(env)?;
+        Ok(settings)
+    }
+
+    pub fn from_toml_file(path: &PathBuf) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// Every environment variable Chorus reads, applied over the current values.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parsed<T: FromStr>(name: &str, value: String) -> anyhow::Result<T>
+        where
+            T::Err: fmt::Display,
+        {
+            value
+                .trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("environment variable {name}: {e}"))
+        }
+        let set = |name: &str, apply: &mut dyn FnMut(String) -> anyhow::Result<()>| {
+            match env(name) {
+                Some(value) if !value.is_empty() => apply(value),
+                _ => Ok(()),
+            }
+        };
+        set("CHORUS_BIND", &mut |v| {
+            self.server.bind = parsed("CHORUS_BIND", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_MAX_BODY_BYTES", &mut |v| {
+            self.server.max_body_bytes = parsed("CHORUS_MAX_BODY_BYTES", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_WORKERS", &mut |v| {
+            self.server.workers = parsed("CHORUS_WORKERS", v)?;
+            Ok(())
+        })?;
+        set("DATABASE_URL", &mut |v| {
+            self.database.url = Secret::new(v);
+            Ok(())
+        })?;
+        set("REDIS_URL", &mut |v| {
+            self.redis.url = Some(Secret::new(v));
+            Ok(())
+        })?;
+        set("CHORUS_LOAD_DEMO_CATALOG", &mut |v| {
+            self.catalog.load_demo = parsed("CHORUS_LOAD_DEMO_CATALOG", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_RATE_LIMIT", &mut |v| {
+            self.rate_limit.enabled = parsed("CHORUS_RATE_LIMIT", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_RATE_LIMIT_PER_IP", &mut |v| {
+            self.rate_limit.per_ip_per_second = parsed("CHORUS_RATE_LIMIT_PER_IP", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_RATE_LIMIT_PER_TOKEN", &mut |v| {
+            self.rate_limit.per_token_per_second = parsed("CHORUS_RATE_LIMIT_PER_TOKEN", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_MODELS_DIR", &mut |v| {
+            self.models.dir = PathBuf::from(v);
+            Ok(())
+        })?;
+        set("CHORUS_EXECUTION_PROVIDER", &mut |v| {
+            self.models.execution_provider = parsed("CHORUS_EXECUTION_PROVIDER", v)?;
+            Ok(())
+        })?;
+        set("ORT_DYLIB_PATH", &mut |v| {
+            self.models.ort_dylib_path = Some(PathBuf::from(v));
+            Ok(())
+        })?;
+        set("EXPLAINER_BASE_URL", &mut |v| {
+            self.explainer.base_url = Some(v);
+            Ok(())
+        })?;
+        set("EXPLAINER_MODEL", &mut |v| {
+            self.explainer.model = Some(v);
+            Ok(())
+        })?;
+        set("EXPLAINER_API_KEY", &mut |v| {
+            self.explainer.api_key = Some(Secret::new(v));
+            Ok(())
+        })?;
+        set("CHORUS_ADMIN_TOKEN", &mut |v| {
+            self.admin_token = Some(Secret::new(v));
+            Ok(())
+        })?;
+        set("SPOTIFY_CLIENT_ID", &mut |v| {
+            self.spotify.client_id = Some(v);
+            Ok(())
+        })?;
+        set("SPOTIFY_CLIENT_SECRET", &mut |v| {
+            self.spotify.client_secret = Some(Secret::new(v));
+            Ok(())
+        })?;
+        set("CHORUS_LOG", &mut |v| {
+            self.log.filter = v;
+            Ok(())
+        })?;
+        set("CHORUS_LOG_FORMAT", &mut |v| {
+            self.log.format = match v.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => bail!("environment variable CHORUS_LOG_FORMAT: expected json or pretty, got {other:?}"),
+            };
+            Ok(())
+        })?;
+        self.validate()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("DATABASE_URL must start with sqlite:, postgres:// or postgresql://");
+        }
+        let rl = &self.rate_limit;
+        if rl.enabled
+            && (!(rl.per_ip_per_second > 0.0) || !(rl.per_token_per_second > 0.0) || rl.per_ip_burst == 0 || rl.per_token_burst == 0)
+        {
+            bail!("rate limits must be positive (disable them with CHORUS_RATE_LIMIT=false)");
+        }
+        if self.server.max_body_bytes < 1024 {
+            bail!("server.max_body_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_serve_sqlite_on_8080() {
+        let s = Settings::load_from(env(&[])).unwrap();
+        assert_eq!(s.server.bind.to_string(), "127.0.0.1:8080");
+        assert!(s.database.url.expose().starts_with("sqlite:"));
+        assert!(s.redis.url.is_none());
+        assert!(s.catalog.load_demo);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chorus.toml");
+        std::fs::write(
+            &path,
+            "[server]\nbind = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n[catalog]\nload_demo = false\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap().to_string();
+        let s = Settings::load_from(env(&[
+            ("CHORUS_CONFIG", &path),
+            ("CHORUS_BIND", "0.0.0.0:7000"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ]))
+        .unwrap();
+        assert_eq!(s.server.bind.to_string(), "0.0.0.0:7000");
+        assert_eq!(s.server.max_body_bytes, 4096);
+        assert!(!s.catalog.load_demo);
+        assert_eq!(s.redis.url.unwrap().expose(), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Settings::load_from(env(&[("CHORUS_BIND", "nope")])).unwrap_err();
+        assert!(err.to_string().contains("CHORUS_BIND"), "{err}");
+        let err = Settings::load_from(env(&[("CHORUS_EXECUTION_PROVIDER", "tpu")])).unwrap_err();
+        assert!(err.to_string().contains("CHORUS_EXECUTION_PROVIDER"), "{err}");
+        let err = Settings::load_from(env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nbnd = \"x\"\n").unwrap();
+        let err = Settings::from_toml_file(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("bnd"), "{err:#}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::load_from(env(&[
+            ("CHORUS_ADMIN_TOKEN", "hunter2"),
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ]))
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("pw@h"), "{printed}");
+    }
+}

@@ -1,0 +1,181 @@
+//! The one catalog of client-facing errors. Every REST error body and every WebSocket `error`
+//! frame carries one of these codes; the HTTP status lives beside the code so the two never drift.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+macro_rules! error_codes {
+    ($($variant:ident => ($code:literal, $status:ident, $doc:literal)),+ $(,)?) => {
+        /// Stable, snake_case error codes. Clients may match on them; never rename one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $(#[doc = $doc] $variant),+
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code),+ }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$variant => StatusCode::$status),+ }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $doc),+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson => ("malformed_json", BAD_REQUEST, "The body is not valid JSON."),
+    UnknownField => ("unknown_field", BAD_REQUEST, "The body has a field this endpoint does not accept."),
+    MissingField => ("missing_field", UNPROCESSABLE_ENTITY, "A required field is missing from the body."),
+    InvalidField => ("invalid_field", UNPROCESSABLE_ENTITY, "A field has the wrong type or a value out of range."),
+    InvalidQuery => ("invalid_query", BAD_REQUEST, "A query-string parameter is unknown or invalid."),
+    InvalidId => ("invalid_id", BAD_REQUEST, "An id in the path is not well formed."),
+    UnsupportedMediaType => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The body must be sent as application/json."),
+    PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "The body is larger than the server accepts."),
+    MissingToken => ("missing_token", UNAUTHORIZED, "The request needs an `Authorization: Bearer <token>` header."),
+    InvalidToken => ("invalid_token", UNAUTHORIZED, "The bearer token is malformed, unknown or revoked."),
+    Forbidden => ("forbidden", FORBIDDEN, "The caller may not do this."),
+    NotFound => ("not_found", NOT_FOUND, "No such endpoint."),
+    MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "The endpoint exists but not for this HTTP method."),
+    TrackNotFound => ("track_not_found", NOT_FOUND, "No track has this id."),
+    UserNotFound => ("user_not_found", NOT_FOUND, "No user has this id."),
+    RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many requests; retry after the number of seconds in Retry-After."),
+    Overloaded => ("overloaded", SERVICE_UNAVAILABLE, "The server is at capacity; retry after the number of seconds in Retry-After."),
+    DependencyUnavailable => ("dependency_unavailable", SERVICE_UNAVAILABLE, "A backing service (database, cache) is not reachable."),
+    Internal => ("internal_error", INTERNAL_SERVER_ERROR, "Something failed on the server; it has been logged."),
+}
+
+/// The body of every error response: `{"error":{"code","message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// One of the stable codes listed in the README's error catalog.
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// An error a client will see. Internal causes are logged, never sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Seconds for the Retry-After header (rate limits, overload).
+    pub retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds.max(1));
+        self
+    }
+
+    /// Logs the real cause with its chain and returns an opaque 500.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let cause = cause.into();
+        tracing::error!(error = format!("{cause:#}"), "internal error");
+        Self::new(ErrorCode::Internal, "internal server error")
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str(),
+                message: self.message.clone(),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after_s {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::error!(error = %err, "database unavailable");
+                ApiError::new(ErrorCode::DependencyUnavailable, "the database is not reachable")
+                    .retry_after(5)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
+        }
+    }
+
+    #[test]
+    fn only_internal_is_a_server_fault_5xx() {
+        for code in ErrorCode::ALL {
+            let status = code.status();
+            if status.is_server_error() {
+                assert!(
+                    matches!(code, ErrorCode::Internal | ErrorCode::Overloaded | ErrorCode::DependencyUnavailable),
+                    "{code:?}"
+                );
+            } else {
+                assert!(status.is_client_error(), "{code:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_is_at_least_one_second() {
+        let err = ApiError::new(ErrorCode::RateLimited, "slow down").retry_after(0);
+        let response = err.error_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get("Retry-After").unwrap(), "1");
+    }
+}

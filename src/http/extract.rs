@@ -1,0 +1,97 @@
+//! Extractor configuration that turns every way a request can be malformed into a precise code
+//! from the error catalog instead of actix's plain-text defaults.
+
+use actix_web::{
+    error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError},
+    web, FromRequest, HttpRequest,
+};
+use futures_util::future::LocalBoxFuture;
+use serde_json::error::Category;
+
+use crate::{
+    accounts,
+    error::{ApiError, ErrorCode},
+    state::AppState,
+    storage::users::UserRecord,
+};
+
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, _req| json_error(err, limit).into())
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| query_error(err).into())
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| path_error(err).into())
+}
+
+fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
+    let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"));
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => too_large(),
+        JsonPayloadError::Payload(PayloadError::Overflow) => too_large(),
+        JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        JsonPayloadError::Deserialize(err) => deserialize_error(&err),
+        other => ApiError::new(ErrorCode::MalformedJson, format!("could not read the body: {other}")),
+    }
+}
+
+/// Maps serde_json's error categories (and its stable message prefixes for data errors) to codes.
+pub fn deserialize_error(err: &serde_json::Error) -> ApiError {
+    let message = err.to_string();
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {message}"))
+        }
+        Category::Data if message.starts_with("unknown field") => ApiError::new(ErrorCode::UnknownField, message),
+        Category::Data if message.starts_with("missing field") => ApiError::new(ErrorCode::MissingField, message),
+        Category::Data => ApiError::new(ErrorCode::InvalidField, message),
+    }
+}
+
+fn query_error(err: QueryPayloadError) -> ApiError {
+    let detail = match err {
+        QueryPayloadError::Deserialize(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    ApiError::new(ErrorCode::InvalidQuery, format!("invalid query string: {detail}"))
+}
+
+fn path_error(err: PathError) -> ApiError {
+    let PathError::Deserialize(e) = err else {
+        return ApiError::new(ErrorCode::InvalidId, "invalid path");
+    };
+    ApiError::new(ErrorCode::InvalidId, format!("invalid path: {e}"))
+}
+
+/// The authenticated caller, resolved from the bearer token.
+pub struct AuthUser(pub UserRecord);
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_string));
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
+            let header = match header {
+                Some(Ok(value)) => Some(value),
+                Some(Err(_)) => return Err(ApiError::new(ErrorCode::InvalidToken, "the Authorization header is not text")),
+                None => None,
+            };
+            accounts::authenticate(&state.db, header.as_deref()).await.map(AuthUser)
+        })
+    }
+}

@@ -1,0 +1,52 @@
+//! The OpenAPI document, generated from the handlers' annotations and the types they use.
+
+use actix_web::{get, web, HttpResponse};
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi,
+};
+
+use super::{health, tracks, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Chorus", description = "Real-time group sessions and music recommendations."),
+    paths(
+        health::health,
+        health::ready,
+        health::metrics,
+        users::create_user,
+        users::me,
+        users::ws_ticket,
+        tracks::search_tracks,
+        tracks::get_track,
+        tracks::list_genres,
+        openapi_json,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(openapi_json);
+}
+
+/// This document.
+#[utoipa::path(responses((status = 200, description = "OpenAPI 3.1 JSON")), tag = "operations")]
+#[get("/api/v1/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

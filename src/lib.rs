@@ -1,0 +1,18 @@
+//! Chorus: a real-time group session server for music recommendation.
+//!
+//! See the README's architecture map for where each concept lives.
+
+pub mod accounts;
+pub mod cache;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;

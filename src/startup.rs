@@ -1,0 +1,140 @@
+//! Builds the application from settings: connects storage, loads the catalog, picks the cache and
+//! rate-limit backends, binds the listener. `main` and the tests both go through [`Application`].
+
+use std::{net::TcpListener, sync::Arc, time::Instant};
+
+use actix_web::{dev::Server, web, App, HttpServer};
+use anyhow::Context;
+
+use crate::{
+    cache::{Cache, MemoryCache, RedisCache},
+    catalog::{demo, Catalog},
+    config::Settings,
+    http,
+    limits::{MemoryRateLimiter, RateLimiter, RedisRateLimiter},
+    metrics::Metrics,
+    state::AppState,
+    storage::{tracks, Db},
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database).await?;
+        tracing::info!(backend = db.backend().name(), "database ready");
+        let catalog = load_catalog(&db, settings.catalog.load_demo).await?;
+        let (cache, limiter) = connect_shared_state(&settings).await?;
+        let metrics = Arc::new(Metrics::new());
+        metrics.catalog_tracks.set(catalog.len() as i64);
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("binding {}", settings.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            settings,
+            db,
+            catalog,
+            cache,
+            limiter,
+            metrics,
+        });
+        let server = serve(listener, state.clone())?;
+        Ok(Self { port, server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or a handle's `stop`), lets in-flight requests finish, then
+    /// closes the database pool.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(port = self.port, "listening");
+        self.server.await.context("running the HTTP server")?;
+        self.state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let server_settings = state.settings.server.clone();
+    let limit = server_settings.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(http::extract::json_config(limit))
+            .app_data(http::extract::query_config())
+            .app_data(http::extract::path_config())
+            .app_data(web::PayloadConfig::new(limit))
+            .configure(http::configure)
+            .default_service(web::to(http::not_found))
+            .wrap(actix_web::middleware::from_fn(http::middleware::observe))
+    })
+    .shutdown_timeout(server_settings.shutdown_timeout_s)
+    .listen(listener)?;
+    if server_settings.workers > 0 {
+        server = server.workers(server_settings.workers);
+    }
+    Ok(server.run())
+}
+
+/// Loads every stored track into memory, first importing the embedded demo catalog if the store
+/// has none and `load_demo` is set. CPU-heavy steps run off the async workers.
+async fn load_catalog(db: &Db, load_demo: bool) -> anyhow::Result<Arc<Catalog>> {
+    if load_demo && tracks::count(db).await? == 0 {
+        let started = Instant::now();
+        tracing::info!("empty catalog: importing the embedded spotify-songs demo catalog");
+        let report = tokio::task::spawn_blocking(demo::parse).await??;
+        let inserted = tracks::insert(db, &report.tracks, demo::SOURCE, |_| {}).await?;
+        tracing::info!(inserted, elapsed_ms = started.elapsed().as_millis() as u64, "demo catalog imported");
+    }
+    let started = Instant::now();
+    let all = tracks::load_all(db).await.context("loading the catalog")?;
+    let catalog = tokio::task::spawn_blocking(move || Catalog::new(all)).await?;
+    tracing::info!(
+        tracks = catalog.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "catalog loaded and indexed"
+    );
+    if catalog.is_empty() {
+        tracing::warn!("the catalog is empty: import one with `chorus import` or enable catalog.load_demo");
+    }
+    Ok(Arc::new(catalog))
+}
+
+async fn connect_shared_state(settings: &Settings) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
+    let Some(url) = &settings.redis.url else {
+        return Ok((Arc::new(MemoryCache::default()), Arc::new(MemoryRateLimiter::default())));
+    };
+    let connection = connect_redis(url.expose()).await?;
+    let prefix = settings.redis.key_prefix.clone();
+    tracing::info!("cache and rate limits in Redis");
+    Ok((
+        Arc::new(RedisCache::new(connection.clone(), prefix.clone())),
+        Arc::new(RedisRateLimiter::new(connection, prefix)),
+    ))
+}
+
+pub async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(std::time::Duration::from_secs(3))
+        .set_response_timeout(std::time::Duration::from_secs(2))
+        .set_number_of_retries(2);
+    redis::aio::ConnectionManager::new_with_config(client, config)
+        .await
+        .context("connecting to Redis (REDIS_URL)")
+}

@@ -1,0 +1,127 @@
+//! The catalog's rows. Inserts are batched multi-row statements inside one transaction per
+//! batch, and skip ids already present, so concurrent first starts of several processes are
+//! harmless.
+
+use sqlx::{any::AnyRow, Row};
+
+use super::{placeholders, Db};
+use crate::{
+    catalog::{AudioFeatures, Track},
+    domain::{now_ms, TrackId},
+};
+
+const COLUMNS: &str = "id, title, artist, album, release_date, release_year, genres, subgenres, popularity, \
+     duration_ms, danceability, energy, musical_key, loudness, musical_mode, speechiness, acousticness, \
+     instrumentalness, liveness, valence, tempo, source, added_at";
+const COLUMN_COUNT: usize = 23;
+/// Rows per INSERT: 400 × 23 parameters stays under both SQLite's (32,766) and PostgreSQL's
+/// (65,535) limits.
+const ROWS_PER_STATEMENT: usize = 400;
+
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) FROM tracks")
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)
+}
+
+/// Inserts tracks whose id is not stored yet; returns how many were new. `progress` is called
+/// after each batch with the number of tracks handled so far.
+pub async fn insert(
+    db: &Db,
+    tracks: &[Track],
+    source: &str,
+    mut progress: impl FnMut(usize),
+) -> Result<u64, sqlx::Error> {
+    let added_at = now_ms();
+    let mut inserted = 0;
+    let mut done = 0;
+    for batch in tracks.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..batch.len())
+            .map(|i| format!("({})", placeholders(i * COLUMN_COUNT, COLUMN_COUNT)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO tracks ({COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for t in batch {
+            let f = &t.audio_features;
+            query = query
+                .bind(t.id.as_str())
+                .bind(t.title.as_str())
+                .bind(t.artist.as_str())
+                .bind(t.album.as_str())
+                .bind(t.release_date.as_deref())
+                .bind(t.release_year.map(i64::from))
+                .bind(serde_json::to_string(&t.genres).expect("strings serialize"))
+                .bind(serde_json::to_string(&t.subgenres).expect("strings serialize"))
+                .bind(i64::from(t.popularity))
+                .bind(i64::from(t.duration_ms))
+                .bind(f64::from(f.danceability))
+                .bind(f64::from(f.energy))
+                .bind(i64::from(f.key))
+                .bind(f64::from(f.loudness))
+                .bind(i64::from(f.mode))
+                .bind(f64::from(f.speechiness))
+                .bind(f64::from(f.acousticness))
+                .bind(f64::from(f.instrumentalness))
+                .bind(f64::from(f.liveness))
+                .bind(f64::from(f.valence))
+                .bind(f64::from(f.tempo))
+                .bind(source)
+                .bind(added_at);
+        }
+        inserted += query.execute(db.pool()).await?.rows_affected();
+        done += batch.len();
+        progress(done);
+    }
+    Ok(inserted)
+}
+
+/// Every track, in id order.
+pub async fn load_all(db: &Db) -> Result<Vec<Track>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tracks ORDER BY id"))
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(track_from_row).collect()
+}
+
+fn decode_err(message: String) -> sqlx::Error {
+    sqlx::Error::Decode(message.into())
+}
+
+fn track_from_row(row: &AnyRow) -> Result<Track, sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    let list = |column: &str| -> Result<Vec<String>, sqlx::Error> {
+        let raw: String = row.try_get(column)?;
+        serde_json::from_str(&raw).map_err(|e| decode_err(format!("tracks.{column} of {id}: {e}")))
+    };
+    let float = |column: &str| -> Result<f32, sqlx::Error> { Ok(row.try_get::<f64, _>(column)? as f32) };
+    let small = |column: &str| -> Result<i64, sqlx::Error> { row.try_get::<i64, _>(column) };
+    Ok(Track {
+        id: TrackId::parse(&id).map_err(decode_err)?,
+        title: row.try_get("title")?,
+        artist: row.try_get("artist")?,
+        album: row.try_get("album")?,
+        release_date: row.try_get("release_date")?,
+        release_year: row.try_get::<Option<i64>, _>("release_year")?.map(|y| y as i32),
+        genres: list("genres")?,
+        subgenres: list("subgenres")?,
+        popularity: small("popularity")?.clamp(0, 100) as u8,
+        duration_ms: small("duration_ms")?.max(0) as u32,
+        audio_features: AudioFeatures {
+            danceability: float("danceability")?,
+            energy: float("energy")?,
+            key: small("musical_key")?.clamp(-1, 11) as i8,
+            loudness: float("loudness")?,
+            mode: small("musical_mode")?.clamp(0, 1) as u8,
+            speechiness: float("speechiness")?,
+            acousticness: float("acousticness")?,
+            instrumentalness: float("instrumentalness")?,
+            liveness: float("liveness")?,
+            valence: float("valence")?,
+            tempo: float("tempo")?,
+        },
+    })
+}
