@@ -272,7 +272,8 @@ mod tests {
     fn distance_counts_swaps_as_one() {
         assert_eq!(bounded_distance(b"queen", b"qeuen", 2), Some(1));
         assert_eq!(bounded_distance(b"halo", b"hello", 1), None);
-        assert_eq!(bounded_distance(b"rhapsody", b"rapsodie", 2), Some(2));
+        assert_eq!(bounded_distance(b"rhapsody", b"rhapsodie", 2), Some(2));
+        assert_eq!(bounded_distance(b"rhapsody", b"rapsodie", 2), None);
     }
 
     #[test]

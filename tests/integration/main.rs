@@ -1,1 +1,10 @@
+//! One integration-test binary: every module starts the real server (see `helpers`).
 
+mod accounts;
+mod errors;
+mod helpers;
+mod operations;
+mod rate_limits;
+mod redis_backends;
+mod storage;
+mod tracks;

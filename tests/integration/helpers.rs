@@ -1,0 +1,248 @@
+//! `spawn_app` starts the real server on port 0 with an isolated database (a temporary SQLite
+//! file, or a fresh schema in the local PostgreSQL) and, when asked, the local Redis under a
+//! random key prefix. PostgreSQL and Redis are required: if they are down the tests fail with
+//! a message saying how to start them, rather than skipping.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex, OnceLock},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use actix_web::{dev::ServerHandle, web};
+use chorus::{
+    catalog::import,
+    config::{RateLimitSettings, Secret, Settings},
+    startup::Application,
+    state::AppState,
+    storage::{tracks, Db},
+};
+use serde_json::{json, Value};
+use sqlx::Executor;
+
+pub const FIXTURE_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/spotify_sample.csv");
+/// Unique tracks in the fixture (it has 637 rows).
+pub const FIXTURE_TRACKS: usize = 589;
+
+pub fn postgres_base_url() -> String {
+    std::env::var("CHORUS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("CHORUS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test, dropped (schema) or deleted (file) with the value.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(store: Store) -> Self {
+        match store {
+            Store::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("chorus.db").display());
+                Self { url, _dir: Some(dir) }
+            }
+            Store::Postgres => Self {
+                url: postgres_schema_url().await,
+                _dir: None,
+            },
+        }
+    }
+
+    pub async fn connect(&self) -> Db {
+        Db::connect(&chorus::config::DatabaseSettings {
+            url: Secret::new(self.url.clone()),
+            max_connections: 8,
+        })
+        .await
+        .expect("connect test database")
+    }
+}
+
+/// A fresh schema in the test database, as a URL whose connections use it. Schemas left by
+/// crashed runs are dropped after an hour (their name carries the creation time).
+async fn postgres_schema_url() -> String {
+    sqlx::any::install_default_drivers();
+    let base = postgres_base_url();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let schema = format!("chorus_t_{now}_{}", uuid::Uuid::new_v4().simple());
+    let conn = admin.as_mut().unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is required for these tests ({base}): {e}. Start it with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        )
+    });
+    let stale: Vec<String> = sqlx::query_scalar::<_, String>(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'chorus_t_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    for old in stale {
+        let created: u64 = old.split('_').nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+        if created + 3600 < now {
+            let _ = conn.execute(format!("DROP SCHEMA IF EXISTS {old} CASCADE").as_str()).await;
+        }
+    }
+    conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .expect("create test schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options[search_path]={schema}")
+}
+
+pub struct AppOptions {
+    pub store: Store,
+    pub redis: bool,
+    pub rate_limit: Option<RateLimitSettings>,
+    pub load_demo: bool,
+    pub seed_fixture: bool,
+    pub max_body_bytes: Option<usize>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            store: Store::Sqlite,
+            redis: false,
+            rate_limit: None,
+            load_demo: false,
+            seed_fixture: true,
+            max_body_bytes: None,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: web::Data<AppState>,
+    pub handle: ServerHandle,
+    _db: TestDb,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    init_logs();
+    let db = TestDb::new(options.store).await;
+    if options.seed_fixture {
+        let store = db.connect().await;
+        let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
+        tracks::insert(&store, &report.tracks, "fixture", |_| {}).await.unwrap();
+        store.close().await;
+    }
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".parse().unwrap();
+    settings.server.workers = 1;
+    settings.server.shutdown_timeout_s = 1;
+    if let Some(limit) = options.max_body_bytes {
+        settings.server.max_body_bytes = limit;
+    }
+    settings.database.url = Secret::new(db.url.clone());
+    settings.catalog.load_demo = options.load_demo;
+    settings.rate_limit = options.rate_limit.unwrap_or(RateLimitSettings {
+        enabled: false,
+        ..RateLimitSettings::default()
+    });
+    if options.redis {
+        settings.redis.url = Some(Secret::new(redis_url()));
+        settings.redis.key_prefix = format!("chorus-test:{}:", uuid::Uuid::new_v4().simple());
+    }
+    let app = Application::build(settings).await.unwrap_or_else(|e| panic!("building the app: {e:#}"));
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        state,
+        handle,
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    /// Creates a guest and returns (user_id, token).
+    pub async fn create_user(&self, name: &str) -> (String, String) {
+        let response = self.post_json("/api/v1/users", &json!({ "display_name": name })).await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["user_id"].as_str().unwrap().to_string(),
+            body["token"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// Asserts status and error code, and that the body has exactly the catalog's shape.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status for {code}");
+    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(content_type.as_deref(), Some("application/json"), "error bodies are JSON");
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().expect("message is a string");
+    assert!(!message.is_empty());
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    assert_eq!(body["error"].as_object().unwrap().len(), 2, "{body}");
+    body
+}
+
+/// Every log line the test binary writes, for checks that secrets never reach the logs.
+pub fn captured_logs() -> String {
+    let buffer = LOGS.get().expect("logs initialised").lock().unwrap();
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,h2=info,hyper=info,reqwest=info")
+            .with_writer(move || BufferWriter(writer.clone()))
+            .try_init();
+        buffer
+    });
+}

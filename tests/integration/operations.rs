@@ -1,0 +1,105 @@
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_app_with, AppOptions, Store};
+
+#[actix_web::test]
+async fn health_answers_ok() {
+    let app = spawn_app().await;
+    let response = app.get("/health").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+}
+
+#[actix_web::test]
+async fn ready_reports_each_dependency() {
+    let app = spawn_app().await;
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["database"]["status"], "ok");
+    assert_eq!(body["checks"]["database"]["backend"], "sqlite");
+    assert_eq!(body["checks"]["cache"]["backend"], "in-process");
+    assert_eq!(body["checks"]["catalog"]["status"], "ok");
+}
+
+#[actix_web::test]
+async fn ready_fails_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.state.db.close().await;
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["database"]["status"], "down");
+}
+
+#[actix_web::test]
+async fn metrics_expose_request_latency_histograms() {
+    let app = spawn_app().await;
+    app.get("/api/v1/tracks?q=queen").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("chorus_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/tracks\""),
+        "{text}"
+    );
+    assert!(text.contains("chorus_http_requests_total{method=\"GET\",route=\"/api/v1/tracks\",status=\"200\"} 1"));
+    assert!(text.contains(&format!("chorus_catalog_tracks {}", crate::helpers::FIXTURE_TRACKS)));
+}
+
+#[actix_web::test]
+async fn openapi_describes_every_route() {
+    let app = spawn_app().await;
+    let response = app.get("/api/v1/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/metrics", "get"),
+        ("/api/v1/openapi.json", "get"),
+        ("/api/v1/users", "post"),
+        ("/api/v1/me", "get"),
+        ("/api/v1/ws-ticket", "post"),
+        ("/api/v1/tracks", "get"),
+        ("/api/v1/tracks/{id}", "get"),
+        ("/api/v1/genres", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+    }
+    assert_eq!(paths.len(), 10, "a route was added without updating this test: {:?}", paths.keys());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[actix_web::test]
+async fn the_same_server_runs_on_postgres_and_redis() {
+    let app = spawn_app_with(AppOptions {
+        store: Store::Postgres,
+        redis: true,
+        ..AppOptions::default()
+    })
+    .await;
+    let body: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["checks"]["database"]["backend"], "postgres");
+    assert_eq!(body["checks"]["cache"]["backend"], "redis");
+    let (_, token) = app.create_user("Pat").await;
+    let me = app.client.get(app.url("/api/v1/me")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    let found: Value = app.get("/api/v1/tracks?q=queen").await.json().await.unwrap();
+    assert!(!found["items"].as_array().unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn graceful_stop_finishes_and_closes_the_store() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/health").await.status(), 200);
+    app.handle.stop(true).await;
+    assert!(app.client.get(app.url("/health")).send().await.is_err());
+}
