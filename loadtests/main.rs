@@ -1,1 +1,69 @@
-fn main(){}
+//! `chorus-load`: load scenarios against a running Chorus server. Every run is bounded in time,
+//! sends traffic only to the URL it is given (loopback in this project's benchmarks), and
+//! writes a JSON and a markdown report.
+//!
+//! Scenarios:
+//! - `rest-search`: search-as-you-type over real catalog titles — prefixes of growing length
+//!   and one-typo variants — through `GET /api/v1/tracks`.
+
+mod report;
+mod rest_search;
+mod runner;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "chorus-load",
+    about = "Load scenarios for a running Chorus server"
+)]
+struct Cli {
+    /// Base URL of the server under test.
+    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// Concurrent connections (closed loop: each sends its next request when the last returns).
+    #[arg(long, default_value_t = 16, global = true)]
+    concurrency: usize,
+    /// Measured seconds, after the warm-up (at most 600).
+    #[arg(long, default_value_t = 20, global = true)]
+    duration: u64,
+    /// Seconds of unmeasured warm-up.
+    #[arg(long, default_value_t = 3, global = true)]
+    warmup: u64,
+    /// Target requests per second over all connections (open loop, latency measured from the
+    /// intended send time so stalls are not hidden). Unset: as fast as the server answers.
+    #[arg(long, global = true)]
+    rate: Option<f64>,
+    /// Directory for `<scenario>.json` and `<scenario>.md`.
+    #[arg(long, default_value = "loadtests/results", global = true)]
+    out: PathBuf,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Search-as-you-type over real titles.
+    RestSearch,
+}
+
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let options = runner::RunOptions {
+        concurrency: cli.concurrency.clamp(1, 4096),
+        duration: Duration::from_secs(cli.duration).min(MAX_DURATION),
+        warmup: Duration::from_secs(cli.warmup).min(Duration::from_secs(60)),
+        rate: cli.rate.filter(|r| *r > 0.0),
+    };
+    let report = match cli.scenario {
+        Scenario::RestSearch => rest_search::run(&cli.url, &options).await?,
+    };
+    report.write(&cli.out)?;
+    println!("{}", report.markdown());
+    Ok(())
+}

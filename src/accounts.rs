@@ -31,16 +31,30 @@ pub async fn create_guest(db: &Db, name: &DisplayName) -> Result<NewAccount, Api
 /// Resolves an `Authorization` header value to its user.
 pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<UserRecord, ApiError> {
     let header = header.ok_or_else(|| {
-        ApiError::new(ErrorCode::MissingToken, "send `Authorization: Bearer <token>`; create a guest account with POST /api/v1/users")
+        ApiError::new(
+            ErrorCode::MissingToken,
+            "send `Authorization: Bearer <token>`; create a guest account with POST /api/v1/users",
+        )
     })?;
     let raw = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the Authorization header must use the Bearer scheme"))?;
-    let token = AccessToken::parse(raw.trim()).map_err(|reason| ApiError::new(ErrorCode::InvalidToken, reason))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidToken,
+                "the Authorization header must use the Bearer scheme",
+            )
+        })?;
+    let token = AccessToken::parse(raw.trim())
+        .map_err(|reason| ApiError::new(ErrorCode::InvalidToken, reason))?;
     users::find_by_token(db, &token.hash())
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the token is not known to this server"))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidToken,
+                "the token is not known to this server",
+            )
+        })
 }
 
 fn ticket_key(ticket: &str) -> String {
@@ -48,7 +62,9 @@ fn ticket_key(ticket: &str) -> String {
 }
 
 pub async fn issue_ticket(cache: &dyn Cache, user: &UserId) -> Result<String, ApiError> {
-    let ticket = AccessToken::generate().expose().replacen("chorus_", "wst_", 1);
+    let ticket = AccessToken::generate()
+        .expose()
+        .replacen("chorus_", "wst_", 1);
     cache
         .set(&ticket_key(&ticket), user.as_str().as_bytes(), TICKET_TTL)
         .await
@@ -61,7 +77,10 @@ pub async fn redeem_ticket(cache: &dyn Cache, ticket: &str) -> Result<Option<Use
     if ticket.is_empty() || ticket.len() > 128 {
         return Ok(None);
     }
-    let value = cache.take(&ticket_key(ticket)).await.map_err(cache_unavailable)?;
+    let value = cache
+        .take(&ticket_key(ticket))
+        .await
+        .map_err(cache_unavailable)?;
     Ok(value
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|id| UserId::parse(&id).ok()))
@@ -69,7 +88,11 @@ pub async fn redeem_ticket(cache: &dyn Cache, ticket: &str) -> Result<Option<Use
 
 fn cache_unavailable(err: anyhow::Error) -> ApiError {
     tracing::error!(error = format!("{err:#}"), "cache unavailable");
-    ApiError::new(ErrorCode::DependencyUnavailable, "the session cache is not reachable").retry_after(5)
+    ApiError::new(
+        ErrorCode::DependencyUnavailable,
+        "the session cache is not reachable",
+    )
+    .retry_after(5)
 }
 
 #[cfg(test)]

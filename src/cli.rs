@@ -20,7 +20,11 @@ use crate::{
 };
 
 #[derive(Parser)]
-#[command(name = "chorus", version, about = "Real-time group session server for music recommendation")]
+#[command(
+    name = "chorus",
+    version,
+    about = "Real-time group session server for music recommendation"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -69,7 +73,12 @@ pub async fn run() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     telemetry::init(&settings.log);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => Application::build(settings).await?.run_until_stopped().await,
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await
+        }
         Command::Migrate => {
             Db::connect(&settings.database).await?;
             eprintln!("migrations applied");
@@ -81,10 +90,14 @@ pub async fn run() -> anyhow::Result<()> {
                 let reader: Box<dyn std::io::Read + Send> = if path.as_os_str() == "-" {
                     Box::new(std::io::stdin())
                 } else {
-                    Box::new(BufReader::new(File::open(&path).with_context(|| format!("opening {}", path.display()))?))
+                    Box::new(BufReader::new(
+                        File::open(&path).with_context(|| format!("opening {}", path.display()))?,
+                    ))
                 };
                 Ok(match format {
-                    ImportFormat::SpotifySongs => (import::parse_spotify_songs(reader)?, "spotify-songs"),
+                    ImportFormat::SpotifySongs => {
+                        (import::parse_spotify_songs(reader)?, "spotify-songs")
+                    }
                     ImportFormat::Generic => (import::parse_generic(reader)?, "generic"),
                 })
             })
@@ -108,7 +121,8 @@ pub async fn run() -> anyhow::Result<()> {
             import,
         } => {
             let started = Instant::now();
-            let generated = tokio::task::spawn_blocking(move || generate(n, users, seed, &out)).await??;
+            let generated =
+                tokio::task::spawn_blocking(move || generate(n, users, seed, &out)).await??;
             eprintln!("generated in {:.1} s", started.elapsed().as_secs_f64());
             if import {
                 let db = Db::connect(&settings.database).await?;
@@ -125,7 +139,10 @@ async fn store(db: &Db, all: &[crate::catalog::Track], source: &str) -> anyhow::
     let mut last_report = Instant::now();
     let inserted = tracks::insert(db, all, source, |done| {
         if last_report.elapsed().as_secs() >= 2 || done == total {
-            eprintln!("  stored {done}/{total} ({:.0}%)", 100.0 * done as f64 / total.max(1) as f64);
+            eprintln!(
+                "  stored {done}/{total} ({:.0}%)",
+                100.0 * done as f64 / total.max(1) as f64
+            );
             last_report = Instant::now();
         }
     })
@@ -138,7 +155,12 @@ async fn store(db: &Db, all: &[crate::catalog::Track], source: &str) -> anyhow::
     Ok(())
 }
 
-fn generate(n: usize, users: usize, seed: u64, out: &Path) -> anyhow::Result<Vec<crate::catalog::Track>> {
+fn generate(
+    n: usize,
+    users: usize,
+    seed: u64,
+    out: &Path,
+) -> anyhow::Result<Vec<crate::catalog::Track>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     eprintln!("generating {n} tracks (seed {seed})");
     let all = synthetic::tracks(n, seed);

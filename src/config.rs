@@ -32,7 +32,7 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -224,23 +224,6 @@ impl Default for LogSettings {
     }
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            server: ServerSettings::default(),
-            database: DatabaseSettings::default(),
-            redis: RedisSettings::default(),
-            catalog: CatalogSettings::default(),
-            rate_limit: RateLimitSettings::default(),
-            models: ModelSettings::default(),
-            explainer: ExplainerSettings::default(),
-            spotify: SpotifySettings::default(),
-            log: LogSettings::default(),
-            admin_token: None,
-        }
-    }
-}
-
 impl Settings {
     /// Defaults, then the file named by `CHORUS_CONFIG` (if any), then the process environment.
     pub fn load() -> anyhow::Result<Self> {
@@ -274,11 +257,10 @@ impl Settings {
                 .parse()
                 .map_err(|e| anyhow::anyhow!("environment variable {name}: {e}"))
         }
-        let set = |name: &str, apply: &mut dyn FnMut(String) -> anyhow::Result<()>| {
-            match env(name) {
-                Some(value) if !value.is_empty() => apply(value),
-                _ => Ok(()),
-            }
+        let set = |name: &str, apply: &mut dyn FnMut(String) -> anyhow::Result<()>| match env(name)
+        {
+            Some(value) if !value.is_empty() => apply(value),
+            _ => Ok(()),
         };
         set("CHORUS_BIND", &mut |v| {
             self.server.bind = parsed("CHORUS_BIND", v)?;
@@ -369,12 +351,20 @@ impl Settings {
 
     fn validate(&self) -> anyhow::Result<()> {
         let url = self.database.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             bail!("DATABASE_URL must start with sqlite:, postgres:// or postgresql://");
         }
         let rl = &self.rate_limit;
         if rl.enabled
-            && (!(rl.per_ip_per_second > 0.0) || !(rl.per_token_per_second > 0.0) || rl.per_ip_burst == 0 || rl.per_token_burst == 0)
+            && (!rl.per_ip_per_second.is_finite()
+                || rl.per_ip_per_second <= 0.0
+                || !rl.per_token_per_second.is_finite()
+                || rl.per_token_per_second <= 0.0
+                || rl.per_ip_burst == 0
+                || rl.per_token_burst == 0)
         {
             bail!("rate limits must be positive (disable them with CHORUS_RATE_LIMIT=false)");
         }
@@ -392,8 +382,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
@@ -433,7 +425,10 @@ mod tests {
         let err = Settings::load_from(env(&[("CHORUS_BIND", "nope")])).unwrap_err();
         assert!(err.to_string().contains("CHORUS_BIND"), "{err}");
         let err = Settings::load_from(env(&[("CHORUS_EXECUTION_PROVIDER", "tpu")])).unwrap_err();
-        assert!(err.to_string().contains("CHORUS_EXECUTION_PROVIDER"), "{err}");
+        assert!(
+            err.to_string().contains("CHORUS_EXECUTION_PROVIDER"),
+            "{err}"
+        );
         let err = Settings::load_from(env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("DATABASE_URL"), "{err}");
     }
@@ -455,6 +450,9 @@ mod tests {
         ]))
         .unwrap();
         let printed = format!("{s:?}");
-        assert!(!printed.contains("hunter2") && !printed.contains("pw@h"), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("pw@h"),
+            "{printed}"
+        );
     }
 }

@@ -42,13 +42,10 @@ error_codes! {
     PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "The body is larger than the server accepts."),
     MissingToken => ("missing_token", UNAUTHORIZED, "The request needs an `Authorization: Bearer <token>` header."),
     InvalidToken => ("invalid_token", UNAUTHORIZED, "The bearer token is malformed, unknown or revoked."),
-    Forbidden => ("forbidden", FORBIDDEN, "The caller may not do this."),
     NotFound => ("not_found", NOT_FOUND, "No such endpoint."),
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "The endpoint exists but not for this HTTP method."),
     TrackNotFound => ("track_not_found", NOT_FOUND, "No track has this id."),
-    UserNotFound => ("user_not_found", NOT_FOUND, "No user has this id."),
     RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many requests; retry after the number of seconds in Retry-After."),
-    Overloaded => ("overloaded", SERVICE_UNAVAILABLE, "The server is at capacity; retry after the number of seconds in Retry-After."),
     DependencyUnavailable => ("dependency_unavailable", SERVICE_UNAVAILABLE, "A backing service (database, cache) is not reachable."),
     Internal => ("internal_error", INTERNAL_SERVER_ERROR, "Something failed on the server; it has been logged."),
 }
@@ -72,7 +69,7 @@ pub struct ErrorDetail {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    /// Seconds for the Retry-After header (rate limits, overload).
+    /// Seconds for the Retry-After header (rate limits, unavailable dependencies).
     pub retry_after_s: Option<u64>,
 }
 
@@ -126,8 +123,11 @@ impl From<sqlx::Error> for ApiError {
         match err {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 tracing::error!(error = %err, "database unavailable");
-                ApiError::new(ErrorCode::DependencyUnavailable, "the database is not reachable")
-                    .retry_after(5)
+                ApiError::new(
+                    ErrorCode::DependencyUnavailable,
+                    "the database is not reachable",
+                )
+                .retry_after(5)
             }
             other => ApiError::internal(other),
         }
@@ -162,7 +162,7 @@ mod tests {
             let status = code.status();
             if status.is_server_error() {
                 assert!(
-                    matches!(code, ErrorCode::Internal | ErrorCode::Overloaded | ErrorCode::DependencyUnavailable),
+                    matches!(code, ErrorCode::Internal | ErrorCode::DependencyUnavailable),
                     "{code:?}"
                 );
             } else {

@@ -2,7 +2,9 @@
 //! Route labels are the matched route pattern (`/api/v1/tracks/{id}`), never the raw path, so
 //! label cardinality stays bounded.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -16,29 +18,43 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("chorus".into()), None).expect("valid prefix");
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route, method and status",
+            ),
             &["method", "route", "status"],
         )
         .expect("valid metric");
         let http_latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "Time to answer HTTP requests")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to answer HTTP requests",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             &["method", "route"],
         )
         .expect("valid metric");
         let rate_limited = IntCounterVec::new(
-            Opts::new("rate_limited_total", "Requests refused by a rate limit, by scope"),
+            Opts::new(
+                "rate_limited_total",
+                "Requests refused by a rate limit, by scope",
+            ),
             &["scope"],
         )
         .expect("valid metric");
-        let catalog_tracks = IntGauge::new("catalog_tracks", "Tracks in the in-memory catalog").expect("valid metric");
+        let catalog_tracks = IntGauge::new("catalog_tracks", "Tracks in the in-memory catalog")
+            .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
             Box::new(rate_limited.clone()),
             Box::new(catalog_tracks.clone()),
         ] {
-            registry.register(collector).expect("metric registered once");
+            registry
+                .register(collector)
+                .expect("metric registered once");
         }
         Self {
             registry,

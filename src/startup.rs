@@ -43,7 +43,11 @@ impl Application {
             metrics,
         });
         let server = serve(listener, state.clone())?;
-        Ok(Self { port, server, state })
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -99,7 +103,11 @@ async fn load_catalog(db: &Db, load_demo: bool) -> anyhow::Result<Arc<Catalog>> 
         tracing::info!("empty catalog: importing the embedded spotify-songs demo catalog");
         let report = tokio::task::spawn_blocking(demo::parse).await??;
         let inserted = tracks::insert(db, &report.tracks, demo::SOURCE, |_| {}).await?;
-        tracing::info!(inserted, elapsed_ms = started.elapsed().as_millis() as u64, "demo catalog imported");
+        tracing::info!(
+            inserted,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "demo catalog imported"
+        );
     }
     let started = Instant::now();
     let all = tracks::load_all(db).await.context("loading the catalog")?;
@@ -110,14 +118,21 @@ async fn load_catalog(db: &Db, load_demo: bool) -> anyhow::Result<Arc<Catalog>> 
         "catalog loaded and indexed"
     );
     if catalog.is_empty() {
-        tracing::warn!("the catalog is empty: import one with `chorus import` or enable catalog.load_demo");
+        tracing::warn!(
+            "the catalog is empty: import one with `chorus import` or enable catalog.load_demo"
+        );
     }
     Ok(Arc::new(catalog))
 }
 
-async fn connect_shared_state(settings: &Settings) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
+async fn connect_shared_state(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
     let Some(url) = &settings.redis.url else {
-        return Ok((Arc::new(MemoryCache::default()), Arc::new(MemoryRateLimiter::default())));
+        return Ok((
+            Arc::new(MemoryCache::default()),
+            Arc::new(MemoryRateLimiter::default()),
+        ));
     };
     let connection = connect_redis(url.expose()).await?;
     let prefix = settings.redis.key_prefix.clone();

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::{cache::Cache, catalog::Catalog, config::Settings, limits::RateLimiter, metrics::Metrics, storage::Db};
+use crate::{
+    cache::Cache, catalog::Catalog, config::Settings, limits::RateLimiter, metrics::Metrics,
+    storage::Db,
+};
 
 pub struct AppState {
     pub settings: Settings,

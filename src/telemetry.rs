@@ -10,7 +10,10 @@ use crate::config::{LogFormat, LogSettings};
 /// which lets tests and the CLI share it.
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|err| {
-        eprintln!("invalid log filter {:?} ({err}); using \"info\"", settings.filter);
+        eprintln!(
+            "invalid log filter {:?} ({err}); using \"info\"",
+            settings.filter
+        );
         EnvFilter::new("info")
     });
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);

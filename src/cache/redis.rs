@@ -31,7 +31,9 @@ impl RedisCache {
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let mut c = self.connection.clone();
-        c.get(self.key(key)).await.context("reading from the Redis cache")
+        c.get(self.key(key))
+            .await
+            .context("reading from the Redis cache")
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> anyhow::Result<()> {
@@ -44,7 +46,9 @@ impl Cache for RedisCache {
 
     async fn take(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let mut c = self.connection.clone();
-        c.get_del(self.key(key)).await.context("taking from the Redis cache")
+        c.get_del(self.key(key))
+            .await
+            .context("taking from the Redis cache")
     }
 
     async fn ping(&self) -> anyhow::Result<()> {

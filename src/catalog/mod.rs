@@ -45,7 +45,8 @@ impl Catalog {
             .collect();
         let mut by_popularity: Vec<u32> = (0..tracks.len() as u32).collect();
         by_popularity.sort_by_key(|&i| std::cmp::Reverse(tracks[i as usize].popularity));
-        let index = SearchIndex::build(tracks.iter().map(|t| [t.title.as_str(), t.artist.as_str()]));
+        let index =
+            SearchIndex::build(tracks.iter().map(|t| [t.title.as_str(), t.artist.as_str()]));
         let genres = count_genres(&tracks);
         Self {
             tracks,
@@ -79,7 +80,9 @@ impl Catalog {
     /// Tracks matching `query` (typo-tolerant, see [`search`]) and, if given, having `genre` as a
     /// genre or sub-genre (case-insensitive). An empty query lists the most popular tracks.
     pub fn search(&self, query: &str, genre: Option<&str>, limit: usize) -> Vec<&Track> {
-        let genre = genre.map(|g| g.trim().to_lowercase()).filter(|g| !g.is_empty());
+        let genre = genre
+            .map(|g| g.trim().to_lowercase())
+            .filter(|g| !g.is_empty());
         let keep = |doc: u32| match &genre {
             None => true,
             Some(g) => {
@@ -88,10 +91,16 @@ impl Catalog {
             }
         };
         let docs: Vec<u32> = if query.trim().is_empty() {
-            self.by_popularity.iter().copied().filter(|&d| keep(d)).take(limit).collect()
+            self.by_popularity
+                .iter()
+                .copied()
+                .filter(|&d| keep(d))
+                .take(limit)
+                .collect()
         } else {
-            self.index
-                .search(query, limit, keep, |doc| u32::from(self.tracks[doc as usize].popularity))
+            self.index.search(query, limit, keep, |doc| {
+                u32::from(self.tracks[doc as usize].popularity)
+            })
         };
         docs.into_iter().map(|d| &self.tracks[d as usize]).collect()
     }
@@ -115,7 +124,12 @@ fn count_genres(tracks: &[Track]) -> Vec<GenreCount> {
             tracks,
         })
         .collect();
-    genres.sort_by(|a, b| a.level.cmp(b.level).then(b.tracks.cmp(&a.tracks)).then(a.name.cmp(&b.name)));
+    genres.sort_by(|a, b| {
+        a.level
+            .cmp(b.level)
+            .then(b.tracks.cmp(&a.tracks))
+            .then(a.name.cmp(&b.name))
+    });
     genres
 }
 
@@ -165,16 +179,29 @@ pub(crate) mod tests {
         let c = catalog();
         assert_eq!(c.get("c").unwrap().title, "Thunderstruck");
         assert!(c.get("zzz").is_none());
-        let names: Vec<_> = c.genres().iter().filter(|g| g.level == "genre").map(|g| g.name.as_str()).collect();
+        let names: Vec<_> = c
+            .genres()
+            .iter()
+            .filter(|g| g.level == "genre")
+            .map(|g| g.name.as_str())
+            .collect();
         assert_eq!(names, vec!["pop", "r&b", "rock"]);
     }
 
     #[test]
     fn empty_query_lists_popular_tracks_in_genre() {
         let c = catalog();
-        let ids: Vec<_> = c.search("", None, 10).iter().map(|t| t.id.as_str()).collect();
+        let ids: Vec<_> = c
+            .search("", None, 10)
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect();
         assert_eq!(ids, vec!["b", "a", "c"]);
-        let ids: Vec<_> = c.search(" ", Some("POP"), 10).iter().map(|t| t.id.as_str()).collect();
+        let ids: Vec<_> = c
+            .search(" ", Some("POP"), 10)
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect();
         assert_eq!(ids, vec!["a"]);
         assert!(c.search("", Some("polka"), 10).is_empty());
     }
@@ -182,9 +209,17 @@ pub(crate) mod tests {
     #[test]
     fn query_ranks_by_match_then_popularity() {
         let c = catalog();
-        let ids: Vec<_> = c.search("beyonse", None, 10).iter().map(|t| t.id.as_str()).collect();
+        let ids: Vec<_> = c
+            .search("beyonse", None, 10)
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect();
         assert_eq!(ids, vec!["b", "a"]);
-        let ids: Vec<_> = c.search("beyonce", Some("pop sub"), 10).iter().map(|t| t.id.as_str()).collect();
+        let ids: Vec<_> = c
+            .search("beyonce", Some("pop sub"), 10)
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect();
         assert_eq!(ids, vec!["a"]);
     }
 }

@@ -7,6 +7,9 @@
 //! 4 characters, 2 from 8). Typo candidates come from a SymSpell-style table of deletion
 //! variants, so a lookup touches a handful of entries instead of scanning the vocabulary.
 //! Tracks must match every query token; if none does, the best partial matches are returned.
+//! Ranking: query tokens matched, then match cost (typos, unfinished prefixes), then whether
+//! some field is matched whole (`beyonce` ranks Beyoncé's own tracks above a duet that names her
+//! in its title), then the caller's tie-break (popularity).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -18,6 +21,10 @@ pub const MAX_QUERY_CHARS: usize = 200;
 /// Query tokens beyond this many are ignored.
 pub const MAX_QUERY_TOKENS: usize = 8;
 
+/// Documents have at most `1 << FIELD_BITS` searchable fields.
+const FIELD_BITS: u32 = 2;
+const MAX_FIELDS: usize = 1 << FIELD_BITS;
+
 const COST_EXACT: u32 = 0;
 const COST_PREFIX: u32 = 1;
 const COST_PER_TYPO: u32 = 2;
@@ -25,15 +32,144 @@ const COST_PER_TYPO: u32 = 2;
 pub struct SearchIndex {
     /// Sorted, unique tokens.
     vocab: Vec<Box<str>>,
-    /// For each vocabulary token, the sorted documents that contain it.
+    /// For each vocabulary token, the sorted (document, field) pairs that contain it, packed as
+    /// `document << FIELD_BITS | field`.
     postings: Vec<Vec<u32>>,
+    /// For each document and field, its number of distinct tokens (saturating at 255).
+    field_tokens: Vec<u8>,
     /// (hash of a deletion variant, vocabulary token), sorted by hash.
     deletes: Vec<(u64, u32)>,
+    documents: usize,
+}
+
+/// Per-thread scoring arrays, indexed by document (and field) and reused across queries: a
+/// query touches thousands of documents for a short prefix, and dense arrays with generation
+/// stamps cost far less than a fresh hash map each time (see docs/BENCHMARKS.md).
+#[derive(Default)]
+struct Scratch {
+    query_stamp: Vec<u32>,
+    matched: Vec<u32>,
+    cost: Vec<u32>,
+    token_stamp: Vec<u32>,
+    token_cost: Vec<u32>,
+    /// Per (document, field): query tokens matched in that field, valid when its stamp is this
+    /// query's; and the last query token counted, so each counts once per field.
+    field_stamp: Vec<u32>,
+    field_hits: Vec<u8>,
+    field_token_stamp: Vec<u32>,
+    touched: Vec<u32>,
+    query_generation: u32,
+    token_generation: u32,
+}
+
+/// A scored document: query tokens matched, summed cost, whether a field is matched whole.
+#[derive(Clone, Copy)]
+struct Candidate {
+    doc: u32,
+    matched: u32,
+    cost: u32,
+    whole_field: bool,
+}
+
+impl Scratch {
+    fn begin_query(&mut self, documents: usize) {
+        if self.query_stamp.len() < documents {
+            for v in [
+                &mut self.query_stamp,
+                &mut self.matched,
+                &mut self.cost,
+                &mut self.token_stamp,
+                &mut self.token_cost,
+            ] {
+                v.resize(documents, 0);
+            }
+            for v in [&mut self.field_stamp, &mut self.field_token_stamp] {
+                v.resize(documents * MAX_FIELDS, 0);
+            }
+            self.field_hits.resize(documents * MAX_FIELDS, 0);
+        }
+        if self.query_generation == u32::MAX
+            || self.token_generation > u32::MAX - MAX_QUERY_TOKENS as u32
+        {
+            for v in [
+                &mut self.query_stamp,
+                &mut self.token_stamp,
+                &mut self.field_stamp,
+                &mut self.field_token_stamp,
+            ] {
+                v.fill(0);
+            }
+            self.query_generation = 0;
+            self.token_generation = 0;
+        }
+        self.query_generation += 1;
+        self.touched.clear();
+    }
+
+    fn begin_token(&mut self) {
+        self.token_generation += 1;
+    }
+
+    /// A packed (document, field) posting matches the current query token at `cost`.
+    fn offer(&mut self, posting: u32, cost: u32) {
+        let d = (posting >> FIELD_BITS) as usize;
+        let f = posting as usize & (MAX_FIELDS - 1);
+        if self.query_stamp[d] != self.query_generation {
+            self.query_stamp[d] = self.query_generation;
+            self.matched[d] = 0;
+            self.cost[d] = 0;
+            self.touched.push(d as u32);
+        }
+        if self.token_stamp[d] != self.token_generation {
+            self.token_stamp[d] = self.token_generation;
+            self.token_cost[d] = cost;
+            self.matched[d] += 1;
+            self.cost[d] += cost;
+        } else if cost < self.token_cost[d] {
+            self.cost[d] -= self.token_cost[d] - cost;
+            self.token_cost[d] = cost;
+        }
+        let df = d * MAX_FIELDS + f;
+        if self.field_stamp[df] != self.query_generation {
+            self.field_stamp[df] = self.query_generation;
+            self.field_hits[df] = 0;
+        }
+        if self.field_token_stamp[df] != self.token_generation {
+            self.field_token_stamp[df] = self.token_generation;
+            self.field_hits[df] = self.field_hits[df].saturating_add(1);
+        }
+    }
+
+    fn results(&self, field_tokens: &[u8]) -> Vec<Candidate> {
+        self.touched
+            .iter()
+            .map(|&doc| {
+                let d = doc as usize;
+                let whole_field = (0..MAX_FIELDS).any(|f| {
+                    let df = d * MAX_FIELDS + f;
+                    self.field_stamp[df] == self.query_generation
+                        && self.field_hits[df] >= field_tokens[df].max(1)
+                });
+                Candidate {
+                    doc,
+                    matched: self.matched[d],
+                    cost: self.cost[d],
+                    whole_field,
+                }
+            })
+            .collect()
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// Lowercase ASCII tokens of `text`.
 pub fn tokenize(text: &str) -> Vec<String> {
-    let folded = deunicode::deunicode(text).to_ascii_lowercase().replace(['\'', '`'], "");
+    let folded = deunicode::deunicode(text)
+        .to_ascii_lowercase()
+        .replace(['\'', '`'], "");
     folded
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|t| !t.is_empty())
@@ -109,14 +245,19 @@ impl SearchIndex {
         D: IntoIterator<Item = &'a str>,
     {
         let mut postings_by_token: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut field_tokens = Vec::new();
+        let mut count = 0;
         for (doc, fields) in documents.into_iter().enumerate() {
-            let doc = doc as u32;
-            for field in fields {
-                for token in tokenize(field) {
-                    let list = postings_by_token.entry(token).or_default();
-                    if list.last() != Some(&doc) {
-                        list.push(doc);
-                    }
+            count = doc + 1;
+            field_tokens.resize(count * MAX_FIELDS, 0u8);
+            for (field, text) in fields.into_iter().enumerate().take(MAX_FIELDS) {
+                let posting = (doc as u32) << FIELD_BITS | field as u32;
+                let mut distinct = tokenize(text);
+                distinct.sort_unstable();
+                distinct.dedup();
+                field_tokens[doc * MAX_FIELDS + field] = distinct.len().min(255) as u8;
+                for token in distinct {
+                    postings_by_token.entry(token).or_default().push(posting);
                 }
             }
         }
@@ -141,7 +282,13 @@ impl SearchIndex {
             .into_iter()
             .map(|(token, docs)| (token.into_boxed_str(), docs))
             .unzip();
-        Self { vocab, postings, deletes }
+        Self {
+            vocab,
+            postings,
+            deletes,
+            field_tokens,
+            documents: count,
+        }
     }
 
     pub fn vocabulary_len(&self) -> usize {
@@ -161,7 +308,11 @@ impl SearchIndex {
                 if !candidate.starts_with(token) {
                     break;
                 }
-                let cost = if candidate.len() == token.len() { COST_EXACT } else { COST_PREFIX };
+                let cost = if candidate.len() == token.len() {
+                    COST_EXACT
+                } else {
+                    COST_PREFIX
+                };
                 offer((start + offset) as u32, cost);
             }
         } else if self.vocab.get(start).is_some_and(|t| &**t == token) {
@@ -204,43 +355,42 @@ impl SearchIndex {
         let typing = query.chars().last().is_some_and(|c| c.is_alphanumeric());
         let last = tokens.len() - 1;
 
-        // Per document: (query tokens matched, summed cost).
-        let mut scores: HashMap<u32, (u32, u32)> = HashMap::new();
-        for (i, token) in tokens.iter().enumerate() {
-            let mut best: HashMap<u32, u32> = HashMap::new();
-            for (vocab_index, cost) in self.matches(token, typing && i == last) {
-                for &doc in &self.postings[vocab_index as usize] {
-                    let entry = best.entry(doc).or_insert(cost);
-                    *entry = (*entry).min(cost);
+        let candidates = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.begin_query(self.documents);
+            for (i, token) in tokens.iter().enumerate() {
+                scratch.begin_token();
+                for (vocab_index, cost) in self.matches(token, typing && i == last) {
+                    for &posting in &self.postings[vocab_index as usize] {
+                        scratch.offer(posting, cost);
+                    }
                 }
             }
-            for (doc, cost) in best {
-                let score = scores.entry(doc).or_insert((0, 0));
-                score.0 += 1;
-                score.1 += cost;
-            }
-        }
+            scratch.results(&self.field_tokens)
+        });
         let all = tokens.len() as u32;
-        let mut hits: Vec<(u32, u32, u32, u32)> = scores
+        let mut hits: Vec<(Candidate, u32)> = candidates
             .into_iter()
-            .filter(|(doc, _)| keep(*doc))
-            .map(|(doc, (matched, cost))| (doc, matched, cost, rank(doc)))
+            .filter(|c| keep(c.doc))
+            .map(|c| (c, rank(c.doc)))
             .collect();
-        if hits.iter().any(|h| h.1 == all) {
-            hits.retain(|h| h.1 == all);
+        if hits.iter().any(|(c, _)| c.matched == all) {
+            hits.retain(|(c, _)| c.matched == all);
         }
-        let order = |a: &(u32, u32, u32, u32), b: &(u32, u32, u32, u32)| {
-            b.1.cmp(&a.1)
-                .then(a.2.cmp(&b.2))
-                .then(b.3.cmp(&a.3))
-                .then(a.0.cmp(&b.0))
+        let order = |(a, a_rank): &(Candidate, u32), (b, b_rank): &(Candidate, u32)| {
+            b.matched
+                .cmp(&a.matched)
+                .then(a.cost.cmp(&b.cost))
+                .then(b.whole_field.cmp(&a.whole_field))
+                .then(b_rank.cmp(a_rank))
+                .then(a.doc.cmp(&b.doc))
         };
         if hits.len() > limit {
             hits.select_nth_unstable_by(limit - 1, order);
             hits.truncate(limit);
         }
         hits.sort_unstable_by(order);
-        hits.into_iter().map(|h| h.0).collect()
+        hits.into_iter().map(|(c, _)| c.doc).collect()
     }
 }
 
@@ -265,7 +415,10 @@ mod tests {
 
     #[test]
     fn tokenize_folds_case_accents_and_apostrophes() {
-        assert_eq!(tokenize("Beyoncé – Don't STOP!"), vec!["beyonce", "dont", "stop"]);
+        assert_eq!(
+            tokenize("Beyoncé – Don't STOP!"),
+            vec!["beyonce", "dont", "stop"]
+        );
     }
 
     #[test]
@@ -306,10 +459,29 @@ mod tests {
     #[test]
     fn rank_breaks_ties_and_filter_applies() {
         let idx = index();
-        let popular_second = idx.search("beyonce", 10, |_| true, |doc| if doc == 4 { 90 } else { 10 });
+        let popular_second = idx.search(
+            "beyonce",
+            10,
+            |_| true,
+            |doc| if doc == 4 { 90 } else { 10 },
+        );
         assert_eq!(popular_second, vec![4, 0]);
         assert_eq!(idx.search("beyonce", 10, |doc| doc != 4, |_| 0), vec![0]);
         assert_eq!(idx.search("beyonce", 1, |_| true, |_| 0), vec![0]);
+    }
+
+    #[test]
+    fn a_field_matched_whole_outranks_a_passing_mention() {
+        let idx = SearchIndex::build([
+            ["Perfect Duet (with Beyoncé)", "Ed Sheeran"],
+            ["Formation", "Beyoncé"],
+        ]);
+        // The duet is more popular, but "beyonce" is all of the second track's artist field.
+        assert_eq!(
+            idx.search("beyonse", 10, |_| true, |doc| if doc == 0 { 99 } else { 1 }),
+            vec![1, 0]
+        );
+        assert_eq!(idx.search("perfect duet", 10, |_| true, |_| 0), vec![0]);
     }
 
     #[test]

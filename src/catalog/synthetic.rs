@@ -30,42 +30,167 @@ struct GenreProfile {
 const GENRES: [GenreProfile; 6] = [
     GenreProfile {
         name: "edm",
-        subgenres: ["electro house", "big room", "pop edm", "progressive electro house"],
-        features: [(0.655, 0.124), (0.802, 0.139), (-5.43, 2.37), (0.087, 0.071), (0.082, 0.145), (0.219, 0.326), (0.212, 0.172), (0.401, 0.226), (125.8, 15.3), (222.5, 69.2)],
+        subgenres: [
+            "electro house",
+            "big room",
+            "pop edm",
+            "progressive electro house",
+        ],
+        features: [
+            (0.655, 0.124),
+            (0.802, 0.139),
+            (-5.43, 2.37),
+            (0.087, 0.071),
+            (0.082, 0.145),
+            (0.219, 0.326),
+            (0.212, 0.172),
+            (0.401, 0.226),
+            (125.8, 15.3),
+            (222.5, 69.2),
+        ],
     },
     GenreProfile {
         name: "latin",
         subgenres: ["tropical", "latin pop", "reggaeton", "latin hip hop"],
-        features: [(0.713, 0.115), (0.708, 0.152), (-6.26, 2.87), (0.103, 0.088), (0.211, 0.214), (0.044, 0.168), (0.181, 0.151), (0.606, 0.222), (118.6, 29.1), (216.9, 48.4)],
+        features: [
+            (0.713, 0.115),
+            (0.708, 0.152),
+            (-6.26, 2.87),
+            (0.103, 0.088),
+            (0.211, 0.214),
+            (0.044, 0.168),
+            (0.181, 0.151),
+            (0.606, 0.222),
+            (118.6, 29.1),
+            (216.9, 48.4),
+        ],
     },
     GenreProfile {
         name: "pop",
-        subgenres: ["dance pop", "post-teen pop", "electropop", "indie poptimism"],
-        features: [(0.639, 0.128), (0.701, 0.171), (-6.32, 2.62), (0.074, 0.068), (0.171, 0.219), (0.060, 0.184), (0.177, 0.136), (0.504, 0.220), (120.7, 24.7), (217.8, 45.3)],
+        subgenres: [
+            "dance pop",
+            "post-teen pop",
+            "electropop",
+            "indie poptimism",
+        ],
+        features: [
+            (0.639, 0.128),
+            (0.701, 0.171),
+            (-6.32, 2.62),
+            (0.074, 0.068),
+            (0.171, 0.219),
+            (0.060, 0.184),
+            (0.177, 0.136),
+            (0.504, 0.220),
+            (120.7, 24.7),
+            (217.8, 45.3),
+        ],
     },
     GenreProfile {
         name: "r&b",
-        subgenres: ["urban contemporary", "hip pop", "new jack swing", "neo soul"],
-        features: [(0.670, 0.138), (0.591, 0.179), (-7.87, 2.89), (0.117, 0.107), (0.260, 0.256), (0.029, 0.122), (0.175, 0.140), (0.531, 0.226), (114.2, 28.6), (237.6, 57.8)],
+        subgenres: [
+            "urban contemporary",
+            "hip pop",
+            "new jack swing",
+            "neo soul",
+        ],
+        features: [
+            (0.670, 0.138),
+            (0.591, 0.179),
+            (-7.87, 2.89),
+            (0.117, 0.107),
+            (0.260, 0.256),
+            (0.029, 0.122),
+            (0.175, 0.140),
+            (0.531, 0.226),
+            (114.2, 28.6),
+            (237.6, 57.8),
+        ],
     },
     GenreProfile {
         name: "rap",
         subgenres: ["hip hop", "southern hip hop", "gangster rap", "trap"],
-        features: [(0.718, 0.136), (0.651, 0.170), (-7.04, 3.05), (0.198, 0.132), (0.192, 0.219), (0.076, 0.230), (0.192, 0.149), (0.505, 0.225), (120.7, 31.6), (214.2, 60.3)],
+        features: [
+            (0.718, 0.136),
+            (0.651, 0.170),
+            (-7.04, 3.05),
+            (0.198, 0.132),
+            (0.192, 0.219),
+            (0.076, 0.230),
+            (0.192, 0.149),
+            (0.505, 0.225),
+            (120.7, 31.6),
+            (214.2, 60.3),
+        ],
     },
     GenreProfile {
         name: "rock",
         subgenres: ["album rock", "classic rock", "permanent wave", "hard rock"],
-        features: [(0.521, 0.140), (0.733, 0.194), (-7.59, 3.38), (0.058, 0.045), (0.145, 0.210), (0.062, 0.174), (0.203, 0.170), (0.537, 0.229), (125.0, 28.1), (248.6, 65.5)],
+        features: [
+            (0.521, 0.140),
+            (0.733, 0.194),
+            (-7.59, 3.38),
+            (0.058, 0.045),
+            (0.145, 0.210),
+            (0.062, 0.174),
+            (0.203, 0.170),
+            (0.537, 0.229),
+            (125.0, 28.1),
+            (248.6, 65.5),
+        ],
     },
 ];
 
 const TITLE_WORDS: &[&str] = &[
-    "love", "night", "fire", "heart", "dance", "summer", "gold", "light", "dream", "wild", "city",
-    "rain", "blue", "echo", "storm", "neon", "river", "ghost", "paradise", "midnight", "sugar",
-    "thunder", "velvet", "electric", "forever", "rebel", "shadow", "wave", "crystal", "highway",
-    "moon", "sun", "road", "kiss", "young", "free", "lost", "home", "golden", "falling", "silver",
-    "diamond", "running", "burning", "starlight", "horizon", "gravity", "cherry", "satellite",
+    "love",
+    "night",
+    "fire",
+    "heart",
+    "dance",
+    "summer",
+    "gold",
+    "light",
+    "dream",
+    "wild",
+    "city",
+    "rain",
+    "blue",
+    "echo",
+    "storm",
+    "neon",
+    "river",
+    "ghost",
+    "paradise",
+    "midnight",
+    "sugar",
+    "thunder",
+    "velvet",
+    "electric",
+    "forever",
+    "rebel",
+    "shadow",
+    "wave",
+    "crystal",
+    "highway",
+    "moon",
+    "sun",
+    "road",
+    "kiss",
+    "young",
+    "free",
+    "lost",
+    "home",
+    "golden",
+    "falling",
+    "silver",
+    "diamond",
+    "running",
+    "burning",
+    "starlight",
+    "horizon",
+    "gravity",
+    "cherry",
+    "satellite",
 ];
 const NAME_SYLLABLES: &[&str] = &[
     "ka", "ri", "lo", "ma", "zen", "tor", "vi", "sa", "nel", "do", "ra", "mi", "lu", "xo", "bel",
@@ -91,7 +216,9 @@ fn draw(rng: &mut StdRng, (mean, sd): (f64, f64), lo: f64, hi: f64) -> f32 {
 
 fn name(rng: &mut StdRng, syllables: std::ops::RangeInclusive<usize>) -> String {
     let n = rng.gen_range(syllables);
-    let mut s: String = (0..n).map(|_| NAME_SYLLABLES[rng.gen_range(0..NAME_SYLLABLES.len())]).collect();
+    let mut s: String = (0..n)
+        .map(|_| NAME_SYLLABLES[rng.gen_range(0..NAME_SYLLABLES.len())])
+        .collect();
     s[..1].make_ascii_uppercase();
     s
 }
@@ -164,7 +291,10 @@ impl GenreSampler {
     fn new(tracks: &[Track]) -> Self {
         let mut members = vec![Vec::new(); GENRES.len()];
         for (i, t) in tracks.iter().enumerate() {
-            if let Some(g) = GENRES.iter().position(|g| t.genres.first().is_some_and(|x| x == g.name)) {
+            if let Some(g) = GENRES
+                .iter()
+                .position(|g| t.genres.first().is_some_and(|x| x == g.name))
+            {
                 members[g].push(i as u32);
             }
         }
@@ -183,14 +313,19 @@ impl GenreSampler {
                     .collect()
             })
             .collect();
-        Self { members, cumulative }
+        Self {
+            members,
+            cumulative,
+        }
     }
 
     fn sample(&self, genre: usize, rng: &mut StdRng) -> Option<u32> {
         let cumulative = &self.cumulative[genre];
         let total = *cumulative.last()?;
         let x = rng.gen_range(0.0..total);
-        let at = cumulative.partition_point(|&c| c <= x).min(cumulative.len() - 1);
+        let at = cumulative
+            .partition_point(|&c| c <= x)
+            .min(cumulative.len() - 1);
         Some(self.members[genre][at])
     }
 }
@@ -256,7 +391,11 @@ mod tests {
             assert!(t.popularity <= 100);
         }
         let mean = |genre: &str, f: fn(&AudioFeatures) -> f32| {
-            let v: Vec<f32> = ts.iter().filter(|t| t.genres[0] == genre).map(|t| f(&t.audio_features)).collect();
+            let v: Vec<f32> = ts
+                .iter()
+                .filter(|t| t.genres[0] == genre)
+                .map(|t| f(&t.audio_features))
+                .collect();
             v.iter().sum::<f32>() / v.len() as f32
         };
         assert!(mean("rap", |f| f.speechiness) > 2.0 * mean("rock", |f| f.speechiness));
@@ -289,9 +428,15 @@ mod tests {
         }
         // Uniform choice over six genres would give about 1/6 per genre.
         assert!(top_genre_share / us.len() as f64 > 0.4);
-        let all: Vec<u8> = us.iter().flat_map(|u| u.interactions.iter().map(|(id, _, _)| by_id[id].popularity)).collect();
+        let all: Vec<u8> = us
+            .iter()
+            .flat_map(|u| u.interactions.iter().map(|(id, _, _)| by_id[id].popularity))
+            .collect();
         let mean_pop = all.iter().map(|&p| p as f64).sum::<f64>() / all.len() as f64;
         let catalog_mean = ts.iter().map(|t| t.popularity as f64).sum::<f64>() / ts.len() as f64;
-        assert!(mean_pop > catalog_mean + 10.0, "{mean_pop} vs {catalog_mean}");
+        assert!(
+            mean_pop > catalog_mean + 10.0,
+            "{mean_pop} vs {catalog_mean}"
+        );
     }
 }

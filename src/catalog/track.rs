@@ -54,10 +54,16 @@ impl AudioFeatures {
             return Err(format!("mode must be 0 or 1, got {}", self.mode));
         }
         if !(-100.0..=10.0).contains(&self.loudness) {
-            return Err(format!("loudness must be between -100 and 10 dB, got {}", self.loudness));
+            return Err(format!(
+                "loudness must be between -100 and 10 dB, got {}",
+                self.loudness
+            ));
         }
         if !(0.0..=300.0).contains(&self.tempo) {
-            return Err(format!("tempo must be between 0 and 300 BPM, got {}", self.tempo));
+            return Err(format!(
+                "tempo must be between 0 and 300 BPM, got {}",
+                self.tempo
+            ));
         }
         Ok(())
     }
@@ -120,9 +126,15 @@ mod tests {
     #[test]
     fn validate_names_the_bad_feature() {
         assert!(features().validate().is_ok());
-        let bad = AudioFeatures { valence: 1.5, ..features() };
+        let bad = AudioFeatures {
+            valence: 1.5,
+            ..features()
+        };
         assert!(bad.validate().unwrap_err().contains("valence"));
-        let bad = AudioFeatures { key: 12, ..features() };
+        let bad = AudioFeatures {
+            key: 12,
+            ..features()
+        };
         assert!(bad.validate().unwrap_err().contains("key"));
     }
 }

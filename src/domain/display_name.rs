@@ -14,7 +14,10 @@ impl DisplayName {
             return Err("display_name must not be empty".into());
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(format!("display_name must be at most {} characters", Self::MAX_CHARS));
+            return Err(format!(
+                "display_name must be at most {} characters",
+                Self::MAX_CHARS
+            ));
         }
         if trimmed.chars().any(char::is_control) {
             return Err("display_name must not contain control characters".into());

@@ -22,7 +22,9 @@ impl AccessToken {
 
     /// Checks the shape only; whether the token is known is the store's question.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let body = raw.strip_prefix(PREFIX).ok_or("the token does not start with chorus_")?;
+        let body = raw
+            .strip_prefix(PREFIX)
+            .ok_or("the token does not start with chorus_")?;
         match URL_SAFE_NO_PAD.decode(body) {
             Ok(bytes) if bytes.len() == RANDOM_BYTES => Ok(Self(raw.to_string())),
             _ => Err("the token is not a Chorus token"),

@@ -13,7 +13,10 @@ impl TrackId {
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
-            return Err(format!("track ids are 1 to {} characters long", Self::MAX_LEN));
+            return Err(format!(
+                "track ids are 1 to {} characters long",
+                Self::MAX_LEN
+            ));
         }
         if let Some(bad) = raw
             .chars()

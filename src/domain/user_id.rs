@@ -16,7 +16,11 @@ impl UserId {
         let hex = raw
             .strip_prefix("u_")
             .ok_or_else(|| "user ids start with \"u_\"".to_string())?;
-        if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+        if hex.len() != 32
+            || !hex
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
             return Err("user ids are \"u_\" and 32 lowercase hex digits".into());
         }
         Ok(Self(raw.to_string()))

@@ -30,16 +30,26 @@ pub fn path_config() -> web::PathConfig {
 }
 
 fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
-    let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"));
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
     match err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => too_large(),
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            too_large()
+        }
         JsonPayloadError::Payload(PayloadError::Overflow) => too_large(),
         JsonPayloadError::ContentType => ApiError::new(
             ErrorCode::UnsupportedMediaType,
             "send the body as JSON with `Content-Type: application/json`",
         ),
         JsonPayloadError::Deserialize(err) => deserialize_error(&err),
-        other => ApiError::new(ErrorCode::MalformedJson, format!("could not read the body: {other}")),
+        other => ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("could not read the body: {other}"),
+        ),
     }
 }
 
@@ -47,11 +57,16 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
 pub fn deserialize_error(err: &serde_json::Error) -> ApiError {
     let message = err.to_string();
     match err.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {message}"))
+        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("the body is not valid JSON: {message}"),
+        ),
+        Category::Data if message.starts_with("unknown field") => {
+            ApiError::new(ErrorCode::UnknownField, message)
         }
-        Category::Data if message.starts_with("unknown field") => ApiError::new(ErrorCode::UnknownField, message),
-        Category::Data if message.starts_with("missing field") => ApiError::new(ErrorCode::MissingField, message),
+        Category::Data if message.starts_with("missing field") => {
+            ApiError::new(ErrorCode::MissingField, message)
+        }
         Category::Data => ApiError::new(ErrorCode::InvalidField, message),
     }
 }
@@ -61,7 +76,10 @@ fn query_error(err: QueryPayloadError) -> ApiError {
         QueryPayloadError::Deserialize(e) => e.to_string(),
         other => other.to_string(),
     };
-    ApiError::new(ErrorCode::InvalidQuery, format!("invalid query string: {detail}"))
+    ApiError::new(
+        ErrorCode::InvalidQuery,
+        format!("invalid query string: {detail}"),
+    )
 }
 
 fn path_error(err: PathError) -> ApiError {
@@ -85,13 +103,21 @@ impl FromRequest for AuthUser {
             .map(|v| v.to_str().map(str::to_string));
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
+            let state = state
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
             let header = match header {
                 Some(Ok(value)) => Some(value),
-                Some(Err(_)) => return Err(ApiError::new(ErrorCode::InvalidToken, "the Authorization header is not text")),
+                Some(Err(_)) => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidToken,
+                        "the Authorization header is not text",
+                    ))
+                }
                 None => None,
             };
-            accounts::authenticate(&state.db, header.as_deref()).await.map(AuthUser)
+            accounts::authenticate(&state.db, header.as_deref())
+                .await
+                .map(AuthUser)
         })
     }
 }

@@ -83,7 +83,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     checks.insert(
         "rate_limiter",
         DependencyStatus {
-            status: if state.settings.rate_limit.enabled { "ok" } else { "disabled" },
+            status: if state.settings.rate_limit.enabled {
+                "ok"
+            } else {
+                "disabled"
+            },
             backend: Some(state.limiter.backend()),
             latency_ms: None,
             detail: None,
@@ -92,7 +96,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     checks.insert(
         "catalog",
         DependencyStatus {
-            status: if state.catalog.is_empty() { "down" } else { "ok" },
+            status: if state.catalog.is_empty() {
+                "down"
+            } else {
+                "ok"
+            },
             backend: None,
             latency_ms: None,
             detail: Some(format!("{} tracks", state.catalog.len())),

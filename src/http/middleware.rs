@@ -26,7 +26,9 @@ pub async fn observe(
     let started = Instant::now();
     let method = req.method().to_string();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
     let result = next.call(req).await;
     let status = match &result {
         Ok(res) => res.status(),
@@ -60,11 +62,17 @@ pub async fn rate_limit(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     };
     let settings = &state.settings.rate_limit;
     if !settings.enabled {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     }
     let ip = req
         .peer_addr()
@@ -104,11 +112,19 @@ pub async fn rate_limit(
                     format!("too many requests from this {scope}; retry in {seconds} s"),
                 )
                 .retry_after(seconds);
-                return Ok(req.into_response(error.error_response()).map_into_right_body());
+                return Ok(req
+                    .into_response(error.error_response())
+                    .map_into_right_body());
             }
             // A limiter outage must not take the API down with it: fail open, loudly.
-            Err(err) => tracing::warn!(error = format!("{err:#}"), scope, "rate limiter unavailable; allowing request"),
+            Err(err) => tracing::warn!(
+                error = format!("{err:#}"),
+                scope,
+                "rate limiter unavailable; allowing request"
+            ),
         }
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }

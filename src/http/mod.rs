@@ -31,5 +31,8 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
             format!("{} is not supported on {}", req.method(), req.path()),
         ));
     }
-    Err(ApiError::new(ErrorCode::NotFound, format!("no endpoint at {}", req.path())))
+    Err(ApiError::new(
+        ErrorCode::NotFound,
+        format!("no endpoint at {}", req.path()),
+    ))
 }

@@ -12,7 +12,9 @@ use crate::{
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(search_tracks).service(get_track).service(list_genres);
+    cfg.service(search_tracks)
+        .service(get_track)
+        .service(list_genres);
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -39,7 +41,10 @@ pub struct TrackList {
     tag = "catalog"
 )]
 #[get("/api/v1/tracks")]
-pub async fn search_tracks(state: web::Data<AppState>, params: web::Query<SearchParams>) -> Result<HttpResponse, ApiError> {
+pub async fn search_tracks(
+    state: web::Data<AppState>,
+    params: web::Query<SearchParams>,
+) -> Result<HttpResponse, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
     if !(1..=MAX_SEARCH_LIMIT).contains(&limit) {
         return Err(ApiError::new(
@@ -74,7 +79,10 @@ pub async fn search_tracks(state: web::Data<AppState>, params: web::Query<Search
     tag = "catalog"
 )]
 #[get("/api/v1/tracks/{id}")]
-pub async fn get_track(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_track(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = TrackId::parse(&id).map_err(|e| ApiError::new(ErrorCode::InvalidId, e))?;
     let track = state
         .catalog

@@ -42,8 +42,12 @@ pub struct CreatedUser {
     tag = "accounts"
 )]
 #[post("/api/v1/users")]
-pub async fn create_user(state: web::Data<AppState>, body: web::Json<CreateUser>) -> Result<HttpResponse, ApiError> {
-    let name = DisplayName::parse(&body.display_name).map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
+pub async fn create_user(
+    state: web::Data<AppState>,
+    body: web::Json<CreateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let name = DisplayName::parse(&body.display_name)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
     let account = accounts::create_guest(&state.db, &name).await?;
     tracing::info!(user_id = %account.user.id, "guest account created");
     Ok(HttpResponse::Created().json(CreatedUser {
@@ -90,7 +94,10 @@ pub struct WsTicket {
     tag = "accounts"
 )]
 #[post("/api/v1/ws-ticket")]
-pub async fn ws_ticket(state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
+pub async fn ws_ticket(
+    state: web::Data<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<HttpResponse, ApiError> {
     let ticket = accounts::issue_ticket(state.cache.as_ref(), &user.id).await?;
     Ok(HttpResponse::Ok().json(WsTicket {
         ticket,

@@ -26,7 +26,10 @@ impl Default for MemoryRateLimiter {
 
 impl MemoryRateLimiter {
     fn check_at(&self, key: &str, quota: Quota, now_us: u64) -> Decision {
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if state.len() > SWEEP_ABOVE {
             // A TAT in the past means the key is back to a full burst: forgetting it is exact.
             state.retain(|_, tat| *tat > now_us);
@@ -58,9 +61,15 @@ mod tests {
     #[test]
     fn keys_are_independent() {
         let limiter = MemoryRateLimiter::default();
-        let q = Quota { per_second: 1.0, burst: 1 };
+        let q = Quota {
+            per_second: 1.0,
+            burst: 1,
+        };
         assert_eq!(limiter.check_at("a", q, 0), Decision::Allowed);
-        assert!(matches!(limiter.check_at("a", q, 1), Decision::Limited { .. }));
+        assert!(matches!(
+            limiter.check_at("a", q, 1),
+            Decision::Limited { .. }
+        ));
         assert_eq!(limiter.check_at("b", q, 1), Decision::Allowed);
         assert_eq!(limiter.check_at("a", q, 1_000_000), Decision::Allowed);
     }

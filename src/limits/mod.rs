@@ -85,12 +85,18 @@ mod tests {
     fn allows_the_burst_then_the_rate() {
         assert_eq!(run(&[0, 0, 0, 0]), vec![true, true, true, false]);
         // One slot frees every 100 ms.
-        assert_eq!(run(&[0, 0, 0, 99, 100, 100]), vec![true, true, true, false, true, false]);
+        assert_eq!(
+            run(&[0, 0, 0, 99, 100, 100]),
+            vec![true, true, true, false, true, false]
+        );
     }
 
     #[test]
     fn idle_time_refills_the_burst_but_no_more() {
-        assert_eq!(run(&[0, 0, 0, 10_000, 10_000, 10_000, 10_000]), vec![true, true, true, true, true, true, false]);
+        assert_eq!(
+            run(&[0, 0, 0, 10_000, 10_000, 10_000, 10_000]),
+            vec![true, true, true, true, true, true, false]
+        );
     }
 
     #[test]
@@ -98,6 +104,11 @@ mod tests {
         let (_, tat) = gcra(None, 0, Q);
         let (_, tat) = gcra(tat, 0, Q);
         let (_, tat) = gcra(tat, 0, Q);
-        assert_eq!(gcra(tat, 40_000, Q).0, Decision::Limited { retry_after: Duration::from_millis(60) });
+        assert_eq!(
+            gcra(tat, 40_000, Q).0,
+            Decision::Limited {
+                retry_after: Duration::from_millis(60)
+            }
+        );
     }
 }

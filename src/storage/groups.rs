@@ -58,13 +58,14 @@ pub async fn append_event(
     payload_json: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
-    let seq: Option<i64> =
-        sqlx::query("UPDATE group_sessions SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
-            .bind(group_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.try_get(0))
-            .transpose()?;
+    let seq: Option<i64> = sqlx::query(
+        "UPDATE group_sessions SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+    )
+    .bind(group_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|row| row.try_get(0))
+    .transpose()?;
     let Some(seq) = seq else {
         tx.rollback().await?;
         return Ok(None);
@@ -86,7 +87,12 @@ pub async fn append_event(
 }
 
 /// Events with seq > `after`, oldest first, at most `limit`.
-pub async fn events_after(db: &Db, group_id: &str, after: i64, limit: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
+pub async fn events_after(
+    db: &Db,
+    group_id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT seq, kind, actor_user_id, payload, created_at FROM group_events \
          WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",

@@ -94,7 +94,10 @@ impl Db {
 
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub async fn close(&self) {
@@ -113,7 +116,10 @@ fn sqlite_url_creating_dirs(url: &str) -> anyhow::Result<String> {
     if path.is_empty() || path == ":memory:" {
         return Ok(url.to_string());
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating the database directory {}", parent.display()))?;
     }
@@ -147,7 +153,10 @@ mod tests {
         let url = sqlite_url_creating_dirs(&format!("sqlite://{}", path.display())).unwrap();
         assert!(url.ends_with("chorus.db?mode=rwc"), "{url}");
         assert!(path.parent().unwrap().is_dir());
-        assert_eq!(sqlite_url_creating_dirs("sqlite::memory:").unwrap(), "sqlite::memory:");
+        assert_eq!(
+            sqlite_url_creating_dirs("sqlite::memory:").unwrap(),
+            "sqlite::memory:"
+        );
     }
 
     #[test]

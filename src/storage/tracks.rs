@@ -97,7 +97,8 @@ fn track_from_row(row: &AnyRow) -> Result<Track, sqlx::Error> {
         let raw: String = row.try_get(column)?;
         serde_json::from_str(&raw).map_err(|e| decode_err(format!("tracks.{column} of {id}: {e}")))
     };
-    let float = |column: &str| -> Result<f32, sqlx::Error> { Ok(row.try_get::<f64, _>(column)? as f32) };
+    let float =
+        |column: &str| -> Result<f32, sqlx::Error> { Ok(row.try_get::<f64, _>(column)? as f32) };
     let small = |column: &str| -> Result<i64, sqlx::Error> { row.try_get::<i64, _>(column) };
     Ok(Track {
         id: TrackId::parse(&id).map_err(decode_err)?,
@@ -105,7 +106,9 @@ fn track_from_row(row: &AnyRow) -> Result<Track, sqlx::Error> {
         artist: row.try_get("artist")?,
         album: row.try_get("album")?,
         release_date: row.try_get("release_date")?,
-        release_year: row.try_get::<Option<i64>, _>("release_year")?.map(|y| y as i32),
+        release_year: row
+            .try_get::<Option<i64>, _>("release_year")?
+            .map(|y| y as i32),
         genres: list("genres")?,
         subgenres: list("subgenres")?,
         popularity: small("popularity")?.clamp(0, 100) as u8,

@@ -19,13 +19,15 @@ pub async fn create(
     token_hash: &TokenHash,
 ) -> Result<UserRecord, sqlx::Error> {
     let created_at = now_ms();
-    sqlx::query("INSERT INTO users (id, display_name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(id.as_str())
-        .bind(name.as_str())
-        .bind(token_hash.as_str())
-        .bind(created_at)
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "INSERT INTO users (id, display_name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id.as_str())
+    .bind(name.as_str())
+    .bind(token_hash.as_str())
+    .bind(created_at)
+    .execute(db.pool())
+    .await?;
     Ok(UserRecord {
         id: id.clone(),
         display_name: name.as_str().to_string(),
@@ -33,7 +35,10 @@ pub async fn create(
     })
 }
 
-pub async fn find_by_token(db: &Db, token_hash: &TokenHash) -> Result<Option<UserRecord>, sqlx::Error> {
+pub async fn find_by_token(
+    db: &Db,
+    token_hash: &TokenHash,
+) -> Result<Option<UserRecord>, sqlx::Error> {
     let row = sqlx::query("SELECT id, display_name, created_at FROM users WHERE token_hash = $1")
         .bind(token_hash.as_str())
         .fetch_optional(db.pool())

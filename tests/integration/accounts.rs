@@ -5,7 +5,9 @@ use crate::helpers::{assert_error, captured_logs, spawn_app};
 #[actix_web::test]
 async fn guest_sign_up_returns_a_working_token() {
     let app = spawn_app().await;
-    let response = app.post_json("/api/v1/users", &json!({ "display_name": "  Zoë  " })).await;
+    let response = app
+        .post_json("/api/v1/users", &json!({ "display_name": "  Zoë  " }))
+        .await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["display_name"], "Zoë");
@@ -54,7 +56,12 @@ async fn tokens_and_tickets_never_reach_the_logs() {
     let ticket = ticket["ticket"].as_str().unwrap().to_string();
     // Also a request whose URL carries the ticket and one with a wrong token.
     app.get(&format!("/api/v1/ws?ticket={ticket}")).await;
-    app.client.get(app.url("/api/v1/me")).bearer_auth(format!("{token}x")).send().await.unwrap();
+    app.client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(format!("{token}x"))
+        .send()
+        .await
+        .unwrap();
     let logs = captured_logs();
     assert!(logs.contains("/api/v1/ws-ticket"), "request logging is on");
     assert!(!logs.contains(&token[7..]), "a token was logged");
@@ -65,17 +72,35 @@ async fn tokens_and_tickets_never_reach_the_logs() {
 async fn ws_tickets_need_a_valid_token() {
     let app = spawn_app().await;
     let (_, token) = app.create_user("Ana").await;
-    let response = app.client.post(app.url("/api/v1/ws-ticket")).bearer_auth(&token).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/api/v1/ws-ticket"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     let ticket = body["ticket"].as_str().unwrap();
     assert!(ticket.starts_with("wst_"));
     assert_eq!(body["expires_in_s"], 30);
     // The ticket is single-use and resolves to the caller.
-    let user = chorus::accounts::redeem_ticket(app.state.cache.as_ref(), ticket).await.unwrap();
+    let user = chorus::accounts::redeem_ticket(app.state.cache.as_ref(), ticket)
+        .await
+        .unwrap();
     assert!(user.is_some());
-    assert!(chorus::accounts::redeem_ticket(app.state.cache.as_ref(), ticket).await.unwrap().is_none());
+    assert!(
+        chorus::accounts::redeem_ticket(app.state.cache.as_ref(), ticket)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
-    let response = app.client.post(app.url("/api/v1/ws-ticket")).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/api/v1/ws-ticket"))
+        .send()
+        .await
+        .unwrap();
     assert_error(response, 401, "missing_token").await;
 }

@@ -20,12 +20,16 @@ use chorus::{
 use serde_json::{json, Value};
 use sqlx::Executor;
 
-pub const FIXTURE_CSV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/spotify_sample.csv");
+pub const FIXTURE_CSV: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/spotify_sample.csv"
+);
 /// Unique tracks in the fixture (it has 637 rows).
 pub const FIXTURE_TRACKS: usize = 589;
 
 pub fn postgres_base_url() -> String {
-    std::env::var("CHORUS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("CHORUS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn redis_url() -> String {
@@ -50,7 +54,10 @@ impl TestDb {
             Store::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("chorus.db").display());
-                Self { url, _dir: Some(dir) }
+                Self {
+                    url,
+                    _dir: Some(dir),
+                }
             }
             Store::Postgres => Self {
                 url: postgres_schema_url().await,
@@ -75,7 +82,10 @@ async fn postgres_schema_url() -> String {
     sqlx::any::install_default_drivers();
     let base = postgres_base_url();
     let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let schema = format!("chorus_t_{now}_{}", uuid::Uuid::new_v4().simple());
     let conn = admin.as_mut().unwrap_or_else(|e| {
         panic!(
@@ -90,9 +100,15 @@ async fn postgres_schema_url() -> String {
     .await
     .unwrap_or_default();
     for old in stale {
-        let created: u64 = old.split('_').nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let created: u64 = old
+            .split('_')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         if created + 3600 < now {
-            let _ = conn.execute(format!("DROP SCHEMA IF EXISTS {old} CASCADE").as_str()).await;
+            let _ = conn
+                .execute(format!("DROP SCHEMA IF EXISTS {old} CASCADE").as_str())
+                .await;
         }
     }
     conn.execute(format!("CREATE SCHEMA {schema}").as_str())
@@ -141,8 +157,11 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let db = TestDb::new(options.store).await;
     if options.seed_fixture {
         let store = db.connect().await;
-        let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
-        tracks::insert(&store, &report.tracks, "fixture", |_| {}).await.unwrap();
+        let report =
+            import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
+        tracks::insert(&store, &report.tracks, "fixture", |_| {})
+            .await
+            .unwrap();
         store.close().await;
     }
     let mut settings = Settings::default();
@@ -162,7 +181,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         settings.redis.url = Some(Secret::new(redis_url()));
         settings.redis.key_prefix = format!("chorus-test:{}:", uuid::Uuid::new_v4().simple());
     }
-    let app = Application::build(settings).await.unwrap_or_else(|e| panic!("building the app: {e:#}"));
+    let app = Application::build(settings)
+        .await
+        .unwrap_or_else(|e| panic!("building the app: {e:#}"));
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     let handle = app.handle();
@@ -182,16 +203,27 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Creates a guest and returns (user_id, token).
     pub async fn create_user(&self, name: &str) -> (String, String) {
-        let response = self.post_json("/api/v1/users", &json!({ "display_name": name })).await;
+        let response = self
+            .post_json("/api/v1/users", &json!({ "display_name": name }))
+            .await;
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.unwrap();
         (
@@ -204,11 +236,20 @@ impl TestApp {
 /// Asserts status and error code, and that the body has exactly the catalog's shape.
 pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status for {code}");
-    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
-    assert_eq!(content_type.as_deref(), Some("application/json"), "error bodies are JSON");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/json"),
+        "error bodies are JSON"
+    );
     let body: Value = response.json().await.expect("error body is JSON");
     assert_eq!(body["error"]["code"], code, "{body}");
-    let message = body["error"]["message"].as_str().expect("message is a string");
+    let message = body["error"]["message"]
+        .as_str()
+        .expect("message is a string");
     assert!(!message.is_empty());
     assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
     assert_eq!(body["error"].as_object().unwrap().len(), 2, "{body}");

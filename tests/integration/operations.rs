@@ -41,14 +41,24 @@ async fn metrics_expose_request_latency_histograms() {
     app.get("/api/v1/tracks?q=queen").await;
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = response.text().await.unwrap();
     assert!(
-        text.contains("chorus_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/tracks\""),
+        text.contains(
+            "chorus_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/tracks\""
+        ),
         "{text}"
     );
-    assert!(text.contains("chorus_http_requests_total{method=\"GET\",route=\"/api/v1/tracks\",status=\"200\"} 1"));
-    assert!(text.contains(&format!("chorus_catalog_tracks {}", crate::helpers::FIXTURE_TRACKS)));
+    assert!(text.contains(
+        "chorus_http_requests_total{method=\"GET\",route=\"/api/v1/tracks\",status=\"200\"} 1"
+    ));
+    assert!(text.contains(&format!(
+        "chorus_catalog_tracks {}",
+        crate::helpers::FIXTURE_TRACKS
+    )));
 }
 
 #[actix_web::test]
@@ -71,9 +81,17 @@ async fn openapi_describes_every_route() {
         ("/api/v1/tracks/{id}", "get"),
         ("/api/v1/genres", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
     }
-    assert_eq!(paths.len(), 10, "a route was added without updating this test: {:?}", paths.keys());
+    assert_eq!(
+        paths.len(),
+        10,
+        "a route was added without updating this test: {:?}",
+        paths.keys()
+    );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
@@ -90,9 +108,20 @@ async fn the_same_server_runs_on_postgres_and_redis() {
     assert_eq!(body["checks"]["database"]["backend"], "postgres");
     assert_eq!(body["checks"]["cache"]["backend"], "redis");
     let (_, token) = app.create_user("Pat").await;
-    let me = app.client.get(app.url("/api/v1/me")).bearer_auth(&token).send().await.unwrap();
+    let me = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200);
-    let found: Value = app.get("/api/v1/tracks?q=queen").await.json().await.unwrap();
+    let found: Value = app
+        .get("/api/v1/tracks?q=queen")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(!found["items"].as_array().unwrap().is_empty());
 }
 

@@ -23,13 +23,20 @@ async fn per_ip_limit_applies(redis: bool) {
         assert_eq!(app.get("/api/v1/genres").await.status(), 200);
     }
     let response = app.get("/api/v1/genres").await;
-    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     assert_error(response, 429, "rate_limited").await;
     // Operations endpoints stay reachable for probes.
     assert_eq!(app.get("/health").await.status(), 200);
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("chorus_rate_limited_total{scope=\"ip\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("chorus_rate_limited_total{scope=\"ip\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[actix_web::test]
@@ -52,14 +59,32 @@ async fn per_token_limit_applies(redis: bool) {
     let (_, token) = app.create_user("Busy").await;
     let (_, other) = app.create_user("Calm").await;
     for _ in 0..3 {
-        let response = app.client.get(app.url("/api/v1/me")).bearer_auth(&token).send().await.unwrap();
+        let response = app
+            .client
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
     }
-    let response = app.client.get(app.url("/api/v1/me")).bearer_auth(&token).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert!(response.headers().contains_key("retry-after"));
     assert_error(response, 429, "rate_limited").await;
     // Another token from the same address is unaffected.
-    let response = app.client.get(app.url("/api/v1/me")).bearer_auth(&other).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 }
 

@@ -28,18 +28,34 @@ async fn redis() -> redis::aio::ConnectionManager {
 async fn cache_contract(cache: Arc<dyn Cache>) {
     cache.ping().await.unwrap();
     assert_eq!(cache.get("missing").await.unwrap(), None);
-    cache.set("k", b"v1", Duration::from_secs(60)).await.unwrap();
+    cache
+        .set("k", b"v1", Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v1"[..]));
-    cache.set("k", b"v2", Duration::from_secs(60)).await.unwrap();
+    cache
+        .set("k", b"v2", Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
 
-    cache.set("short", b"x", Duration::from_millis(50)).await.unwrap();
+    cache
+        .set("short", b"x", Duration::from_millis(50))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(cache.get("short").await.unwrap(), None, "expired entries vanish");
+    assert_eq!(
+        cache.get("short").await.unwrap(),
+        None,
+        "expired entries vanish"
+    );
     assert_eq!(cache.take("short").await.unwrap(), None);
 
     // Of many concurrent takers exactly one wins.
-    cache.set("once", b"ticket", Duration::from_secs(60)).await.unwrap();
+    cache
+        .set("once", b"ticket", Duration::from_secs(60))
+        .await
+        .unwrap();
     let takers: Vec<_> = (0..16)
         .map(|_| {
             let cache = cache.clone();
@@ -78,9 +94,17 @@ async fn limiter_contract(limiter: Arc<dyn RateLimiter>) {
         panic!("the fifth request in a burst of four must be limited");
     };
     assert!(retry_after <= Duration::from_millis(50), "{retry_after:?}");
-    assert_eq!(limiter.check("b", quota).await.unwrap(), Decision::Allowed, "keys are independent");
+    assert_eq!(
+        limiter.check("b", quota).await.unwrap(),
+        Decision::Allowed,
+        "keys are independent"
+    );
     tokio::time::sleep(retry_after + Duration::from_millis(5)).await;
-    assert_eq!(limiter.check("a", quota).await.unwrap(), Decision::Allowed, "a slot reopens at the rate");
+    assert_eq!(
+        limiter.check("a", quota).await.unwrap(),
+        Decision::Allowed,
+        "a slot reopens at the rate"
+    );
 
     // Concurrent checks never admit more than the burst.
     let strict = Quota {
@@ -124,6 +148,12 @@ async fn redis_limits_are_shared_between_processes() {
     };
     assert_eq!(a.check("k", quota).await.unwrap(), Decision::Allowed);
     assert_eq!(b.check("k", quota).await.unwrap(), Decision::Allowed);
-    assert!(matches!(a.check("k", quota).await.unwrap(), Decision::Limited { .. }));
-    assert!(matches!(b.check("k", quota).await.unwrap(), Decision::Limited { .. }));
+    assert!(matches!(
+        a.check("k", quota).await.unwrap(),
+        Decision::Limited { .. }
+    ));
+    assert!(matches!(
+        b.check("k", quota).await.unwrap(),
+        Decision::Limited { .. }
+    ));
 }

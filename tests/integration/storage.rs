@@ -46,14 +46,33 @@ async fn users_round_trip_by_token_hash(store: Store) {
     let db = test_db.connect().await;
     let token = AccessToken::generate();
     let id = UserId::generate();
-    let created = users::create(&db, &id, &DisplayName::parse("Émile").unwrap(), &token.hash())
-        .await
-        .unwrap();
-    assert_eq!(users::find_by_token(&db, &token.hash()).await.unwrap(), Some(created.clone()));
+    let created = users::create(
+        &db,
+        &id,
+        &DisplayName::parse("Émile").unwrap(),
+        &token.hash(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        users::find_by_token(&db, &token.hash()).await.unwrap(),
+        Some(created.clone())
+    );
     assert_eq!(users::find(&db, &id).await.unwrap(), Some(created));
-    assert_eq!(users::find_by_token(&db, &AccessToken::generate().hash()).await.unwrap(), None);
+    assert_eq!(
+        users::find_by_token(&db, &AccessToken::generate().hash())
+            .await
+            .unwrap(),
+        None
+    );
     // Token hashes are unique.
-    let clash = users::create(&db, &UserId::generate(), &DisplayName::parse("x").unwrap(), &token.hash()).await;
+    let clash = users::create(
+        &db,
+        &UserId::generate(),
+        &DisplayName::parse("x").unwrap(),
+        &token.hash(),
+    )
+    .await;
     assert!(clash.is_err());
 }
 
@@ -62,10 +81,17 @@ async fn tracks_round_trip_and_inserts_skip_existing_ids(store: Store) {
     let db = test_db.connect().await;
     let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
     let mut batches = 0;
-    let inserted = tracks::insert(&db, &report.tracks, "fixture", |_| batches += 1).await.unwrap();
+    let inserted = tracks::insert(&db, &report.tracks, "fixture", |_| batches += 1)
+        .await
+        .unwrap();
     assert_eq!(inserted as usize, FIXTURE_TRACKS);
     assert_eq!(batches, FIXTURE_TRACKS.div_ceil(400));
-    assert_eq!(tracks::insert(&db, &report.tracks, "fixture", |_| {}).await.unwrap(), 0);
+    assert_eq!(
+        tracks::insert(&db, &report.tracks, "fixture", |_| {})
+            .await
+            .unwrap(),
+        0
+    );
     let mut expected = report.tracks.clone();
     expected.sort_by(|a, b| a.id.cmp(&b.id));
     let loaded = tracks::load_all(&db).await.unwrap();
@@ -78,9 +104,14 @@ async fn tracks_round_trip_and_inserts_skip_existing_ids(store: Store) {
 
 async fn new_group(db: &Db) -> String {
     let host = UserId::generate();
-    users::create(db, &host, &DisplayName::parse("Host").unwrap(), &AccessToken::generate().hash())
-        .await
-        .unwrap();
+    users::create(
+        db,
+        &host,
+        &DisplayName::parse("Host").unwrap(),
+        &AccessToken::generate().hash(),
+    )
+    .await
+    .unwrap();
     let id = format!("g_{}", uuid::Uuid::new_v4().simple());
     let code = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     groups::create(
@@ -110,7 +141,12 @@ async fn group_event_seq_is_gap_free_under_concurrency(store: Store) {
                 let mut seqs = Vec::new();
                 for i in 0..10 {
                     let payload = format!("{{\"worker\":{worker},\"i\":{i}}}");
-                    seqs.push(groups::append_event(&db, &group, "test", None, &payload).await.unwrap().unwrap());
+                    seqs.push(
+                        groups::append_event(&db, &group, "test", None, &payload)
+                            .await
+                            .unwrap()
+                            .unwrap(),
+                    );
                 }
                 seqs
             })
@@ -119,12 +155,20 @@ async fn group_event_seq_is_gap_free_under_concurrency(store: Store) {
     let mut all = Vec::new();
     for appender in appenders {
         let seqs = appender.await.unwrap();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "one writer's events keep their order");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "one writer's events keep their order"
+        );
         all.extend(seqs);
     }
     all.sort_unstable();
     assert_eq!(all, (1..=80).collect::<Vec<i64>>());
-    assert_eq!(groups::append_event(&db, "g_missing", "test", None, "{}").await.unwrap(), None);
+    assert_eq!(
+        groups::append_event(&db, "g_missing", "test", None, "{}")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn events_after_pages_in_order(store: Store) {
@@ -133,13 +177,24 @@ async fn events_after_pages_in_order(store: Store) {
     let group = new_group(&db).await;
     let actor = UserId::generate();
     for i in 0..5 {
-        groups::append_event(&db, &group, "added", Some(&actor), &format!("{{\"i\":{i}}}")).await.unwrap();
+        groups::append_event(
+            &db,
+            &group,
+            "added",
+            Some(&actor),
+            &format!("{{\"i\":{i}}}"),
+        )
+        .await
+        .unwrap();
     }
     let page = groups::events_after(&db, &group, 2, 2).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
     assert_eq!(page[0].payload, "{\"i\":2}");
     assert_eq!(page[0].actor_user_id.as_deref(), Some(actor.as_str()));
-    assert!(groups::events_after(&db, &group, 5, 10).await.unwrap().is_empty());
+    assert!(groups::events_after(&db, &group, 5, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn schema_constraints_reject_bad_rows(store: Store) {
@@ -153,9 +208,18 @@ async fn schema_constraints_reject_bad_rows(store: Store) {
     .await;
     assert!(bad.is_err(), "foreign keys are enforced");
     let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
-    tracks::insert(&db, &report.tracks[..2], "fixture", |_| {}).await.unwrap();
+    tracks::insert(&db, &report.tracks[..2], "fixture", |_| {})
+        .await
+        .unwrap();
     let user = UserId::generate();
-    users::create(&db, &user, &DisplayName::parse("u").unwrap(), &AccessToken::generate().hash()).await.unwrap();
+    users::create(
+        &db,
+        &user,
+        &DisplayName::parse("u").unwrap(),
+        &AccessToken::generate().hash(),
+    )
+    .await
+    .unwrap();
     let insert = |kind: &'static str| {
         let db = db.clone();
         let user = user.clone();
@@ -172,6 +236,9 @@ async fn schema_constraints_reject_bad_rows(store: Store) {
     };
     assert!(insert("like").await.is_ok());
     assert!(insert("love").await.is_err(), "unknown kinds are refused");
-    let ids: HashSet<_> = report.tracks[..2].iter().map(|t| t.id.to_string()).collect();
+    let ids: HashSet<_> = report.tracks[..2]
+        .iter()
+        .map(|t| t.id.to_string())
+        .collect();
     assert_eq!(ids.len(), 2);
 }

@@ -70,7 +70,9 @@ struct Row {
 }
 
 pub fn parse_generic(reader: impl Read) -> anyhow::Result<ImportReport> {
-    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(reader);
     check_headers(csv.headers()?, GENERIC_COLUMNS)?;
     let mut report = ImportReport::default();
     let mut seen = std::collections::HashSet::new();
@@ -96,7 +98,10 @@ fn track_from(row: Row) -> Result<Track, String> {
         return Err(format!("track {id} has no genre"));
     }
     if row.popularity > 100 {
-        return Err(format!("track {id}: popularity {} is over 100", row.popularity));
+        return Err(format!(
+            "track {id}: popularity {} is over 100",
+            row.popularity
+        ));
     }
     let audio_features = AudioFeatures {
         danceability: row.danceability,
@@ -111,7 +116,9 @@ fn track_from(row: Row) -> Result<Track, String> {
         valence: row.valence,
         tempo: row.tempo,
     };
-    audio_features.validate().map_err(|e| format!("track {id}: {e}"))?;
+    audio_features
+        .validate()
+        .map_err(|e| format!("track {id}: {e}"))?;
     let date = Some(row.release_date).filter(|d| !d.is_empty());
     Ok(Track {
         id,
@@ -129,7 +136,10 @@ fn track_from(row: Row) -> Result<Track, String> {
 }
 
 /// Writes tracks in the generic format (header included).
-pub fn write_generic<'a>(writer: impl Write, tracks: impl IntoIterator<Item = &'a Track>) -> anyhow::Result<()> {
+pub fn write_generic<'a>(
+    writer: impl Write,
+    tracks: impl IntoIterator<Item = &'a Track>,
+) -> anyhow::Result<()> {
     let mut csv = csv::Writer::from_writer(writer);
     csv.write_record(GENERIC_COLUMNS)?;
     for t in tracks {
@@ -168,7 +178,10 @@ mod tests {
 
     #[test]
     fn write_then_parse_round_trips() {
-        let mut tracks = vec![track("a1", "Song, with comma", "Artist \"Q\"", "pop", 40), track("b2", "Other", "B", "rock", 3)];
+        let mut tracks = vec![
+            track("a1", "Song, with comma", "Artist \"Q\"", "pop", 40),
+            track("b2", "Other", "B", "rock", 3),
+        ];
         tracks[1].subgenres = vec![];
         tracks[1].release_date = None;
         tracks[1].release_year = None;
@@ -182,8 +195,15 @@ mod tests {
     #[test]
     fn duplicate_ids_and_missing_genres_are_skipped() {
         let header = GENERIC_COLUMNS.join(",");
-        let row = |id: &str, genres: &str| format!("{id},T,A,,,{genres},,10,1000,0.5,0.5,1,-5,1,0.1,0.1,0,0.1,0.5,120");
-        let csv = format!("{header}\n{}\n{}\n{}\n", row("x", "pop"), row("x", "pop"), row("y", ""));
+        let row = |id: &str, genres: &str| {
+            format!("{id},T,A,,,{genres},,10,1000,0.5,0.5,1,-5,1,0.1,0.1,0,0.1,0.5,120")
+        };
+        let csv = format!(
+            "{header}\n{}\n{}\n{}\n",
+            row("x", "pop"),
+            row("x", "pop"),
+            row("y", "")
+        );
         let report = parse_generic(csv.as_bytes()).unwrap();
         assert_eq!(report.tracks.len(), 1);
         assert_eq!(report.skipped, 2);

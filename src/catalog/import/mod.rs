@@ -35,7 +35,11 @@ impl ImportReport {
 /// Splits a multi-value cell (`pop|dance pop`) into trimmed, lowercase, unique values.
 fn split_list(cell: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for value in cell.split('|').map(|v| v.trim().to_lowercase()).filter(|v| !v.is_empty()) {
+    for value in cell
+        .split('|')
+        .map(|v| v.trim().to_lowercase())
+        .filter(|v| !v.is_empty())
+    {
         if !out.contains(&value) {
             out.push(value);
         }
@@ -52,6 +56,9 @@ fn check_headers(headers: &csv::StringRecord, required: &[&str]) -> anyhow::Resu
     if missing.is_empty() {
         Ok(())
     } else {
-        anyhow::bail!("the CSV header lacks required column(s): {}", missing.join(", "))
+        anyhow::bail!(
+            "the CSV header lacks required column(s): {}",
+            missing.join(", ")
+        )
     }
 }

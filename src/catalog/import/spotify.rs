@@ -60,7 +60,9 @@ const COLUMNS: &[&str] = &[
 ];
 
 pub fn parse_spotify_songs(reader: impl Read) -> anyhow::Result<ImportReport> {
-    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(reader);
     check_headers(csv.headers()?, COLUMNS)?;
     let mut report = ImportReport::default();
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -104,7 +106,10 @@ fn track_from(row: Row, genre: String, subgenre: String) -> Result<Track, String
         return Err(format!("track {id} has no title or artist"));
     }
     if row.track_popularity > 100 {
-        return Err(format!("track {id}: popularity {} is over 100", row.track_popularity));
+        return Err(format!(
+            "track {id}: popularity {} is over 100",
+            row.track_popularity
+        ));
     }
     let audio_features = AudioFeatures {
         danceability: row.danceability,
@@ -119,7 +124,9 @@ fn track_from(row: Row, genre: String, subgenre: String) -> Result<Track, String
         valence: row.valence,
         tempo: row.tempo,
     };
-    audio_features.validate().map_err(|e| format!("track {id}: {e}"))?;
+    audio_features
+        .validate()
+        .map_err(|e| format!("track {id}: {e}"))?;
     let date = Some(row.track_album_release_date).filter(|d| !d.is_empty());
     Ok(Track {
         id,
@@ -129,7 +136,10 @@ fn track_from(row: Row, genre: String, subgenre: String) -> Result<Track, String
         release_year: date.as_deref().and_then(release_year),
         release_date: date,
         genres: Some(genre).into_iter().filter(|g| !g.is_empty()).collect(),
-        subgenres: Some(subgenre).into_iter().filter(|g| !g.is_empty()).collect(),
+        subgenres: Some(subgenre)
+            .into_iter()
+            .filter(|g| !g.is_empty())
+            .collect(),
         popularity: row.track_popularity,
         duration_ms: row.duration_ms,
         audio_features,
@@ -171,8 +181,16 @@ mod tests {
         let report = parse_spotify_songs(csv.as_bytes()).unwrap();
         assert_eq!(report.tracks.len(), 1);
         assert_eq!(report.skipped, 2);
-        assert!(report.problems[0].starts_with("line 2"), "{:?}", report.problems);
-        assert!(report.problems[1].contains("danceability"), "{:?}", report.problems);
+        assert!(
+            report.problems[0].starts_with("line 2"),
+            "{:?}",
+            report.problems
+        );
+        assert!(
+            report.problems[1].contains("danceability"),
+            "{:?}",
+            report.problems
+        );
     }
 
     #[test]
