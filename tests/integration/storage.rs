@@ -80,12 +80,12 @@ async fn tracks_round_trip_and_inserts_skip_existing_ids(store: Store) {
     let test_db = TestDb::new(store).await;
     let db = test_db.connect().await;
     let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
-    let mut batches = 0;
-    let inserted = tracks::insert(&db, &report.tracks, "fixture", |_| batches += 1)
+    let mut reported = 0;
+    let inserted = tracks::insert(&db, &report.tracks, "fixture", |done| reported = done)
         .await
         .unwrap();
     assert_eq!(inserted as usize, FIXTURE_TRACKS);
-    assert_eq!(batches, FIXTURE_TRACKS.div_ceil(400));
+    assert_eq!(reported, FIXTURE_TRACKS, "progress reaches the total");
     assert_eq!(
         tracks::insert(&db, &report.tracks, "fixture", |_| {})
             .await
