@@ -12,16 +12,7 @@ async fn guest_sign_up_returns_a_working_token() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["display_name"], "Zoë");
     let token = body["token"].as_str().unwrap();
-    let me: Value = app
-        .client
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_as("/api/v1/me", token).await.json().await.unwrap();
     assert_eq!(me["user_id"], body["user_id"]);
 }
 

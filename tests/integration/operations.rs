@@ -108,13 +108,7 @@ async fn the_same_server_runs_on_postgres_and_redis() {
     assert_eq!(body["checks"]["database"]["backend"], "postgres");
     assert_eq!(body["checks"]["cache"]["backend"], "redis");
     let (_, token) = app.create_user("Pat").await;
-    let me = app
-        .client
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get_as("/api/v1/me", &token).await;
     assert_eq!(me.status(), 200);
     let found: Value = app
         .get("/api/v1/tracks?q=queen")

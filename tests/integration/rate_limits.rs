@@ -59,32 +59,14 @@ async fn per_token_limit_applies(redis: bool) {
     let (_, token) = app.create_user("Busy").await;
     let (_, other) = app.create_user("Calm").await;
     for _ in 0..3 {
-        let response = app
-            .client
-            .get(app.url("/api/v1/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_as("/api/v1/me", &token).await;
         assert_eq!(response.status(), 200);
     }
-    let response = app
-        .client
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as("/api/v1/me", &token).await;
     assert!(response.headers().contains_key("retry-after"));
     assert_error(response, 429, "rate_limited").await;
     // Another token from the same address is unaffected.
-    let response = app
-        .client
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as("/api/v1/me", &other).await;
     assert_eq!(response.status(), 200);
 }
 

@@ -16,11 +16,8 @@ use std::io::{Read, Write};
 
 use serde::Deserialize;
 
-use super::{check_headers, split_list, ImportReport};
-use crate::{
-    catalog::{release_year, AudioFeatures, Track},
-    domain::TrackId,
-};
+use super::{audio_features_of, check_headers, split_list, ImportReport, RawTrack};
+use crate::catalog::Track;
 
 pub const GENERIC_COLUMNS: &[&str] = &[
     "id",
@@ -89,50 +86,20 @@ pub fn parse_generic(reader: impl Read) -> anyhow::Result<ImportReport> {
 }
 
 fn track_from(row: Row) -> Result<Track, String> {
-    let id = TrackId::parse(&row.id)?;
-    if row.title.is_empty() || row.artist.is_empty() {
-        return Err(format!("track {id} has no title or artist"));
-    }
-    let genres = split_list(&row.genres);
-    if genres.is_empty() {
-        return Err(format!("track {id} has no genre"));
-    }
-    if row.popularity > 100 {
-        return Err(format!(
-            "track {id}: popularity {} is over 100",
-            row.popularity
-        ));
-    }
-    let audio_features = AudioFeatures {
-        danceability: row.danceability,
-        energy: row.energy,
-        key: row.key,
-        loudness: row.loudness,
-        mode: row.mode,
-        speechiness: row.speechiness,
-        acousticness: row.acousticness,
-        instrumentalness: row.instrumentalness,
-        liveness: row.liveness,
-        valence: row.valence,
-        tempo: row.tempo,
-    };
-    audio_features
-        .validate()
-        .map_err(|e| format!("track {id}: {e}"))?;
-    let date = Some(row.release_date).filter(|d| !d.is_empty());
-    Ok(Track {
-        id,
+    let audio_features = audio_features_of!(row);
+    RawTrack {
+        id: row.id,
         title: row.title,
         artist: row.artist,
         album: row.album,
-        release_year: date.as_deref().and_then(release_year),
-        release_date: date,
-        genres,
+        release_date: row.release_date,
+        genres: split_list(&row.genres),
         subgenres: split_list(&row.subgenres),
         popularity: row.popularity,
         duration_ms: row.duration_ms,
         audio_features,
-    })
+    }
+    .into_track()
 }
 
 /// Writes tracks in the generic format (header included).

@@ -8,7 +8,8 @@ mod spotify;
 pub use generic::{parse_generic, write_generic, GENERIC_COLUMNS};
 pub use spotify::parse_spotify_songs;
 
-use super::Track;
+use super::{release_year, AudioFeatures, Track};
+use crate::domain::TrackId;
 
 /// How many skipped-row reasons a report keeps (the count covers all of them).
 const MAX_REPORTED_PROBLEMS: usize = 20;
@@ -29,6 +30,76 @@ impl ImportReport {
         if self.problems.len() < MAX_REPORTED_PROBLEMS {
             self.problems.push(format!("line {line}: {reason}"));
         }
+    }
+}
+
+/// The audio-feature columns of a CSV row struct, which every format names like Spotify does.
+macro_rules! audio_features_of {
+    ($row:expr) => {
+        $crate::catalog::AudioFeatures {
+            danceability: $row.danceability,
+            energy: $row.energy,
+            key: $row.key,
+            loudness: $row.loudness,
+            mode: $row.mode,
+            speechiness: $row.speechiness,
+            acousticness: $row.acousticness,
+            instrumentalness: $row.instrumentalness,
+            liveness: $row.liveness,
+            valence: $row.valence,
+            tempo: $row.tempo,
+        }
+    };
+}
+pub(crate) use audio_features_of;
+
+/// What every catalog format provides, before the checks that make it a [`Track`].
+struct RawTrack {
+    id: String,
+    title: String,
+    artist: String,
+    album: String,
+    release_date: String,
+    genres: Vec<String>,
+    subgenres: Vec<String>,
+    popularity: u8,
+    duration_ms: u32,
+    audio_features: AudioFeatures,
+}
+
+impl RawTrack {
+    /// The row as a track, or the reason it cannot be one (naming the track).
+    fn into_track(self) -> Result<Track, String> {
+        let id = TrackId::parse(&self.id)?;
+        if self.title.is_empty() || self.artist.is_empty() {
+            return Err(format!("track {id} has no title or artist"));
+        }
+        if self.genres.is_empty() {
+            return Err(format!("track {id} has no genre"));
+        }
+        if self.popularity > 100 {
+            return Err(format!(
+                "track {id}: popularity {} is over 100",
+                self.popularity
+            ));
+        }
+        self.audio_features
+            .validate()
+            .map_err(|e| format!("track {id}: {e}"))?;
+        let date = Some(self.release_date).filter(|d| !d.is_empty());
+        Ok(Track {
+            id,
+            title: self.title,
+            artist: self.artist,
+            album: self.album,
+            release_year: date.as_deref().and_then(release_year),
+            release_date: date,
+            genres: self.genres,
+            subgenres: self.subgenres,
+            popularity: self.popularity,
+            duration_ms: self.duration_ms,
+            audio_features: self.audio_features,
+        })
     }
 }
 

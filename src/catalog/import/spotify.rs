@@ -6,11 +6,8 @@ use std::{collections::HashMap, io::Read};
 
 use serde::Deserialize;
 
-use super::{check_headers, ImportReport};
-use crate::{
-    catalog::{release_year, AudioFeatures, Track},
-    domain::TrackId,
-};
+use super::{audio_features_of, check_headers, ImportReport, RawTrack};
+use crate::catalog::Track;
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -101,40 +98,13 @@ pub fn parse_spotify_songs(reader: impl Read) -> anyhow::Result<ImportReport> {
 }
 
 fn track_from(row: Row, genre: String, subgenre: String) -> Result<Track, String> {
-    let id = TrackId::parse(&row.track_id)?;
-    if row.track_name.is_empty() || row.track_artist.is_empty() {
-        return Err(format!("track {id} has no title or artist"));
-    }
-    if row.track_popularity > 100 {
-        return Err(format!(
-            "track {id}: popularity {} is over 100",
-            row.track_popularity
-        ));
-    }
-    let audio_features = AudioFeatures {
-        danceability: row.danceability,
-        energy: row.energy,
-        key: row.key,
-        loudness: row.loudness,
-        mode: row.mode,
-        speechiness: row.speechiness,
-        acousticness: row.acousticness,
-        instrumentalness: row.instrumentalness,
-        liveness: row.liveness,
-        valence: row.valence,
-        tempo: row.tempo,
-    };
-    audio_features
-        .validate()
-        .map_err(|e| format!("track {id}: {e}"))?;
-    let date = Some(row.track_album_release_date).filter(|d| !d.is_empty());
-    Ok(Track {
-        id,
+    let audio_features = audio_features_of!(row);
+    RawTrack {
+        id: row.track_id,
         title: row.track_name,
         artist: row.track_artist,
         album: row.track_album_name,
-        release_year: date.as_deref().and_then(release_year),
-        release_date: date,
+        release_date: row.track_album_release_date,
         genres: Some(genre).into_iter().filter(|g| !g.is_empty()).collect(),
         subgenres: Some(subgenre)
             .into_iter()
@@ -143,7 +113,8 @@ fn track_from(row: Row, genre: String, subgenre: String) -> Result<Track, String
         popularity: row.track_popularity,
         duration_ms: row.duration_ms,
         audio_features,
-    })
+    }
+    .into_track()
 }
 
 #[cfg(test)]
