@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod models;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -3,6 +3,7 @@
 mod accounts;
 mod errors;
 mod helpers;
+mod models;
 mod operations;
 mod rate_limits;
 mod redis_backends;

@@ -1,0 +1,320 @@
+"""One command: train the shipped models on spotify-songs, export them to ONNX, write
+models/manifest.json, run the offline evaluation and write docs/QUALITY.md.
+
+    python -m chorus_train.pipeline --spotify PATH/spotify_songs.csv --lastfm PATH/lastfm-2k \
+        --models-dir ../../models --quality ../../docs/QUALITY.md
+
+Everything is seeded; rerunning gives the same split and (up to floating-point nondeterminism
+in PyTorch's CPU kernels) the same models and metrics."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import onnx
+import torch
+
+from . import lastfm_eval, spotify_eval
+from .baselines import ImplicitALS, ItemKNN, ItemPop
+from .data import AUDIO_FEATURES, GENRES, load_lastfm, load_spotify
+from .ease import EASE
+from .moods import MOODS, mood_labels
+from .nets import export_onnx, train_content, train_hybrid, train_neumf
+from .quality import write_quality
+
+K = 64
+CANDIDATES = 300
+HYBRID_FEATURES = ["ncf_score", "retrieval_score", "content_similarity", "popularity", "freshness",
+                   "diversity", "group_agreement"]
+CONTENT_INPUTS = AUDIO_FEATURES + ["release_year", "popularity", "duration_min"]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def content_inputs(d) -> np.ndarray:
+    year = np.where(d.year > 0, d.year, np.median(d.year[d.year > 0])).astype(np.float32)
+    return np.column_stack([d.features, year, d.popularity, d.duration_ms / 60000.0]).astype(np.float32)
+
+
+class Served:
+    """The serving pipeline as the server will run it: user vector = weighted mean of history
+    item vectors; retrieval by dot product over all item vectors (cold tracks: content vectors);
+    NCF scores the candidates; the hybrid ranker orders them from per-candidate features."""
+
+    def __init__(self, ncf, item_vectors, content_emb, popularity, year, hybrid=None):
+        self.ncf, self.vectors, self.hybrid = ncf, item_vectors, hybrid
+        self.content = content_emb / (np.linalg.norm(content_emb, axis=1, keepdims=True) + 1e-9)
+        self.unit = item_vectors / (np.linalg.norm(item_vectors, axis=1, keepdims=True) + 1e-9)
+        self.popularity = popularity / 100.0
+        self.freshness = np.clip((year - 1950) / 70.0, 0, 1.2)
+
+    def features(self, seeds: np.ndarray, weights: np.ndarray | None = None):
+        w = np.ones(len(seeds)) if weights is None else weights
+        user = (self.vectors[seeds] * (w / w.sum())[:, None]).sum(0)
+        retrieval = self.vectors @ user
+        retrieval[seeds] = -np.inf
+        cand = np.argpartition(-retrieval, CANDIDATES)[:CANDIDATES]
+        with torch.no_grad():
+            ncf = self.ncf.score_vectors(torch.as_tensor(user[None], dtype=torch.float32),
+                                         torch.as_tensor(self.vectors[cand][None], dtype=torch.float32))[0].numpy()
+        taste = self.content[seeds].mean(0)
+        content_sim = self.content[cand] @ (taste / (np.linalg.norm(taste) + 1e-9))
+        diversity = 1.0 - (self.unit[cand] @ self.unit[seeds].T).max(axis=1)
+        agreement = self.unit[cand] @ (user / (np.linalg.norm(user) + 1e-9))
+        f = np.column_stack([ncf, retrieval[cand], content_sim, self.popularity[cand], self.freshness[cand],
+                             diversity, agreement]).astype(np.float32)
+        return cand, f
+
+    def scores(self, seeds: np.ndarray, use: str) -> np.ndarray:
+        cand, f = self.features(seeds)
+        out = np.full(len(self.vectors), -1e9)
+        if use == "retrieval":
+            out[cand] = f[:, 1]
+        elif use == "ncf":
+            out[cand] = f[:, 0]
+        else:
+            with torch.no_grad():
+                out[cand] = self.hybrid(torch.as_tensor(f[None]))[0].numpy()
+        return out
+
+
+class NcfReranker:
+    """Two-stage scoring for the lastfm evaluation: iALS retrieves 200 candidates, NCF orders
+    them from the user's history (log1p listen counts as weights). Items outside the candidates
+    score below every candidate, which also makes the sampled metrics pessimistic for NCF."""
+
+    def __init__(self, ncf, retrieval, train, candidates=200):
+        self.ncf, self.retrieval, self.train, self.n = ncf, retrieval, train, candidates
+
+    def score(self, users):
+        base = self.retrieval.score(users)
+        base[self.train[users].nonzero()] = -np.inf
+        cand = np.argpartition(-base, self.n, axis=1)[:, :self.n]
+        out = np.full(base.shape, -1e9)
+        with torch.no_grad():
+            for r, u in enumerate(users):
+                s, e = self.train.indptr[u], self.train.indptr[u + 1]
+                hist = torch.as_tensor(self.train.indices[s:e][None], dtype=torch.long)
+                w = torch.as_tensor(np.log1p(self.train.data[s:e])[None], dtype=torch.float32)
+                user = self.ncf.user_vectors(hist, w)
+                items = self.ncf.items(torch.as_tensor(cand[r][None], dtype=torch.long))
+                out[r, cand[r]] = self.ncf.score_vectors(user, items)[0].numpy()
+        return out
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def io_spec(path: str) -> dict:
+    model = onnx.load(path)
+    def spec(values):
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            out.append({"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+                        "shape": [d.dim_param or d.dim_value for d in t.shape.dim]})
+        return out
+    return {"inputs": spec(model.graph.input), "outputs": spec(model.graph.output)}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spotify", required=True)
+    ap.add_argument("--lastfm", required=True)
+    ap.add_argument("--models-dir", required=True)
+    ap.add_argument("--quality", required=True)
+    ap.add_argument("--quick", action="store_true", help="fewer epochs, for a smoke run")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    # NCF on spotify-songs memorises its ~20k playlist-track pairs after a few epochs (training
+    # loss 0.41 -> 0.01 between epochs 10 and 30, held-out NDCG@20 0.046 -> 0.031), so it stops
+    # early; lastfm-2k has four times the data per item and trains longer.
+    spotify_epochs = 3 if args.quick else 6
+    epochs = 5 if args.quick else 30
+    results: dict = {"spotify": {}, "lastfm": {}, "genre": {}, "mood": {}}
+
+    log("spotify-songs: loading and splitting")
+    d = load_spotify(args.spotify)
+    s = spotify_eval.split(d)
+    log(f"  {d.n_tracks} tracks, {len(d.playlists)} playlists, {len(s.heldout_playlists)} held out, "
+        f"{int(s.seen.sum())} tracks seen in training")
+
+    log("iALS (initial item vectors)")
+    als = ImplicitALS(K, 1.0, 20.0, 1.0, iterations=10).fit(s.train)
+    init = als.item_factors / (np.linalg.norm(als.item_factors[s.seen], axis=1).mean() + 1e-9)
+    log("NCF")
+    ncf = train_neumf(s.train, K, init, epochs=spotify_epochs, log=log)
+    ncf.eval()
+    cf_vectors = ncf.items.weight.detach().numpy().copy()
+
+    log("content model")
+    x = content_inputs(d)
+    moods = mood_labels(d.features)
+    content = train_content(x, cf_vectors, s.seen, d.genre, moods, s.seen, K, len(GENRES), len(MOODS),
+                            epochs=20 if args.quick else 60, log=log)
+    content.eval()
+    with torch.no_grad():
+        emb, genre_logits, mood_probs = (t.numpy() for t in content(torch.as_tensor(x)))
+    scale = np.linalg.norm(cf_vectors[s.seen], axis=1).mean() / (np.linalg.norm(emb, axis=1).mean() + 1e-9)
+    item_vectors = np.where(s.seen[:, None], cf_vectors, emb * scale).astype(np.float32)
+
+    served = Served(ncf, item_vectors, emb, d.popularity, d.year.astype(np.float32))
+    log("hybrid ranker (trained on validation tracks of training playlists)")
+    feats, labels = [], []
+    for p in range(len(d.playlists)):
+        if not s.validation[p]:
+            continue
+        seeds = s.train.indices[s.train.indptr[p]:s.train.indptr[p + 1]]
+        if len(seeds) == 0:
+            continue
+        cand, f = served.features(seeds)
+        y = np.isin(cand, list(s.validation[p])).astype(np.float32)
+        if y.sum() > 0:
+            feats.append(f)
+            labels.append(y)
+    hybrid = train_hybrid(np.stack(feats), np.stack(labels), epochs=100 if args.quick else 300, log=log)
+    hybrid.eval()
+    served.hybrid = hybrid
+
+    log("evaluating playlist continuation")
+    pop = np.asarray(s.train.sum(axis=0)).ravel() + d.popularity / 1000.0
+    z = (x - x[s.seen].mean(0)) / (x[s.seen].std(0) + 1e-9)
+    z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-9
+    sp_res = results["spotify"]
+    sp_res["ItemPop"] = spotify_eval.evaluate(lambda seeds: pop, s)
+    sp_res["content-kNN"] = spotify_eval.evaluate(lambda seeds: z @ z[seeds].mean(0), s)
+    sp_res["iALS"] = spotify_eval.evaluate(
+        lambda seeds: als.item_factors @ als.user_vector(seeds, np.ones(len(seeds))), s)
+    sp_res["retrieval (NCF+content vectors)"] = spotify_eval.evaluate(lambda seeds: served.scores(seeds, "retrieval"), s)
+    sp_res["NCF"] = spotify_eval.evaluate(lambda seeds: served.scores(seeds, "ncf"), s)
+    sp_res["hybrid (served)"] = spotify_eval.evaluate(lambda seeds: served.scores(seeds, "hybrid"), s)
+    for name, r in sp_res.items():
+        log(f"  {name}: ndcg@20 {r['ndcg@20']:.4f} unseen ndcg@20 {r['unseen_ndcg@20']:.4f}")
+
+    log("genre and mood on held-out tracks (not seen in training)")
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    test = ~s.seen
+    gbt = HistGradientBoostingClassifier(random_state=0).fit(x[s.seen], d.genre[s.seen])
+    for name, pred in (("content.onnx genre head", genre_logits.argmax(1)), ("gradient-boosted trees", gbt.predict(x))):
+        results["genre"][name] = {
+            "accuracy": float(accuracy_score(d.genre[test], pred[test])),
+            "macro_f1": float(f1_score(d.genre[test], pred[test], average="macro")),
+            "confusion": confusion_matrix(d.genre[test], pred[test], labels=range(len(GENRES))).tolist(),
+        }
+    results["mood"] = {"accuracy": float(accuracy_score(moods[test], mood_probs.argmax(1)[test])),
+                       "tracks": int(test.sum())}
+
+    log("lastfm-2k: full-ranking evaluation")
+    lf = load_lastfm(args.lastfm)
+    ls = lastfm_eval.split_per_user(lf.matrix)
+    lf_res = results["lastfm"]
+    lf_res["ItemPop"] = lastfm_eval.evaluate(ItemPop().fit(ls.train), ls)
+    lf_res["ItemKNN"] = lastfm_eval.evaluate(ItemKNN(100).fit(ls.train), ls)
+    lf_als = ImplicitALS(K, 0.1, 10.0, 1.0, iterations=10).fit(ls.train)
+    lf_res["iALS"] = lastfm_eval.evaluate(lf_als, ls)
+    for lam in (500.0, 1500.0, 3000.0):
+        lf_res[f"EASE (lambda={lam:g})"] = lastfm_eval.evaluate(EASE(lam).fit(ls.train), ls)
+    log("  NCF on lastfm (re-ranking the top 200 iALS candidates)")
+    lf_init = lf_als.item_factors / (np.linalg.norm(lf_als.item_factors, axis=1).mean() + 1e-9)
+    lf_ncf = train_neumf(ls.train, K, lf_init, epochs=epochs, log=log)
+    lf_ncf.eval()
+    lf_res["NCF (iALS top-200, re-ranked)"] = lastfm_eval.evaluate(NcfReranker(lf_ncf, lf_als, ls.train), ls)
+    for name, r in lf_res.items():
+        log(f"  {name}: recall@20 {r['recall@20']:.4f}")
+
+    log("exporting ONNX models")
+    out = args.models_dir
+    os.makedirs(out, exist_ok=True)
+    from .nets import _ScoreOnly
+    export_onnx(_ScoreOnly(ncf), (torch.zeros(1, K), torch.zeros(1, 3, K)), os.path.join(out, "ncf.onnx"),
+                ["user", "items"], ["score"], {"user": {0: "batch"}, "items": {0: "batch", 1: "candidates"},
+                                               "score": {0: "batch", 1: "candidates"}})
+    export_onnx(content, (torch.zeros(1, x.shape[1]),), os.path.join(out, "content.onnx"), ["features"],
+                ["embedding", "genre_logits", "mood_probabilities"],
+                {"features": {0: "batch"}, "embedding": {0: "batch"}, "genre_logits": {0: "batch"},
+                 "mood_probabilities": {0: "batch"}})
+    export_onnx(hybrid, (torch.zeros(1, 3, len(HYBRID_FEATURES)),), os.path.join(out, "hybrid.onnx"), ["features"],
+                ["score"], {"features": {0: "batch", 1: "candidates"}, "score": {0: "batch", 1: "candidates"}})
+    item_vectors.astype("<f4").tofile(os.path.join(out, "item_vectors.f32"))
+    with open(os.path.join(out, "item_ids.txt"), "w") as f:
+        f.write("\n".join(d.track_ids) + "\n")
+
+    # A fixed sample the Rust test reproduces: content outputs for 8 tracks, NCF and hybrid scores
+    # for 2 held-out playlists' candidate lists.
+    sample_tracks = np.arange(0, d.n_tracks, d.n_tracks // 8)[:8]
+    sample_playlists = [int(p) for p in s.heldout_playlists[:2]]
+    sample = {"content": {"track_ids": [d.track_ids[i] for i in sample_tracks], "features": x[sample_tracks].tolist(),
+                          "embedding": emb[sample_tracks].tolist(), "genre_logits": genre_logits[sample_tracks].tolist(),
+                          "mood_probabilities": mood_probs[sample_tracks].tolist()}, "playlists": []}
+    for p in sample_playlists:
+        cand, f = served.features(s.seeds[p])
+        with torch.no_grad():
+            ncf_scores = f[:, 0].tolist()
+            hybrid_scores = hybrid(torch.as_tensor(f[None]))[0].numpy().tolist()
+        sample["playlists"].append({"seed_track_ids": [d.track_ids[i] for i in s.seeds[p]],
+                                    "candidate_track_ids": [d.track_ids[i] for i in cand[:50]],
+                                    "features": f[:50].tolist(), "ncf": ncf_scores[:50], "hybrid": hybrid_scores[:50]})
+    # And the genre/mood metrics on the first 1,000 held-out tracks, which the Rust test recomputes
+    # through ONNX Runtime and compares with the numbers recorded here.
+    held = np.flatnonzero(test)[:1000]
+    sample["classification"] = {
+        "features": x[held].tolist(),
+        "genres": d.genre[held].tolist(),
+        "moods": moods[held].tolist(),
+        "genre_accuracy": float((genre_logits.argmax(1)[held] == d.genre[held]).mean()),
+        "mood_accuracy": float((mood_probs.argmax(1)[held] == moods[held]).mean()),
+    }
+    with open(os.path.join(out, "sample.json"), "w") as f:
+        json.dump(sample, f)
+
+    command = ("scripts/models.sh  # = python -m chorus_train.pipeline --spotify <spotify_songs.csv> "
+               "--lastfm <lastfm-2k> --models-dir models --quality docs/QUALITY.md")
+    split_info = {"data": "spotify-songs (TidyTuesday 2020-01-21), playlists as users",
+                  "seed": spotify_eval.SEED,
+                  "heldout_playlists": [d.playlist_ids[p] for p in s.heldout_playlists],
+                  "validation": "20% of the tracks of every other playlist (seeded); trains the hybrid ranker only"}
+    def entry(file, extra):
+        path = os.path.join(out, file)
+        return {"file": file, "sha256": sha256(path), **io_spec(path), "id_mapping": "item_ids.txt",
+                "training_command": command, "data": split_info["data"], "split_seed": spotify_eval.SEED, **extra}
+    hyb = sp_res["hybrid (served)"]
+    manifest = {
+        "version": 1,
+        "embedding_dim": K,
+        "items": {"count": d.n_tracks, "ids": {"file": "item_ids.txt", "sha256": sha256(os.path.join(out, "item_ids.txt"))},
+                  "vectors": {"file": "item_vectors.f32", "dtype": "float32", "layout": "row-major [count, embedding_dim]",
+                              "sha256": sha256(os.path.join(out, "item_vectors.f32"))}},
+        "split": split_info,
+        "sample": {"file": "sample.json", "sha256": sha256(os.path.join(out, "sample.json"))},
+        "models": {
+            "ncf": entry("ncf.onnx", {"user_vector": "weighted mean of the history's item vectors (weights log1p of counts)",
+                                      "metrics": {"spotify_continuation": sp_res["NCF"]}}),
+            "content": entry("content.onnx", {"feature_order": CONTENT_INPUTS, "genres": GENRES, "moods": MOODS,
+                                              "metrics": {"genre": {k: v for k, v in results["genre"]["content.onnx genre head"].items() if k != "confusion"},
+                                                          "mood_accuracy": results["mood"]["accuracy"]}}),
+            "hybrid": entry("hybrid.onnx", {"feature_order": HYBRID_FEATURES, "candidates": CANDIDATES,
+                                            "metrics": {"spotify_continuation": hyb}}),
+        },
+    }
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+    write_quality(args.quality, results, manifest)
+    log(f"wrote {out}/manifest.json and {args.quality}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Reproduces the shipped models, models/manifest.json and docs/QUALITY.md from the datasets
+# (default: ../shared/datasets). Installs the pinned training environment into .local/ first.
+# Takes about 15 minutes on 2 cores. Usage: scripts/models.sh [DATASETS_DIR] [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATASETS="${1:-../shared/datasets}"
+shift || true
+VENV=.local/venv-train
+if [[ ! -x "${VENV}/bin/python" ]] || ! cmp -s models/train/requirements.lock "${VENV}/.lock"; then
+  echo "[models] installing the training environment (models/train/requirements.lock)" >&2
+  python3 -m venv "${VENV}"
+  "${VENV}/bin/pip" install --quiet --upgrade pip
+  "${VENV}/bin/pip" install --quiet -r models/train/requirements.lock
+  cp models/train/requirements.lock "${VENV}/.lock"
+fi
+PYTHONPATH=models/train "${VENV}/bin/python" -m chorus_train.pipeline \
+  --spotify "${DATASETS}/spotify-songs/spotify_songs.csv" \
+  --lastfm "${DATASETS}/lastfm-2k" \
+  --models-dir models --quality docs/QUALITY.md "$@"
