@@ -122,12 +122,12 @@ fn content_model_reproduces_recorded_outputs_and_metrics() {
         1e-4,
         "embedding",
     );
-    let (_, genres) = run(&mut content, batch.clone(), "genre_logits");
+    let (_, genres) = run(&mut content, batch.clone(), "genre_probabilities");
     assert_close(
         &genres,
-        &floats(&sample["content"]["genre_logits"]),
+        &floats(&sample["content"]["genre_probabilities"]),
         1e-4,
-        "genre_logits",
+        "genre_probabilities",
     );
     let (_, moods) = run(&mut content, batch, "mood_probabilities");
     assert_close(
@@ -151,7 +151,7 @@ fn content_model_reproduces_recorded_outputs_and_metrics() {
     let (_, logits) = run(
         &mut content,
         vec![("features", vec![n, 14], features.clone())],
-        "genre_logits",
+        "genre_probabilities",
     );
     let (_, mood_probs) = run(
         &mut content,

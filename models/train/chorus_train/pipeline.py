@@ -18,14 +18,18 @@ import time
 
 import numpy as np
 import onnx
+import onnxruntime
 import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from . import lastfm_eval, spotify_eval
 from .baselines import ImplicitALS, ItemKNN, ItemPop
 from .data import AUDIO_FEATURES, GENRES, load_lastfm, load_spotify
 from .ease import EASE
 from .moods import MOODS, mood_labels
-from .nets import export_onnx, train_content, train_hybrid, train_neumf
+from .export import GENRE, MLP_GENRE, attach_trees
+from .nets import export_onnx, train_content, train_genre, train_hybrid, train_neumf
 from .quality import write_quality
 
 K = 64
@@ -110,6 +114,65 @@ class NcfReranker:
         return out
 
 
+def lastfm_features(ncf, retrieval, train, users, candidates=200):
+    """Hybrid features for lastfm users: the same seven as on spotify-songs, with the two that
+    need track metadata (content similarity, freshness) at 0 — artists have no audio features."""
+    base = retrieval.score(users)
+    base[train[users].nonzero()] = -np.inf
+    cand = np.argpartition(-base, candidates, axis=1)[:, :candidates]
+    counts = np.log1p(np.asarray((train > 0).sum(axis=0)).ravel())
+    popularity = counts / counts.max()
+    unit = retrieval.item_factors / (np.linalg.norm(retrieval.item_factors, axis=1, keepdims=True) + 1e-9)
+    feats = np.zeros((len(users), candidates, len(HYBRID_FEATURES)), dtype=np.float32)
+    with torch.no_grad():
+        for r, u in enumerate(users):
+            s, e = train.indptr[u], train.indptr[u + 1]
+            hist = train.indices[s:e]
+            w = torch.as_tensor(np.log1p(train.data[s:e])[None], dtype=torch.float32)
+            user = ncf.user_vectors(torch.as_tensor(hist[None], dtype=torch.long), w)
+            items = ncf.items(torch.as_tensor(cand[r][None], dtype=torch.long))
+            uf = retrieval.user_factors[u]
+            feats[r, :, 0] = ncf.score_vectors(user, items)[0].numpy()
+            feats[r, :, 1] = base[r, cand[r]]
+            feats[r, :, 3] = popularity[cand[r]]
+            feats[r, :, 5] = 1.0 - (unit[cand[r]] @ unit[hist].T).max(axis=1) if len(hist) else 1.0
+            feats[r, :, 6] = unit[cand[r]] @ (uf / (np.linalg.norm(uf) + 1e-9))
+    return cand, feats
+
+
+class _Ranked:
+    def __init__(self, n_items, users, cand, scores):
+        self.n, self.rows = n_items, {int(u): (cand[r], scores[r]) for r, u in enumerate(users)}
+
+    def score(self, users):
+        out = np.full((len(users), self.n), -1e9)
+        for r, u in enumerate(users):
+            cand, scores = self.rows[int(u)]
+            out[r, cand] = scores
+        return out
+
+
+def lastfm_hybrid(ls, als, ncf, epochs, log):
+    """Stacking without leakage: iALS and NCF are refitted on 90% of each user's training artists,
+    the ranker learns from the other 10%; at test time it scores the full-data models' features."""
+    inner = lastfm_eval.split_per_user(ls.train, test_fraction=0.1, seed=7)
+    inner_als = ImplicitALS(K, 0.1, 10.0, 1.0, iterations=10).fit(inner.train)
+    inner_ncf = train_neumf(inner.train, K, inner_als.item_factors / (
+        np.linalg.norm(inner_als.item_factors, axis=1).mean() + 1e-9), epochs=epochs, log=log)
+    inner_ncf.eval()
+    users = np.asarray([u for u, t in enumerate(inner.test) if t])
+    cand, feats = lastfm_features(inner_ncf, inner_als, inner.train, users)
+    labels = np.stack([np.isin(cand[r], list(inner.test[u])) for r, u in enumerate(users)]).astype(np.float32)
+    keep = labels.sum(axis=1) > 0
+    ranker = train_hybrid(feats[keep], labels[keep], epochs=300, log=log)
+    ranker.eval()
+    test_users = np.asarray([u for u, t in enumerate(ls.test) if t])
+    cand, feats = lastfm_features(ncf, als, ls.train, test_users)
+    with torch.no_grad():
+        scores = ranker(torch.as_tensor(feats)).numpy()
+    return _Ranked(ls.train.shape[1], test_users, cand, scores)
+
+
 def sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -161,13 +224,28 @@ def main(argv=None) -> None:
     cf_vectors = ncf.items.weight.detach().numpy().copy()
 
     log("content model")
+    out = args.models_dir
+    os.makedirs(out, exist_ok=True)
     x = content_inputs(d)
     moods = mood_labels(d.features)
-    content = train_content(x, cf_vectors, s.seen, d.genre, moods, s.seen, K, len(GENRES), len(MOODS),
+    content = train_content(x, cf_vectors, s.seen, moods, s.seen, K, len(GENRES), len(MOODS),
                             epochs=20 if args.quick else 60, log=log)
+    train_genre(content, x, d.genre, s.seen, epochs=50 if args.quick else 150, log=log)
     content.eval()
+    log("gradient-boosted trees (baseline, and half of the exported genre output)")
+    gbt = HistGradientBoostingClassifier(random_state=0).fit(x[s.seen], d.genre[s.seen])
+    torch_path = os.path.join(out, "content.torch.onnx")
+    export_onnx(content, (torch.zeros(1, x.shape[1]),), torch_path, ["features"],
+                ["embedding", MLP_GENRE, "mood_probabilities"],
+                {"features": {0: "batch"}, "embedding": {0: "batch"}, MLP_GENRE: {0: "batch"},
+                 "mood_probabilities": {0: "batch"}})
+    attach_trees(torch_path, gbt, x.shape[1], os.path.join(out, "content.onnx"))
+    os.remove(torch_path)
+    # Everything downstream uses the exported model's own outputs.
+    session = onnxruntime.InferenceSession(os.path.join(out, "content.onnx"), providers=["CPUExecutionProvider"])
+    emb, genre_probs, mood_probs = session.run(["embedding", GENRE, "mood_probabilities"], {"features": x})
     with torch.no_grad():
-        emb, genre_logits, mood_probs = (t.numpy() for t in content(torch.as_tensor(x)))
+        network_genre = content(torch.as_tensor(x))[1].numpy()
     scale = np.linalg.norm(cf_vectors[s.seen], axis=1).mean() / (np.linalg.norm(emb, axis=1).mean() + 1e-9)
     item_vectors = np.where(s.seen[:, None], cf_vectors, emb * scale).astype(np.float32)
 
@@ -205,11 +283,10 @@ def main(argv=None) -> None:
         log(f"  {name}: ndcg@20 {r['ndcg@20']:.4f} unseen ndcg@20 {r['unseen_ndcg@20']:.4f}")
 
     log("genre and mood on held-out tracks (not seen in training)")
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
     test = ~s.seen
-    gbt = HistGradientBoostingClassifier(random_state=0).fit(x[s.seen], d.genre[s.seen])
-    for name, pred in (("content.onnx genre head", genre_logits.argmax(1)), ("gradient-boosted trees", gbt.predict(x))):
+    for name, pred in (("content.onnx (network + trees)", genre_probs.argmax(1)),
+                       ("genre network alone", network_genre.argmax(1)),
+                       ("gradient-boosted trees", gbt.predict(x))):
         results["genre"][name] = {
             "accuracy": float(accuracy_score(d.genre[test], pred[test])),
             "macro_f1": float(f1_score(d.genre[test], pred[test], average="macro")),
@@ -233,20 +310,17 @@ def main(argv=None) -> None:
     lf_ncf = train_neumf(ls.train, K, lf_init, epochs=epochs, log=log)
     lf_ncf.eval()
     lf_res["NCF (iALS top-200, re-ranked)"] = lastfm_eval.evaluate(NcfReranker(lf_ncf, lf_als, ls.train), ls)
+    log("  hybrid on lastfm (stacked: ranker trained on an inner 90/10 split of the training data)")
+    lf_res["hybrid (iALS top-200, NCF + ranker)"] = lastfm_eval.evaluate(
+        lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log), ls)
     for name, r in lf_res.items():
         log(f"  {name}: recall@20 {r['recall@20']:.4f}")
 
     log("exporting ONNX models")
-    out = args.models_dir
-    os.makedirs(out, exist_ok=True)
     from .nets import _ScoreOnly
     export_onnx(_ScoreOnly(ncf), (torch.zeros(1, K), torch.zeros(1, 3, K)), os.path.join(out, "ncf.onnx"),
                 ["user", "items"], ["score"], {"user": {0: "batch"}, "items": {0: "batch", 1: "candidates"},
                                                "score": {0: "batch", 1: "candidates"}})
-    export_onnx(content, (torch.zeros(1, x.shape[1]),), os.path.join(out, "content.onnx"), ["features"],
-                ["embedding", "genre_logits", "mood_probabilities"],
-                {"features": {0: "batch"}, "embedding": {0: "batch"}, "genre_logits": {0: "batch"},
-                 "mood_probabilities": {0: "batch"}})
     export_onnx(hybrid, (torch.zeros(1, 3, len(HYBRID_FEATURES)),), os.path.join(out, "hybrid.onnx"), ["features"],
                 ["score"], {"features": {0: "batch", 1: "candidates"}, "score": {0: "batch", 1: "candidates"}})
     item_vectors.astype("<f4").tofile(os.path.join(out, "item_vectors.f32"))
@@ -258,7 +332,7 @@ def main(argv=None) -> None:
     sample_tracks = np.arange(0, d.n_tracks, d.n_tracks // 8)[:8]
     sample_playlists = [int(p) for p in s.heldout_playlists[:2]]
     sample = {"content": {"track_ids": [d.track_ids[i] for i in sample_tracks], "features": x[sample_tracks].tolist(),
-                          "embedding": emb[sample_tracks].tolist(), "genre_logits": genre_logits[sample_tracks].tolist(),
+                          "embedding": emb[sample_tracks].tolist(), "genre_probabilities": genre_probs[sample_tracks].tolist(),
                           "mood_probabilities": mood_probs[sample_tracks].tolist()}, "playlists": []}
     for p in sample_playlists:
         cand, f = served.features(s.seeds[p])
@@ -275,7 +349,7 @@ def main(argv=None) -> None:
         "features": x[held].tolist(),
         "genres": d.genre[held].tolist(),
         "moods": moods[held].tolist(),
-        "genre_accuracy": float((genre_logits.argmax(1)[held] == d.genre[held]).mean()),
+        "genre_accuracy": float((genre_probs.argmax(1)[held] == d.genre[held]).mean()),
         "mood_accuracy": float((mood_probs.argmax(1)[held] == moods[held]).mean()),
     }
     with open(os.path.join(out, "sample.json"), "w") as f:
@@ -304,7 +378,7 @@ def main(argv=None) -> None:
             "ncf": entry("ncf.onnx", {"user_vector": "weighted mean of the history's item vectors (weights log1p of counts)",
                                       "metrics": {"spotify_continuation": sp_res["NCF"]}}),
             "content": entry("content.onnx", {"feature_order": CONTENT_INPUTS, "genres": GENRES, "moods": MOODS,
-                                              "metrics": {"genre": {k: v for k, v in results["genre"]["content.onnx genre head"].items() if k != "confusion"},
+                                              "metrics": {"genre": {k: v for k, v in results["genre"]["content.onnx (network + trees)"].items() if k != "confusion"},
                                                           "mood_accuracy": results["mood"]["accuracy"]}}),
             "hybrid": entry("hybrid.onnx", {"feature_order": HYBRID_FEATURES, "candidates": CANDIDATES,
                                             "metrics": {"spotify_continuation": hyb}}),

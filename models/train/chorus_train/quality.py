@@ -22,13 +22,15 @@ def write_quality(path: str, results: dict, manifest: dict) -> None:
     hyb = sp["hybrid (served)"]
     best_lf = max(lf.items(), key=lambda kv: kv[1]["recall@20"])
     ncf_lf = lf.get("NCF (iALS top-200, re-ranked)", {}).get("recall@20", float("nan"))
+    served_lf = lf.get("hybrid (iALS top-200, NCF + ranker)", {}).get("recall@20", float("nan"))
     genre = results["genre"]
-    ours, gbt = genre["content.onnx genre head"], genre["gradient-boosted trees"]
+    ours, gbt = genre["content.onnx (network + trees)"], genre["gradient-boosted trees"]
     ratio = hyb["ndcg@20"] / best_base
     met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     targets = [
-        ["lastfm-2k Recall@20 of the served model family >= 0.30",
-         f"best {best_lf[0]} {f(best_lf[1]['recall@20'])}; NCF {f(ncf_lf)}", met(best_lf[1]["recall@20"] >= 0.30)],
+        ["lastfm-2k Recall@20 of the served ranking (hybrid) >= 0.30",
+         f"hybrid {f(served_lf)}; NCF {f(ncf_lf)}; best of all: {best_lf[0]} {f(best_lf[1]['recall@20'])}",
+         met(served_lf >= 0.30)],
         ["continuation NDCG@20 >= 1.20x max(ItemPop, content-kNN)", f"{ratio:.2f}x", met(ratio >= 1.2)],
         ["cold-start (unseen) NDCG@20 well above ItemPop",
          f"{f(hyb['unseen_ndcg@20'])} vs {f(sp['ItemPop']['unseen_ndcg@20'])}",
@@ -82,7 +84,7 @@ def write_quality(path: str, results: dict, manifest: dict) -> None:
         "",
         _table(["true \\ predicted"] + GENRES,
                [[GENRES[i]] + [str(c) for c in row]
-                for i, row in enumerate(results["genre"]["content.onnx genre head"]["confusion"])]),
+                for i, row in enumerate(results["genre"]["content.onnx (network + trees)"]["confusion"])]),
         "",
         f"Mood ({', '.join(MOODS)}; rule-defined labels, see `models/train/chorus_train/moods.py`): accuracy",
         f"{f(results['mood']['accuracy'])} on {results['mood']['tracks']} unseen tracks.",
