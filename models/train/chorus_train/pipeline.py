@@ -114,12 +114,19 @@ class NcfReranker:
         return out
 
 
-def lastfm_features(ncf, retrieval, train, users, candidates=200):
+def lastfm_features(ncf, retrieval, train, users, candidates=200, item_item=None):
     """Hybrid features for lastfm users: the same seven as on spotify-songs, with the two that
-    need track metadata (content similarity, freshness) at 0 — artists have no audio features."""
+    need track metadata (content similarity, freshness) at 0 — artists have no audio features.
+    With `item_item` (an EASE model), candidates come from it instead of the dot product and its
+    score takes the content-similarity slot: the exploratory variant in QUALITY.md."""
     base = retrieval.score(users)
     base[train[users].nonzero()] = -np.inf
-    cand = np.argpartition(-base, candidates, axis=1)[:, :candidates]
+    source = base
+    if item_item is not None:
+        extra = item_item.score(users)
+        extra[train[users].nonzero()] = -np.inf
+        source = extra
+    cand = np.argpartition(-source, candidates, axis=1)[:, :candidates]
     counts = np.log1p(np.asarray((train > 0).sum(axis=0)).ravel())
     popularity = counts / counts.max()
     unit = retrieval.item_factors / (np.linalg.norm(retrieval.item_factors, axis=1, keepdims=True) + 1e-9)
@@ -134,6 +141,8 @@ def lastfm_features(ncf, retrieval, train, users, candidates=200):
             uf = retrieval.user_factors[u]
             feats[r, :, 0] = ncf.score_vectors(user, items)[0].numpy()
             feats[r, :, 1] = base[r, cand[r]]
+            if item_item is not None:
+                feats[r, :, 2] = extra[r, cand[r]]
             feats[r, :, 3] = popularity[cand[r]]
             feats[r, :, 5] = 1.0 - (unit[cand[r]] @ unit[hist].T).max(axis=1) if len(hist) else 1.0
             feats[r, :, 6] = unit[cand[r]] @ (uf / (np.linalg.norm(uf) + 1e-9))
@@ -152,22 +161,24 @@ class _Ranked:
         return out
 
 
-def lastfm_hybrid(ls, als, ncf, epochs, log):
+def lastfm_hybrid(ls, als, ncf, epochs, log, ease_lambda=None):
     """Stacking without leakage: iALS and NCF are refitted on 90% of each user's training artists,
     the ranker learns from the other 10%; at test time it scores the full-data models' features."""
     inner = lastfm_eval.split_per_user(ls.train, test_fraction=0.1, seed=7)
+    inner_ease = EASE(ease_lambda).fit(inner.train) if ease_lambda else None
+    full_ease = EASE(ease_lambda).fit(ls.train) if ease_lambda else None
     inner_als = ImplicitALS(K, 0.1, 10.0, 1.0, iterations=10).fit(inner.train)
     inner_ncf = train_neumf(inner.train, K, inner_als.item_factors / (
         np.linalg.norm(inner_als.item_factors, axis=1).mean() + 1e-9), epochs=epochs, log=log)
     inner_ncf.eval()
     users = np.asarray([u for u, t in enumerate(inner.test) if t])
-    cand, feats = lastfm_features(inner_ncf, inner_als, inner.train, users)
+    cand, feats = lastfm_features(inner_ncf, inner_als, inner.train, users, item_item=inner_ease)
     labels = np.stack([np.isin(cand[r], list(inner.test[u])) for r, u in enumerate(users)]).astype(np.float32)
     keep = labels.sum(axis=1) > 0
     ranker = train_hybrid(feats[keep], labels[keep], epochs=300, log=log)
     ranker.eval()
     test_users = np.asarray([u for u, t in enumerate(ls.test) if t])
-    cand, feats = lastfm_features(ncf, als, ls.train, test_users)
+    cand, feats = lastfm_features(ncf, als, ls.train, test_users, item_item=full_ease)
     with torch.no_grad():
         scores = ranker(torch.as_tensor(feats)).numpy()
     return _Ranked(ls.train.shape[1], test_users, cand, scores)
@@ -313,6 +324,9 @@ def main(argv=None) -> None:
     log("  hybrid on lastfm (stacked: ranker trained on an inner 90/10 split of the training data)")
     lf_res["hybrid (iALS top-200, NCF + ranker)"] = lastfm_eval.evaluate(
         lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log), ls)
+    log("  exploratory: the same ranker with EASE candidates and the EASE score as a feature")
+    lf_res["exploratory: hybrid with EASE (lambda=1500) candidates + feature"] = lastfm_eval.evaluate(
+        lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log, ease_lambda=1500.0), ls)
     for name, r in lf_res.items():
         log(f"  {name}: recall@20 {r['recall@20']:.4f}")
 

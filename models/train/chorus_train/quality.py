@@ -20,7 +20,8 @@ def write_quality(path: str, results: dict, manifest: dict) -> None:
     sp = results["spotify"]
     best_base = max(sp["ItemPop"]["ndcg@20"], sp["content-kNN"]["ndcg@20"])
     hyb = sp["hybrid (served)"]
-    best_lf = max(lf.items(), key=lambda kv: kv[1]["recall@20"])
+    best_lf = max(((k, v) for k, v in lf.items() if not k.startswith("exploratory")), key=lambda kv: kv[1]["recall@20"])
+    exploratory = {k: v for k, v in lf.items() if k.startswith("exploratory")}
     ncf_lf = lf.get("NCF (iALS top-200, re-ranked)", {}).get("recall@20", float("nan"))
     served_lf = lf.get("hybrid (iALS top-200, NCF + ranker)", {}).get("recall@20", float("nan"))
     genre = results["genre"]
@@ -29,7 +30,8 @@ def write_quality(path: str, results: dict, manifest: dict) -> None:
     met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     targets = [
         ["lastfm-2k Recall@20 of the served ranking (hybrid) >= 0.30",
-         f"hybrid {f(served_lf)}; NCF {f(ncf_lf)}; best of all: {best_lf[0]} {f(best_lf[1]['recall@20'])}",
+         f"hybrid {f(served_lf)}; NCF {f(ncf_lf)}; best baseline: {best_lf[0]} {f(best_lf[1]['recall@20'])}"
+         + "".join(f"; {k}: {f(v['recall@20'])}" for k, v in exploratory.items()),
          met(served_lf >= 0.30)],
         ["continuation NDCG@20 >= 1.20x max(ItemPop, content-kNN)", f"{ratio:.2f}x", met(ratio >= 1.2)],
         ["cold-start (unseen) NDCG@20 well above ItemPop",
@@ -54,7 +56,10 @@ def write_quality(path: str, results: dict, manifest: dict) -> None:
         "Per-user 80/20 split of each user's artists (seed 2011; users with fewer than 5 artists are",
         "training-only), training artists excluded from the ranking. Recall@20 = hits / min(20, held-out);",
         "NDCG@20 binary. Sampled HR@10/NDCG@10: one held-out artist ranked among 99 the user never played",
-        "(the NCF paper's protocol; it flatters popularity).",
+        "(the NCF paper's protocol; it flatters popularity). Re-rankers score only their 200 candidates,",
+        "so their sampled figures are pessimistic. The exploratory row is not the shipped architecture:",
+        "EASE supplies the candidates and, in the content-similarity slot (artists have no audio",
+        "features), its score; it shows the most promising route to the 0.30 target.",
         "",
         _table(["model", "Recall@20", "NDCG@20", "HR@10 (sampled)", "NDCG@10 (sampled)"],
                [[name, f(r["recall@20"]), f(r["ndcg@20"]), f(r["hr@10_sampled"]), f(r["ndcg@10_sampled"])]
