@@ -3,6 +3,22 @@ use utoipa::ToSchema;
 
 use crate::domain::TrackId;
 
+/// The audio features' names, in Spotify's order: the CSV column names of every import format
+/// and the field names of [`AudioFeatures`].
+pub const AUDIO_FEATURE_NAMES: [&str; 11] = [
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+];
+
 /// Spotify audio features (same names and ranges as Spotify's Web API).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AudioFeatures {

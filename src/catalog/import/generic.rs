@@ -17,9 +17,10 @@ use std::io::{Read, Write};
 use serde::Deserialize;
 
 use super::{audio_features_of, check_headers, split_list, ImportReport, RawTrack};
-use crate::catalog::Track;
+use crate::catalog::{Track, AUDIO_FEATURE_NAMES};
 
-pub const GENERIC_COLUMNS: &[&str] = &[
+/// The columns before the audio features.
+const BASE_COLUMNS: &[&str] = &[
     "id",
     "title",
     "artist",
@@ -29,18 +30,16 @@ pub const GENERIC_COLUMNS: &[&str] = &[
     "subgenres",
     "popularity",
     "duration_ms",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
 ];
+
+/// Every column of the generic format, in the order `write_generic` writes them.
+pub fn generic_columns() -> Vec<&'static str> {
+    BASE_COLUMNS
+        .iter()
+        .chain(&AUDIO_FEATURE_NAMES)
+        .copied()
+        .collect()
+}
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -70,7 +69,7 @@ pub fn parse_generic(reader: impl Read) -> anyhow::Result<ImportReport> {
     let mut csv = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(reader);
-    check_headers(csv.headers()?, GENERIC_COLUMNS)?;
+    check_headers(csv.headers()?, BASE_COLUMNS)?;
     let mut report = ImportReport::default();
     let mut seen = std::collections::HashSet::new();
     for result in csv.deserialize::<Row>() {
@@ -108,7 +107,7 @@ pub fn write_generic<'a>(
     tracks: impl IntoIterator<Item = &'a Track>,
 ) -> anyhow::Result<()> {
     let mut csv = csv::Writer::from_writer(writer);
-    csv.write_record(GENERIC_COLUMNS)?;
+    csv.write_record(generic_columns())?;
     for t in tracks {
         let f = &t.audio_features;
         csv.write_record([
@@ -161,7 +160,7 @@ mod tests {
 
     #[test]
     fn duplicate_ids_and_missing_genres_are_skipped() {
-        let header = GENERIC_COLUMNS.join(",");
+        let header = generic_columns().join(",");
         let row = |id: &str, genres: &str| {
             format!("{id},T,A,,,{genres},,10,1000,0.5,0.5,1,-5,1,0.1,0.1,0,0.1,0.5,120")
         };

@@ -5,10 +5,10 @@
 mod generic;
 mod spotify;
 
-pub use generic::{parse_generic, write_generic, GENERIC_COLUMNS};
+pub use generic::{generic_columns, parse_generic, write_generic};
 pub use spotify::parse_spotify_songs;
 
-use super::{release_year, AudioFeatures, Track};
+use super::{release_year, AudioFeatures, Track, AUDIO_FEATURE_NAMES};
 use crate::domain::TrackId;
 
 /// How many skipped-row reasons a report keeps (the count covers all of them).
@@ -118,9 +118,11 @@ fn split_list(cell: &str) -> Vec<String> {
     out
 }
 
+/// Checks that the header has the format's own `required` columns and every audio feature.
 fn check_headers(headers: &csv::StringRecord, required: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = required
         .iter()
+        .chain(&AUDIO_FEATURE_NAMES)
         .copied()
         .filter(|c| !headers.iter().any(|h| h.trim() == *c))
         .collect();

@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use super::{audio_features_of, check_headers, ImportReport, RawTrack};
 use crate::catalog::Track;
+#[cfg(doc)]
+use crate::catalog::AUDIO_FEATURE_NAMES;
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -33,6 +35,7 @@ struct Row {
     duration_ms: u32,
 }
 
+/// The columns besides the audio features (see [`AUDIO_FEATURE_NAMES`]).
 const COLUMNS: &[&str] = &[
     "track_id",
     "track_name",
@@ -42,17 +45,6 @@ const COLUMNS: &[&str] = &[
     "track_album_release_date",
     "playlist_genre",
     "playlist_subgenre",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
     "duration_ms",
 ];
 
