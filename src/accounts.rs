@@ -36,17 +36,14 @@ pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<UserRecord, A
             "send `Authorization: Bearer <token>`; create a guest account with POST /api/v1/users",
         )
     })?;
-    let raw = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidToken,
-                "the Authorization header must use the Bearer scheme",
-            )
-        })?;
-    let token = AccessToken::parse(raw.trim())
-        .map_err(|reason| ApiError::new(ErrorCode::InvalidToken, reason))?;
+    let raw = bearer_token(header).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidToken,
+            "the Authorization header must use the Bearer scheme",
+        )
+    })?;
+    let token =
+        AccessToken::parse(raw).map_err(|reason| ApiError::new(ErrorCode::InvalidToken, reason))?;
     users::find_by_token(db, &token.hash())
         .await?
         .ok_or_else(|| {
@@ -55,6 +52,16 @@ pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<UserRecord, A
                 "the token is not known to this server",
             )
         })
+}
+
+/// The credential of an `Authorization: Bearer <credential>` header value (scheme matched
+/// case-insensitively, as RFC 9110 asks), trimmed. Authentication and the per-token rate limit
+/// both read it here, so they always agree on which token a request carries.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, credential) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
 }
 
 fn ticket_key(ticket: &str) -> String {
@@ -99,6 +106,15 @@ fn cache_unavailable(err: anyhow::Error) -> ApiError {
 mod tests {
     use super::*;
     use crate::cache::MemoryCache;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
 
     #[actix_web::test]
     async fn tickets_are_single_use() {

@@ -11,6 +11,7 @@ use actix_web::{
 };
 
 use crate::{
+    accounts,
     domain::TokenHash,
     error::{ApiError, ErrorCode},
     limits::{Decision, Quota},
@@ -90,11 +91,11 @@ pub async fn rate_limit(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(accounts::bearer_token)
     {
         checks.push((
             "token",
-            format!("token:{}", TokenHash::of(token.trim()).as_str()),
+            format!("token:{}", TokenHash::of(token).as_str()),
             Quota {
                 per_second: settings.per_token_per_second,
                 burst: settings.per_token_burst,

@@ -65,6 +65,15 @@ async fn per_token_limit_applies(redis: bool) {
     let response = app.get_as("/api/v1/me", &token).await;
     assert!(response.headers().contains_key("retry-after"));
     assert_error(response, 429, "rate_limited").await;
+    // Spelling the scheme differently does not escape the limit.
+    let response = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("Authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 429, "rate_limited").await;
     // Another token from the same address is unaffected.
     let response = app.get_as("/api/v1/me", &other).await;
     assert_eq!(response.status(), 200);
