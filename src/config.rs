@@ -41,6 +41,7 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     pub rate_limit: RateLimitSettings,
     pub models: ModelSettings,
+    pub inference: InferenceSettings,
     pub explainer: ExplainerSettings,
     pub spotify: SpotifySettings,
     pub log: LogSettings,
@@ -184,6 +185,55 @@ impl Default for ModelSettings {
     }
 }
 
+/// The InferenceActor's dynamic batcher (see `src/inference`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferenceSettings {
+    /// Requests per batch at most; 1 turns batching off.
+    pub max_batch: usize,
+    /// How long the first request of a batch waits for company, in microseconds.
+    pub max_delay_us: u64,
+    /// Requests accepted but not yet answered; beyond it callers get `overloaded`.
+    pub queue_capacity: usize,
+    /// Dedicated threads that run batches (each holds its own ONNX Runtime sessions).
+    pub threads: usize,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_threads: usize,
+    /// Retrieval candidates handed to the rankers (the hybrid ranker was trained on 300).
+    pub candidates: usize,
+}
+
+impl Default for InferenceSettings {
+    fn default() -> Self {
+        Self {
+            max_batch: 64,
+            max_delay_us: 1_000,
+            queue_capacity: 1_024,
+            threads: 1,
+            intra_threads: 1,
+            candidates: 300,
+        }
+    }
+}
+
+impl InferenceSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_batch == 0 || self.max_batch > 1_024 {
+            bail!("inference.max_batch must be between 1 and 1024");
+        }
+        if self.queue_capacity < self.max_batch {
+            bail!("inference.queue_capacity must be at least inference.max_batch");
+        }
+        if self.threads == 0 || self.intra_threads == 0 {
+            bail!("inference.threads and inference.intra_threads must be at least 1");
+        }
+        if !(10..=2_000).contains(&self.candidates) {
+            bail!("inference.candidates must be between 10 and 2000");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExplainerSettings {
@@ -237,6 +287,7 @@ impl Settings {
             None => Self::default(),
         };
         settings.apply_env(env)?;
+        settings.inference.validate()?;
         Ok(settings)
     }
 
@@ -308,6 +359,22 @@ impl Settings {
         })?;
         set("ORT_DYLIB_PATH", &mut |v| {
             self.models.ort_dylib_path = Some(PathBuf::from(v));
+            Ok(())
+        })?;
+        set("CHORUS_INFERENCE_MAX_BATCH", &mut |v| {
+            self.inference.max_batch = parsed("CHORUS_INFERENCE_MAX_BATCH", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_INFERENCE_MAX_DELAY_US", &mut |v| {
+            self.inference.max_delay_us = parsed("CHORUS_INFERENCE_MAX_DELAY_US", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_INFERENCE_QUEUE", &mut |v| {
+            self.inference.queue_capacity = parsed("CHORUS_INFERENCE_QUEUE", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_INFERENCE_THREADS", &mut |v| {
+            self.inference.threads = parsed("CHORUS_INFERENCE_THREADS", v)?;
             Ok(())
         })?;
         set("EXPLAINER_BASE_URL", &mut |v| {

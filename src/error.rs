@@ -46,6 +46,7 @@ error_codes! {
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "The endpoint exists but not for this HTTP method."),
     TrackNotFound => ("track_not_found", NOT_FOUND, "No track has this id."),
     RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many requests; retry after the number of seconds in Retry-After."),
+    Overloaded => ("overloaded", SERVICE_UNAVAILABLE, "The recommender's queue is full; retry after the seconds in Retry-After."),
     DependencyUnavailable => ("dependency_unavailable", SERVICE_UNAVAILABLE, "A backing service (database, cache) is not reachable."),
     Internal => ("internal_error", INTERNAL_SERVER_ERROR, "Something failed on the server; it has been logged."),
 }
@@ -162,7 +163,12 @@ mod tests {
             let status = code.status();
             if status.is_server_error() {
                 assert!(
-                    matches!(code, ErrorCode::Internal | ErrorCode::DependencyUnavailable),
+                    matches!(
+                        code,
+                        ErrorCode::Internal
+                            | ErrorCode::DependencyUnavailable
+                            | ErrorCode::Overloaded
+                    ),
                     "{code:?}"
                 );
             } else {

@@ -3,7 +3,8 @@
 //! label cardinality stays bounded.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -12,6 +13,11 @@ pub struct Metrics {
     pub http_latency: HistogramVec,
     pub rate_limited: IntCounterVec,
     pub catalog_tracks: IntGauge,
+    pub inference_batch_size: HistogramVec,
+    pub inference_duration: HistogramVec,
+    pub inference_queue_depth: IntGauge,
+    pub inference_rejected: IntCounter,
+    pub active_users: IntGauge,
 }
 
 impl Metrics {
@@ -46,11 +52,48 @@ impl Metrics {
         .expect("valid metric");
         let catalog_tracks = IntGauge::new("catalog_tracks", "Tracks in the in-memory catalog")
             .expect("valid metric");
+        let inference_batch_size = HistogramVec::new(
+            HistogramOpts::new(
+                "inference_batch_size",
+                "Requests per batch run by the inference threads, by kind",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let inference_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "inference_batch_duration_seconds",
+                "Time to run one inference batch, by kind",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let inference_queue_depth = IntGauge::new(
+            "inference_queue_depth",
+            "Inference requests accepted and not yet answered",
+        )
+        .expect("valid metric");
+        let inference_rejected = IntCounter::new(
+            "inference_rejected_total",
+            "Inference requests refused because the queue was full",
+        )
+        .expect("valid metric");
+        let active_users =
+            IntGauge::new("active_users", "Users with a live UserActor").expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
             Box::new(rate_limited.clone()),
             Box::new(catalog_tracks.clone()),
+            Box::new(inference_batch_size.clone()),
+            Box::new(inference_duration.clone()),
+            Box::new(inference_queue_depth.clone()),
+            Box::new(inference_rejected.clone()),
+            Box::new(active_users.clone()),
         ] {
             registry
                 .register(collector)
@@ -62,6 +105,11 @@ impl Metrics {
             http_latency,
             rate_limited,
             catalog_tracks,
+            inference_batch_size,
+            inference_duration,
+            inference_queue_depth,
+            inference_rejected,
+            active_users,
         }
     }
 

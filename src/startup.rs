@@ -11,10 +11,13 @@ use crate::{
     catalog::{demo, Catalog},
     config::Settings,
     http,
+    inference::Inference,
     limits::{MemoryRateLimiter, RateLimiter, RedisRateLimiter},
     metrics::Metrics,
+    recommend::Recommender,
     state::AppState,
     storage::{tracks, Db},
+    taste::directory::UserDirectory,
 };
 
 pub struct Application {
@@ -31,6 +34,25 @@ impl Application {
         let (cache, limiter) = connect_shared_state(&settings).await?;
         let metrics = Arc::new(Metrics::new());
         metrics.catalog_tracks.set(catalog.len() as i64);
+        let inference = Inference::start(
+            &settings.models,
+            &settings.inference,
+            Arc::clone(&catalog),
+            Arc::clone(&metrics),
+        )
+        .await?;
+        let users = UserDirectory::new(
+            db.clone(),
+            Arc::clone(&catalog),
+            Arc::clone(inference.space()),
+            Arc::clone(&metrics),
+        );
+        let recommender = Recommender {
+            inference: inference.clone(),
+            users: users.clone(),
+            catalog: Arc::clone(&catalog),
+            candidates: settings.inference.candidates,
+        };
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
@@ -41,6 +63,9 @@ impl Application {
             cache,
             limiter,
             metrics,
+            inference,
+            users,
+            recommender,
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {

@@ -3,8 +3,17 @@
 use std::sync::Arc;
 
 use crate::{
-    cache::Cache, catalog::Catalog, config::Settings, limits::RateLimiter, metrics::Metrics,
+    cache::Cache,
+    catalog::Catalog,
+    config::Settings,
+    domain::TrackId,
+    error::{ApiError, ErrorCode},
+    inference::Inference,
+    limits::RateLimiter,
+    metrics::Metrics,
+    recommend::Recommender,
     storage::Db,
+    taste::directory::UserDirectory,
 };
 
 pub struct AppState {
@@ -14,4 +23,34 @@ pub struct AppState {
     pub cache: Arc<dyn Cache>,
     pub limiter: Arc<dyn RateLimiter>,
     pub metrics: Arc<Metrics>,
+    pub inference: Inference,
+    pub users: UserDirectory,
+    pub recommender: Recommender,
+}
+
+impl AppState {
+    /// The catalog row of a track id sent in a body field named `field`.
+    pub fn track_index(&self, id: &str, field: &str) -> Result<u32, ApiError> {
+        let id = TrackId::parse(id)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("{field}: {e}")))?;
+        self.catalog.index_of(id.as_str()).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TrackNotFound,
+                format!("{field}: no track has id {id}"),
+            )
+        })
+    }
+
+    /// A genre or sub-genre name known to the catalog, lower-cased.
+    pub fn genre(&self, name: &str) -> Result<String, ApiError> {
+        let wanted = name.trim().to_lowercase();
+        if self.catalog.genres().iter().any(|g| g.name == wanted) {
+            Ok(wanted)
+        } else {
+            Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("genre {name:?} is not in the catalog; GET /api/v1/genres lists them"),
+            ))
+        }
+    }
 }

@@ -69,6 +69,20 @@ impl Catalog {
         self.by_id.get(id).map(|&i| &self.tracks[i as usize])
     }
 
+    /// The track's position in [`Catalog::tracks`], which is also its row in the item space.
+    pub fn index_of(&self, id: &str) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn track(&self, index: u32) -> &Track {
+        &self.tracks[index as usize]
+    }
+
+    /// Track positions, most popular first.
+    pub fn by_popularity(&self) -> &[u32] {
+        &self.by_popularity
+    }
+
     pub fn tracks(&self) -> &[Track] {
         &self.tracks
     }

@@ -106,6 +106,24 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             detail: Some(format!("{} tracks", state.catalog.len())),
         },
     );
+    let space = state.inference.space();
+    checks.insert(
+        "models",
+        DependencyStatus {
+            status: if state.inference.is_running() {
+                "ok"
+            } else {
+                "down"
+            },
+            backend: Some(state.inference.provider()),
+            latency_ms: None,
+            detail: Some(format!(
+                "{} item vectors; {} requests in the inference queue",
+                space.len(),
+                state.metrics.inference_queue_depth.get()
+            )),
+        },
+    );
     let is_ready = checks.values().all(|c| c.status != "down");
     let body = Readiness {
         status: if is_ready { "ready" } else { "not_ready" },

@@ -1,9 +1,11 @@
 //! The REST surface. Each resource module exposes `configure`; [`configure`] mounts them all.
 
+pub mod classify;
 pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod recommendations;
 pub mod tracks;
 pub mod users;
 
@@ -18,7 +20,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .wrap(actix_web::middleware::from_fn(middleware::rate_limit))
             .configure(users::configure)
-            .configure(tracks::configure),
+            .configure(recommendations::configure)
+            .configure(tracks::configure)
+            .configure(classify::configure),
     );
 }
 

@@ -6,7 +6,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{health, tracks, users};
+use super::{classify, health, recommendations, tracks, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,14 @@ use super::{health, tracks, users};
         users::ws_ticket,
         tracks::search_tracks,
         tracks::get_track,
+        tracks::similar_tracks,
         tracks::list_genres,
+        classify::classify,
+        recommendations::recommendations,
+        recommendations::feedback,
+        recommendations::next_comparison,
+        recommendations::compare,
+        recommendations::profile,
         openapi_json,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),

@@ -8,12 +8,14 @@ use crate::{
     catalog::{search::MAX_QUERY_CHARS, GenreCount, Track, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT},
     domain::TrackId,
     error::{ApiError, ErrorBody, ErrorCode},
+    inference::{engine::SimilarJob, retrieval::RetrievalQuery},
     state::AppState,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(search_tracks)
         .service(get_track)
+        .service(similar_tracks)
         .service(list_genres);
 }
 
@@ -89,6 +91,81 @@ pub async fn get_track(
         .get(id.as_str())
         .ok_or_else(|| ApiError::new(ErrorCode::TrackNotFound, format!("no track has id {id}")))?;
     Ok(HttpResponse::Ok().json(track))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarParams {
+    /// 1–50, default 10.
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SimilarTrack {
+    track: Track,
+    /// Cosine similarity of the item vectors (collaborative for trained tracks, content-based
+    /// for the others), -1–1.
+    similarity: f32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SimilarList {
+    track_id: String,
+    items: Vec<SimilarTrack>,
+}
+
+/// Tracks closest to this one in the item space.
+#[utoipa::path(
+    params(("id" = String, Path, description = "Track id"), SimilarParams),
+    responses(
+        (status = 200, body = SimilarList),
+        (status = 400, description = "invalid_id, invalid_query", body = ErrorBody),
+        (status = 404, description = "track_not_found", body = ErrorBody),
+        (status = 503, description = "overloaded", body = ErrorBody),
+    ),
+    tag = "catalog"
+)]
+#[get("/api/v1/tracks/{id}/similar")]
+pub async fn similar_tracks(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    params: web::Query<SimilarParams>,
+) -> Result<HttpResponse, ApiError> {
+    const MAX_SIMILAR: usize = 50;
+    let limit = params.limit.unwrap_or(10);
+    if !(1..=MAX_SIMILAR).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {MAX_SIMILAR}"),
+        ));
+    }
+    let id = TrackId::parse(&id).map_err(|e| ApiError::new(ErrorCode::InvalidId, e))?;
+    let index = state
+        .catalog
+        .index_of(id.as_str())
+        .ok_or_else(|| ApiError::new(ErrorCode::TrackNotFound, format!("no track has id {id}")))?;
+    let space = state.inference.space();
+    let norm = space.norms()[index as usize] + 1e-9;
+    let hits = state
+        .inference
+        .similar(SimilarJob {
+            query: RetrievalQuery {
+                vector: space.vector(index).iter().map(|x| x / norm).collect(),
+                exclude: vec![index],
+                k: limit,
+            },
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(SimilarList {
+        track_id: id.to_string(),
+        items: hits
+            .into_iter()
+            .map(|h| SimilarTrack {
+                track: state.catalog.track(h.item).clone(),
+                similarity: h.score,
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -67,16 +67,43 @@ pub fn environment(dylib: &Path) -> Result<&'static Environment, ModelError> {
         .map_err(|e| ModelError::Runtime(e.clone()))
 }
 
+/// Where and how a session runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions {
+    pub intra_threads: usize,
+    /// Run on CUDA (registration failure is an error; callers fall back explicitly).
+    pub cuda: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            intra_threads: 1,
+            cuda: false,
+        }
+    }
+}
+
+/// Whether this build can use the CUDA execution provider (the `cuda` cargo feature).
+pub const CUDA_COMPILED: bool = cfg!(feature = "cuda");
+
 /// Opens one model and checks its inputs and outputs against the manifest.
 pub fn open_session(
     env: &Environment,
     dir: &Path,
     name: &str,
     spec: &ModelSpec,
+    options: SessionOptions,
 ) -> Result<Session, ModelError> {
     let path = dir.join(&spec.file);
     let session = Session::builder(env)
-        .and_then(|mut b| b.commit_from_file(&path))
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            b.with_intra_threads(options.intra_threads)
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|b| with_provider(b, options.cuda))
+        .and_then(|mut b| b.commit_from_file(&path).map_err(|e| e.to_string()))
         .map_err(|e| ModelError::Runtime(format!("opening {}: {e}", path.display())))?;
     let describe = |outlets: &[ort::value::Outlet]| -> Vec<TensorSpec> {
         outlets
@@ -111,6 +138,30 @@ pub fn open_session(
         }
     }
     Ok(session)
+}
+
+#[cfg(feature = "cuda")]
+fn with_provider(
+    builder: ort::session::builder::SessionBuilder,
+    cuda: bool,
+) -> Result<ort::session::builder::SessionBuilder, String> {
+    if !cuda {
+        return Ok(builder);
+    }
+    builder
+        .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+        .map_err(|e| format!("the CUDA execution provider is not usable: {e}"))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_provider(
+    builder: ort::session::builder::SessionBuilder,
+    cuda: bool,
+) -> Result<ort::session::builder::SessionBuilder, String> {
+    if cuda {
+        return Err("this build has no CUDA support (build with `--features cuda`)".into());
+    }
+    Ok(builder)
 }
 
 /// The manifest uses NumPy's dtype names (it is written from Python).

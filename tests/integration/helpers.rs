@@ -12,7 +12,7 @@ use std::{
 use actix_web::{dev::ServerHandle, web};
 use chorus::{
     catalog::import,
-    config::{RateLimitSettings, Secret, Settings},
+    config::{InferenceSettings, RateLimitSettings, Secret, Settings},
     startup::Application,
     state::AppState,
     storage::{tracks, Db},
@@ -125,6 +125,9 @@ pub struct AppOptions {
     pub load_demo: bool,
     pub seed_fixture: bool,
     pub max_body_bytes: Option<usize>,
+    pub inference: InferenceSettings,
+    /// Serve this existing database (a "restart") instead of a fresh one; nothing is seeded.
+    pub database: Option<Arc<TestDb>>,
 }
 
 impl Default for AppOptions {
@@ -136,6 +139,8 @@ impl Default for AppOptions {
             load_demo: false,
             seed_fixture: true,
             max_body_bytes: None,
+            inference: InferenceSettings::default(),
+            database: None,
         }
     }
 }
@@ -145,7 +150,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
     pub handle: ServerHandle,
-    _db: TestDb,
+    pub db: Arc<TestDb>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -154,8 +159,12 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     init_logs();
-    let db = TestDb::new(options.store).await;
-    if options.seed_fixture {
+    let reused = options.database.is_some();
+    let db = match options.database {
+        Some(db) => db,
+        None => Arc::new(TestDb::new(options.store).await),
+    };
+    if options.seed_fixture && !reused {
         let store = db.connect().await;
         let report =
             import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
@@ -173,6 +182,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     }
     settings.database.url = Secret::new(db.url.clone());
     settings.catalog.load_demo = options.load_demo;
+    settings.inference = options.inference;
     settings.rate_limit = options.rate_limit.unwrap_or(RateLimitSettings {
         enabled: false,
         ..RateLimitSettings::default()
@@ -193,7 +203,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         client: reqwest::Client::new(),
         state,
         handle,
-        _db: db,
+        db,
     }
 }
 
@@ -222,6 +232,16 @@ impl TestApp {
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json_as(&self, path: &str, body: &Value, token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
             .json(body)
             .send()
             .await

@@ -6,6 +6,7 @@ mod helpers;
 mod models;
 mod operations;
 mod rate_limits;
+mod recommendations;
 mod redis_backends;
 mod storage;
 mod tracks;

@@ -7,7 +7,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use chorus::models::{environment, open_session, Manifest, ModelError, DEFAULT_ORT_DYLIB};
+use chorus::models::{
+    environment, open_session, Manifest, ModelError, SessionOptions, DEFAULT_ORT_DYLIB,
+};
 use ort::{environment::Environment, session::Session, value::Tensor};
 use serde_json::Value;
 
@@ -28,7 +30,14 @@ fn ort_env() -> &'static Environment {
 
 fn session(name: &str) -> Session {
     let manifest = Manifest::load(&models_dir()).unwrap();
-    open_session(ort_env(), &models_dir(), name, &manifest.models[name]).unwrap()
+    open_session(
+        ort_env(),
+        &models_dir(),
+        name,
+        &manifest.models[name],
+        SessionOptions::default(),
+    )
+    .unwrap()
 }
 
 fn sample() -> Value {

@@ -22,6 +22,8 @@ async fn ready_reports_each_dependency() {
     assert_eq!(body["checks"]["database"]["backend"], "sqlite");
     assert_eq!(body["checks"]["cache"]["backend"], "in-process");
     assert_eq!(body["checks"]["catalog"]["status"], "ok");
+    assert_eq!(body["checks"]["models"]["status"], "ok");
+    assert_eq!(body["checks"]["models"]["backend"], "cpu");
 }
 
 #[actix_web::test]
@@ -80,6 +82,13 @@ async fn openapi_describes_every_route() {
         ("/api/v1/tracks", "get"),
         ("/api/v1/tracks/{id}", "get"),
         ("/api/v1/genres", "get"),
+        ("/api/v1/tracks/{id}/similar", "get"),
+        ("/api/v1/classify", "post"),
+        ("/api/v1/recommendations", "post"),
+        ("/api/v1/feedback", "post"),
+        ("/api/v1/comparisons/next", "get"),
+        ("/api/v1/comparisons", "post"),
+        ("/api/v1/me/profile", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -88,7 +97,7 @@ async fn openapi_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        10,
+        17,
         "a route was added without updating this test: {:?}",
         paths.keys()
     );

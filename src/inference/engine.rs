@@ -1,0 +1,333 @@
+//! What one inference thread does with a batch: the ONNX Runtime sessions (each thread owns its
+//! own, since running a session needs exclusive access) and the batched pipeline steps.
+
+use std::{path::Path, sync::Arc};
+
+use ndarray::Array2;
+use ort::{
+    environment::Environment,
+    session::{Session, SessionInputValue},
+    value::Tensor,
+};
+
+use super::{
+    features::{candidate_features, Listener, NCF_SCORE},
+    retrieval::{self, Hit, Metric, RetrievalQuery},
+    space::{ItemSpace, CONTENT_INPUTS, DIM},
+};
+use crate::models::{open_session, Manifest, ModelError, SessionOptions};
+
+pub const GENRE_OUTPUT: &str = "genre_probabilities";
+pub const MOOD_OUTPUT: &str = "mood_probabilities";
+
+/// The three shipped models, opened for one thread.
+pub struct Models {
+    ncf: Session,
+    content: Session,
+    hybrid: Session,
+}
+
+impl Models {
+    pub fn open(
+        env: &Environment,
+        dir: &Path,
+        manifest: &Manifest,
+        options: SessionOptions,
+    ) -> Result<Self, ModelError> {
+        let open = |name: &str| open_session(env, dir, name, &manifest.models[name], options);
+        Ok(Self {
+            ncf: open("ncf")?,
+            content: open("content")?,
+            hybrid: open("hybrid")?,
+        })
+    }
+
+    /// `ncf.onnx`: users `[b, DIM]`, items `[b, c, DIM]` → logits `[b, c]`.
+    pub fn ncf(
+        &mut self,
+        users: Vec<f32>,
+        items: Vec<f32>,
+        b: usize,
+        c: usize,
+    ) -> Result<Vec<f32>, String> {
+        run(
+            &mut self.ncf,
+            vec![
+                ("user", vec![b, DIM], users),
+                ("items", vec![b, c, DIM], items),
+            ],
+            "score",
+        )
+    }
+
+    /// `hybrid.onnx`: features `[b, c, 7]` → scores `[b, c]`.
+    pub fn hybrid(&mut self, features: Vec<f32>, b: usize, c: usize) -> Result<Vec<f32>, String> {
+        run(
+            &mut self.hybrid,
+            vec![("features", vec![b, c, 7], features)],
+            "score",
+        )
+    }
+
+    /// `content.onnx` on `n` rows of raw track features.
+    pub fn content(&mut self, rows: Vec<f32>, n: usize) -> Result<ContentOutputs, String> {
+        let input =
+            Tensor::from_array((vec![n, CONTENT_INPUTS], rows)).map_err(|e| e.to_string())?;
+        let outputs = self
+            .content
+            .run(vec![("features", SessionInputValue::from(input))])
+            .map_err(|e| e.to_string())?;
+        let take = |name: &str| -> Result<Vec<f32>, String> {
+            let (_, data) = outputs[name]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| e.to_string())?;
+            Ok(data.to_vec())
+        };
+        Ok(ContentOutputs {
+            rows: n,
+            embedding: take("embedding")?,
+            genres: take(GENRE_OUTPUT)?,
+            moods: take(MOOD_OUTPUT)?,
+        })
+    }
+}
+
+fn run(
+    session: &mut Session,
+    inputs: Vec<(&'static str, Vec<usize>, Vec<f32>)>,
+    output: &str,
+) -> Result<Vec<f32>, String> {
+    let mut values: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+    for (name, shape, data) in inputs {
+        let tensor = Tensor::from_array((shape, data)).map_err(|e| e.to_string())?;
+        values.push((name, tensor.into()));
+    }
+    let outputs = session.run(values).map_err(|e| e.to_string())?;
+    let (_, data) = outputs[output]
+        .try_extract_tensor::<f32>()
+        .map_err(|e| e.to_string())?;
+    Ok(data.to_vec())
+}
+
+/// `content.onnx`'s outputs for a batch, row-major.
+#[derive(Debug, Clone)]
+pub struct ContentOutputs {
+    pub rows: usize,
+    pub embedding: Vec<f32>,
+    pub genres: Vec<f32>,
+    pub moods: Vec<f32>,
+}
+
+impl ContentOutputs {
+    pub fn embeddings(self) -> Array2<f32> {
+        Array2::from_shape_vec((self.rows, DIM), self.embedding).expect("[rows, DIM]")
+    }
+}
+
+/// Recommend for one listener: retrieve, featurise, score with NCF and the hybrid ranker.
+#[derive(Debug, Clone)]
+pub struct RankJob {
+    pub listener: Arc<Listener>,
+    /// Item rows never recommended, sorted.
+    pub exclude: Vec<u32>,
+    pub candidates: usize,
+    /// How many of the best to return, with each feature's contribution.
+    pub top: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedItem {
+    pub item: u32,
+    /// The hybrid ranker's score (a logit; only the order within one answer is meaningful).
+    pub score: f32,
+    /// The NCF model's logit for this listener and track.
+    pub ncf: f32,
+    pub features: [f32; 7],
+    /// How much each feature moved the score: the score minus the score with that feature set
+    /// to its mean over this request's candidates.
+    pub contributions: [f32; 7],
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ranked {
+    pub items: Vec<RankedItem>,
+    /// Candidates retrieval produced (and the rankers scored).
+    pub considered: usize,
+}
+
+/// Nearest tracks to a query vector by cosine.
+#[derive(Debug, Clone)]
+pub struct SimilarJob {
+    pub query: RetrievalQuery,
+}
+
+/// One inference thread's state.
+pub struct Engine {
+    pub models: Models,
+    pub space: Arc<ItemSpace>,
+}
+
+impl Engine {
+    pub fn rank(&mut self, jobs: &[RankJob]) -> Result<Vec<Ranked>, String> {
+        let space = Arc::clone(&self.space);
+        let queries: Vec<RetrievalQuery> = jobs
+            .iter()
+            .map(|j| RetrievalQuery {
+                vector: j.listener.vector.clone(),
+                exclude: j.exclude.clone(),
+                k: j.candidates,
+            })
+            .collect();
+        let hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
+        let mut features: Vec<Vec<[f32; 7]>> = jobs
+            .iter()
+            .zip(&hits)
+            .map(|(job, hits)| {
+                let cands: Vec<(u32, f32)> = hits.iter().map(|h| (h.item, h.score)).collect();
+                candidate_features(&space, &job.listener, &cands)
+            })
+            .collect();
+        let b = jobs.len();
+        let c = hits.iter().map(Vec::len).max().unwrap_or(0);
+        if c == 0 {
+            return Ok(vec![Ranked::default(); b]);
+        }
+        // NCF over [b, c] (short candidate lists padded with zero vectors, their scores dropped).
+        let mut users = Vec::with_capacity(b * DIM);
+        let mut items = vec![0f32; b * c * DIM];
+        for (r, (job, hits)) in jobs.iter().zip(&hits).enumerate() {
+            users.extend_from_slice(&job.listener.vector[..DIM]);
+            for (j, hit) in hits.iter().enumerate() {
+                let at = (r * c + j) * DIM;
+                items[at..at + DIM]
+                    .copy_from_slice(space.vector(hit.item).as_slice().expect("contiguous row"));
+            }
+        }
+        let ncf = self.models.ncf(users, items, b, c)?;
+        for (r, rows) in features.iter_mut().enumerate() {
+            for (j, f) in rows.iter_mut().enumerate() {
+                f[NCF_SCORE] = ncf[r * c + j];
+            }
+        }
+        let scores = self.models.hybrid(flatten(&features, c), b, c)?;
+        // Per request: order by score, keep the top, and explain them by occlusion.
+        let mut order: Vec<Vec<usize>> = Vec::with_capacity(b);
+        let mut occluded: Vec<Vec<[f32; 7]>> = Vec::with_capacity(b);
+        for (r, (job, rows)) in jobs.iter().zip(&features).enumerate() {
+            let mut idx: Vec<usize> = (0..rows.len()).collect();
+            idx.sort_by(|&x, &y| {
+                scores[r * c + y]
+                    .total_cmp(&scores[r * c + x])
+                    .then(x.cmp(&y))
+            });
+            idx.truncate(job.top);
+            let baseline = mean(rows);
+            let mut variants = Vec::with_capacity(idx.len() * 7);
+            for &j in &idx {
+                for f in 0..7 {
+                    let mut v = rows[j];
+                    v[f] = baseline[f];
+                    variants.push(v);
+                }
+            }
+            order.push(idx);
+            occluded.push(variants);
+        }
+        let t = occluded.iter().map(Vec::len).max().unwrap_or(0);
+        let without = if t > 0 {
+            self.models.hybrid(flatten(&occluded, t), b, t)?
+        } else {
+            Vec::new()
+        };
+        Ok(order
+            .into_iter()
+            .enumerate()
+            .map(|(r, idx)| Ranked {
+                considered: hits[r].len(),
+                items: idx
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, &j)| {
+                        let score = scores[r * c + j];
+                        let mut contributions = [0f32; 7];
+                        for (f, slot) in contributions.iter_mut().enumerate() {
+                            *slot = score - without[r * t + rank * 7 + f];
+                        }
+                        RankedItem {
+                            item: hits[r][j].item,
+                            score,
+                            ncf: features[r][j][NCF_SCORE],
+                            features: features[r][j],
+                            contributions,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    pub fn similar(&self, jobs: &[SimilarJob]) -> Vec<Vec<Hit>> {
+        let queries: Vec<RetrievalQuery> = jobs.iter().map(|j| j.query.clone()).collect();
+        retrieval::top_k(
+            self.space.vectors(),
+            self.space.norms(),
+            Metric::Cosine,
+            &queries,
+        )
+    }
+
+    pub fn classify(&mut self, rows: &[[f32; CONTENT_INPUTS]]) -> Result<ContentOutputs, String> {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        self.models.content(flat, rows.len())
+    }
+}
+
+/// `[b, width, 7]` row-major, short rows padded with zeros.
+fn flatten(rows: &[Vec<[f32; 7]>], width: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows.len() * width * 7];
+    for (r, row) in rows.iter().enumerate() {
+        for (j, f) in row.iter().enumerate() {
+            let at = (r * width + j) * 7;
+            out[at..at + 7].copy_from_slice(f);
+        }
+    }
+    out
+}
+
+fn mean(rows: &[[f32; 7]]) -> [f32; 7] {
+    let mut m = [0f32; 7];
+    for row in rows {
+        for (a, x) in m.iter_mut().zip(row) {
+            *a += x;
+        }
+    }
+    for a in &mut m {
+        *a /= rows.len().max(1) as f32;
+    }
+    m
+}
+
+/// Content-model embeddings of every catalog track, computed in chunks with progress logs.
+pub fn embed_catalog(
+    models: &mut Models,
+    rows: &[[f32; CONTENT_INPUTS]],
+) -> Result<Array2<f32>, String> {
+    const CHUNK: usize = 8_192;
+    let mut out = Array2::<f32>::zeros((rows.len(), DIM));
+    for (n, chunk) in rows.chunks(CHUNK).enumerate() {
+        let flat: Vec<f32> = chunk.iter().flatten().copied().collect();
+        let embedding = models.content(flat, chunk.len())?.embeddings();
+        let start = n * CHUNK;
+        out.slice_mut(ndarray::s![start..start + chunk.len(), ..])
+            .assign(&embedding);
+        let done = start + chunk.len();
+        if rows.len() > 100_000 && (done % 100_000 < CHUNK || done == rows.len()) {
+            tracing::info!(
+                done,
+                total = rows.len(),
+                "embedding catalog tracks with content.onnx"
+            );
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,117 @@
+//! The hybrid ranker's per-candidate features, computed exactly as the training pipeline's
+//! `Served.features` computes them (models/train/chorus_train/pipeline.py); a test reproduces the
+//! shipped sample's features from its seed tracks.
+
+use ndarray::{Array1, ArrayView1};
+
+use super::space::{ItemSpace, DIM};
+
+/// Names in `hybrid.onnx`'s input order (`feature_order` in the manifest).
+pub const HYBRID_FEATURES: [&str; 7] = [
+    "ncf_score",
+    "retrieval_score",
+    "content_similarity",
+    "popularity",
+    "freshness",
+    "diversity",
+    "group_agreement",
+];
+pub const NCF_SCORE: usize = 0;
+
+/// Who the candidates are for: the vectors the features compare candidates with.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// The user (or group) vector in the item space.
+    pub vector: Vec<f32>,
+    /// Unit-length mean of the liked tracks' unit content embeddings (zero when none).
+    pub taste: Vec<f32>,
+    /// Liked tracks that diversity is measured against (the most recent ones).
+    pub history: Vec<u32>,
+    /// Per-candidate agreement override (groups); `None`: cosine with `vector`.
+    pub agreement: Option<Vec<f32>>,
+}
+
+impl Listener {
+    /// A listener whose taste is the given tracks with the given weights (the training pipeline's
+    /// user: weighted mean of the history's item vectors).
+    pub fn from_history(space: &ItemSpace, history: &[u32], weights: &[f32]) -> Self {
+        let total: f32 = weights.iter().sum();
+        let mut vector = Array1::<f32>::zeros(DIM);
+        for (&item, &w) in history.iter().zip(weights) {
+            vector.scaled_add(w / total, &space.vector(item));
+        }
+        Self {
+            vector: vector.to_vec(),
+            taste: taste_of(space, history),
+            history: history.to_vec(),
+            agreement: None,
+        }
+    }
+}
+
+/// Unit-length mean of the tracks' unit content embeddings.
+pub fn taste_of(space: &ItemSpace, tracks: &[u32]) -> Vec<f32> {
+    let mut taste = Array1::<f32>::zeros(DIM);
+    for &t in tracks {
+        taste += &space.content_unit(t);
+    }
+    if !tracks.is_empty() {
+        taste /= tracks.len() as f32;
+    }
+    let n = taste.dot(&taste).sqrt();
+    if n > 0.0 {
+        taste /= n + 1e-9;
+    }
+    taste.to_vec()
+}
+
+/// Features for each candidate (item row, retrieval score); the NCF slot is left at 0 for the
+/// model to fill in.
+pub fn candidate_features(
+    space: &ItemSpace,
+    listener: &Listener,
+    candidates: &[(u32, f32)],
+) -> Vec<[f32; 7]> {
+    let user = ArrayView1::from(&listener.vector[..]);
+    let user_norm = user.dot(&user).sqrt() + 1e-9;
+    let taste = ArrayView1::from(&listener.taste[..]);
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(j, &(item, retrieval))| {
+            let v = space.vector(item);
+            let v_norm = space.norms()[item as usize] + 1e-9;
+            let nearest = listener
+                .history
+                .iter()
+                .map(|&h| v.dot(&space.vector(h)) / (v_norm * (space.norms()[h as usize] + 1e-9)))
+                .fold(f32::NEG_INFINITY, f32::max);
+            let diversity = if listener.history.is_empty() {
+                1.0
+            } else {
+                1.0 - nearest
+            };
+            let agreement = match &listener.agreement {
+                Some(a) => a[j],
+                None => v.dot(&user) / (v_norm * user_norm),
+            };
+            [
+                0.0,
+                retrieval,
+                space.content_unit(item).dot(&taste),
+                space.popularity(item),
+                space.freshness(item),
+                diversity,
+                agreement,
+            ]
+        })
+        .collect()
+}
+
+/// The history track most similar to `item` (what "because you liked …" names).
+pub fn nearest_in_history(space: &ItemSpace, history: &[u32], item: u32) -> Option<(u32, f32)> {
+    history
+        .iter()
+        .map(|&h| (h, space.cosine(item, h)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}

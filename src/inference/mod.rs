@@ -1,0 +1,240 @@
+//! Model inference: the only place ONNX Runtime runs.
+//!
+//! [`Inference::start`] verifies the shipped artifacts against the manifest (the server refuses to
+//! start otherwise), opens the models on the chosen execution provider, embeds every catalog
+//! track with `content.onnx`, builds the [`ItemSpace`], and starts the [`actor::InferenceActor`]
+//! with its dedicated threads. Callers use the async methods on [`Inference`].
+
+pub mod actor;
+pub mod engine;
+pub mod features;
+pub mod retrieval;
+pub mod space;
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Instant};
+
+use actix::{Actor, Addr};
+use anyhow::Context as _;
+
+use self::{
+    actor::{Classify, InferenceActor, Rank, Similar},
+    engine::{embed_catalog, ContentOutputs, Engine, Models, RankJob, Ranked, SimilarJob},
+    retrieval::Hit,
+    space::{content_defaults, content_inputs, ItemSpace, CONTENT_INPUTS},
+};
+use crate::{
+    catalog::Catalog,
+    config::{ExecutionProvider, InferenceSettings, ModelSettings},
+    error::{ApiError, ErrorCode},
+    metrics::Metrics,
+    models::{environment, Manifest, SessionOptions, CUDA_COMPILED, DEFAULT_ORT_DYLIB},
+};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InferenceError {
+    #[error("the inference queue is full")]
+    Overloaded,
+    #[error("inference is not running")]
+    Unavailable,
+    #[error("inference failed: {0}")]
+    Failed(String),
+}
+
+impl From<InferenceError> for ApiError {
+    fn from(err: InferenceError) -> Self {
+        match err {
+            InferenceError::Overloaded => ApiError::new(
+                ErrorCode::Overloaded,
+                "too many recommendation requests are in flight; retry shortly",
+            )
+            .retry_after(1),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// A cloneable handle to the running inference actor and what it was built from.
+#[derive(Clone)]
+pub struct Inference {
+    addr: Addr<InferenceActor>,
+    space: Arc<ItemSpace>,
+    genres: Arc<Vec<String>>,
+    moods: Arc<Vec<String>>,
+    provider: &'static str,
+}
+
+impl Inference {
+    pub async fn start(
+        models: &ModelSettings,
+        settings: &InferenceSettings,
+        catalog: Arc<Catalog>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let models = models.clone();
+        let threads = settings.threads;
+        let intra_threads = settings.intra_threads;
+        let loaded =
+            tokio::task::spawn_blocking(move || load(&models, threads, intra_threads, &catalog))
+                .await
+                .context("loading the models")??;
+        tracing::info!(
+            provider = loaded.provider,
+            threads,
+            items = loaded.space.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "models loaded"
+        );
+        let space = Arc::clone(&loaded.space);
+        let engines = loaded
+            .models
+            .into_iter()
+            .map(|models| Engine {
+                models,
+                space: Arc::clone(&space),
+            })
+            .collect();
+        let addr = InferenceActor::new(settings, engines, metrics).start();
+        Ok(Self {
+            addr,
+            space,
+            genres: Arc::new(loaded.genres),
+            moods: Arc::new(loaded.moods),
+            provider: loaded.provider,
+        })
+    }
+
+    pub fn space(&self) -> &Arc<ItemSpace> {
+        &self.space
+    }
+
+    pub fn genres(&self) -> &[String] {
+        &self.genres
+    }
+
+    pub fn moods(&self) -> &[String] {
+        &self.moods
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.addr.connected()
+    }
+
+    /// `"cpu"` or `"cuda"`.
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    pub async fn rank(&self, job: RankJob) -> Result<Ranked, InferenceError> {
+        wait(self.addr.send(Rank(job)).await).await
+    }
+
+    pub async fn similar(&self, job: SimilarJob) -> Result<Vec<Hit>, InferenceError> {
+        wait(self.addr.send(Similar(job)).await).await
+    }
+
+    pub async fn classify(
+        &self,
+        rows: Vec<[f32; CONTENT_INPUTS]>,
+    ) -> Result<ContentOutputs, InferenceError> {
+        wait(self.addr.send(Classify(rows)).await).await
+    }
+}
+
+async fn wait<R>(
+    sent: Result<actor::Admission<R>, actix::MailboxError>,
+) -> Result<R, InferenceError> {
+    let receiver = sent.map_err(|_| InferenceError::Unavailable)??;
+    receiver.await.map_err(|_| InferenceError::Unavailable)?
+}
+
+struct Loaded {
+    models: Vec<Models>,
+    space: Arc<ItemSpace>,
+    genres: Vec<String>,
+    moods: Vec<String>,
+    provider: &'static str,
+}
+
+/// Blocking: verify artifacts, open one model set per thread, embed the catalog.
+fn load(
+    settings: &ModelSettings,
+    threads: usize,
+    intra_threads: usize,
+    catalog: &Catalog,
+) -> anyhow::Result<Loaded> {
+    let dir = &settings.dir;
+    let manifest = Manifest::load(dir)?;
+    manifest.verify_files(dir)?;
+    let dylib = settings
+        .ort_dylib_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ORT_DYLIB));
+    let env = environment(&dylib)?;
+    let mut options = SessionOptions {
+        intra_threads,
+        cuda: false,
+    };
+    let first = match settings.execution_provider {
+        ExecutionProvider::Cpu => Models::open(env, dir, &manifest, options)?,
+        ExecutionProvider::Cuda => {
+            options.cuda = true;
+            Models::open(env, dir, &manifest, options)
+                .context("CHORUS_EXECUTION_PROVIDER=cuda but CUDA cannot be used")?
+        }
+        ExecutionProvider::Auto if !CUDA_COMPILED => {
+            tracing::info!("execution provider auto: this build has no CUDA support, using CPU");
+            Models::open(env, dir, &manifest, options)?
+        }
+        ExecutionProvider::Auto => {
+            match Models::open(
+                env,
+                dir,
+                &manifest,
+                SessionOptions {
+                    cuda: true,
+                    ..options
+                },
+            ) {
+                Ok(models) => {
+                    options.cuda = true;
+                    models
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "execution provider auto: CUDA unavailable, falling back to CPU");
+                    Models::open(env, dir, &manifest, options)?
+                }
+            }
+        }
+    };
+    let mut models = vec![first];
+    for _ in 1..threads {
+        models.push(Models::open(env, dir, &manifest, options)?);
+    }
+    let (ids, vectors) = manifest.load_items(dir)?;
+    if manifest.embedding_dim != space::DIM {
+        anyhow::bail!(
+            "models/manifest.json: embedding_dim is {}, this server is built for {}",
+            manifest.embedding_dim,
+            space::DIM
+        );
+    }
+    let shipped: HashMap<String, usize> =
+        ids.into_iter().enumerate().map(|(i, id)| (id, i)).collect();
+    let defaults = content_defaults(catalog.tracks());
+    let rows: Vec<[f32; CONTENT_INPUTS]> = catalog
+        .tracks()
+        .iter()
+        .map(|t| content_inputs(t, defaults))
+        .collect();
+    let embeddings = embed_catalog(&mut models[0], &rows).map_err(|e| anyhow::anyhow!(e))?;
+    let space = ItemSpace::build(catalog, &shipped, &vectors, embeddings);
+    let content = &manifest.models["content"];
+    Ok(Loaded {
+        models,
+        space: Arc::new(space),
+        genres: content.genres.clone(),
+        moods: content.moods.clone(),
+        provider: if options.cuda { "cuda" } else { "cpu" },
+    })
+}

@@ -1,0 +1,196 @@
+//! Solo recommendations: the two-stage pipeline for listeners with a taste, a popular-and-diverse
+//! start for those without, reasons for every item, and the choice of an informative pair to
+//! compare.
+
+mod pairs;
+mod reasons;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub use pairs::{next_pair, Pair};
+pub use reasons::{Reason, SIGNALS};
+
+use crate::{
+    catalog::{Catalog, Track},
+    domain::UserId,
+    error::ApiError,
+    inference::{
+        engine::{RankJob, RankedItem},
+        features::nearest_in_history,
+        Inference,
+    },
+    taste::{
+        actor::{GetSnapshot, Snapshot},
+        directory::UserDirectory,
+        sigmoid,
+    },
+};
+
+/// A starter track this similar to a disliked one is not offered.
+const DISLIKE_SIMILARITY: f32 = 0.6;
+
+pub const STRATEGY_HYBRID: &str = "hybrid";
+pub const STRATEGY_POPULAR: &str = "popular_diverse";
+
+pub struct Request {
+    pub limit: usize,
+    pub genre: Option<String>,
+    /// Item rows the caller does not want, in any order.
+    pub exclude: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Recommended {
+    pub track: Track,
+    /// The ranker's score; higher is better; compare only within one answer.
+    pub score: f32,
+    /// 0–1: the NCF model's probability that the listener picks this track over a random one
+    /// (0 for cold-start picks, which rest on popularity alone).
+    pub confidence: f32,
+    /// Each ranking signal's contribution to the score, largest first.
+    pub reasons: Vec<Reason>,
+    /// The liked track this one is closest to, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because_you_liked: Option<TrackRef>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TrackRef {
+    pub id: String,
+    pub title: String,
+    pub artist: String,
+    /// Cosine similarity of the two tracks' item vectors.
+    pub similarity: f32,
+}
+
+impl TrackRef {
+    pub fn new(track: &Track, similarity: f32) -> Self {
+        Self {
+            id: track.id.as_str().to_string(),
+            title: track.title.clone(),
+            artist: track.artist.clone(),
+            similarity,
+        }
+    }
+}
+
+pub struct Recommendations {
+    pub strategy: &'static str,
+    pub items: Vec<Recommended>,
+    /// Candidates the rankers considered (0 for the popular start).
+    pub considered: usize,
+}
+
+#[derive(Clone)]
+pub struct Recommender {
+    pub inference: Inference,
+    pub users: UserDirectory,
+    pub catalog: Arc<Catalog>,
+    pub candidates: usize,
+}
+
+impl Recommender {
+    pub async fn for_user(
+        &self,
+        user: &UserId,
+        request: Request,
+    ) -> Result<Recommendations, ApiError> {
+        let snapshot = self.users.send(user, GetSnapshot).await?;
+        let mut exclude = request.exclude;
+        exclude.extend_from_slice(&snapshot.reacted);
+        exclude.sort_unstable();
+        exclude.dedup();
+        let Some(listener) = snapshot.listener.clone() else {
+            return Ok(self.popular_start(&snapshot, &exclude, &request.genre, request.limit));
+        };
+        // With a genre filter the whole candidate list is ranked, then filtered.
+        let top = if request.genre.is_some() {
+            self.candidates
+        } else {
+            request.limit
+        };
+        let ranked = self
+            .inference
+            .rank(RankJob {
+                listener: Arc::clone(&listener),
+                exclude,
+                candidates: self.candidates,
+                top,
+            })
+            .await?;
+        let space = self.inference.space();
+        let items = ranked
+            .items
+            .iter()
+            .filter(|r| in_genre(self.catalog.track(r.item), &request.genre))
+            .take(request.limit)
+            .map(|r| {
+                let because = nearest_in_history(space, &listener.history, r.item)
+                    .map(|(h, sim)| TrackRef::new(self.catalog.track(h), sim));
+                self.recommended(r, because)
+            })
+            .collect();
+        Ok(Recommendations {
+            strategy: STRATEGY_HYBRID,
+            items,
+            considered: ranked.considered,
+        })
+    }
+
+    fn recommended(&self, r: &RankedItem, because: Option<TrackRef>) -> Recommended {
+        Recommended {
+            track: self.catalog.track(r.item).clone(),
+            score: r.score,
+            confidence: sigmoid(r.ncf),
+            reasons: reasons::from_contributions(&r.features, &r.contributions),
+            because_you_liked: because,
+        }
+    }
+
+    /// Popular tracks spread across the item space, minus anything close to a dislike.
+    fn popular_start(
+        &self,
+        snapshot: &Snapshot,
+        exclude: &[u32],
+        genre: &Option<String>,
+        limit: usize,
+    ) -> Recommendations {
+        let space = self.inference.space();
+        let starters = space.starters();
+        let items = starters
+            .iter()
+            .enumerate()
+            .filter(|(_, &t)| exclude.binary_search(&t).is_err())
+            .filter(|(_, &t)| {
+                snapshot
+                    .disliked
+                    .iter()
+                    .all(|&d| space.cosine(t, d) < DISLIKE_SIMILARITY)
+            })
+            .filter(|(_, &t)| in_genre(self.catalog.track(t), genre))
+            .take(limit)
+            .map(|(rank, &t)| Recommended {
+                track: self.catalog.track(t).clone(),
+                score: 1.0 - rank as f32 / starters.len().max(1) as f32,
+                confidence: 0.0,
+                reasons: reasons::popular_start(space.popularity(t)),
+                because_you_liked: None,
+            })
+            .collect();
+        Recommendations {
+            strategy: STRATEGY_POPULAR,
+            items,
+            considered: 0,
+        }
+    }
+}
+
+fn in_genre(track: &Track, genre: &Option<String>) -> bool {
+    match genre {
+        None => true,
+        Some(g) => track.genres.iter().chain(&track.subgenres).any(|x| x == g),
+    }
+}

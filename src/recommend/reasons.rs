@@ -1,0 +1,90 @@
+//! Reasons: each ranking signal with its value and how much it moved the score, in words.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::inference::features::HYBRID_FEATURES;
+
+/// Signal names (the hybrid ranker's features) and what they mean to a listener.
+pub const SIGNALS: [(&str, &str); 7] = [
+    (
+        "ncf_score",
+        "listeners with your taste picked it (collaborative model)",
+    ),
+    ("retrieval_score", "close to your taste in the item space"),
+    (
+        "content_similarity",
+        "sounds like the tracks you like (audio features)",
+    ),
+    ("popularity", "popular right now"),
+    ("freshness", "a recent release"),
+    ("diversity", "adds variety to what you already like"),
+    ("group_agreement", "matches your overall profile"),
+];
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Reason {
+    /// One of the ranking signals: ncf_score, retrieval_score, content_similarity, popularity,
+    /// freshness, diversity, group_agreement.
+    pub signal: &'static str,
+    pub label: &'static str,
+    /// The signal's value for this track.
+    pub value: f32,
+    /// Score with the signal as it is, minus the score with the signal at its average over
+    /// this request's candidates (occlusion). Positive: the signal helped.
+    pub contribution: f32,
+}
+
+pub fn from_contributions(features: &[f32; 7], contributions: &[f32; 7]) -> Vec<Reason> {
+    debug_assert_eq!(SIGNALS.map(|s| s.0), HYBRID_FEATURES);
+    let mut reasons: Vec<Reason> = SIGNALS
+        .iter()
+        .zip(features.iter().zip(contributions))
+        .map(|(&(signal, label), (&value, &contribution))| Reason {
+            signal,
+            label,
+            value,
+            contribution,
+        })
+        .collect();
+    reasons.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+    reasons
+}
+
+/// The one reason a cold-start pick has.
+pub fn popular_start(popularity: f32) -> Vec<Reason> {
+    vec![Reason {
+        signal: "popularity",
+        label: "popular with everyone; like a few tracks to personalise",
+        value: popularity,
+        contribution: popularity,
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_sorted_by_contribution_and_named_like_the_features() {
+        let r = from_contributions(
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            &[0.1, -0.2, 0.5, 0.0, 0.3, -0.1, 0.2],
+        );
+        let order: Vec<_> = r.iter().map(|x| x.signal).collect();
+        assert_eq!(
+            order,
+            vec![
+                "content_similarity",
+                "freshness",
+                "group_agreement",
+                "ncf_score",
+                "popularity",
+                "diversity",
+                "retrieval_score"
+            ]
+        );
+        assert_eq!(r[0].value, 3.0);
+        assert_eq!(SIGNALS.map(|s| s.0), HYBRID_FEATURES);
+    }
+}

@@ -1,0 +1,265 @@
+//! UserActor: one per active listener. It loads the listener's stored feedback once, then keeps
+//! the taste state live: every feedback or comparison is written to the store and folded into
+//! the state before it is acknowledged, one at a time, so the next request sees it and a restart
+//! rebuilds the same state. It stops after [`IDLE_TIMEOUT`] without messages.
+
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+
+use super::{directory::UserDirectory, profile, FeedbackKind, Profile, Taste, MAX_COMPARISONS};
+use crate::{
+    domain::{now_ms, UserId},
+    error::{ApiError, ErrorCode},
+    inference::features::Listener,
+    storage::feedback::{self, NewComparison, NewInteraction},
+};
+
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+
+/// What a recommendation request needs from the listener's state; rebuilt after every change.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub listener: Option<Arc<Listener>>,
+    /// Every track the listener reacted to, sorted.
+    pub reacted: Vec<u32>,
+    pub disliked: Vec<u32>,
+    pub compared: HashSet<(u32, u32)>,
+}
+
+#[derive(Message, Clone)]
+#[rtype(result = "Arc<Snapshot>")]
+pub struct GetSnapshot;
+
+#[derive(Message, Clone)]
+#[rtype(result = "Profile")]
+pub struct GetProfile;
+
+#[derive(Message, Clone)]
+#[rtype(result = "Result<String, ApiError>")]
+pub struct RecordFeedback {
+    pub item: u32,
+    pub track_id: String,
+    pub kind: FeedbackKind,
+    pub request_id: Option<String>,
+    pub group_id: Option<String>,
+}
+
+#[derive(Message, Clone)]
+#[rtype(result = "Result<String, ApiError>")]
+pub struct RecordComparison {
+    pub a: (u32, String),
+    pub b: (u32, String),
+    /// True when `a` won.
+    pub a_wins: bool,
+    pub request_id: Option<String>,
+}
+
+pub struct UserActor {
+    user: UserId,
+    directory: UserDirectory,
+    taste: Taste,
+    snapshot: Arc<Snapshot>,
+    last_active: Instant,
+}
+
+impl UserActor {
+    pub fn new(user: UserId, directory: UserDirectory) -> Self {
+        Self {
+            user,
+            directory,
+            taste: Taste::default(),
+            snapshot: Arc::default(),
+            last_active: Instant::now(),
+        }
+    }
+
+    fn refresh(&mut self) {
+        let space = self.directory.space();
+        self.taste.refresh(space);
+        self.snapshot = Arc::new(Snapshot {
+            listener: self.taste.listener(space).map(Arc::new),
+            reacted: self.taste.reacted(),
+            disliked: self.taste.disliked(),
+            compared: self.taste.compared_pairs(),
+        });
+    }
+
+    fn restore(
+        &mut self,
+        interactions: Vec<feedback::StoredInteraction>,
+        comparisons: Vec<feedback::StoredComparison>,
+    ) {
+        let catalog = self.directory.catalog();
+        for row in interactions {
+            if let (Some(item), Some(kind)) = (
+                catalog.index_of(&row.track_id),
+                FeedbackKind::parse(&row.kind),
+            ) {
+                self.taste.record(item, kind);
+            }
+        }
+        for row in comparisons {
+            if let (Some(w), Some(l)) =
+                (catalog.index_of(&row.winner), catalog.index_of(&row.loser))
+            {
+                self.taste.record_comparison(w, l);
+            }
+        }
+        self.refresh();
+    }
+}
+
+impl Actor for UserActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.directory.metrics().active_users.inc();
+        let db = self.directory.db().clone();
+        let user = self.user.clone();
+        let load = async move {
+            let interactions = feedback::interactions(&db, &user).await?;
+            let comparisons = feedback::comparisons(&db, &user, MAX_COMPARISONS as i64).await?;
+            Ok::<_, sqlx::Error>((interactions, comparisons))
+        };
+        // `wait`: no message is handled before the stored state is in.
+        ctx.wait(load.into_actor(self).map(|loaded, actor, ctx| match loaded {
+            Ok((interactions, comparisons)) => actor.restore(interactions, comparisons),
+            Err(e) => {
+                tracing::error!(user_id = %actor.user, error = %e, "loading a listener's feedback failed");
+                ctx.stop();
+            }
+        }));
+        ctx.run_interval(IDLE_CHECK, |actor, ctx| {
+            if actor.last_active.elapsed() >= IDLE_TIMEOUT {
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.directory.metrics().active_users.dec();
+        self.directory.forget(&self.user, &ctx.address());
+    }
+}
+
+impl Handler<GetSnapshot> for UserActor {
+    type Result = Arc<Snapshot>;
+
+    fn handle(&mut self, _: GetSnapshot, _: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        Arc::clone(&self.snapshot)
+    }
+}
+
+impl Handler<GetProfile> for UserActor {
+    type Result = MessageResult<GetProfile>;
+
+    fn handle(&mut self, _: GetProfile, _: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        MessageResult(profile::build(
+            &self.taste,
+            self.directory.catalog(),
+            self.directory.catalog_means(),
+        ))
+    }
+}
+
+impl Handler<RecordFeedback> for UserActor {
+    type Result = AtomicResponse<Self, Result<String, ApiError>>;
+
+    fn handle(&mut self, msg: RecordFeedback, _: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        let db = self.directory.db().clone();
+        let user = self.user.clone();
+        let id = uuid::Uuid::now_v7().to_string();
+        let write = {
+            let msg = msg.clone();
+            let id = id.clone();
+            async move {
+                feedback::insert_interaction(
+                    &db,
+                    &NewInteraction {
+                        id: &id,
+                        user_id: &user,
+                        track_id: &msg.track_id,
+                        kind: msg.kind.as_str(),
+                        weight: f64::from(msg.kind.weight()),
+                        request_id: msg.request_id.as_deref(),
+                        group_id: msg.group_id.as_deref(),
+                        created_at: now_ms(),
+                    },
+                )
+                .await
+            }
+        };
+        // Atomic: the write and the fold happen before this actor handles anything else.
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(
+            move |written, actor, _| {
+                written.map_err(ApiError::from)?;
+                actor.taste.record(msg.item, msg.kind);
+                actor.refresh();
+                Ok(id)
+            },
+        )))
+    }
+}
+
+impl Handler<RecordComparison> for UserActor {
+    type Result = AtomicResponse<Self, Result<String, ApiError>>;
+
+    fn handle(&mut self, msg: RecordComparison, _: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        let db = self.directory.db().clone();
+        let user = self.user.clone();
+        let id = uuid::Uuid::now_v7().to_string();
+        let write = {
+            let msg = msg.clone();
+            let id = id.clone();
+            async move {
+                let winner = if msg.a_wins { &msg.a.1 } else { &msg.b.1 };
+                feedback::insert_comparison(
+                    &db,
+                    &NewComparison {
+                        id: &id,
+                        user_id: &user,
+                        track_a: &msg.a.1,
+                        track_b: &msg.b.1,
+                        winner,
+                        request_id: msg.request_id.as_deref(),
+                        created_at: now_ms(),
+                    },
+                )
+                .await
+            }
+        };
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(
+            move |written, actor, _| {
+                written.map_err(ApiError::from)?;
+                let (winner, loser) = if msg.a_wins {
+                    (msg.a.0, msg.b.0)
+                } else {
+                    (msg.b.0, msg.a.0)
+                };
+                actor.taste.record_comparison(winner, loser);
+                actor.refresh();
+                Ok(id)
+            },
+        )))
+    }
+}
+
+/// A UserActor that could not be reached (it failed to load, or stopped under the message).
+pub fn unreachable(user: &UserId) -> ApiError {
+    tracing::error!(user_id = %user, "the listener's state is unavailable");
+    ApiError::new(
+        ErrorCode::DependencyUnavailable,
+        "the listener's stored state could not be loaded; retry shortly",
+    )
+    .retry_after(2)
+}
