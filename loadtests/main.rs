@@ -5,8 +5,11 @@
 //! Scenarios:
 //! - `rest-search`: search-as-you-type over real catalog titles — prefixes of growing length
 //!   and one-typo variants — through `GET /api/v1/tracks`.
+//! - `rest-recommend`: listeners with a few likes each asking for recommendations through
+//!   `POST /api/v1/recommendations` (the whole two-stage pipeline).
 
 mod report;
+mod rest_recommend;
 mod rest_search;
 mod runner;
 
@@ -47,6 +50,15 @@ struct Cli {
 enum Scenario {
     /// Search-as-you-type over real titles.
     RestSearch,
+    /// Personal recommendations for listeners with a few likes each.
+    RestRecommend {
+        /// Listeners created (with their likes) before the run.
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// Tracks per recommendation list.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
 }
 
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -62,6 +74,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let report = match cli.scenario {
         Scenario::RestSearch => rest_search::run(&cli.url, &options).await?,
+        Scenario::RestRecommend { users, limit } => {
+            let scenario = rest_recommend::Options {
+                users: users.clamp(1, 100_000),
+                limit: limit.clamp(1, 100),
+            };
+            rest_recommend::run(&cli.url, &options, &scenario).await?
+        }
     };
     report.write(&cli.out)?;
     println!("{}", report.markdown());

@@ -26,6 +26,7 @@ pub struct Report {
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,
+    pub p95: f64,
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
@@ -57,6 +58,7 @@ impl Report {
             latency_ms: Percentiles {
                 p50: ms(h.value_at_quantile(0.50)),
                 p90: ms(h.value_at_quantile(0.90)),
+                p95: ms(h.value_at_quantile(0.95)),
                 p99: ms(h.value_at_quantile(0.99)),
                 p999: ms(h.value_at_quantile(0.999)),
                 max: ms(h.max()),
@@ -79,9 +81,9 @@ impl Report {
     pub fn markdown(&self) -> String {
         let l = &self.latency_ms;
         let mut out = format!(
-            "| scenario | concurrency | rate | requests | errors | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n\
-             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n\
-             | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            "| scenario | concurrency | rate | requests | errors | req/s | p50 ms | p90 ms | p95 ms | p99 ms | p99.9 ms | max ms |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n\
+             | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
             self.scenario,
             self.concurrency,
             self.target_rate.map_or("max".to_string(), |r| format!("{r:.0}/s")),
@@ -90,6 +92,7 @@ impl Report {
             self.throughput_rps,
             l.p50,
             l.p90,
+            l.p95,
             l.p99,
             l.p999,
             l.max,

@@ -6,7 +6,11 @@
 //! leaks into a proxy log is worthless by the time anyone reads it. Only the ticket's hash is
 //! used as the cache key.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use crate::{
     cache::Cache,
@@ -28,8 +32,48 @@ pub async fn create_guest(db: &Db, name: &DisplayName) -> Result<NewAccount, Api
     Ok(NewAccount { user, token })
 }
 
+/// How long an authenticated token is remembered in process.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Remembered tokens at most; when full, expired entries are dropped, then everything.
+pub const TOKEN_CACHE_CAPACITY: usize = 100_000;
+
+/// Tokens (by hash) recently resolved to their user, so busy endpoints skip a database round
+/// trip per request. Sound because a token is never reassigned or revoked in this version; the
+/// TTL bounds how long any future revocation would take to apply.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<TokenHash, (UserRecord, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &TokenHash) -> Option<UserRecord> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(user, _)| user.clone())
+    }
+
+    fn put(&self, hash: TokenHash, user: UserRecord) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= TOKEN_CACHE_CAPACITY {
+            entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+            if entries.len() >= TOKEN_CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (user, Instant::now()));
+    }
+}
+
 /// Resolves an `Authorization` header value to its user.
-pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<UserRecord, ApiError> {
+pub async fn authenticate(
+    db: &Db,
+    tokens: &TokenCache,
+    header: Option<&str>,
+) -> Result<UserRecord, ApiError> {
     let header = header.ok_or_else(|| {
         ApiError::new(
             ErrorCode::MissingToken,
@@ -44,14 +88,18 @@ pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<UserRecord, A
     })?;
     let token =
         AccessToken::parse(raw).map_err(|reason| ApiError::new(ErrorCode::InvalidToken, reason))?;
-    users::find_by_token(db, &token.hash())
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidToken,
-                "the token is not known to this server",
-            )
-        })
+    let hash = token.hash();
+    if let Some(user) = tokens.get(&hash) {
+        return Ok(user);
+    }
+    let user = users::find_by_token(db, &hash).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidToken,
+            "the token is not known to this server",
+        )
+    })?;
+    tokens.put(hash, user.clone());
+    Ok(user)
 }
 
 /// The credential of an `Authorization: Bearer <credential>` header value (scheme matched

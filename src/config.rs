@@ -209,7 +209,7 @@ impl Default for InferenceSettings {
             max_batch: 64,
             max_delay_us: 1_000,
             queue_capacity: 1_024,
-            threads: 1,
+            threads: 2,
             intra_threads: 1,
             candidates: 300,
         }

@@ -3,8 +3,8 @@
 //! label cardinality stays bounded.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -16,6 +16,7 @@ pub struct Metrics {
     pub inference_batch_size: HistogramVec,
     pub inference_duration: HistogramVec,
     pub inference_queue_depth: IntGauge,
+    pub inference_phase_seconds: CounterVec,
     pub inference_rejected: IntCounter,
     pub active_users: IntGauge,
 }
@@ -72,6 +73,14 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let inference_phase_seconds = CounterVec::new(
+            Opts::new(
+                "inference_phase_seconds_total",
+                "Time the inference threads spent in each ranking step",
+            ),
+            &["phase"],
+        )
+        .expect("valid metric");
         let inference_queue_depth = IntGauge::new(
             "inference_queue_depth",
             "Inference requests accepted and not yet answered",
@@ -92,6 +101,7 @@ impl Metrics {
             Box::new(inference_batch_size.clone()),
             Box::new(inference_duration.clone()),
             Box::new(inference_queue_depth.clone()),
+            Box::new(inference_phase_seconds.clone()),
             Box::new(inference_rejected.clone()),
             Box::new(active_users.clone()),
         ] {
@@ -108,6 +118,7 @@ impl Metrics {
             inference_batch_size,
             inference_duration,
             inference_queue_depth,
+            inference_phase_seconds,
             inference_rejected,
             active_users,
         }

@@ -7,6 +7,7 @@ use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context;
 
 use crate::{
+    accounts::TokenCache,
     cache::{Cache, MemoryCache, RedisCache},
     catalog::{demo, Catalog},
     config::Settings,
@@ -66,6 +67,7 @@ impl Application {
             inference,
             users,
             recommender,
+            tokens: TokenCache::default(),
         });
         let server = serve(listener, state.clone())?;
         Ok(Self {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::{
+    accounts::TokenCache,
     cache::Cache,
     catalog::Catalog,
     config::Settings,
@@ -26,6 +27,7 @@ pub struct AppState {
     pub inference: Inference,
     pub users: UserDirectory,
     pub recommender: Recommender,
+    pub tokens: TokenCache,
 }
 
 impl AppState {

@@ -115,7 +115,7 @@ impl FromRequest for AuthUser {
                 }
                 None => None,
             };
-            accounts::authenticate(&state.db, header.as_deref())
+            accounts::authenticate(&state.db, &state.tokens, header.as_deref())
                 .await
                 .map(AuthUser)
         })

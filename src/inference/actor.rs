@@ -66,6 +66,17 @@ impl Batch {
         }
     }
 
+    /// Appends `other` if it is the same kind; gives it back otherwise.
+    fn absorb(&mut self, other: Batch) -> Option<Batch> {
+        match (self, other) {
+            (Batch::Rank(a), Batch::Rank(b)) => a.extend(b),
+            (Batch::Similar(a), Batch::Similar(b)) => a.extend(b),
+            (Batch::Classify(a), Batch::Classify(b)) => a.extend(b),
+            (_, other) => return Some(other),
+        }
+        None
+    }
+
     /// Answers every caller with the same error (a failed or panicked run).
     fn fail(self, error: InferenceError) {
         match self {
@@ -145,13 +156,14 @@ impl InferenceActor {
         let (batches, receiver) = mpsc::channel::<Batch>();
         let receiver = Arc::new(Mutex::new(receiver));
         let outstanding = Arc::new(AtomicUsize::new(0));
+        let max_batch = settings.max_batch;
         for (n, engine) in engines.into_iter().enumerate() {
             let receiver = Arc::clone(&receiver);
             let outstanding = Arc::clone(&outstanding);
             let metrics = Arc::clone(&metrics);
             std::thread::Builder::new()
                 .name(format!("inference-{n}"))
-                .spawn(move || run_batches(engine, &receiver, &outstanding, &metrics))
+                .spawn(move || run_batches(engine, &receiver, max_batch, &outstanding, &metrics))
                 .expect("spawning an inference thread");
         }
         Self {
@@ -258,23 +270,49 @@ impl Handler<Classify> for InferenceActor {
     }
 }
 
-/// An inference thread: takes batches until the actor (the only sender) is gone.
+/// An inference thread: takes batches until the actor (the only sender) is gone. Batches that
+/// queued up while the thread was busy are merged (up to `max_batch`), so under load batches
+/// grow by themselves instead of waiting in line one timer's worth at a time.
 fn run_batches(
     mut engine: Engine,
     receiver: &Mutex<mpsc::Receiver<Batch>>,
+    max_batch: usize,
     outstanding: &AtomicUsize,
     metrics: &Metrics,
 ) {
+    let mut held: Option<Batch> = None;
     loop {
-        let batch = {
-            let Ok(receiver) = receiver.lock() else {
-                return;
-            };
-            match receiver.recv() {
-                Ok(batch) => batch,
-                Err(_) => return,
+        let mut batch = match held.take() {
+            Some(batch) => batch,
+            None => {
+                let Ok(receiver) = receiver.lock() else {
+                    return;
+                };
+                match receiver.recv() {
+                    Ok(batch) => batch,
+                    Err(_) => return,
+                }
             }
         };
+        // `try_lock`: a thread holding the lock is either merging too or blocked in `recv` on
+        // an empty queue; waiting for it could leave this batch stranded until more work came.
+        if let Ok(receiver) = receiver.try_lock() {
+            while batch.len() < max_batch {
+                match receiver.try_recv() {
+                    Ok(next) if batch.len() + next.len() <= max_batch => {
+                        held = batch.absorb(next);
+                        if held.is_some() {
+                            break;
+                        }
+                    }
+                    Ok(next) => {
+                        held = Some(next);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
         let kind = batch.kind();
         let n = batch.len();
         let started = Instant::now();
@@ -282,7 +320,16 @@ fn run_batches(
             .inference_batch_size
             .with_label_values(&[kind.label()])
             .observe(n as f64);
+        let phases_before = engine.phases;
         execute(&mut engine, batch);
+        for ((phase, after), (_, before)) in
+            engine.phases.named().into_iter().zip(phases_before.named())
+        {
+            metrics
+                .inference_phase_seconds
+                .with_label_values(&[phase])
+                .inc_by((after - before).as_secs_f64());
+        }
         metrics
             .inference_duration
             .with_label_values(&[kind.label()])

@@ -1,7 +1,11 @@
 //! What one inference thread does with a batch: the ONNX Runtime sessions (each thread owns its
 //! own, since running a session needs exclusive access) and the batched pipeline steps.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use ndarray::Array2;
 use ort::{
@@ -161,14 +165,53 @@ pub struct SimilarJob {
     pub query: RetrievalQuery,
 }
 
+/// Time spent in each step of ranking, summed over every batch this engine ran.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseTimes {
+    pub retrieval: Duration,
+    pub features: Duration,
+    pub ncf: Duration,
+    pub hybrid: Duration,
+    pub explain: Duration,
+}
+
+impl PhaseTimes {
+    pub fn named(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("retrieval", self.retrieval),
+            ("features", self.features),
+            ("ncf", self.ncf),
+            ("hybrid", self.hybrid),
+            ("explain", self.explain),
+        ]
+    }
+}
+
 /// One inference thread's state.
 pub struct Engine {
     pub models: Models,
     pub space: Arc<ItemSpace>,
+    pub phases: PhaseTimes,
+}
+
+impl Engine {
+    pub fn new(models: Models, space: Arc<ItemSpace>) -> Self {
+        Self {
+            models,
+            space,
+            phases: PhaseTimes::default(),
+        }
+    }
 }
 
 impl Engine {
     pub fn rank(&mut self, jobs: &[RankJob]) -> Result<Vec<Ranked>, String> {
+        let mut clock = Instant::now();
+        let mut lap = |slot: &mut Duration| {
+            let now = Instant::now();
+            *slot += now - clock;
+            clock = now;
+        };
         let space = Arc::clone(&self.space);
         let queries: Vec<RetrievalQuery> = jobs
             .iter()
@@ -179,6 +222,7 @@ impl Engine {
             })
             .collect();
         let hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
+        lap(&mut self.phases.retrieval);
         let mut features: Vec<Vec<[f32; 7]>> = jobs
             .iter()
             .zip(&hits)
@@ -203,13 +247,16 @@ impl Engine {
                     .copy_from_slice(space.vector(hit.item).as_slice().expect("contiguous row"));
             }
         }
+        lap(&mut self.phases.features);
         let ncf = self.models.ncf(users, items, b, c)?;
+        lap(&mut self.phases.ncf);
         for (r, rows) in features.iter_mut().enumerate() {
             for (j, f) in rows.iter_mut().enumerate() {
                 f[NCF_SCORE] = ncf[r * c + j];
             }
         }
         let scores = self.models.hybrid(flatten(&features, c), b, c)?;
+        lap(&mut self.phases.hybrid);
         // Per request: order by score, keep the top, and explain them by occlusion.
         let mut order: Vec<Vec<usize>> = Vec::with_capacity(b);
         let mut occluded: Vec<Vec<[f32; 7]>> = Vec::with_capacity(b);
@@ -239,6 +286,7 @@ impl Engine {
         } else {
             Vec::new()
         };
+        lap(&mut self.phases.explain);
         Ok(order
             .into_iter()
             .enumerate()

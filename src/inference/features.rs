@@ -2,9 +2,9 @@
 //! `Served.features` computes them (models/train/chorus_train/pipeline.py); a test reproduces the
 //! shipped sample's features from its seed tracks.
 
-use ndarray::{Array1, ArrayView1};
+use ndarray::Array1;
 
-use super::space::{ItemSpace, DIM};
+use super::space::{dot, ItemSpace, DIM};
 
 /// Names in `hybrid.onnx`'s input order (`feature_order` in the manifest).
 pub const HYBRID_FEATURES: [&str; 7] = [
@@ -72,33 +72,38 @@ pub fn candidate_features(
     listener: &Listener,
     candidates: &[(u32, f32)],
 ) -> Vec<[f32; 7]> {
-    let user = ArrayView1::from(&listener.vector[..]);
-    let user_norm = user.dot(&user).sqrt() + 1e-9;
-    let taste = ArrayView1::from(&listener.taste[..]);
+    let user = &listener.vector[..DIM];
+    let user_norm = dot(user, user).sqrt() + 1e-9;
+    let taste = &listener.taste[..DIM];
+    let norms = space.norms();
+    let history: Vec<(&[f32], f32)> = listener
+        .history
+        .iter()
+        .map(|&h| (space.vector_slice(h), norms[h as usize] + 1e-9))
+        .collect();
     candidates
         .iter()
         .enumerate()
         .map(|(j, &(item, retrieval))| {
-            let v = space.vector(item);
-            let v_norm = space.norms()[item as usize] + 1e-9;
-            let nearest = listener
-                .history
-                .iter()
-                .map(|&h| v.dot(&space.vector(h)) / (v_norm * (space.norms()[h as usize] + 1e-9)))
-                .fold(f32::NEG_INFINITY, f32::max);
-            let diversity = if listener.history.is_empty() {
+            let v = space.vector_slice(item);
+            let v_norm = norms[item as usize] + 1e-9;
+            let diversity = if history.is_empty() {
                 1.0
             } else {
+                let nearest = history
+                    .iter()
+                    .map(|&(h, h_norm)| dot(v, h) / (v_norm * h_norm))
+                    .fold(f32::NEG_INFINITY, f32::max);
                 1.0 - nearest
             };
             let agreement = match &listener.agreement {
                 Some(a) => a[j],
-                None => v.dot(&user) / (v_norm * user_norm),
+                None => dot(v, user) / (v_norm * user_norm),
             };
             [
                 0.0,
                 retrieval,
-                space.content_unit(item).dot(&taste),
+                dot(space.content_slice(item), taste),
                 space.popularity(item),
                 space.freshness(item),
                 diversity,

@@ -86,21 +86,16 @@ impl Inference {
             "models loaded"
         );
         let space = Arc::clone(&loaded.space);
-        let engines = loaded
-            .models
-            .into_iter()
-            .map(|models| Engine {
-                models,
-                space: Arc::clone(&space),
-            })
-            .collect();
-        let addr = InferenceActor::new(settings, engines, metrics).start();
+        let genres = Arc::new(loaded.genres.clone());
+        let moods = Arc::new(loaded.moods.clone());
+        let provider = loaded.provider;
+        let addr = InferenceActor::new(settings, loaded.into_engines(), metrics).start();
         Ok(Self {
             addr,
             space,
-            genres: Arc::new(loaded.genres),
-            moods: Arc::new(loaded.moods),
-            provider: loaded.provider,
+            genres,
+            moods,
+            provider,
         })
     }
 
@@ -148,16 +143,27 @@ async fn wait<R>(
     receiver.await.map_err(|_| InferenceError::Unavailable)?
 }
 
-struct Loaded {
-    models: Vec<Models>,
-    space: Arc<ItemSpace>,
-    genres: Vec<String>,
-    moods: Vec<String>,
-    provider: &'static str,
+/// Verified models, one set per inference thread, and the item space built with them.
+pub struct Loaded {
+    pub models: Vec<Models>,
+    pub space: Arc<ItemSpace>,
+    pub genres: Vec<String>,
+    pub moods: Vec<String>,
+    pub provider: &'static str,
+}
+
+impl Loaded {
+    pub fn into_engines(self) -> Vec<Engine> {
+        let space = self.space;
+        self.models
+            .into_iter()
+            .map(|models| Engine::new(models, Arc::clone(&space)))
+            .collect()
+    }
 }
 
 /// Blocking: verify artifacts, open one model set per thread, embed the catalog.
-fn load(
+pub fn load(
     settings: &ModelSettings,
     threads: usize,
     intra_threads: usize,

@@ -3,7 +3,7 @@
 //! matrix product, so a batch of 64 queries reads the item vectors once instead of 64 times —
 //! the reason batching pays off even before the ONNX models run.
 
-use std::{cmp::Ordering, collections::BinaryHeap};
+use std::cmp::Ordering;
 
 use ndarray::{linalg::general_mat_mul, s, Array2, ArrayView2};
 
@@ -69,63 +69,53 @@ pub fn top_k(
     heaps.into_iter().map(TopK::into_sorted).collect()
 }
 
-/// A bounded min-heap keeping the `k` highest scores seen.
+/// Keeps the `k` highest scores seen. Scores above a running threshold are appended to a
+/// buffer; when it reaches twice `k` it is cut back to the best `k` (a linear-time selection)
+/// and the threshold rises to the k-th best. Amortised O(1) per score, where a binary heap
+/// pays a logarithmic sift for each of the ~k·ln(n/k) scores that enter it.
 struct TopK {
     k: usize,
-    heap: BinaryHeap<Worst>,
+    buffer: Vec<Hit>,
+    threshold: f32,
 }
 
-/// Heap order: the worst hit (lowest score, then highest row) on top.
-#[derive(PartialEq)]
-struct Worst(Hit);
-
-impl Eq for Worst {}
-
-impl Ord for Worst {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .0
-            .score
-            .total_cmp(&self.0.score)
-            .then(self.0.item.cmp(&other.0.item))
-    }
-}
-
-impl PartialOrd for Worst {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
+/// Best first: higher score, then lower row.
+fn best_first(a: &Hit, b: &Hit) -> Ordering {
+    b.score.total_cmp(&a.score).then(a.item.cmp(&b.item))
 }
 
 impl TopK {
     fn new(k: usize) -> Self {
         Self {
             k,
-            heap: BinaryHeap::with_capacity(k + 1),
+            buffer: Vec::with_capacity(2 * k),
+            threshold: f32::NEG_INFINITY,
         }
     }
 
-    /// Whether `score` could enter (scores equal to the current worst lose: lower rows came first).
     fn admits(&self, score: f32) -> bool {
-        self.k > 0
-            && (self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score > w.0.score))
-            && !score.is_nan()
+        self.k > 0 && score > self.threshold
     }
 
     fn push(&mut self, hit: Hit) {
-        self.heap.push(Worst(hit));
-        if self.heap.len() > self.k {
-            self.heap.pop();
+        self.buffer.push(hit);
+        if self.buffer.len() >= 2 * self.k {
+            self.shrink();
         }
     }
 
-    fn into_sorted(self) -> Vec<Hit> {
-        // `into_sorted_vec` is ascending in `Worst` order, i.e. best hit first.
-        self.heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|w| w.0)
-            .collect()
+    fn shrink(&mut self) {
+        if self.buffer.len() > self.k {
+            self.buffer.select_nth_unstable_by(self.k - 1, best_first);
+            self.buffer.truncate(self.k);
+            self.threshold = self.buffer[self.k - 1].score;
+        }
+    }
+
+    fn into_sorted(mut self) -> Vec<Hit> {
+        self.buffer.sort_unstable_by(best_first);
+        self.buffer.truncate(self.k);
+        self.buffer
     }
 }
 

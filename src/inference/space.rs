@@ -112,6 +112,18 @@ impl ItemSpace {
         self.vectors.row(i as usize)
     }
 
+    /// The item vector as a slice (rows are contiguous).
+    pub fn vector_slice(&self, i: u32) -> &[f32] {
+        let i = i as usize;
+        &self.vectors.as_slice().expect("standard layout")[i * DIM..(i + 1) * DIM]
+    }
+
+    /// The unit content embedding as a slice.
+    pub fn content_slice(&self, i: u32) -> &[f32] {
+        let i = i as usize;
+        &self.content_unit.as_slice().expect("standard layout")[i * DIM..(i + 1) * DIM]
+    }
+
     pub fn norms(&self) -> &[f32] {
         &self.norms
     }
@@ -275,6 +287,26 @@ fn cold_start_scale<'a>(
 
 pub fn norm(v: &ArrayView1<f32>) -> f32 {
     v.dot(v).sqrt()
+}
+
+/// Dot product of two equally long slices with eight independent accumulators, which lets the
+/// compiler keep it in SIMD registers (a plain fold is a serial dependency chain).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0f32; 8];
+    let (xs, ys) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = xs
+        .remainder()
+        .iter()
+        .zip(ys.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in xs.zip(ys) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

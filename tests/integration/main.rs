@@ -3,6 +3,7 @@
 mod accounts;
 mod errors;
 mod helpers;
+mod inference;
 mod models;
 mod operations;
 mod rate_limits;

@@ -1,0 +1,434 @@
+//! The InferenceActor and the model-backed endpoints: features identical to the training
+//! pipeline's, batched scoring identical to unbatched, overload refused, similar and classify,
+//! and a server that will not start on damaged artifacts.
+
+use std::{path::Path, sync::Arc};
+
+use chorus::{
+    config::{InferenceSettings, Settings},
+    inference::{
+        engine::{RankJob, Ranked},
+        features::{candidate_features, Listener},
+    },
+    startup::Application,
+};
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, TestApp};
+
+fn sample() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/sample.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[actix_web::test]
+async fn served_features_match_the_training_pipeline() {
+    let app = spawn_app_with(AppOptions {
+        load_demo: true,
+        seed_fixture: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let space = app.state.inference.space();
+    let catalog = &app.state.catalog;
+    let index = |id: &Value| {
+        catalog
+            .index_of(id.as_str().unwrap())
+            .expect("sample track in the demo catalog")
+    };
+    for playlist in sample()["playlists"].as_array().unwrap() {
+        let seeds: Vec<u32> = playlist["seed_track_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(index)
+            .collect();
+        let listener = Listener::from_history(space, &seeds, &vec![1.0; seeds.len()]);
+        let candidates: Vec<u32> = playlist["candidate_track_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(index)
+            .collect();
+        let with_retrieval: Vec<(u32, f32)> = candidates
+            .iter()
+            .map(|&c| {
+                (
+                    c,
+                    space
+                        .vector(c)
+                        .dot(&ndarray::ArrayView1::from(&listener.vector[..])),
+                )
+            })
+            .collect();
+        let ours = candidate_features(space, &listener, &with_retrieval);
+        for (row, expected) in ours.iter().zip(playlist["features"].as_array().unwrap()) {
+            // Column 0 is the NCF score, filled in by the model (checked in models.rs).
+            for f in 1..7 {
+                let e = expected[f].as_f64().unwrap() as f32;
+                assert!(
+                    (row[f] - e).abs() < 2e-3,
+                    "feature {f}: served {} vs trained {e}",
+                    row[f]
+                );
+            }
+        }
+    }
+}
+
+/// Listeners built from fixture tracks, each liking a different slice of the catalog.
+fn jobs(app: &TestApp, n: usize) -> Vec<RankJob> {
+    let space = app.state.inference.space();
+    (0..n)
+        .map(|i| {
+            let history: Vec<u32> = (0..4)
+                .map(|k| ((i * 37 + k * 11) % space.len()) as u32)
+                .collect();
+            let mut exclude = history.clone();
+            exclude.sort();
+            RankJob {
+                listener: Arc::new(Listener::from_history(
+                    space,
+                    &history,
+                    &[1.0, 1.0, 0.5, 2.0],
+                )),
+                exclude,
+                candidates: 100 + i * 10,
+                top: 10,
+            }
+        })
+        .collect()
+}
+
+fn batch_sizes(app: &TestApp) -> (f64, f64) {
+    let h = app
+        .state
+        .metrics
+        .inference_batch_size
+        .with_label_values(&["rank"]);
+    (h.get_sample_sum(), h.get_sample_count() as f64)
+}
+
+#[actix_web::test]
+async fn batched_and_unbatched_scoring_give_identical_results() {
+    let batched = spawn_app_with(AppOptions {
+        inference: InferenceSettings {
+            max_batch: 64,
+            max_delay_us: 50_000,
+            ..InferenceSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let unbatched = spawn_app_with(AppOptions {
+        inference: InferenceSettings {
+            max_batch: 1,
+            ..InferenceSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let work = jobs(&batched, 12);
+    let together: Vec<Ranked> = join_all(
+        work.iter()
+            .cloned()
+            .map(|j| batched.state.inference.rank(j)),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    let (sum, count) = batch_sizes(&batched);
+    assert!(
+        sum / count > 1.0,
+        "requests were batched (mean batch {})",
+        sum / count
+    );
+    let mut alone = Vec::new();
+    for job in work {
+        alone.push(unbatched.state.inference.rank(job).await.unwrap());
+    }
+    let (sum, count) = batch_sizes(&unbatched);
+    assert_eq!(sum, count, "max_batch 1 runs every request alone");
+    for (a, b) in together.iter().zip(&alone) {
+        assert_eq!(a.considered, b.considered);
+        assert_eq!(
+            a.items.iter().map(|i| i.item).collect::<Vec<_>>(),
+            b.items.iter().map(|i| i.item).collect::<Vec<_>>()
+        );
+        for (x, y) in a.items.iter().zip(&b.items) {
+            assert!(
+                (x.score - y.score).abs() < 1e-5,
+                "{} vs {}",
+                x.score,
+                y.score
+            );
+            for f in 0..7 {
+                assert!((x.contributions[f] - y.contributions[f]).abs() < 1e-5);
+                assert!((x.features[f] - y.features[f]).abs() < 1e-5);
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_full_queue_answers_overloaded_with_retry_after() {
+    let app = spawn_app_with(AppOptions {
+        inference: InferenceSettings {
+            max_batch: 1,
+            queue_capacity: 2,
+            ..InferenceSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (_, token) = app.create_user("Eager").await;
+    let liked: Value = app
+        .get("/api/v1/tracks?limit=3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for t in liked["items"].as_array().unwrap() {
+        let r = app
+            .post_json_as(
+                "/api/v1/feedback",
+                &json!({ "track_id": t["id"], "kind": "like" }),
+                &token,
+            )
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    let body = json!({ "limit": 10 });
+    let responses =
+        join_all((0..64).map(|_| app.post_json_as("/api/v1/recommendations", &body, &token))).await;
+    let mut ok = 0;
+    let mut refused = 0;
+    for response in responses {
+        match response.status().as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(response.headers()["retry-after"], "1");
+                assert_error(response, 503, "overloaded").await;
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok >= 2, "the queue's capacity was served ({ok})");
+    assert!(refused > 0, "a flood beyond the queue is refused");
+    assert_eq!(app.state.metrics.inference_rejected.get(), refused);
+    // The queue drains and serves again.
+    let again = app
+        .post_json_as("/api/v1/recommendations", &json!({ "limit": 10 }), &token)
+        .await;
+    assert_eq!(again.status(), 200);
+}
+
+#[actix_web::test]
+async fn similar_tracks_are_ranked_by_cosine_and_exclude_the_track() {
+    let app = spawn_app().await;
+    let top: Value = app
+        .get("/api/v1/tracks?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = top["items"][0]["id"].as_str().unwrap().to_string();
+    let body: Value = app
+        .get(&format!("/api/v1/tracks/{id}/similar?limit=7"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["track_id"], id.as_str());
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 7);
+    let sims: Vec<f64> = items
+        .iter()
+        .map(|i| i["similarity"].as_f64().unwrap())
+        .collect();
+    assert!(sims.windows(2).all(|w| w[0] >= w[1]));
+    assert!(sims.iter().all(|s| (-1.001..=1.001).contains(s)));
+    assert!(items.iter().all(|i| i["track"]["id"] != id.as_str()));
+    assert_error(
+        app.get("/api/v1/tracks/nope123/similar").await,
+        404,
+        "track_not_found",
+    )
+    .await;
+    assert_error(
+        app.get(&format!("/api/v1/tracks/{id}/similar?limit=0"))
+            .await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    assert_error(
+        app.get(&format!("/api/v1/tracks/{id}/similar?k=3")).await,
+        400,
+        "invalid_query",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn classify_names_genres_and_mood_from_a_track_or_features() {
+    let app = spawn_app().await;
+    let rock: Value = app
+        .get("/api/v1/tracks?genre=rock&limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let track = &rock["items"][0];
+    let response = app
+        .post_json("/api/v1/classify", &json!({ "track_id": track["id"] }))
+        .await;
+    assert_eq!(response.status(), 200);
+    let by_id: Value = response.json().await.unwrap();
+    let genres = by_id["genres"].as_array().unwrap();
+    assert_eq!(genres.len(), 6);
+    let total: f64 = genres
+        .iter()
+        .map(|g| g["confidence"].as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-3);
+    let confidences: Vec<f64> = genres
+        .iter()
+        .map(|g| g["confidence"].as_f64().unwrap())
+        .collect();
+    assert!(confidences.windows(2).all(|w| w[0] >= w[1]));
+    let moods = by_id["mood"]["probabilities"].as_object().unwrap();
+    assert_eq!(moods.len(), 5);
+    assert!(moods.contains_key(by_id["mood"]["primary"].as_str().unwrap()));
+
+    // The same track's features, sent raw with its metadata, classify identically.
+    let mut features = track["audio_features"].clone();
+    features["release_year"] = track["release_year"].clone();
+    features["popularity"] = track["popularity"].clone();
+    features["duration_ms"] = track["duration_ms"].clone();
+    let by_features: Value = app
+        .post_json("/api/v1/classify", &json!({ "features": features }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_features["genres"], by_id["genres"]);
+    assert_eq!(by_features["mood"], by_id["mood"]);
+
+    assert_error(
+        app.post_json("/api/v1/classify", &json!({})).await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    assert_error(
+        app.post_json(
+            "/api/v1/classify",
+            &json!({ "track_id": track["id"], "features": features }),
+        )
+        .await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    let mut out_of_range = features.clone();
+    out_of_range["energy"] = json!(7.5);
+    let body = assert_error(
+        app.post_json("/api/v1/classify", &json!({ "features": out_of_range }))
+            .await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("energy"));
+    let mut missing = features.clone();
+    missing.as_object_mut().unwrap().remove("tempo");
+    assert_error(
+        app.post_json("/api/v1/classify", &json!({ "features": missing }))
+            .await,
+        422,
+        "missing_field",
+    )
+    .await;
+    assert_error(
+        app.post_json("/api/v1/classify", &json!({ "track_id": "nope123" }))
+            .await,
+        404,
+        "track_not_found",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn the_server_refuses_damaged_model_artifacts() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let db = tempfile::tempdir().unwrap();
+    let settings = |models: &Path| {
+        let mut s = Settings::default();
+        s.server.bind = "127.0.0.1:0".parse().unwrap();
+        s.database.url =
+            chorus::config::Secret::new(format!("sqlite://{}", db.path().join("c.db").display()));
+        s.catalog.load_demo = false;
+        s.models.dir = models.to_path_buf();
+        s
+    };
+    let mut bytes = std::fs::read(copy.path().join("hybrid.onnx")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(copy.path().join("hybrid.onnx"), &bytes).unwrap();
+    let err = Application::build(settings(copy.path()))
+        .await
+        .err()
+        .expect("refused");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("hybrid.onnx") && message.contains("sha256"),
+        "{message}"
+    );
+
+    std::fs::copy(source.join("hybrid.onnx"), copy.path().join("hybrid.onnx")).unwrap();
+    std::fs::remove_file(copy.path().join("ncf.onnx")).unwrap();
+    let err = Application::build(settings(copy.path()))
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("ncf.onnx"), "{err:#}");
+}
+
+/// Regression: with two inference threads, one could hold a batch while waiting for the queue
+/// lock held by the other (blocked on an empty queue), so a lone request never got an answer.
+#[actix_web::test]
+async fn two_inference_threads_answer_lone_requests() {
+    let app = spawn_app_with(AppOptions {
+        inference: InferenceSettings {
+            threads: 2,
+            ..InferenceSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    for job in jobs(&app, 6) {
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            app.state.inference.rank(job),
+        )
+        .await
+        .expect("answered within 10 s")
+        .unwrap();
+        assert_eq!(answer.items.len(), 10);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
