@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, TestApp};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, Store, TestApp};
 
 async fn recommend(app: &TestApp, token: &str, body: Value) -> Value {
     let response = app
@@ -278,13 +278,38 @@ async fn comparisons_change_the_order_and_pairs_are_chosen_not_random() {
 }
 
 #[actix_web::test]
-async fn taste_survives_a_restart() {
-    let app = spawn_app().await;
+async fn taste_survives_a_restart_on_sqlite() {
+    taste_survives_a_restart(Store::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn taste_survives_a_restart_on_postgres() {
+    taste_survives_a_restart(Store::Postgres).await;
+}
+
+async fn taste_survives_a_restart(store: Store) {
+    let app = spawn_app_with(AppOptions {
+        store,
+        ..AppOptions::default()
+    })
+    .await;
     let (_, token) = app.create_user("Loyal").await;
     for id in popular_in(&app, "rap", 3).await {
         give(&app, &token, &id, "like").await;
     }
     give(&app, &token, &popular_in(&app, "rap", 4).await[3], "skip").await;
+    let before = recommend(&app, &token, json!({ "limit": 15 })).await;
+
+    // A comparison too: the Bradley-Terry offset is rebuilt from the stored answers.
+    let list = ids(&before);
+    let response = app
+        .post_json_as(
+            "/api/v1/comparisons",
+            &json!({ "a": list[0], "b": list[5], "winner": list[5] }),
+            &token,
+        )
+        .await;
+    assert_eq!(response.status(), 202);
     let before = recommend(&app, &token, json!({ "limit": 15 })).await;
     let profile_before: Value = app
         .get_as("/api/v1/me/profile", &token)
@@ -295,6 +320,7 @@ async fn taste_survives_a_restart() {
     app.handle.stop(true).await;
 
     let restarted = spawn_app_with(AppOptions {
+        store,
         database: Some(Arc::clone(&app.db)),
         ..AppOptions::default()
     })
