@@ -46,12 +46,15 @@ run() {
 
 EXTRA=("$@")
 configurations=(batched unbatched)
-run batched CHORUS_INFERENCE_MAX_BATCH=64
-run unbatched CHORUS_INFERENCE_MAX_BATCH=1
+# BENCH_COMMON applies to every configuration, e.g. BENCH_COMMON="CHORUS_INFERENCE_THREADS=1".
+# shellcheck disable=SC2086
+run batched ${BENCH_COMMON:-} CHORUS_INFERENCE_MAX_BATCH=64
+# shellcheck disable=SC2086
+run unbatched ${BENCH_COMMON:-} CHORUS_INFERENCE_MAX_BATCH=1
 # Optional extra configuration, e.g. BENCH_EXTRA="CHORUS_INFERENCE_THREADS=2".
 if [[ -n "${BENCH_EXTRA:-}" ]]; then
     # shellcheck disable=SC2086
-    run extra $BENCH_EXTRA
+    run extra ${BENCH_COMMON:-} $BENCH_EXTRA
     configurations+=(extra)
 fi
 for name in "${configurations[@]}"; do

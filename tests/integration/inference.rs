@@ -432,3 +432,34 @@ async fn two_inference_threads_answer_lone_requests() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[actix_web::test]
+async fn execution_provider_cuda_is_refused_without_support_and_auto_falls_back() {
+    use chorus::config::ExecutionProvider;
+    let db = tempfile::tempdir().unwrap();
+    let settings = |provider| {
+        let mut s = Settings::default();
+        s.server.bind = "127.0.0.1:0".parse().unwrap();
+        s.database.url =
+            chorus::config::Secret::new(format!("sqlite://{}", db.path().join("c.db").display()));
+        s.catalog.load_demo = false;
+        s.models.execution_provider = provider;
+        s
+    };
+    let auto = Application::build(settings(ExecutionProvider::Auto))
+        .await
+        .expect("auto always starts");
+    let provider = auto.state().inference.provider();
+    if chorus::models::CUDA_COMPILED {
+        assert!(["cpu", "cuda"].contains(&provider));
+    } else {
+        assert_eq!(provider, "cpu", "auto falls back to the CPU");
+    }
+    if !chorus::models::CUDA_COMPILED {
+        let err = Application::build(settings(ExecutionProvider::Cuda))
+            .await
+            .err()
+            .expect("cuda without CUDA support is refused");
+        assert!(format!("{err:#}").contains("CUDA"), "{err:#}");
+    }
+}
