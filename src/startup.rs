@@ -18,7 +18,7 @@ use crate::{
     recommend::Recommender,
     state::AppState,
     storage::{tracks, Db},
-    taste::directory::UserDirectory,
+    taste::{actor::IDLE_TIMEOUT, directory::UserDirectory},
 };
 
 pub struct Application {
@@ -47,6 +47,7 @@ impl Application {
             Arc::clone(&catalog),
             Arc::clone(inference.space()),
             Arc::clone(&metrics),
+            IDLE_TIMEOUT,
         );
         let recommender = Recommender {
             inference: inference.clone(),

@@ -20,6 +20,7 @@ use crate::{
 };
 
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// How often an actor checks whether it has been idle long enough to stop.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
 
 /// What a recommendation request needs from the listener's state; rebuilt after every change.
@@ -135,8 +136,9 @@ impl Actor for UserActor {
                 ctx.stop();
             }
         }));
-        ctx.run_interval(IDLE_CHECK, |actor, ctx| {
-            if actor.last_active.elapsed() >= IDLE_TIMEOUT {
+        let idle_timeout = self.directory.idle_timeout();
+        ctx.run_interval(IDLE_CHECK.min(idle_timeout / 2), move |actor, ctx| {
+            if actor.last_active.elapsed() >= idle_timeout {
                 ctx.stop();
             }
         });

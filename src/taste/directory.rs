@@ -4,6 +4,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use actix::prelude::*;
@@ -26,14 +27,18 @@ struct Inner {
     space: Arc<ItemSpace>,
     metrics: Arc<Metrics>,
     catalog_means: Vec<f32>,
+    idle_timeout: Duration,
 }
 
 impl UserDirectory {
+    /// Actors stop after `idle_timeout` without messages ([`super::actor::IDLE_TIMEOUT`] in the
+    /// server).
     pub fn new(
         db: Db,
         catalog: Arc<Catalog>,
         space: Arc<ItemSpace>,
         metrics: Arc<Metrics>,
+        idle_timeout: Duration,
     ) -> Self {
         let catalog_means = super::profile::catalog_means(&catalog);
         Self {
@@ -44,6 +49,7 @@ impl UserDirectory {
                 space,
                 metrics,
                 catalog_means,
+                idle_timeout,
             }),
         }
     }
@@ -101,6 +107,10 @@ impl UserDirectory {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.inner.idle_timeout
     }
 
     pub fn catalog_means(&self) -> &[f32] {

@@ -524,3 +524,54 @@ async fn exclude_and_genre_context_shape_the_list() {
         assert!(genre_of(item).contains(&"edm".to_string()));
     }
 }
+
+/// An idle listener's actor stops and leaves the directory; the next message starts a fresh one
+/// that rebuilds the same taste from the store.
+#[actix_web::test]
+async fn idle_user_actors_stop_and_come_back_with_their_taste() {
+    use chorus::taste::{
+        actor::{GetSnapshot, RecordFeedback},
+        directory::UserDirectory,
+        FeedbackKind,
+    };
+    let app = spawn_app().await;
+    let (user_id, _) = app.create_user("Sleepy").await;
+    let user = chorus::domain::UserId::parse(&user_id).unwrap();
+    let directory = UserDirectory::new(
+        app.state.db.clone(),
+        Arc::clone(&app.state.catalog),
+        Arc::clone(app.state.inference.space()),
+        Arc::clone(&app.state.metrics),
+        std::time::Duration::from_millis(200),
+    );
+    let track = popular_in(&app, "pop", 1).await.remove(0);
+    directory
+        .send(
+            &user,
+            RecordFeedback {
+                item: app.state.catalog.index_of(&track).unwrap(),
+                track_id: track.clone(),
+                kind: FeedbackKind::Like,
+                request_id: None,
+                group_id: None,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let before = directory.send(&user, GetSnapshot).await.unwrap();
+    assert_eq!(directory.active(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(
+        directory.active(),
+        0,
+        "the idle actor stopped and left the directory"
+    );
+    let after = directory.send(&user, GetSnapshot).await.unwrap();
+    assert_eq!(directory.active(), 1);
+    assert_eq!(after.reacted, before.reacted);
+    assert_eq!(
+        after.listener.as_ref().unwrap().vector,
+        before.listener.as_ref().unwrap().vector
+    );
+}
