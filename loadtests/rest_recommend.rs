@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::{
     report::Report,
-    runner::{drive, RunOptions},
+    runner::{drive, status_of, RunOptions},
 };
 
 pub struct Options {
@@ -42,20 +42,7 @@ pub async fn run(url: &str, options: &RunOptions, scenario: &Options) -> anyhow:
         let body = body.clone();
         async move {
             let token = &tokens[(connection * 7919 + i as usize) % tokens.len()];
-            match client
-                .post(&endpoint)
-                .bearer_auth(token)
-                .json(&*body)
-                .send()
-                .await
-            {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let _ = response.bytes().await;
-                    status
-                }
-                Err(_) => 0,
-            }
+            status_of(client.post(&endpoint).bearer_auth(token).json(&*body)).await
         }
     })
     .await;

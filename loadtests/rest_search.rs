@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::{
     report::Report,
-    runner::{drive, RunOptions},
+    runner::{drive, status_of, RunOptions},
 };
 
 pub async fn run(url: &str, options: &RunOptions) -> anyhow::Result<Report> {
@@ -33,20 +33,12 @@ pub async fn run(url: &str, options: &RunOptions) -> anyhow::Result<Report> {
         let base = base.clone();
         async move {
             let q = &queries[(connection * 7919 + i as usize) % queries.len()];
-            match client
-                .get(&base)
-                .query(&[("q", q.as_str()), ("limit", "10")])
-                .send()
-                .await
-            {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    // Read the body so the measured time includes the whole answer.
-                    let _ = response.bytes().await;
-                    status
-                }
-                Err(_) => 0,
-            }
+            status_of(
+                client
+                    .get(&base)
+                    .query(&[("q", q.as_str()), ("limit", "10")]),
+            )
+            .await
         }
     })
     .await;

@@ -48,6 +48,19 @@ impl Tally {
     }
 }
 
+/// Sends a request and reads the whole body (so the measured time includes the answer);
+/// returns the HTTP status, or 0 for a transport error.
+pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let _ = response.bytes().await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
 /// Runs `request(connection, i)` on `concurrency` connections for warm-up + duration. A request
 /// returns its HTTP status (0 for a transport error). Returns the merged tally of the measured
 /// window and its actual length.

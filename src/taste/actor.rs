@@ -91,6 +91,24 @@ impl UserActor {
         });
     }
 
+    /// Runs the store write, then folds the change into the taste and answers `id`. Atomic: no
+    /// other message is handled in between, so writes and folds happen in the same order.
+    fn persist_then(
+        &mut self,
+        write: impl std::future::Future<Output = Result<(), sqlx::Error>> + 'static,
+        id: String,
+        fold: impl FnOnce(&mut Taste) + 'static,
+    ) -> AtomicResponse<Self, Result<String, ApiError>> {
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(
+            move |written, actor, _| {
+                written.map_err(ApiError::from)?;
+                fold(&mut actor.taste);
+                actor.refresh();
+                Ok(id)
+            },
+        )))
+    }
+
     fn restore(
         &mut self,
         interactions: Vec<feedback::StoredInteraction>,
@@ -200,15 +218,7 @@ impl Handler<RecordFeedback> for UserActor {
                 .await
             }
         };
-        // Atomic: the write and the fold happen before this actor handles anything else.
-        AtomicResponse::new(Box::pin(write.into_actor(self).map(
-            move |written, actor, _| {
-                written.map_err(ApiError::from)?;
-                actor.taste.record(msg.item, msg.kind);
-                actor.refresh();
-                Ok(id)
-            },
-        )))
+        self.persist_then(write, id, move |taste| taste.record(msg.item, msg.kind))
     }
 }
 
@@ -240,19 +250,14 @@ impl Handler<RecordComparison> for UserActor {
                 .await
             }
         };
-        AtomicResponse::new(Box::pin(write.into_actor(self).map(
-            move |written, actor, _| {
-                written.map_err(ApiError::from)?;
-                let (winner, loser) = if msg.a_wins {
-                    (msg.a.0, msg.b.0)
-                } else {
-                    (msg.b.0, msg.a.0)
-                };
-                actor.taste.record_comparison(winner, loser);
-                actor.refresh();
-                Ok(id)
-            },
-        )))
+        let (winner, loser) = if msg.a_wins {
+            (msg.a.0, msg.b.0)
+        } else {
+            (msg.b.0, msg.a.0)
+        };
+        self.persist_then(write, id, move |taste| {
+            taste.record_comparison(winner, loser)
+        })
     }
 }
 
