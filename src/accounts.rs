@@ -6,14 +6,10 @@
 //! leaks into a proxy log is worthless by the time anyone reads it. Only the ticket's hash is
 //! used as the cache key.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use crate::{
-    cache::Cache,
+    cache::{Cache, ExpiringMap},
     domain::{AccessToken, DisplayName, TokenHash, UserId},
     error::{ApiError, ErrorCode},
     storage::{users, users::UserRecord, Db},
@@ -40,31 +36,15 @@ pub const TOKEN_CACHE_CAPACITY: usize = 100_000;
 /// Tokens (by hash) recently resolved to their user, so busy endpoints skip a database round
 /// trip per request. Sound because a token is never reassigned or revoked in this version; the
 /// TTL bounds how long any future revocation would take to apply.
-#[derive(Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<TokenHash, (UserRecord, Instant)>>,
+    entries: ExpiringMap<TokenHash, UserRecord>,
 }
 
-impl TokenCache {
-    fn get(&self, hash: &TokenHash) -> Option<UserRecord> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(hash)
-            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(user, _)| user.clone())
-    }
-
-    fn put(&self, hash: TokenHash, user: UserRecord) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        if entries.len() >= TOKEN_CACHE_CAPACITY {
-            entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
-            if entries.len() >= TOKEN_CACHE_CAPACITY {
-                entries.clear();
-            }
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self {
+            entries: ExpiringMap::new(TOKEN_CACHE_CAPACITY, Some(TOKEN_CACHE_CAPACITY)),
         }
-        entries.insert(hash, (user, Instant::now()));
     }
 }
 
@@ -89,7 +69,7 @@ pub async fn authenticate(
     let token =
         AccessToken::parse(raw).map_err(|reason| ApiError::new(ErrorCode::InvalidToken, reason))?;
     let hash = token.hash();
-    if let Some(user) = tokens.get(&hash) {
+    if let Some(user) = tokens.entries.get(&hash) {
         return Ok(user);
     }
     let user = users::find_by_token(db, &hash).await?.ok_or_else(|| {
@@ -98,7 +78,7 @@ pub async fn authenticate(
             "the token is not known to this server",
         )
     })?;
-    tokens.put(hash, user.clone());
+    tokens.entries.insert(hash, user.clone(), TOKEN_CACHE_TTL);
     Ok(user)
 }
 

@@ -1,61 +1,38 @@
-//! In-process cache: a mutex-guarded map, locked only for the map operation itself. Expired
-//! entries are dropped when read and swept when the map grows past a bound.
+//! In-process cache: an [`ExpiringMap`] of byte values, swept when it grows past a bound.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::Cache;
+use super::{expiring::ExpiringMap, Cache};
 
 const SWEEP_ABOVE: usize = 100_000;
 
-#[derive(Default)]
 pub struct MemoryCache {
-    entries: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    entries: ExpiringMap<String, Vec<u8>>,
 }
 
-impl MemoryCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<u8>, Instant)>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self {
+            entries: ExpiringMap::new(SWEEP_ABOVE + 1, None),
+        }
     }
 }
 
 #[async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        let mut entries = self.lock();
-        match entries.get(key) {
-            Some((_, expires)) if *expires <= Instant::now() => {
-                entries.remove(key);
-                Ok(None)
-            }
-            Some((value, _)) => Ok(Some(value.clone())),
-            None => Ok(None),
-        }
+        Ok(self.entries.get(&key.to_string()))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> anyhow::Result<()> {
-        let now = Instant::now();
-        let mut entries = self.lock();
-        if entries.len() > SWEEP_ABOVE {
-            entries.retain(|_, (_, expires)| *expires > now);
-        }
-        entries.insert(key.to_string(), (value.to_vec(), now + ttl));
+        self.entries.insert(key.to_string(), value.to_vec(), ttl);
         Ok(())
     }
 
     async fn take(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(self
-            .lock()
-            .remove(key)
-            .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(value, _)| value))
+        Ok(self.entries.take(&key.to_string()))
     }
 
     async fn ping(&self) -> anyhow::Result<()> {
