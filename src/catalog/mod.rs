@@ -99,10 +99,7 @@ impl Catalog {
             .filter(|g| !g.is_empty());
         let keep = |doc: u32| match &genre {
             None => true,
-            Some(g) => {
-                let t = &self.tracks[doc as usize];
-                t.genres.iter().chain(&t.subgenres).any(|x| x == g)
-            }
+            Some(g) => self.tracks[doc as usize].has_genre(g),
         };
         let docs: Vec<u32> = if query.trim().is_empty() {
             self.by_popularity

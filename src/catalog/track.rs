@@ -105,6 +105,16 @@ pub struct Track {
     pub audio_features: AudioFeatures,
 }
 
+impl Track {
+    /// Whether `genre` (lower-case) is one of the track's genres or sub-genres.
+    pub fn has_genre(&self, genre: &str) -> bool {
+        self.genres
+            .iter()
+            .chain(&self.subgenres)
+            .any(|g| g == genre)
+    }
+}
+
 /// The year of a `YYYY[-MM[-DD]]` date, if it has a plausible one.
 pub fn release_year(date: &str) -> Option<i32> {
     let year: i32 = date.get(..4)?.parse().ok()?;

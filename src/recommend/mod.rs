@@ -191,6 +191,6 @@ impl Recommender {
 fn in_genre(track: &Track, genre: &Option<String>) -> bool {
     match genre {
         None => true,
-        Some(g) => track.genres.iter().chain(&track.subgenres).any(|x| x == g),
+        Some(g) => track.has_genre(g),
     }
 }
