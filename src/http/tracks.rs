@@ -144,13 +144,11 @@ pub async fn similar_tracks(
         .catalog
         .index_of(id.as_str())
         .ok_or_else(|| ApiError::new(ErrorCode::TrackNotFound, format!("no track has id {id}")))?;
-    let space = state.inference.space();
-    let norm = space.norms()[index as usize] + 1e-9;
     let hits = state
         .inference
         .similar(SimilarJob {
             query: RetrievalQuery {
-                vector: space.vector(index).iter().map(|x| x / norm).collect(),
+                vector: state.inference.space().vector(index).to_vec(),
                 exclude: vec![index],
                 k: limit,
             },

@@ -27,7 +27,7 @@ pub struct Hit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Dot,
-    /// Dot product divided by the item's norm (queries are normalised by the caller).
+    /// Cosine similarity: queries are normalised here, scores divided by the item's norm.
     Cosine,
 }
 
@@ -42,6 +42,10 @@ pub fn top_k(
     let mut q = Array2::<f32>::zeros((queries.len(), dim));
     for (mut row, query) in q.rows_mut().into_iter().zip(queries) {
         row.assign(&ndarray::ArrayView1::from(&query.vector[..dim]));
+        if metric == Metric::Cosine {
+            let norm = row.dot(&row).sqrt() + 1e-9;
+            row.mapv_inplace(|x| x / norm);
+        }
     }
     let mut heaps: Vec<TopK> = queries.iter().map(|q| TopK::new(q.k)).collect();
     let mut scores = Array2::<f32>::zeros((queries.len(), BLOCK.min(items.nrows().max(1))));
@@ -197,11 +201,21 @@ mod tests {
             dot[0].iter().map(|h| h.item).collect::<Vec<_>>(),
             vec![0, 2, 1]
         );
+        let scaled = RetrievalQuery {
+            vector: vec![3.0, 4.0],
+            ..q.clone()
+        };
         let cos = top_k(&items, &norms, Metric::Cosine, &[q]);
         assert_eq!(
             cos[0].iter().map(|h| h.item).collect::<Vec<_>>(),
             vec![2, 1, 0]
         );
+        // The query's length does not matter: cosine normalises it.
+        let cos_scaled = top_k(&items, &norms, Metric::Cosine, &[scaled]);
+        for (a, b) in cos[0].iter().zip(&cos_scaled[0]) {
+            assert_eq!(a.item, b.item);
+            assert!((a.score - b.score).abs() < 1e-6);
+        }
     }
 
     #[test]

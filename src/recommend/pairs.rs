@@ -33,12 +33,11 @@ pub async fn next_pair(recommender: &Recommender, user: &UserId) -> Result<Optio
     let space = recommender.inference.space();
     let (pool, user_vector): (Vec<u32>, Option<Vec<f32>>) = match &snapshot.listener {
         Some(listener) => {
-            let norm = listener.vector.iter().map(|x| x * x).sum::<f32>().sqrt() + 1e-9;
             let hits = recommender
                 .inference
                 .similar(SimilarJob {
                     query: RetrievalQuery {
-                        vector: listener.vector.iter().map(|x| x / norm).collect(),
+                        vector: listener.vector.clone(),
                         exclude: snapshot.reacted.clone(),
                         k: POOL,
                     },
