@@ -8,6 +8,7 @@
 //! - `rest-recommend`: listeners with a few likes each asking for recommendations through
 //!   `POST /api/v1/recommendations` (the whole two-stage pipeline).
 
+mod catalog;
 mod report;
 mod rest_recommend;
 mod rest_search;

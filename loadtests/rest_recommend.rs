@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::{
+    catalog::popular_by_genre,
     report::Report,
     runner::{drive, status_of, RunOptions},
 };
@@ -61,43 +62,16 @@ async fn create_listeners(
     url: &str,
     users: usize,
 ) -> anyhow::Result<Vec<String>> {
-    let genres: Value = client
-        .get(format!("{url}/api/v1/genres"))
-        .send()
-        .await
-        .context("is the server running?")?
-        .json()
-        .await?;
-    let mut pools: Vec<Vec<String>> = Vec::new();
-    for genre in genres["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|g| g["level"] == "genre")
-    {
-        let page: Value = client
-            .get(format!("{url}/api/v1/tracks"))
-            .query(&[
-                ("genre", genre["name"].as_str().unwrap_or_default()),
-                ("limit", "100"),
-            ])
-            .send()
-            .await?
-            .json()
-            .await?;
-        let ids: Vec<String> = page["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t["id"].as_str().map(str::to_string))
-            .collect();
-        if !ids.is_empty() {
-            pools.push(ids);
-        }
-    }
-    if pools.is_empty() {
-        bail!("the server's catalog is empty");
-    }
+    let pools: Vec<Vec<String>> = popular_by_genre(client, url, 100)
+        .await?
+        .iter()
+        .map(|tracks| {
+            tracks
+                .iter()
+                .filter_map(|t| t["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .collect();
     let mut rng = StdRng::seed_from_u64(7);
     let mut tokens = Vec::with_capacity(users);
     for n in 0..users {

@@ -5,10 +5,8 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use serde_json::Value;
-
 use crate::{
+    catalog::popular_by_genre,
     report::Report,
     runner::{drive, status_of, RunOptions},
 };
@@ -51,37 +49,12 @@ pub async fn run(url: &str, options: &RunOptions) -> anyhow::Result<Report> {
 }
 
 async fn build_queries(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<String>> {
-    let genres: Value = client
-        .get(format!("{url}/api/v1/genres"))
-        .send()
-        .await
-        .context("is the server running?")?
-        .json()
-        .await?;
-    let mut titles = Vec::new();
-    for genre in genres["items"]
-        .as_array()
-        .into_iter()
+    let titles: Vec<String> = popular_by_genre(client, url, 50)
+        .await?
+        .iter()
         .flatten()
-        .filter(|g| g["level"] == "genre")
-    {
-        let name = genre["name"].as_str().unwrap_or_default();
-        let page: Value = client
-            .get(format!("{url}/api/v1/tracks"))
-            .query(&[("genre", name), ("limit", "50")])
-            .send()
-            .await?
-            .json()
-            .await?;
-        for track in page["items"].as_array().into_iter().flatten() {
-            if let Some(title) = track["title"].as_str() {
-                titles.push(title.to_string());
-            }
-        }
-    }
-    if titles.is_empty() {
-        bail!("the server's catalog is empty");
-    }
+        .filter_map(|track| track["title"].as_str().map(str::to_string))
+        .collect();
     let mut queries = Vec::new();
     for title in &titles {
         let chars: Vec<char> = title.chars().take(40).collect();
