@@ -5,6 +5,7 @@
 
 use std::{
     collections::HashSet,
+    future::Future,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -16,7 +17,10 @@ use crate::{
     domain::{now_ms, UserId},
     error::{ApiError, ErrorCode},
     inference::features::Listener,
-    storage::feedback::{self, NewComparison, NewInteraction},
+    storage::{
+        feedback::{self, NewComparison, NewInteraction},
+        Db,
+    },
 };
 
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -91,15 +95,21 @@ impl UserActor {
         });
     }
 
-    /// Runs the store write, then folds the change into the taste and answers `id`. Atomic: no
-    /// other message is handled in between, so writes and folds happen in the same order.
-    fn persist_then(
+    /// Writes the change to the store (`write` gets the pool, the user and a fresh row id), then
+    /// folds it into the taste and answers the id. Atomic: no other message is handled in
+    /// between, so writes and folds happen in the same order.
+    fn persist_then<W>(
         &mut self,
-        write: impl std::future::Future<Output = Result<(), sqlx::Error>> + 'static,
-        id: String,
+        write: impl FnOnce(Db, UserId, String) -> W,
         fold: impl FnOnce(&mut Taste) + 'static,
-    ) -> AtomicResponse<Self, Result<String, ApiError>> {
-        AtomicResponse::new(Box::pin(write.into_actor(self).map(
+    ) -> AtomicResponse<Self, Result<String, ApiError>>
+    where
+        W: Future<Output = Result<(), sqlx::Error>> + 'static,
+    {
+        self.last_active = Instant::now();
+        let id = uuid::Uuid::now_v7().to_string();
+        let written = write(self.directory.db().clone(), self.user.clone(), id.clone());
+        AtomicResponse::new(Box::pin(written.into_actor(self).map(
             move |written, actor, _| {
                 written.map_err(ApiError::from)?;
                 fold(&mut actor.taste);
@@ -194,31 +204,26 @@ impl Handler<RecordFeedback> for UserActor {
     type Result = AtomicResponse<Self, Result<String, ApiError>>;
 
     fn handle(&mut self, msg: RecordFeedback, _: &mut Self::Context) -> Self::Result {
-        self.last_active = Instant::now();
-        let db = self.directory.db().clone();
-        let user = self.user.clone();
-        let id = uuid::Uuid::now_v7().to_string();
-        let write = {
-            let msg = msg.clone();
-            let id = id.clone();
-            async move {
+        let (item, kind) = (msg.item, msg.kind);
+        self.persist_then(
+            move |db, user, id| async move {
                 feedback::insert_interaction(
                     &db,
                     &NewInteraction {
                         id: &id,
                         user_id: &user,
                         track_id: &msg.track_id,
-                        kind: msg.kind.as_str(),
-                        weight: f64::from(msg.kind.weight()),
+                        kind: kind.as_str(),
+                        weight: f64::from(kind.weight()),
                         request_id: msg.request_id.as_deref(),
                         group_id: msg.group_id.as_deref(),
                         created_at: now_ms(),
                     },
                 )
                 .await
-            }
-        };
-        self.persist_then(write, id, move |taste| taste.record(msg.item, msg.kind))
+            },
+            move |taste| taste.record(item, kind),
+        )
     }
 }
 
@@ -226,15 +231,14 @@ impl Handler<RecordComparison> for UserActor {
     type Result = AtomicResponse<Self, Result<String, ApiError>>;
 
     fn handle(&mut self, msg: RecordComparison, _: &mut Self::Context) -> Self::Result {
-        self.last_active = Instant::now();
-        let db = self.directory.db().clone();
-        let user = self.user.clone();
-        let id = uuid::Uuid::now_v7().to_string();
-        let write = {
-            let msg = msg.clone();
-            let id = id.clone();
-            async move {
-                let winner = if msg.a_wins { &msg.a.1 } else { &msg.b.1 };
+        let (winner, loser) = if msg.a_wins {
+            (msg.a.0, msg.b.0)
+        } else {
+            (msg.b.0, msg.a.0)
+        };
+        self.persist_then(
+            move |db, user, id| async move {
+                let winner_id = if msg.a_wins { &msg.a.1 } else { &msg.b.1 };
                 feedback::insert_comparison(
                     &db,
                     &NewComparison {
@@ -242,22 +246,15 @@ impl Handler<RecordComparison> for UserActor {
                         user_id: &user,
                         track_a: &msg.a.1,
                         track_b: &msg.b.1,
-                        winner,
+                        winner: winner_id,
                         request_id: msg.request_id.as_deref(),
                         created_at: now_ms(),
                     },
                 )
                 .await
-            }
-        };
-        let (winner, loser) = if msg.a_wins {
-            (msg.a.0, msg.b.0)
-        } else {
-            (msg.b.0, msg.a.0)
-        };
-        self.persist_then(write, id, move |taste| {
-            taste.record_comparison(winner, loser)
-        })
+            },
+            move |taste| taste.record_comparison(winner, loser),
+        )
     }
 }
 
