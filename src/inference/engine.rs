@@ -73,10 +73,12 @@ impl Models {
         )
     }
 
-    /// `content.onnx` on `n` rows of raw track features.
-    pub fn content(&mut self, rows: Vec<f32>, n: usize) -> Result<ContentOutputs, String> {
+    /// `content.onnx` on rows of raw track features.
+    pub fn content(&mut self, rows: &[[f32; CONTENT_INPUTS]]) -> Result<ContentOutputs, String> {
+        let n = rows.len();
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
         let input =
-            Tensor::from_array((vec![n, CONTENT_INPUTS], rows)).map_err(|e| e.to_string())?;
+            Tensor::from_array((vec![n, CONTENT_INPUTS], flat)).map_err(|e| e.to_string())?;
         let outputs = self
             .content
             .run(vec![("features", SessionInputValue::from(input))])
@@ -325,8 +327,7 @@ impl Engine {
     }
 
     pub fn classify(&mut self, rows: &[[f32; CONTENT_INPUTS]]) -> Result<ContentOutputs, String> {
-        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        self.models.content(flat, rows.len())
+        self.models.content(rows)
     }
 }
 
@@ -363,8 +364,7 @@ pub fn embed_catalog(
     const CHUNK: usize = 8_192;
     let mut out = Array2::<f32>::zeros((rows.len(), DIM));
     for (n, chunk) in rows.chunks(CHUNK).enumerate() {
-        let flat: Vec<f32> = chunk.iter().flatten().copied().collect();
-        let embedding = models.content(flat, chunk.len())?.embeddings();
+        let embedding = models.content(chunk)?.embeddings();
         let start = n * CHUNK;
         out.slice_mut(ndarray::s![start..start + chunk.len(), ..])
             .assign(&embedding);
