@@ -229,6 +229,20 @@ impl TestApp {
             .expect("request")
     }
 
+    /// GET and parse the JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.expect("a JSON body")
+    }
+
+    /// GET with a bearer token and parse the JSON body, whatever the status.
+    pub async fn get_json_as(&self, path: &str, token: &str) -> Value {
+        self.get_as(path, token)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(path))

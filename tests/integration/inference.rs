@@ -184,12 +184,7 @@ async fn a_full_queue_answers_overloaded_with_retry_after() {
     })
     .await;
     let (_, token) = app.create_user("Eager").await;
-    let liked: Value = app
-        .get("/api/v1/tracks?limit=3")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let liked = app.get_json("/api/v1/tracks?limit=3").await;
     for t in liked["items"].as_array().unwrap() {
         let r = app
             .post_json_as(
@@ -229,19 +224,11 @@ async fn a_full_queue_answers_overloaded_with_retry_after() {
 #[actix_web::test]
 async fn similar_tracks_are_ranked_by_cosine_and_exclude_the_track() {
     let app = spawn_app().await;
-    let top: Value = app
-        .get("/api/v1/tracks?limit=1")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let top = app.get_json("/api/v1/tracks?limit=1").await;
     let id = top["items"][0]["id"].as_str().unwrap().to_string();
-    let body: Value = app
-        .get(&format!("/api/v1/tracks/{id}/similar?limit=7"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .get_json(&format!("/api/v1/tracks/{id}/similar?limit=7"))
+        .await;
     assert_eq!(body["track_id"], id.as_str());
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 7);
@@ -276,12 +263,7 @@ async fn similar_tracks_are_ranked_by_cosine_and_exclude_the_track() {
 #[actix_web::test]
 async fn classify_names_genres_and_mood_from_a_track_or_features() {
     let app = spawn_app().await;
-    let rock: Value = app
-        .get("/api/v1/tracks?genre=rock&limit=1")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let rock = app.get_json("/api/v1/tracks?genre=rock&limit=1").await;
     let track = &rock["items"][0];
     let response = app
         .post_json("/api/v1/classify", &json!({ "track_id": track["id"] }))
@@ -469,12 +451,7 @@ async fn execution_provider_cuda_is_refused_without_support_and_auto_falls_back(
 #[actix_web::test]
 async fn a_track_unknown_to_the_models_gets_a_content_vector() {
     let app = spawn_app().await;
-    let template: Value = app
-        .get("/api/v1/tracks?genre=rock&limit=1")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let template = app.get_json("/api/v1/tracks?genre=rock&limit=1").await;
     let mut track = app
         .state
         .catalog
@@ -499,12 +476,9 @@ async fn a_track_unknown_to_the_models_gets_a_content_vector() {
         .expect("imported");
     assert!(restarted.state.inference.space().from_content(index));
     assert!(!restarted.state.inference.space().from_content(0));
-    let similar: Value = restarted
-        .get("/api/v1/tracks/coldstart0000000000001/similar?limit=5")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let similar = restarted
+        .get_json("/api/v1/tracks/coldstart0000000000001/similar?limit=5")
+        .await;
     assert_eq!(similar["items"].as_array().unwrap().len(), 5);
     // The endpoint ranks by the content vector: the same five a brute-force cosine scan finds.
     let space = restarted.state.inference.space();

@@ -35,12 +35,9 @@ fn genre_of(item: &Value) -> Vec<String> {
 
 /// The `n` most popular tracks of a genre.
 async fn popular_in(app: &TestApp, genre: &str, n: usize) -> Vec<String> {
-    let body: Value = app
-        .get(&format!("/api/v1/tracks?genre={genre}&limit={n}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .get_json(&format!("/api/v1/tracks?genre={genre}&limit={n}"))
+        .await;
     body["items"]
         .as_array()
         .unwrap()
@@ -73,12 +70,7 @@ async fn a_new_listener_gets_a_popular_and_diverse_start() {
     genres.dedup();
     assert!(genres.len() >= 3, "diverse start, got genres {genres:?}");
     assert!(uuid::Uuid::parse_str(list["request_id"].as_str().unwrap()).is_ok());
-    let profile: Value = app
-        .get_as("/api/v1/me/profile", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile = app.get_json_as("/api/v1/me/profile", &token).await;
     assert_eq!(profile["cold_start"], true);
     assert_eq!(profile["confidence"], 0.0);
 }
@@ -129,12 +121,7 @@ async fn liking_one_genre_makes_it_dominate_and_explains_why() {
     let scores: Vec<f64> = items.iter().map(|i| i["score"].as_f64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "ordered by score");
 
-    let profile: Value = app
-        .get_as("/api/v1/me/profile", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile = app.get_json_as("/api/v1/me/profile", &token).await;
     assert_eq!(profile["counts"]["like"], 6);
     assert_eq!(profile["cold_start"], false);
     assert_eq!(profile["top_genres"][0]["name"], "rock");
@@ -170,12 +157,9 @@ async fn a_dislike_removes_the_track_and_similar_ones_sink() {
     }
     let before = ids(&recommend(&app, &token, json!({ "limit": 100 })).await);
     let disliked = before[0].clone();
-    let similar: Value = app
-        .get(&format!("/api/v1/tracks/{disliked}/similar?limit=10"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let similar = app
+        .get_json(&format!("/api/v1/tracks/{disliked}/similar?limit=10"))
+        .await;
     let neighbours: Vec<String> = similar["items"]
         .as_array()
         .unwrap()
@@ -199,12 +183,7 @@ async fn a_dislike_removes_the_track_and_similar_ones_sink() {
         mean_rank(&before, &neighbours),
         mean_rank(&after, &neighbours)
     );
-    let profile: Value = app
-        .get_as("/api/v1/me/profile", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile = app.get_json_as("/api/v1/me/profile", &token).await;
     assert_eq!(profile["counts"]["dislike"], 1);
 }
 
@@ -213,18 +192,8 @@ async fn comparisons_change_the_order_and_pairs_are_chosen_not_random() {
     let app = spawn_app().await;
     let (_, token) = app.create_user("Chooser").await;
     // Before any feedback: a deterministic pair from the popular start.
-    let first: Value = app
-        .get_as("/api/v1/comparisons/next", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let again: Value = app
-        .get_as("/api/v1/comparisons/next", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first = app.get_json_as("/api/v1/comparisons/next", &token).await;
+    let again = app.get_json_as("/api/v1/comparisons/next", &token).await;
     assert_eq!(first["a"]["id"], again["a"]["id"]);
     assert_eq!(first["b"]["id"], again["b"]["id"]);
     assert_ne!(first["a"]["id"], first["b"]["id"]);
@@ -255,12 +224,7 @@ async fn comparisons_change_the_order_and_pairs_are_chosen_not_random() {
     );
 
     // With a taste, the pair comes from the listener's neighbourhood, never one already asked.
-    let pair: Value = app
-        .get_as("/api/v1/comparisons/next", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pair = app.get_json_as("/api/v1/comparisons/next", &token).await;
     let p = pair["p_a"].as_f64().unwrap();
     assert!(p > 0.0 && p < 1.0);
     let asked = [
@@ -268,12 +232,7 @@ async fn comparisons_change_the_order_and_pairs_are_chosen_not_random() {
         pair["b"]["id"].as_str().unwrap(),
     ];
     assert!(!(asked.contains(&top.as_str()) && asked.contains(&low.as_str())));
-    let profile: Value = app
-        .get_as("/api/v1/me/profile", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile = app.get_json_as("/api/v1/me/profile", &token).await;
     assert_eq!(profile["counts"]["comparisons"], 3);
 }
 
@@ -311,12 +270,7 @@ async fn taste_survives_a_restart(store: Store) {
         .await;
     assert_eq!(response.status(), 202);
     let before = recommend(&app, &token, json!({ "limit": 15 })).await;
-    let profile_before: Value = app
-        .get_as("/api/v1/me/profile", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile_before = app.get_json_as("/api/v1/me/profile", &token).await;
     app.handle.stop(true).await;
 
     let restarted = spawn_app_with(AppOptions {
@@ -327,12 +281,7 @@ async fn taste_survives_a_restart(store: Store) {
     .await;
     let after = recommend(&restarted, &token, json!({ "limit": 15 })).await;
     assert_eq!(ids(&before), ids(&after));
-    let profile_after: Value = restarted
-        .get_as("/api/v1/me/profile", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile_after = restarted.get_json_as("/api/v1/me/profile", &token).await;
     assert_eq!(profile_before, profile_after);
 }
 
@@ -453,12 +402,7 @@ async fn feedback_and_comparison_errors_are_precise() {
     assert_error(anonymous, 401, "missing_token").await;
 
     // Nothing was stored by the failed calls.
-    let profile: Value = app
-        .get_as("/api/v1/me/profile", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profile = app.get_json_as("/api/v1/me/profile", &token).await;
     assert_eq!(profile["counts"]["like"], 0);
     assert_eq!(profile["counts"]["comparisons"], 0);
 }
