@@ -42,6 +42,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub models: ModelSettings,
     pub inference: InferenceSettings,
+    pub realtime: RealtimeSettings,
     pub explainer: ExplainerSettings,
     pub spotify: SpotifySettings,
     pub log: LogSettings,
@@ -236,6 +237,68 @@ impl InferenceSettings {
     }
 }
 
+/// WebSocket sessions and live groups (see `src/groups`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeSettings {
+    /// How often the server pings each socket.
+    pub heartbeat_interval_ms: u64,
+    /// A socket that sends nothing (not even a pong) for this long is closed with 4000.
+    pub client_timeout_ms: u64,
+    /// Frames queued for one socket at most; a client that falls further behind is closed
+    /// with 4008.
+    pub outbox_frames: usize,
+    /// Largest accepted client frame; bigger ones close the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Operations per second one socket may send on average, and in a burst.
+    pub ops_per_second: f64,
+    pub op_burst: u32,
+    /// Group recommendations are recomputed this long after the last change.
+    pub recommend_debounce_ms: u64,
+    /// Tracks in a group's recommendations.
+    pub group_recommendations: usize,
+    /// A group with no open sockets is unloaded from memory after this long (its log stays).
+    pub group_idle_timeout_s: u64,
+    /// Recent events kept in memory per group for reconnect replay; a client further behind
+    /// gets a snapshot.
+    pub replay_events: usize,
+}
+
+impl Default for RealtimeSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 5_000,
+            client_timeout_ms: 15_000,
+            outbox_frames: 256,
+            max_frame_bytes: 64 * 1024,
+            ops_per_second: 20.0,
+            op_burst: 40,
+            recommend_debounce_ms: 250,
+            group_recommendations: 10,
+            group_idle_timeout_s: 300,
+            replay_events: 1_000,
+        }
+    }
+}
+
+impl RealtimeSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.heartbeat_interval_ms == 0 || self.client_timeout_ms <= self.heartbeat_interval_ms {
+            bail!("realtime.client_timeout_ms must exceed realtime.heartbeat_interval_ms (> 0)");
+        }
+        if self.outbox_frames == 0 || self.max_frame_bytes < 1024 {
+            bail!("realtime.outbox_frames must be positive and max_frame_bytes at least 1024");
+        }
+        if !(self.ops_per_second.is_finite() && self.ops_per_second > 0.0) || self.op_burst == 0 {
+            bail!("realtime.ops_per_second and op_burst must be positive");
+        }
+        if !(1..=100).contains(&self.group_recommendations) {
+            bail!("realtime.group_recommendations must be between 1 and 100");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExplainerSettings {
@@ -419,6 +482,7 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.realtime.validate()?;
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")

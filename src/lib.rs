@@ -3,12 +3,14 @@
 //! See the README's architecture map for where each concept lives.
 
 pub mod accounts;
+pub mod aggregate;
 pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod groups;
 pub mod http;
 pub mod inference;
 pub mod limits;

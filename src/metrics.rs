@@ -19,6 +19,12 @@ pub struct Metrics {
     pub inference_phase_seconds: CounterVec,
     pub inference_rejected: IntCounter,
     pub active_users: IntGauge,
+    pub ws_connections: IntGauge,
+    pub ws_closed: IntCounterVec,
+    pub ws_frames_in: IntCounter,
+    pub live_groups: IntGauge,
+    pub group_events: IntCounter,
+    pub group_recommendation_duration: HistogramVec,
 }
 
 impl Metrics {
@@ -93,6 +99,33 @@ impl Metrics {
         .expect("valid metric");
         let active_users =
             IntGauge::new("active_users", "Users with a live UserActor").expect("valid metric");
+        let ws_connections =
+            IntGauge::new("ws_connections", "Open WebSocket connections").expect("valid metric");
+        let ws_closed = IntCounterVec::new(
+            Opts::new(
+                "ws_closed_total",
+                "WebSocket connections closed, by who and why (client, heartbeat_timeout, slow_consumer, too_big, protocol_error, shutdown)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let ws_frames_in = IntCounter::new("ws_frames_received_total", "Text frames received")
+            .expect("valid metric");
+        let live_groups =
+            IntGauge::new("live_groups", "Groups with a live GroupActor").expect("valid metric");
+        let group_events =
+            IntCounter::new("group_events_total", "Group events appended").expect("valid metric");
+        let group_recommendation_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "group_recommendation_duration_seconds",
+                "Time to compute a group's recommendations, by outcome",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -104,6 +137,12 @@ impl Metrics {
             Box::new(inference_phase_seconds.clone()),
             Box::new(inference_rejected.clone()),
             Box::new(active_users.clone()),
+            Box::new(ws_connections.clone()),
+            Box::new(ws_closed.clone()),
+            Box::new(ws_frames_in.clone()),
+            Box::new(live_groups.clone()),
+            Box::new(group_events.clone()),
+            Box::new(group_recommendation_duration.clone()),
         ] {
             registry
                 .register(collector)
@@ -121,6 +160,12 @@ impl Metrics {
             inference_phase_seconds,
             inference_rejected,
             active_users,
+            ws_connections,
+            ws_closed,
+            ws_frames_in,
+            live_groups,
+            group_events,
+            group_recommendation_duration,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::{
     cache::{Cache, MemoryCache, RedisCache},
     catalog::{demo, Catalog},
     config::Settings,
+    groups::directory::GroupDirectory,
     http,
     inference::Inference,
     limits::{MemoryRateLimiter, RateLimiter, RedisRateLimiter},
@@ -55,6 +56,12 @@ impl Application {
             catalog: Arc::clone(&catalog),
             candidates: settings.inference.candidates,
         };
+        let groups = GroupDirectory::new(
+            db.clone(),
+            recommender.clone(),
+            Arc::clone(&metrics),
+            settings.realtime.clone(),
+        );
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
@@ -68,6 +75,7 @@ impl Application {
             inference,
             users,
             recommender,
+            groups,
             tokens: TokenCache::default(),
         });
         let server = serve(listener, state.clone())?;

@@ -9,6 +9,7 @@ use crate::{
     config::Settings,
     domain::TrackId,
     error::{ApiError, ErrorCode},
+    groups::directory::GroupDirectory,
     inference::Inference,
     limits::RateLimiter,
     metrics::Metrics,
@@ -27,6 +28,7 @@ pub struct AppState {
     pub inference: Inference,
     pub users: UserDirectory,
     pub recommender: Recommender,
+    pub groups: GroupDirectory,
     pub tokens: TokenCache,
 }
 

@@ -2,12 +2,14 @@
 
 pub mod classify;
 pub mod extract;
+pub mod groups;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod recommendations;
 pub mod tracks;
 pub mod users;
+pub mod ws;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -22,7 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users::configure)
             .configure(recommendations::configure)
             .configure(tracks::configure)
-            .configure(classify::configure),
+            .configure(classify::configure)
+            .configure(groups::configure)
+            .configure(ws::configure),
     );
 }
 

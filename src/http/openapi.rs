@@ -6,7 +6,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{classify, health, recommendations, tracks, users};
+use super::{classify, groups, health, recommendations, tracks, users, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,12 @@ use super::{classify, health, recommendations, tracks, users};
         recommendations::next_comparison,
         recommendations::compare,
         recommendations::profile,
+        groups::create_group,
+        groups::join_group,
+        groups::get_group,
+        groups::group_events,
+        groups::group_recommendations,
+        ws::socket,
         openapi_json,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),

@@ -1,6 +1,6 @@
 //! The InferenceActor: a dynamic batcher in front of dedicated inference threads.
 //!
-//! Each kind of request (rank, similar, classify) has its own pending batch. A batch is handed to
+//! Each kind of request (rank, group, similar, classify) has its own pending batch. A batch is handed to
 //! the threads when it reaches `max_batch` requests or when its first request has waited
 //! `max_delay` — Triton's dynamic-batching rule. The threads run batches and answer every caller
 //! through its own channel; the actor never computes anything, so its mailbox stays short.
@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use super::{
     engine::{ContentOutputs, Engine, RankJob, Ranked, SimilarJob},
+    group::{GroupRankJob, GroupRanked},
     retrieval::Hit,
     space::CONTENT_INPUTS,
     InferenceError,
@@ -35,6 +36,10 @@ pub type Admission<R> = Result<oneshot::Receiver<Result<R, InferenceError>>, Inf
 pub struct Rank(pub RankJob);
 
 #[derive(Message)]
+#[rtype(result = "Admission<GroupRanked>")]
+pub struct RankGroup(pub GroupRankJob);
+
+#[derive(Message)]
 #[rtype(result = "Admission<Vec<Hit>>")]
 pub struct Similar(pub SimilarJob);
 
@@ -45,6 +50,7 @@ pub struct Classify(pub Vec<[f32; CONTENT_INPUTS]>);
 /// A batch on its way to an inference thread.
 pub enum Batch {
     Rank(Vec<(RankJob, Reply<Ranked>)>),
+    Group(Vec<(GroupRankJob, Reply<GroupRanked>)>),
     Similar(Vec<(SimilarJob, Reply<Vec<Hit>>)>),
     Classify(Vec<(Vec<[f32; CONTENT_INPUTS]>, Reply<ContentOutputs>)>),
 }
@@ -53,6 +59,7 @@ impl Batch {
     fn kind(&self) -> Kind {
         match self {
             Batch::Rank(_) => Kind::Rank,
+            Batch::Group(_) => Kind::Group,
             Batch::Similar(_) => Kind::Similar,
             Batch::Classify(_) => Kind::Classify,
         }
@@ -61,6 +68,7 @@ impl Batch {
     fn len(&self) -> usize {
         match self {
             Batch::Rank(v) => v.len(),
+            Batch::Group(v) => v.len(),
             Batch::Similar(v) => v.len(),
             Batch::Classify(v) => v.len(),
         }
@@ -70,6 +78,7 @@ impl Batch {
     fn absorb(&mut self, other: Batch) -> Option<Batch> {
         match (self, other) {
             (Batch::Rank(a), Batch::Rank(b)) => a.extend(b),
+            (Batch::Group(a), Batch::Group(b)) => a.extend(b),
             (Batch::Similar(a), Batch::Similar(b)) => a.extend(b),
             (Batch::Classify(a), Batch::Classify(b)) => a.extend(b),
             (_, other) => return Some(other),
@@ -81,6 +90,9 @@ impl Batch {
     fn fail(self, error: InferenceError) {
         match self {
             Batch::Rank(v) => v
+                .into_iter()
+                .for_each(|(_, r)| drop(r.send(Err(error.clone())))),
+            Batch::Group(v) => v
                 .into_iter()
                 .for_each(|(_, r)| drop(r.send(Err(error.clone())))),
             Batch::Similar(v) => v
@@ -96,6 +108,7 @@ impl Batch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Rank,
+    Group,
     Similar,
     Classify,
 }
@@ -104,6 +117,7 @@ impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::Rank => "rank",
+            Kind::Group => "group",
             Kind::Similar => "similar",
             Kind::Classify => "classify",
         }
@@ -143,6 +157,7 @@ pub struct InferenceActor {
     max_delay: Duration,
     queue_capacity: usize,
     rank: Pending<RankJob, Ranked>,
+    group: Pending<GroupRankJob, GroupRanked>,
     similar: Pending<SimilarJob, Vec<Hit>>,
     classify: Pending<Vec<[f32; CONTENT_INPUTS]>, ContentOutputs>,
     batches: mpsc::Sender<Batch>,
@@ -171,6 +186,7 @@ impl InferenceActor {
             max_delay: Duration::from_micros(settings.max_delay_us),
             queue_capacity: settings.queue_capacity,
             rank: Pending::default(),
+            group: Pending::default(),
             similar: Pending::default(),
             classify: Pending::default(),
             batches,
@@ -206,6 +222,7 @@ impl InferenceActor {
     fn generation(&self, kind: Kind) -> u64 {
         match kind {
             Kind::Rank => self.rank.generation,
+            Kind::Group => self.group.generation,
             Kind::Similar => self.similar.generation,
             Kind::Classify => self.classify.generation,
         }
@@ -214,6 +231,7 @@ impl InferenceActor {
     fn flush(&mut self, kind: Kind) {
         let batch = match kind {
             Kind::Rank => Batch::Rank(self.rank.take()),
+            Kind::Group => Batch::Group(self.group.take()),
             Kind::Similar => Batch::Similar(self.similar.take()),
             Kind::Classify => Batch::Classify(self.classify.take()),
         };
@@ -244,6 +262,17 @@ impl Handler<Rank> for InferenceActor {
         self.admit()?;
         let (rx, pending) = self.rank.push(msg.0);
         self.after_push(ctx, Kind::Rank, pending);
+        Ok(rx)
+    }
+}
+
+impl Handler<RankGroup> for InferenceActor {
+    type Result = Admission<GroupRanked>;
+
+    fn handle(&mut self, msg: RankGroup, ctx: &mut Self::Context) -> Self::Result {
+        self.admit()?;
+        let (rx, pending) = self.group.push(msg.0);
+        self.after_push(ctx, Kind::Group, pending);
         Ok(rx)
     }
 }
@@ -347,6 +376,14 @@ fn execute(engine: &mut Engine, batch: Batch) {
             answer(
                 replies,
                 std::panic::catch_unwind(AssertUnwindSafe(|| engine.rank(&jobs))),
+            );
+        }
+        Batch::Group(entries) => {
+            let (jobs, replies): (Vec<GroupRankJob>, Vec<Reply<GroupRanked>>) =
+                entries.into_iter().unzip();
+            answer(
+                replies,
+                std::panic::catch_unwind(AssertUnwindSafe(|| engine.rank_groups(&jobs))),
             );
         }
         Batch::Similar(entries) => {

@@ -189,6 +189,25 @@ impl PhaseTimes {
     }
 }
 
+/// One listener's candidates (item row, retrieval score) to score.
+pub(super) struct ScoreRow<'a> {
+    pub listener: &'a Listener,
+    pub candidates: Vec<(u32, f32)>,
+}
+
+/// Hybrid scores for rows of candidates: `scores[r * width + j]`.
+pub(super) struct Scored {
+    pub features: Vec<Vec<[f32; 7]>>,
+    pub scores: Vec<f32>,
+    pub width: usize,
+}
+
+impl Scored {
+    pub fn score(&self, row: usize, candidate: usize) -> f32 {
+        self.scores[row * self.width + candidate]
+    }
+}
+
 /// One inference thread's state.
 pub struct Engine {
     pub models: Models,
@@ -208,13 +227,7 @@ impl Engine {
 
 impl Engine {
     pub fn rank(&mut self, jobs: &[RankJob]) -> Result<Vec<Ranked>, String> {
-        let mut clock = Instant::now();
-        let mut lap = |slot: &mut Duration| {
-            let now = Instant::now();
-            *slot += now - clock;
-            clock = now;
-        };
-        let space = Arc::clone(&self.space);
+        let clock = Instant::now();
         let queries: Vec<RetrievalQuery> = jobs
             .iter()
             .map(|j| RetrievalQuery {
@@ -223,95 +236,154 @@ impl Engine {
                 k: j.candidates,
             })
             .collect();
+        let space = Arc::clone(&self.space);
         let hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
-        lap(&mut self.phases.retrieval);
-        let mut features: Vec<Vec<[f32; 7]>> = jobs
+        self.phases.retrieval += clock.elapsed();
+        let rows: Vec<ScoreRow<'_>> = jobs
             .iter()
             .zip(&hits)
-            .map(|(job, hits)| {
-                let cands: Vec<(u32, f32)> = hits.iter().map(|h| (h.item, h.score)).collect();
-                candidate_features(&space, &job.listener, &cands)
+            .map(|(job, hits)| ScoreRow {
+                listener: &job.listener,
+                candidates: hits.iter().map(|h| (h.item, h.score)).collect(),
             })
             .collect();
-        let b = jobs.len();
-        let c = hits.iter().map(Vec::len).max().unwrap_or(0);
+        let scored = self.score_rows(&rows)?;
+        // Per request: order by score, keep the top, and explain them by occlusion.
+        let order: Vec<Vec<usize>> = jobs
+            .iter()
+            .enumerate()
+            .map(|(r, job)| {
+                let mut idx: Vec<usize> = (0..scored.features[r].len()).collect();
+                idx.sort_by(|&x, &y| {
+                    scored
+                        .score(r, y)
+                        .total_cmp(&scored.score(r, x))
+                        .then(x.cmp(&y))
+                });
+                idx.truncate(job.top);
+                idx
+            })
+            .collect();
+        let contributions = self.occlude(&scored, &order)?;
+        Ok(order
+            .into_iter()
+            .zip(contributions)
+            .enumerate()
+            .map(|(r, (idx, contributions))| Ranked {
+                considered: hits[r].len(),
+                items: idx
+                    .iter()
+                    .zip(contributions)
+                    .map(|(&j, contributions)| RankedItem {
+                        item: rows[r].candidates[j].0,
+                        score: scored.score(r, j),
+                        ncf: scored.features[r][j][NCF_SCORE],
+                        features: scored.features[r][j],
+                        contributions,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Features, NCF and the hybrid ranker for each row's candidates, all rows in one tensor.
+    pub(super) fn score_rows(&mut self, rows: &[ScoreRow<'_>]) -> Result<Scored, String> {
+        let mut clock = Instant::now();
+        let mut lap = |slot: &mut Duration| {
+            let now = Instant::now();
+            *slot += now - clock;
+            clock = now;
+        };
+        let space = Arc::clone(&self.space);
+        let mut features: Vec<Vec<[f32; 7]>> = rows
+            .iter()
+            .map(|row| candidate_features(&space, row.listener, &row.candidates))
+            .collect();
+        let b = rows.len();
+        let c = rows.iter().map(|r| r.candidates.len()).max().unwrap_or(0);
         if c == 0 {
-            return Ok(vec![Ranked::default(); b]);
+            return Ok(Scored {
+                features,
+                scores: Vec::new(),
+                width: 0,
+            });
         }
         // NCF over [b, c] (short candidate lists padded with zero vectors, their scores dropped).
         let mut users = Vec::with_capacity(b * DIM);
         let mut items = vec![0f32; b * c * DIM];
-        for (r, (job, hits)) in jobs.iter().zip(&hits).enumerate() {
-            users.extend_from_slice(&job.listener.vector[..DIM]);
-            for (j, hit) in hits.iter().enumerate() {
+        for (r, row) in rows.iter().enumerate() {
+            users.extend_from_slice(&row.listener.vector[..DIM]);
+            for (j, &(item, _)) in row.candidates.iter().enumerate() {
                 let at = (r * c + j) * DIM;
-                items[at..at + DIM]
-                    .copy_from_slice(space.vector(hit.item).as_slice().expect("contiguous row"));
+                items[at..at + DIM].copy_from_slice(space.vector_slice(item));
             }
         }
         lap(&mut self.phases.features);
         let ncf = self.models.ncf(users, items, b, c)?;
         lap(&mut self.phases.ncf);
-        for (r, rows) in features.iter_mut().enumerate() {
-            for (j, f) in rows.iter_mut().enumerate() {
+        for (r, row) in features.iter_mut().enumerate() {
+            for (j, f) in row.iter_mut().enumerate() {
                 f[NCF_SCORE] = ncf[r * c + j];
             }
         }
         let scores = self.models.hybrid(flatten(&features, c), b, c)?;
         lap(&mut self.phases.hybrid);
-        // Per request: order by score, keep the top, and explain them by occlusion.
-        let mut order: Vec<Vec<usize>> = Vec::with_capacity(b);
-        let mut occluded: Vec<Vec<[f32; 7]>> = Vec::with_capacity(b);
-        for (r, (job, rows)) in jobs.iter().zip(&features).enumerate() {
-            let mut idx: Vec<usize> = (0..rows.len()).collect();
-            idx.sort_by(|&x, &y| {
-                scores[r * c + y]
-                    .total_cmp(&scores[r * c + x])
-                    .then(x.cmp(&y))
-            });
-            idx.truncate(job.top);
-            let baseline = mean(rows);
-            let mut variants = Vec::with_capacity(idx.len() * 7);
-            for &j in &idx {
-                for f in 0..7 {
-                    let mut v = rows[j];
-                    v[f] = baseline[f];
-                    variants.push(v);
+        Ok(Scored {
+            features,
+            scores,
+            width: c,
+        })
+    }
+
+    /// Each picked candidate's feature contributions: its score minus its score with that
+    /// feature set to the row's candidate mean. `picks[r]` indexes row r's candidates.
+    pub(super) fn occlude(
+        &mut self,
+        scored: &Scored,
+        picks: &[Vec<usize>],
+    ) -> Result<Vec<Vec<[f32; 7]>>, String> {
+        let clock = Instant::now();
+        let occluded: Vec<Vec<[f32; 7]>> = scored
+            .features
+            .iter()
+            .zip(picks)
+            .map(|(rows, picks)| {
+                let baseline = mean(rows);
+                let mut variants = Vec::with_capacity(picks.len() * 7);
+                for &j in picks {
+                    for f in 0..7 {
+                        let mut v = rows[j];
+                        v[f] = baseline[f];
+                        variants.push(v);
+                    }
                 }
-            }
-            order.push(idx);
-            occluded.push(variants);
-        }
+                variants
+            })
+            .collect();
         let t = occluded.iter().map(Vec::len).max().unwrap_or(0);
         let without = if t > 0 {
-            self.models.hybrid(flatten(&occluded, t), b, t)?
+            self.models
+                .hybrid(flatten(&occluded, t), occluded.len(), t)?
         } else {
             Vec::new()
         };
-        lap(&mut self.phases.explain);
-        Ok(order
-            .into_iter()
+        self.phases.explain += clock.elapsed();
+        Ok(picks
+            .iter()
             .enumerate()
-            .map(|(r, idx)| Ranked {
-                considered: hits[r].len(),
-                items: idx
+            .map(|(r, picks)| {
+                picks
                     .iter()
                     .enumerate()
                     .map(|(rank, &j)| {
-                        let score = scores[r * c + j];
+                        let score = scored.score(r, j);
                         let mut contributions = [0f32; 7];
                         for (f, slot) in contributions.iter_mut().enumerate() {
                             *slot = score - without[r * t + rank * 7 + f];
                         }
-                        RankedItem {
-                            item: hits[r][j].item,
-                            score,
-                            ncf: features[r][j][NCF_SCORE],
-                            features: features[r][j],
-                            contributions,
-                        }
+                        contributions
                     })
-                    .collect(),
+                    .collect()
             })
             .collect())
     }

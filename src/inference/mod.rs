@@ -8,6 +8,7 @@
 pub mod actor;
 pub mod engine;
 pub mod features;
+pub mod group;
 pub mod retrieval;
 pub mod space;
 
@@ -17,8 +18,9 @@ use actix::{Actor, Addr};
 use anyhow::Context as _;
 
 use self::{
-    actor::{Classify, InferenceActor, Rank, Similar},
+    actor::{Classify, InferenceActor, Rank, RankGroup, Similar},
     engine::{embed_catalog, ContentOutputs, Engine, Models, RankJob, Ranked, SimilarJob},
+    group::{GroupRankJob, GroupRanked},
     retrieval::Hit,
     space::{content_defaults, content_inputs, ItemSpace, CONTENT_INPUTS},
 };
@@ -122,6 +124,10 @@ impl Inference {
 
     pub async fn rank(&self, job: RankJob) -> Result<Ranked, InferenceError> {
         wait(self.addr.send(Rank(job)).await).await
+    }
+
+    pub async fn rank_group(&self, job: GroupRankJob) -> Result<GroupRanked, InferenceError> {
+        wait(self.addr.send(RankGroup(job)).await).await
     }
 
     pub async fn similar(&self, job: SimilarJob) -> Result<Vec<Hit>, InferenceError> {

@@ -2,6 +2,7 @@
 //! start for those without, reasons for every item, and the choice of an informative pair to
 //! compare.
 
+mod group;
 mod pairs;
 mod reasons;
 
@@ -10,6 +11,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use group::{
+    GroupRecommendations, GroupRecommended, GroupRequest, MemberFit, MemberSatisfaction,
+};
 pub use pairs::{next_pair, Pair};
 pub use reasons::{Reason, SIGNALS};
 
@@ -30,7 +34,7 @@ use crate::{
 };
 
 /// A starter track this similar to a disliked one is not offered.
-const DISLIKE_SIMILARITY: f32 = 0.6;
+pub(crate) const DISLIKE_SIMILARITY: f32 = 0.6;
 
 pub const STRATEGY_HYBRID: &str = "hybrid";
 pub const STRATEGY_POPULAR: &str = "popular_diverse";

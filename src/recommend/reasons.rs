@@ -35,9 +35,38 @@ pub struct Reason {
     pub contribution: f32,
 }
 
+/// The same signals, worded for a group (values are the members' averages).
+pub const GROUP_SIGNALS: [(&str, &str); 7] = [
+    (
+        "ncf_score",
+        "listeners with your group's tastes picked it (collaborative model)",
+    ),
+    ("retrieval_score", "close to the group's shared taste"),
+    (
+        "content_similarity",
+        "sounds like the tracks the members like (audio features)",
+    ),
+    ("popularity", "popular right now"),
+    ("freshness", "a recent release"),
+    ("diversity", "adds variety to what the members already like"),
+    ("group_agreement", "sits where the members' tastes overlap"),
+];
+
 pub fn from_contributions(features: &[f32; 7], contributions: &[f32; 7]) -> Vec<Reason> {
-    debug_assert_eq!(SIGNALS.map(|s| s.0), HYBRID_FEATURES);
-    let mut reasons: Vec<Reason> = SIGNALS
+    labelled(&SIGNALS, features, contributions)
+}
+
+pub fn for_group(features: &[f32; 7], contributions: &[f32; 7]) -> Vec<Reason> {
+    labelled(&GROUP_SIGNALS, features, contributions)
+}
+
+fn labelled(
+    signals: &[(&'static str, &'static str); 7],
+    features: &[f32; 7],
+    contributions: &[f32; 7],
+) -> Vec<Reason> {
+    debug_assert_eq!(signals.map(|s| s.0), HYBRID_FEATURES);
+    let mut reasons: Vec<Reason> = signals
         .iter()
         .zip(features.iter().zip(contributions))
         .map(|(&(signal, label), (&value, &contribution))| Reason {

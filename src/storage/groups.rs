@@ -1,8 +1,8 @@
 //! Group sessions and their event log. The log's per-group `seq` is gap-free: the counter on the
-//! group row and the event row change in one transaction, so a failed append leaves no hole and
+//! group row and the event rows change in one transaction, so a failed append leaves no hole and
 //! concurrent appenders (in this or another process) are serialised by the row's write lock.
 
-use sqlx::Row;
+use sqlx::{any::AnyRow, Row};
 
 use super::Db;
 use crate::domain::{now_ms, UserId};
@@ -14,6 +14,17 @@ pub struct NewGroup<'a> {
     pub join_code: &'a str,
     pub host: &'a UserId,
     pub settings_json: &'a str,
+    /// The log's first event (seq 1), `(kind, payload)`: the group's creation.
+    pub created: (&'a str, &'a str),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    pub id: String,
+    pub name: String,
+    pub join_code: String,
+    pub last_seq: i64,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,15 +33,22 @@ pub struct StoredEvent {
     pub kind: String,
     pub actor_user_id: Option<String>,
     pub payload: String,
+    pub client_msg_id: Option<String>,
     pub created_at: i64,
 }
 
-pub async fn create(db: &Db, group: &NewGroup<'_>) -> Result<(), sqlx::Error> {
+/// Whether an insert failed only because the join code is taken (the caller draws another).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Creates the group, its host's membership and the first event, in one transaction.
+pub async fn create(db: &Db, group: &NewGroup<'_>) -> Result<i64, sqlx::Error> {
     let now = now_ms();
     let mut tx = db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO group_sessions (id, name, join_code, host_user_id, settings, last_seq, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 0, $6)",
+         VALUES ($1, $2, $3, $4, $5, 1, $6)",
     )
     .bind(group.id)
     .bind(group.name)
@@ -46,7 +64,51 @@ pub async fn create(db: &Db, group: &NewGroup<'_>) -> Result<(), sqlx::Error> {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await
+    insert_event(
+        &mut tx,
+        group.id,
+        1,
+        group.created,
+        Some(group.host),
+        None,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(now)
+}
+
+pub async fn find(db: &Db, id: &str) -> Result<Option<GroupRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id, name, join_code, last_seq, created_at FROM group_sessions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
+    .map(|row| group_row(&row))
+    .transpose()
+}
+
+pub async fn find_by_join_code(db: &Db, code: &str) -> Result<Option<GroupRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id, name, join_code, last_seq, created_at FROM group_sessions \
+         WHERE join_code = $1 AND closed_at IS NULL",
+    )
+    .bind(code)
+    .fetch_optional(db.pool())
+    .await?
+    .map(|row| group_row(&row))
+    .transpose()
+}
+
+fn group_row(row: &AnyRow) -> Result<GroupRow, sqlx::Error> {
+    Ok(GroupRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        join_code: row.try_get("join_code")?,
+        last_seq: row.try_get("last_seq")?,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 /// Appends one event and returns its seq. `Ok(None)` if the group does not exist.
@@ -57,33 +119,67 @@ pub async fn append_event(
     actor: Option<&UserId>,
     payload_json: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
+    let appended = append_events(db, group_id, actor, None, &[(kind, payload_json)]).await?;
+    Ok(appended.map(|(first_seq, _)| first_seq))
+}
+
+/// Appends `events` (`(kind, payload)`) with consecutive seqs, all or none. Returns the first
+/// seq and the timestamp they share; `Ok(None)` if the group does not exist.
+pub async fn append_events(
+    db: &Db,
+    group_id: &str,
+    actor: Option<&UserId>,
+    client_msg_id: Option<&str>,
+    events: &[(&str, &str)],
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    let count = events.len() as i64;
     let mut tx = db.pool().begin().await?;
-    let seq: Option<i64> = sqlx::query(
-        "UPDATE group_sessions SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+    let last: Option<i64> = sqlx::query(
+        "UPDATE group_sessions SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
     )
+    .bind(count)
     .bind(group_id)
     .fetch_optional(&mut *tx)
     .await?
     .map(|row| row.try_get(0))
     .transpose()?;
-    let Some(seq) = seq else {
+    let Some(last) = last else {
         tx.rollback().await?;
         return Ok(None);
     };
+    let first = last - count + 1;
+    let now = now_ms();
+    for (offset, &event) in events.iter().enumerate() {
+        let seq = first + offset as i64;
+        insert_event(&mut tx, group_id, seq, event, actor, client_msg_id, now).await?;
+    }
+    tx.commit().await?;
+    Ok(Some((first, now)))
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    group_id: &str,
+    seq: i64,
+    (kind, payload): (&str, &str),
+    actor: Option<&UserId>,
+    client_msg_id: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO group_events (group_id, seq, kind, actor_user_id, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO group_events (group_id, seq, kind, actor_user_id, payload, client_msg_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(group_id)
     .bind(seq)
     .bind(kind)
     .bind(actor.map(|a| a.as_str().to_string()))
-    .bind(payload_json)
-    .bind(now_ms())
-    .execute(&mut *tx)
+    .bind(payload)
+    .bind(client_msg_id.map(str::to_string))
+    .bind(now)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
-    Ok(Some(seq))
+    Ok(())
 }
 
 /// Events with seq > `after`, oldest first, at most `limit`.
@@ -94,7 +190,7 @@ pub async fn events_after(
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT seq, kind, actor_user_id, payload, created_at FROM group_events \
+        "SELECT seq, kind, actor_user_id, payload, client_msg_id, created_at FROM group_events \
          WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(group_id)
@@ -109,6 +205,7 @@ pub async fn events_after(
                 kind: row.try_get("kind")?,
                 actor_user_id: row.try_get("actor_user_id")?,
                 payload: row.try_get("payload")?,
+                client_msg_id: row.try_get("client_msg_id")?,
                 created_at: row.try_get("created_at")?,
             })
         })

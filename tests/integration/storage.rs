@@ -122,6 +122,7 @@ async fn new_group(db: &Db) -> String {
             join_code: &code,
             host: &host,
             settings_json: "{}",
+            created: ("group_created", "{}"),
         },
     )
     .await
@@ -162,7 +163,8 @@ async fn group_event_seq_is_gap_free_under_concurrency(store: Store) {
         all.extend(seqs);
     }
     all.sort_unstable();
-    assert_eq!(all, (1..=80).collect::<Vec<i64>>());
+    // seq 1 is the group's creation.
+    assert_eq!(all, (2..=81).collect::<Vec<i64>>());
     assert_eq!(
         groups::append_event(&db, "g_missing", "test", None, "{}")
             .await
@@ -189,9 +191,9 @@ async fn events_after_pages_in_order(store: Store) {
     }
     let page = groups::events_after(&db, &group, 2, 2).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
-    assert_eq!(page[0].payload, "{\"i\":2}");
+    assert_eq!(page[0].payload, "{\"i\":1}");
     assert_eq!(page[0].actor_user_id.as_deref(), Some(actor.as_str()));
-    assert!(groups::events_after(&db, &group, 5, 10)
+    assert!(groups::events_after(&db, &group, 6, 10)
         .await
         .unwrap()
         .is_empty());

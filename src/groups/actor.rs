@@ -1,0 +1,697 @@
+//! The GroupActor: one per live group. It owns the group's state (the fold of its log), the
+//! sockets attached to it and the group's current recommendations.
+//!
+//! Operations run one at a time (`AtomicResponse`): validate against the state, append the
+//! resulting events to the store, and only then fold them in and broadcast them. So every
+//! member receives the same events in `seq` order, and nothing is shown that was not stored.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use tokio::sync::oneshot;
+
+use super::{
+    commands::{decide, Command, Context as Rules},
+    directory::GroupDirectory,
+    events::{Event, EventBody, LeaveReason},
+    ids::generate_entry_id,
+    protocol::ServerFrame,
+    state::{GroupState, GroupView},
+};
+use crate::{
+    domain::UserId,
+    error::{ApiError, ErrorCode},
+    recommend::{GroupRecommendations, GroupRequest},
+    storage::groups,
+    taste::{actor::RecordFeedback, FeedbackKind},
+};
+
+/// What a GroupActor sends to a socket.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub enum ToSocket {
+    Frame(ByteString),
+    /// The socket's user is no longer in the group.
+    Left {
+        group_id: String,
+        reason: LeaveReason,
+    },
+}
+
+/// A socket joins the live session (its user must be a member). The actor sends it a snapshot
+/// or the events after `last_seq`, the current recommendations, then an `ack` for the join.
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct Attach {
+    pub conn: u64,
+    pub user: UserId,
+    pub socket: Recipient<ToSocket>,
+    pub last_seq: Option<i64>,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach {
+    pub conn: u64,
+}
+
+/// Where an operation came from: a socket gets its `ack` or `error` frame in line with the
+/// events; a REST caller only gets the result.
+pub enum Origin {
+    Socket { socket: Recipient<ToSocket> },
+    Rest,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<i64, ApiError>")]
+pub struct Execute {
+    pub actor: UserId,
+    pub command: Command,
+    pub client_msg_id: Option<String>,
+    pub origin: Origin,
+}
+
+#[derive(Message)]
+#[rtype(result = "GroupView")]
+pub struct GetView;
+
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsMember(pub UserId);
+
+/// The current recommendations, computed first if there are none yet.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<GroupRecommendations>, ApiError>")]
+pub struct GetRecommendations;
+
+/// A socket asks for the recommendations again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendRecommendations {
+    pub socket: Recipient<ToSocket>,
+}
+
+/// A member's taste changed outside the group's log (feedback over the socket).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TasteChanged;
+
+struct Socket {
+    user: String,
+    recipient: Recipient<ToSocket>,
+}
+
+type Waiter = oneshot::Sender<Result<Arc<GroupRecommendations>, String>>;
+
+pub struct GroupActor {
+    state: GroupState,
+    directory: GroupDirectory,
+    sockets: HashMap<u64, Socket>,
+    /// Open sockets per user.
+    online: HashMap<String, usize>,
+    /// The latest events as sent, for replay to reconnecting clients.
+    recent: VecDeque<(i64, ByteString)>,
+    recommendations: Option<(Arc<GroupRecommendations>, ByteString)>,
+    refresh_scheduled: bool,
+    refreshing: bool,
+    refresh_again: bool,
+    waiters: Vec<Waiter>,
+    /// Bumped whenever the last socket leaves; an idle timer only stops the generation it saw.
+    idle_generation: u64,
+}
+
+impl GroupActor {
+    pub fn new(state: GroupState, directory: GroupDirectory, recent: Vec<Event>) -> Self {
+        let mut actor = Self {
+            state,
+            directory,
+            sockets: HashMap::new(),
+            online: HashMap::new(),
+            recent: VecDeque::new(),
+            recommendations: None,
+            refresh_scheduled: false,
+            refreshing: false,
+            refresh_again: false,
+            waiters: Vec::new(),
+            idle_generation: 0,
+        };
+        for event in &recent {
+            actor.remember(event.seq, event_frame(event));
+        }
+        actor
+    }
+
+    fn remember(&mut self, seq: i64, frame: ByteString) {
+        self.recent.push_back((seq, frame));
+        while self.recent.len() > self.directory.settings().replay_events {
+            self.recent.pop_front();
+        }
+    }
+
+    fn broadcast(&self, frame: &ByteString) {
+        for socket in self.sockets.values() {
+            socket.recipient.do_send(ToSocket::Frame(frame.clone()));
+        }
+    }
+
+    fn online_members(&self) -> usize {
+        self.state
+            .members
+            .iter()
+            .filter(|m| self.online.get(&m.user_id).copied().unwrap_or(0) > 0)
+            .count()
+    }
+
+    fn view(&self) -> GroupView {
+        self.state.view(&self.online)
+    }
+
+    fn announce_presence(&self, user: &str) {
+        let connections = self.online.get(user).copied().unwrap_or(0);
+        self.broadcast(
+            &ServerFrame::Presence {
+                user_id: user,
+                online: connections > 0,
+                connections,
+            }
+            .encode(),
+        );
+    }
+
+    /// Sends a joining socket what it is missing: the events after `last_seq` when they are
+    /// all still in memory, else a snapshot.
+    fn catch_up(&self, socket: &Recipient<ToSocket>, last_seq: Option<i64>) {
+        let oldest_kept = self
+            .recent
+            .front()
+            .map_or(self.state.seq + 1, |(seq, _)| *seq);
+        match last_seq {
+            Some(after) if after <= self.state.seq && after + 1 >= oldest_kept => {
+                for (_, frame) in self.recent.iter().filter(|(seq, _)| *seq > after) {
+                    socket.do_send(ToSocket::Frame(frame.clone()));
+                }
+            }
+            _ => {
+                let view = self.view();
+                socket.do_send(ToSocket::Frame(
+                    ServerFrame::Snapshot {
+                        group: &view,
+                        seq: view.seq,
+                    }
+                    .encode(),
+                ));
+            }
+        }
+    }
+
+    fn detach(&mut self, conn: u64, ctx: &mut Context<Self>) {
+        let Some(socket) = self.sockets.remove(&conn) else {
+            return;
+        };
+        if let Some(count) = self.online.get_mut(&socket.user) {
+            *count -= 1;
+            if *count == 0 {
+                self.online.remove(&socket.user);
+                self.announce_presence(&socket.user);
+            }
+        }
+        if self.sockets.is_empty() {
+            self.schedule_idle_stop(ctx);
+        }
+    }
+
+    fn schedule_idle_stop(&mut self, ctx: &mut Context<Self>) {
+        self.idle_generation += 1;
+        let generation = self.idle_generation;
+        let timeout = Duration::from_secs(self.directory.settings().group_idle_timeout_s);
+        ctx.run_later(timeout, move |actor, ctx| {
+            if actor.idle_generation == generation
+                && actor.sockets.is_empty()
+                && !actor.refreshing
+                && actor.waiters.is_empty()
+            {
+                ctx.stop();
+            }
+        });
+    }
+
+    /// Folds stored events in, sends them to every socket and starts what follows from them.
+    fn publish(&mut self, events: Vec<Event>, ctx: &mut Context<Self>) {
+        let mut affects_recommendations = false;
+        for event in events {
+            self.state.apply(&event);
+            let frame = event_frame(&event);
+            self.broadcast(&frame);
+            self.remember(event.seq, frame);
+            self.directory.metrics().group_events.inc();
+            affects_recommendations |= event.body.affects_recommendations();
+            self.follow_up(&event, ctx);
+        }
+        if affects_recommendations {
+            self.schedule_refresh(ctx);
+        }
+    }
+
+    /// Side effects of an event: taste feedback for the member who acted, and sockets of a
+    /// member who left leave the session.
+    fn follow_up(&mut self, event: &Event, ctx: &mut Context<Self>) {
+        let feedback = match &event.body {
+            EventBody::TrackAdded {
+                track, added_by, ..
+            } => Some((added_by.as_str(), track.id.as_str(), FeedbackKind::Add)),
+            EventBody::VoteCast {
+                user_id,
+                entry_id,
+                value,
+            } => {
+                let kind = match value {
+                    1 => Some(FeedbackKind::Like),
+                    -1 => Some(FeedbackKind::Dislike),
+                    _ => None,
+                };
+                let track = self
+                    .state
+                    .entry_index(entry_id)
+                    .map(|i| self.state.playlist[i].track.id.as_str());
+                kind.zip(track).map(|(k, t)| (user_id.as_str(), t, k))
+            }
+            EventBody::SkipVoteCast {
+                user_id, entry_id, ..
+            } => self.state.entry_index(entry_id).map(|i| {
+                (
+                    user_id.as_str(),
+                    self.state.playlist[i].track.id.as_str(),
+                    FeedbackKind::Skip,
+                )
+            }),
+            EventBody::MemberLeft { user_id, reason } => {
+                self.remove_member_sockets(user_id, *reason, ctx);
+                None
+            }
+            _ => None,
+        };
+        if let Some((user, track_id, kind)) = feedback {
+            self.record_feedback(user, track_id, kind, ctx);
+        }
+    }
+
+    fn record_feedback(
+        &self,
+        user: &str,
+        track_id: &str,
+        kind: FeedbackKind,
+        ctx: &mut Context<Self>,
+    ) {
+        let (Ok(user), Some(item)) = (
+            UserId::parse(user),
+            self.directory.recommender().catalog.index_of(track_id),
+        ) else {
+            return;
+        };
+        let message = RecordFeedback {
+            item,
+            track_id: track_id.to_string(),
+            kind,
+            request_id: None,
+            group_id: Some(self.state.id.clone()),
+        };
+        let users = self.directory.recommender().users.clone();
+        let recorded = async move { users.send(&user, message).await };
+        ctx.spawn(recorded.into_actor(self).map(
+            |result, actor, ctx| match result.and_then(|r| r) {
+                Ok(_) => actor.schedule_refresh(ctx),
+                Err(err) => tracing::warn!(error = %err, "recording a group member's feedback"),
+            },
+        ));
+    }
+
+    fn remove_member_sockets(&mut self, user: &str, reason: LeaveReason, ctx: &mut Context<Self>) {
+        let leaving: Vec<u64> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.user == user)
+            .map(|(&conn, _)| conn)
+            .collect();
+        for conn in leaving {
+            if let Some(socket) = self.sockets.get(&conn) {
+                socket.recipient.do_send(ToSocket::Left {
+                    group_id: self.state.id.clone(),
+                    reason,
+                });
+            }
+            self.detach(conn, ctx);
+        }
+    }
+
+    fn schedule_refresh(&mut self, ctx: &mut Context<Self>) {
+        if self.refresh_scheduled {
+            return;
+        }
+        self.refresh_scheduled = true;
+        let delay = Duration::from_millis(self.directory.settings().recommend_debounce_ms);
+        ctx.run_later(delay, |actor, ctx| {
+            actor.refresh_scheduled = false;
+            actor.refresh(ctx);
+        });
+    }
+
+    /// Recomputes the recommendations (one at a time; a change meanwhile runs another after).
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        if self.refreshing {
+            self.refresh_again = true;
+            return;
+        }
+        self.refreshing = true;
+        let recommender = self.directory.recommender().clone();
+        let catalog = Arc::clone(&recommender.catalog);
+        let members: Vec<UserId> = self
+            .state
+            .members
+            .iter()
+            .filter_map(|m| UserId::parse(&m.user_id).ok())
+            .collect();
+        let mut playlist: Vec<u32> = self
+            .state
+            .playlist
+            .iter()
+            .filter_map(|e| catalog.index_of(&e.track.id))
+            .collect();
+        playlist.sort_unstable();
+        let strategy = self.state.settings.aggregation;
+        let limit = self.directory.settings().group_recommendations;
+        let seq = self.state.seq;
+        let started = Instant::now();
+        let work = async move {
+            recommender
+                .for_group(GroupRequest {
+                    members: &members,
+                    playlist,
+                    strategy,
+                    limit,
+                    seq,
+                })
+                .await
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, actor, ctx| {
+            actor.refreshing = false;
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            actor
+                .directory
+                .metrics()
+                .group_recommendation_duration
+                .with_label_values(&[outcome])
+                .observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(recommendations) => {
+                    let recommendations = Arc::new(recommendations);
+                    let frame = ServerFrame::Recommendations(&recommendations).encode();
+                    actor.broadcast(&frame);
+                    for waiter in actor.waiters.drain(..) {
+                        let _ = waiter.send(Ok(Arc::clone(&recommendations)));
+                    }
+                    actor.recommendations = Some((recommendations, frame));
+                }
+                Err(err) => {
+                    tracing::warn!(group = %actor.state.id, error = %err, "group recommendations failed");
+                    for waiter in actor.waiters.drain(..) {
+                        let _ = waiter.send(Err(err.message.clone()));
+                    }
+                }
+            }
+            if std::mem::take(&mut actor.refresh_again) {
+                actor.schedule_refresh(ctx);
+            }
+        }));
+    }
+
+    fn reply(origin: &Origin, frame: ByteString) {
+        if let Origin::Socket { socket } = origin {
+            socket.do_send(ToSocket::Frame(frame));
+        }
+    }
+}
+
+fn event_frame(event: &Event) -> ByteString {
+    ServerFrame::Event {
+        seq: event.seq,
+        event,
+    }
+    .encode()
+}
+
+fn ack(client_msg_id: Option<&str>, seq: i64) -> ByteString {
+    ServerFrame::Ack {
+        client_msg_id,
+        seq: Some(seq),
+    }
+    .encode()
+}
+
+impl Actor for GroupActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.directory.metrics().live_groups.inc();
+        // Loaded for a REST call or a socket that never attaches: unload when idle.
+        self.schedule_idle_stop(ctx);
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.directory.metrics().live_groups.dec();
+        self.directory.forget(&self.state.id, &ctx.address());
+    }
+}
+
+impl Handler<Attach> for GroupActor {
+    type Result = Result<(), ApiError>;
+
+    fn handle(&mut self, msg: Attach, _ctx: &mut Self::Context) -> Self::Result {
+        let user = msg.user.as_str().to_string();
+        if !self.state.is_member(&user) {
+            return Err(ApiError::new(
+                ErrorCode::NotAMember,
+                "you are not a member of this group; join it with its code first",
+            ));
+        }
+        self.idle_generation += 1;
+        self.catch_up(&msg.socket, msg.last_seq);
+        if let Some((_, frame)) = &self.recommendations {
+            msg.socket.do_send(ToSocket::Frame(frame.clone()));
+        }
+        msg.socket.do_send(ToSocket::Frame(ack(
+            msg.client_msg_id.as_deref(),
+            self.state.seq,
+        )));
+        let first_socket = {
+            let count = self.online.entry(user.clone()).or_insert(0);
+            *count += 1;
+            *count == 1
+        };
+        self.sockets.insert(
+            msg.conn,
+            Socket {
+                user: user.clone(),
+                recipient: msg.socket,
+            },
+        );
+        if first_socket {
+            self.announce_presence(&user);
+        }
+        Ok(())
+    }
+}
+
+impl Handler<Detach> for GroupActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Detach, ctx: &mut Self::Context) {
+        self.detach(msg.conn, ctx);
+    }
+}
+
+impl Handler<Execute> for GroupActor {
+    type Result = AtomicResponse<Self, Result<i64, ApiError>>;
+
+    fn handle(&mut self, msg: Execute, _ctx: &mut Self::Context) -> Self::Result {
+        let Execute {
+            actor,
+            command,
+            client_msg_id,
+            origin,
+        } = msg;
+        let done = |result: Result<i64, ApiError>| {
+            AtomicResponse::new(Box::pin(actix::fut::ready(result)))
+        };
+        if let Some(id) = &client_msg_id {
+            if let Some(seq) = self.state.applied_op(actor.as_str(), id) {
+                Self::reply(&origin, ack(Some(id), seq));
+                return done(Ok(seq));
+            }
+        }
+        let rules = Rules {
+            actor: actor.as_str(),
+            online_members: self.online_members(),
+            new_entry_id: generate_entry_id(),
+        };
+        let bodies = match decide(&self.state, &command, &rules) {
+            Ok(bodies) => bodies,
+            Err(err) => {
+                Self::reply(&origin, ServerFrame::error(&err, client_msg_id.as_deref()));
+                return done(Err(err));
+            }
+        };
+        if bodies.is_empty() {
+            Self::reply(&origin, ack(client_msg_id.as_deref(), self.state.seq));
+            return done(Ok(self.state.seq));
+        }
+        let db = self.directory.db().clone();
+        let group_id = self.state.id.clone();
+        let expected = self.state.seq + 1;
+        let columns: Vec<(String, String)> = bodies.iter().map(EventBody::to_columns).collect();
+        let (store_actor, store_client_id) = (actor.clone(), client_msg_id.clone());
+        let append = async move {
+            let refs: Vec<(&str, &str)> = columns
+                .iter()
+                .map(|(k, p)| (k.as_str(), p.as_str()))
+                .collect();
+            let appended = groups::append_events(
+                &db,
+                &group_id,
+                Some(&store_actor),
+                store_client_id.as_deref(),
+                &refs,
+            )
+            .await?;
+            // Another process appended meanwhile: take the log as stored, ours included.
+            let missed = match appended {
+                Some((first, _)) if first != expected => {
+                    Some(groups::events_after(&db, &group_id, expected - 1, i64::MAX).await?)
+                }
+                _ => None,
+            };
+            Ok::<_, sqlx::Error>((appended, missed))
+        };
+        AtomicResponse::new(Box::pin(append.into_actor(self).map(
+            move |result, group, ctx| {
+                let events = match result {
+                    Ok((Some(_), Some(stored))) => stored_events(stored),
+                    Ok((Some((first, ts)), None)) => bodies
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, body)| Event {
+                            seq: first + i as i64,
+                            body,
+                            actor: Some(actor.as_str().to_string()),
+                            client_msg_id: client_msg_id.clone(),
+                            ts,
+                        })
+                        .collect(),
+                    Ok((None, _)) => {
+                        let err = ApiError::new(ErrorCode::GroupNotFound, "the group was deleted");
+                        Self::reply(&origin, ServerFrame::error(&err, client_msg_id.as_deref()));
+                        return Err(err);
+                    }
+                    Err(err) => {
+                        tracing::error!(group = %group.state.id, error = %err, "appending group events");
+                        let err = ApiError::new(
+                            ErrorCode::DependencyUnavailable,
+                            "the change could not be stored; nothing was changed, retry",
+                        )
+                        .retry_after(1);
+                        Self::reply(&origin, ServerFrame::error(&err, client_msg_id.as_deref()));
+                        return Err(err);
+                    }
+                };
+                group.publish(events, ctx);
+                let seq = group.state.seq;
+                Self::reply(&origin, ack(client_msg_id.as_deref(), seq));
+                Ok(seq)
+            },
+        )))
+    }
+}
+
+/// Rows read back from the store as events (rows that do not parse are logged and skipped,
+/// which the fold tolerates).
+pub fn stored_events(rows: Vec<groups::StoredEvent>) -> Vec<Event> {
+    rows.into_iter()
+        .filter_map(|row| match EventBody::from_columns(&row.kind, &row.payload) {
+            Ok(body) => Some(Event {
+                seq: row.seq,
+                body,
+                actor: row.actor_user_id,
+                client_msg_id: row.client_msg_id,
+                ts: row.created_at,
+            }),
+            Err(err) => {
+                tracing::error!(seq = row.seq, kind = %row.kind, error = %err, "unreadable group event");
+                None
+            }
+        })
+        .collect()
+}
+
+impl Handler<GetView> for GroupActor {
+    type Result = MessageResult<GetView>;
+
+    fn handle(&mut self, _: GetView, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.view())
+    }
+}
+
+impl Handler<IsMember> for GroupActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: IsMember, _ctx: &mut Self::Context) -> bool {
+        self.state.is_member(msg.0.as_str())
+    }
+}
+
+impl Handler<GetRecommendations> for GroupActor {
+    type Result = ResponseFuture<Result<Arc<GroupRecommendations>, ApiError>>;
+
+    fn handle(&mut self, _: GetRecommendations, ctx: &mut Self::Context) -> Self::Result {
+        if let Some((recommendations, _)) = &self.recommendations {
+            let recommendations = Arc::clone(recommendations);
+            return Box::pin(async move { Ok(recommendations) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        self.refresh(ctx);
+        Box::pin(async move {
+            match rx.await {
+                Ok(Ok(recommendations)) => Ok(recommendations),
+                Ok(Err(message)) => Err(ApiError::internal(anyhow::anyhow!(message))),
+                Err(_) => Err(ApiError::internal(anyhow::anyhow!(
+                    "the group stopped while computing recommendations"
+                ))),
+            }
+        })
+    }
+}
+
+impl Handler<SendRecommendations> for GroupActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendRecommendations, ctx: &mut Self::Context) {
+        match &self.recommendations {
+            Some((_, frame)) => msg.socket.do_send(ToSocket::Frame(frame.clone())),
+            // The socket is attached, so it receives the broadcast when it is ready.
+            None => self.refresh(ctx),
+        }
+    }
+}
+
+impl Handler<TasteChanged> for GroupActor {
+    type Result = ();
+
+    fn handle(&mut self, _: TasteChanged, ctx: &mut Self::Context) {
+        self.schedule_refresh(ctx);
+    }
+}

@@ -1,0 +1,617 @@
+//! Deciding what a member's operation does to a group: validation against the current state
+//! (permissions, ids, duplicates, limits) and the events that record the change. Pure, so every
+//! rule is tested without sockets or storage.
+
+use super::{
+    events::{EventBody, LeaveReason, TrackSummary},
+    settings::{skip_votes_needed, SettingsPatch},
+    state::GroupState,
+};
+use crate::error::{ApiError, ErrorCode};
+
+/// Playlist entries at most.
+pub const MAX_PLAYLIST: usize = 500;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Join { display_name: String },
+    Leave,
+    AddTrack { track: TrackSummary },
+    RemoveTrack { entry_id: String },
+    MoveTrack { entry_id: String, to_index: usize },
+    Vote { entry_id: String, value: i8 },
+    SkipVote { entry_id: String },
+    Kick { user_id: String },
+    SetHost { user_id: String },
+    UpdateSettings(SettingsPatch),
+}
+
+/// Who is acting, and what of the live session the rules need.
+pub struct Context<'a> {
+    pub actor: &'a str,
+    /// Members with at least one open socket (skip votes are counted against them).
+    pub online_members: usize,
+    /// A fresh entry id, used if the command adds a track.
+    pub new_entry_id: String,
+}
+
+/// The events `command` produces, in order; empty when it changes nothing (a repeated vote).
+pub fn decide(
+    state: &GroupState,
+    command: &Command,
+    ctx: &Context<'_>,
+) -> Result<Vec<EventBody>, ApiError> {
+    let actor = ctx.actor;
+    if let Command::Join { display_name } = command {
+        return join(state, actor, display_name);
+    }
+    if !state.is_member(actor) {
+        return Err(ApiError::new(
+            ErrorCode::NotAMember,
+            "you are not a member of this group; join it with its code first",
+        ));
+    }
+    let is_host = state.host == actor;
+    match command {
+        Command::Join { .. } => unreachable!("handled above"),
+        Command::Leave => Ok(leave(state, actor, LeaveReason::Left)),
+        Command::AddTrack { track } => {
+            if !is_host && !state.settings.guest_controls {
+                return Err(not_allowed(
+                    "only the host adds tracks while guest controls are off",
+                ));
+            }
+            if state.playlist.iter().any(|e| e.track.id == track.id) {
+                return Err(ApiError::new(
+                    ErrorCode::DuplicateTrack,
+                    format!("{} is already in the playlist", track.title),
+                ));
+            }
+            if state.playlist.len() >= MAX_PLAYLIST {
+                return Err(ApiError::new(
+                    ErrorCode::PlaylistFull,
+                    format!("the playlist holds at most {MAX_PLAYLIST} entries"),
+                ));
+            }
+            Ok(vec![EventBody::TrackAdded {
+                entry_id: ctx.new_entry_id.clone(),
+                track: track.clone(),
+                added_by: actor.to_string(),
+            }])
+        }
+        Command::RemoveTrack { entry_id } => {
+            may_edit_entry(state, actor, entry_id)?;
+            Ok(vec![EventBody::TrackRemoved {
+                entry_id: entry_id.clone(),
+            }])
+        }
+        Command::MoveTrack { entry_id, to_index } => {
+            let from = may_edit_entry(state, actor, entry_id)?;
+            if *to_index >= state.playlist.len() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!(
+                        "to_index must be below the playlist's length ({})",
+                        state.playlist.len()
+                    ),
+                ));
+            }
+            if from == *to_index {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventBody::TrackMoved {
+                entry_id: entry_id.clone(),
+                from_index: from,
+                to_index: *to_index,
+            }])
+        }
+        Command::Vote { entry_id, value } => {
+            if !(-1..=1).contains(value) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    "value must be 1, 0 or -1",
+                ));
+            }
+            let entry = &state.playlist[entry(state, entry_id)?];
+            let current = entry.votes.get(actor).copied().unwrap_or(0);
+            if current == *value {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventBody::VoteCast {
+                entry_id: entry_id.clone(),
+                user_id: actor.to_string(),
+                value: *value,
+            }])
+        }
+        Command::SkipVote { entry_id } => {
+            let entry = &state.playlist[entry(state, entry_id)?];
+            if entry.skip_votes.contains(actor) {
+                return Err(ApiError::new(
+                    ErrorCode::AlreadyVoted,
+                    "you already asked to skip this entry",
+                ));
+            }
+            let votes = entry.skip_votes.len() as u32 + 1;
+            let needed = skip_votes_needed(state.settings.skip_threshold, ctx.online_members);
+            let mut events = vec![EventBody::SkipVoteCast {
+                entry_id: entry_id.clone(),
+                user_id: actor.to_string(),
+                votes,
+                needed,
+            }];
+            if votes >= needed {
+                events.push(EventBody::TrackSkipped {
+                    entry_id: entry_id.clone(),
+                    votes,
+                    needed,
+                });
+            }
+            Ok(events)
+        }
+        Command::Kick { user_id } => {
+            host_only(is_host, "kick members")?;
+            if user_id == actor {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    "the host cannot kick themselves; hand over host or leave",
+                ));
+            }
+            member(state, user_id)?;
+            Ok(leave(state, user_id, LeaveReason::Kicked))
+        }
+        Command::SetHost { user_id } => {
+            host_only(is_host, "hand over host")?;
+            member(state, user_id)?;
+            if user_id == actor {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventBody::HostChanged {
+                user_id: user_id.clone(),
+            }])
+        }
+        Command::UpdateSettings(patch) => {
+            host_only(is_host, "change settings")?;
+            let settings = state
+                .settings
+                .patched(patch)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
+            if (settings.max_members as usize) < state.members.len() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!(
+                        "settings.max_members cannot be below the current {} members",
+                        state.members.len()
+                    ),
+                ));
+            }
+            if settings == state.settings {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventBody::SettingsChanged { settings }])
+        }
+    }
+}
+
+fn join(state: &GroupState, actor: &str, display_name: &str) -> Result<Vec<EventBody>, ApiError> {
+    if state.is_member(actor) {
+        return Ok(Vec::new());
+    }
+    if state.banned.contains(actor) {
+        return Err(not_allowed("the host removed you from this group"));
+    }
+    if state.members.len() >= state.settings.max_members as usize {
+        return Err(ApiError::new(
+            ErrorCode::GroupFull,
+            format!("the group is full ({} members)", state.settings.max_members),
+        ));
+    }
+    Ok(vec![EventBody::MemberJoined {
+        user_id: actor.to_string(),
+        display_name: display_name.to_string(),
+    }])
+}
+
+/// A member leaving; if it is the host, the longest-standing remaining member takes over.
+fn leave(state: &GroupState, user: &str, reason: LeaveReason) -> Vec<EventBody> {
+    let mut events = vec![EventBody::MemberLeft {
+        user_id: user.to_string(),
+        reason,
+    }];
+    if state.host == user {
+        if let Some(next) = state.members.iter().find(|m| m.user_id != user) {
+            events.push(EventBody::HostChanged {
+                user_id: next.user_id.clone(),
+            });
+        }
+    }
+    events
+}
+
+fn entry(state: &GroupState, entry_id: &str) -> Result<usize, ApiError> {
+    state.entry_index(entry_id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::EntryNotFound,
+            format!("the playlist has no entry {entry_id:?}"),
+        )
+    })
+}
+
+/// The entry's index if `actor` may remove or move it: the host always; others their own
+/// entries while guest controls are on.
+fn may_edit_entry(state: &GroupState, actor: &str, entry_id: &str) -> Result<usize, ApiError> {
+    let index = entry(state, entry_id)?;
+    if state.host == actor {
+        return Ok(index);
+    }
+    if !state.settings.guest_controls {
+        return Err(not_allowed(
+            "only the host edits the playlist while guest controls are off",
+        ));
+    }
+    if state.playlist[index].added_by != actor {
+        return Err(not_allowed(
+            "only the host can remove or move someone else's entry",
+        ));
+    }
+    Ok(index)
+}
+
+fn member(state: &GroupState, user_id: &str) -> Result<(), ApiError> {
+    if state.is_member(user_id) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("user_id: {user_id:?} is not a member of this group"),
+        ))
+    }
+}
+
+fn host_only(is_host: bool, what: &str) -> Result<(), ApiError> {
+    if is_host {
+        Ok(())
+    } else {
+        Err(not_allowed(&format!("only the host may {what}")))
+    }
+}
+
+fn not_allowed(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::NotAllowed, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::groups::{events::Event, settings::GroupSettings};
+
+    const HOST: &str = "u_host";
+    const GUEST: &str = "u_guest";
+    const OTHER: &str = "u_other";
+
+    fn track(id: &str) -> TrackSummary {
+        TrackSummary {
+            id: id.into(),
+            title: format!("Song {id}"),
+            artist: "A".into(),
+            album: "B".into(),
+            duration_ms: 1,
+        }
+    }
+
+    /// Applies a command's events as the actor would, failing the test on an error.
+    fn run(state: &mut GroupState, actor: &str, command: Command) -> Vec<EventBody> {
+        try_run(state, actor, command).unwrap()
+    }
+
+    fn try_run(
+        state: &mut GroupState,
+        actor: &str,
+        command: Command,
+    ) -> Result<Vec<EventBody>, ApiError> {
+        let online = state.members.len();
+        let ctx = Context {
+            actor,
+            online_members: online,
+            new_entry_id: format!("e_{}", state.seq + 1),
+        };
+        let events = decide(state, &command, &ctx)?;
+        for body in &events {
+            let seq = state.seq + 1;
+            state.apply(&Event {
+                seq,
+                body: body.clone(),
+                actor: Some(actor.into()),
+                client_msg_id: None,
+                ts: seq,
+            });
+        }
+        Ok(events)
+    }
+
+    fn group() -> GroupState {
+        let created = Event {
+            seq: 1,
+            body: EventBody::GroupCreated {
+                name: "Friday".into(),
+                host: HOST.into(),
+                host_name: "Host".into(),
+                settings: GroupSettings::default(),
+            },
+            actor: Some(HOST.into()),
+            client_msg_id: None,
+            ts: 1,
+        };
+        let mut state = GroupState::from_events("g", "ABCDEF", [created]).unwrap();
+        for user in [GUEST, OTHER] {
+            run(
+                &mut state,
+                user,
+                Command::Join {
+                    display_name: user.into(),
+                },
+            );
+        }
+        state
+    }
+
+    fn code(result: Result<Vec<EventBody>, ApiError>) -> ErrorCode {
+        result.expect_err("the command should fail").code
+    }
+
+    #[test]
+    fn members_add_and_edit_their_own_entries() {
+        let mut g = group();
+        run(&mut g, GUEST, Command::AddTrack { track: track("t1") });
+        run(&mut g, OTHER, Command::AddTrack { track: track("t2") });
+        let guest_entry = g.playlist[0].entry_id.clone();
+        let other_entry = g.playlist[1].entry_id.clone();
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                GUEST,
+                Command::RemoveTrack {
+                    entry_id: other_entry.clone()
+                }
+            )),
+            ErrorCode::NotAllowed
+        );
+        run(
+            &mut g,
+            GUEST,
+            Command::MoveTrack {
+                entry_id: guest_entry.clone(),
+                to_index: 1,
+            },
+        );
+        assert_eq!(g.playlist[1].entry_id, guest_entry);
+        // The host may edit anyone's entry.
+        run(
+            &mut g,
+            HOST,
+            Command::RemoveTrack {
+                entry_id: other_entry,
+            },
+        );
+        assert_eq!(g.playlist.len(), 1);
+    }
+
+    #[test]
+    fn duplicates_unknown_entries_and_bad_indices_are_refused() {
+        let mut g = group();
+        run(&mut g, GUEST, Command::AddTrack { track: track("t1") });
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                OTHER,
+                Command::AddTrack { track: track("t1") }
+            )),
+            ErrorCode::DuplicateTrack
+        );
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                GUEST,
+                Command::Vote {
+                    entry_id: "e_missing".into(),
+                    value: 1
+                }
+            )),
+            ErrorCode::EntryNotFound
+        );
+        let entry_id = g.playlist[0].entry_id.clone();
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                HOST,
+                Command::MoveTrack {
+                    entry_id: entry_id.clone(),
+                    to_index: 5
+                }
+            )),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(try_run(&mut g, GUEST, Command::Vote { entry_id, value: 2 })),
+            ErrorCode::InvalidField
+        );
+    }
+
+    #[test]
+    fn strangers_cannot_act_and_kicked_members_cannot_return() {
+        let mut g = group();
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                "u_stranger",
+                Command::AddTrack { track: track("t") }
+            )),
+            ErrorCode::NotAMember
+        );
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                GUEST,
+                Command::Kick {
+                    user_id: OTHER.into()
+                }
+            )),
+            ErrorCode::NotAllowed
+        );
+        run(
+            &mut g,
+            HOST,
+            Command::Kick {
+                user_id: OTHER.into(),
+            },
+        );
+        assert!(!g.is_member(OTHER));
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                OTHER,
+                Command::Join {
+                    display_name: "again".into()
+                }
+            )),
+            ErrorCode::NotAllowed
+        );
+    }
+
+    #[test]
+    fn guest_controls_off_leaves_only_votes_to_guests() {
+        let mut g = group();
+        run(&mut g, HOST, Command::AddTrack { track: track("t1") });
+        run(
+            &mut g,
+            HOST,
+            Command::UpdateSettings(SettingsPatch {
+                guest_controls: Some(false),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                GUEST,
+                Command::AddTrack { track: track("t2") }
+            )),
+            ErrorCode::NotAllowed
+        );
+        let entry_id = g.playlist[0].entry_id.clone();
+        assert_eq!(
+            run(&mut g, GUEST, Command::Vote { entry_id, value: 1 }).len(),
+            1
+        );
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                GUEST,
+                Command::UpdateSettings(SettingsPatch::default())
+            )),
+            ErrorCode::NotAllowed
+        );
+    }
+
+    #[test]
+    fn repeated_votes_change_nothing_and_zero_withdraws() {
+        let mut g = group();
+        run(&mut g, HOST, Command::AddTrack { track: track("t1") });
+        let entry_id = g.playlist[0].entry_id.clone();
+        let vote = |value| Command::Vote {
+            entry_id: entry_id.clone(),
+            value,
+        };
+        assert_eq!(run(&mut g, GUEST, vote(1)).len(), 1);
+        assert!(run(&mut g, GUEST, vote(1)).is_empty());
+        assert_eq!(g.playlist[0].votes.get(GUEST), Some(&1));
+        run(&mut g, GUEST, vote(0));
+        assert!(g.playlist[0].votes.is_empty());
+    }
+
+    #[test]
+    fn skip_votes_skip_at_the_threshold() {
+        let mut g = group();
+        run(&mut g, HOST, Command::AddTrack { track: track("t1") });
+        let entry_id = g.playlist[0].entry_id.clone();
+        let skip = || Command::SkipVote {
+            entry_id: entry_id.clone(),
+        };
+        // Three online members at threshold 0.5 need two votes.
+        assert_eq!(run(&mut g, GUEST, skip()).len(), 1);
+        assert_eq!(
+            code(try_run(&mut g, GUEST, skip())),
+            ErrorCode::AlreadyVoted
+        );
+        let events = run(&mut g, OTHER, skip());
+        assert!(matches!(
+            events[1],
+            EventBody::TrackSkipped {
+                votes: 2,
+                needed: 2,
+                ..
+            }
+        ));
+        assert!(g.playlist.is_empty());
+    }
+
+    #[test]
+    fn a_leaving_host_hands_over_to_the_longest_member() {
+        let mut g = group();
+        run(&mut g, HOST, Command::Leave);
+        assert_eq!(g.host, GUEST);
+        assert!(!g.is_member(HOST));
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                GUEST,
+                Command::UpdateSettings(SettingsPatch {
+                    max_members: Some(1),
+                    ..Default::default()
+                })
+            )),
+            ErrorCode::InvalidField
+        );
+    }
+
+    #[test]
+    fn full_groups_and_playlists_refuse_more() {
+        let mut g = group();
+        run(
+            &mut g,
+            HOST,
+            Command::UpdateSettings(SettingsPatch {
+                max_members: Some(3),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                "u_fourth",
+                Command::Join {
+                    display_name: "x".into()
+                }
+            )),
+            ErrorCode::GroupFull
+        );
+        for i in 0..MAX_PLAYLIST {
+            run(
+                &mut g,
+                HOST,
+                Command::AddTrack {
+                    track: track(&format!("t{i}")),
+                },
+            );
+        }
+        assert_eq!(
+            code(try_run(
+                &mut g,
+                HOST,
+                Command::AddTrack {
+                    track: track("last")
+                }
+            )),
+            ErrorCode::PlaylistFull
+        );
+    }
+}

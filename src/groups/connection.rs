@@ -1,0 +1,516 @@
+//! The ConnectionActor: one per WebSocket. It owns the socket's outbox, heartbeat, frame limits
+//! and op rate limit, parses client frames and routes them to the group (or the user's taste).
+//!
+//! Writing happens in a separate task that drains a bounded outbox into the `actix_ws::Session`.
+//! A client that reads too slowly fills the outbox; the socket is then closed with
+//! [`close::SLOW_CONSUMER`] instead of buffering without bound.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use actix_web::web::{self, Bytes};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use bytestring::ByteString;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    actor::{
+        Attach, Detach, Execute, GroupActor, Origin, SendRecommendations, TasteChanged, ToSocket,
+    },
+    commands::Command,
+    events::TrackSummary,
+    ids::GroupId,
+    protocol::{close, ClientFrame, ServerFrame, PROTOCOL_VERSION},
+};
+use crate::{
+    domain::UserId,
+    error::{ApiError, ErrorCode},
+    state::AppState,
+    taste::actor::RecordFeedback,
+};
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// How long a close frame may wait for room in a stuck socket before the connection is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+enum Outgoing {
+    Text(ByteString),
+    Ping,
+    Pong(Bytes),
+}
+
+struct Joined {
+    group_id: String,
+    addr: Addr<GroupActor>,
+}
+
+/// Tokens refill at `rate` per second up to `burst`; each client frame takes one.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: u32) -> Self {
+        Self {
+            rate,
+            burst: burst as f64,
+            tokens: burst as f64,
+            refilled: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub struct Connection {
+    id: u64,
+    user: UserId,
+    app: web::Data<AppState>,
+    outbox: mpsc::Sender<Outgoing>,
+    closer: Option<oneshot::Sender<CloseReason>>,
+    joined: Option<Joined>,
+    last_heard: Instant,
+    bucket: TokenBucket,
+    /// Set after a `rate_limited` error, so a flood gets one error, not one per frame.
+    throttled: bool,
+}
+
+impl Connection {
+    /// Starts the actor for an upgraded socket and the task that writes its frames.
+    pub fn start(
+        user: UserId,
+        app: web::Data<AppState>,
+        session: Session,
+        stream: actix_ws::AggregatedMessageStream,
+    ) -> Addr<Self> {
+        let settings = &app.settings.realtime;
+        let (outbox, frames) = mpsc::channel(settings.outbox_frames);
+        let (closer, close_requests) = oneshot::channel();
+        actix_web::rt::spawn(write_frames(session, frames, close_requests));
+        let bucket = TokenBucket::new(settings.ops_per_second, settings.op_burst);
+        Connection::create(move |ctx| {
+            ctx.add_stream(stream);
+            Connection {
+                id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+                user,
+                app,
+                outbox,
+                closer: Some(closer),
+                joined: None,
+                last_heard: Instant::now(),
+                bucket,
+                throttled: false,
+            }
+        })
+    }
+
+    fn send(&mut self, frame: ByteString, ctx: &mut Context<Self>) {
+        self.enqueue(Outgoing::Text(frame), ctx);
+    }
+
+    fn enqueue(&mut self, item: Outgoing, ctx: &mut Context<Self>) {
+        match self.outbox.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.close(
+                ctx,
+                CloseCode::Other(close::SLOW_CONSUMER),
+                "slow_consumer",
+                "the client is not reading its frames fast enough",
+            ),
+            Err(mpsc::error::TrySendError::Closed(_)) => ctx.stop(),
+        }
+    }
+
+    fn send_error(&mut self, err: &ApiError, client_msg_id: Option<&str>, ctx: &mut Context<Self>) {
+        self.send(ServerFrame::error(err, client_msg_id), ctx);
+    }
+
+    /// Sends a close frame (dropping whatever is still queued) and stops.
+    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, description: &str) {
+        if let Some(closer) = self.closer.take() {
+            self.app
+                .metrics
+                .ws_closed
+                .with_label_values(&[reason])
+                .inc();
+            let _ = closer.send(CloseReason {
+                code,
+                description: Some(description.to_string()),
+            });
+        }
+        ctx.stop();
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let timeout = Duration::from_millis(self.app.settings.realtime.client_timeout_ms);
+        if self.last_heard.elapsed() > timeout {
+            self.close(
+                ctx,
+                CloseCode::Other(close::HEARTBEAT_TIMEOUT),
+                "heartbeat_timeout",
+                "no frame or pong within the client timeout",
+            );
+        } else {
+            self.enqueue(Outgoing::Ping, ctx);
+        }
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        self.app.metrics.ws_frames_in.inc();
+        if !self.bucket.take(Instant::now()) {
+            if !std::mem::replace(&mut self.throttled, true) {
+                let err = ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "more than {} operations per second; frames are dropped until you slow down",
+                        self.app.settings.realtime.ops_per_second
+                    ),
+                );
+                self.send_error(&err, None, ctx);
+            }
+            return;
+        }
+        self.throttled = false;
+        match ClientFrame::parse(text) {
+            Ok(frame) => self.dispatch(frame, ctx),
+            Err(err) => self.send_error(&err, None, ctx),
+        }
+    }
+
+    fn dispatch(&mut self, frame: ClientFrame, ctx: &mut Context<Self>) {
+        let client_msg_id = frame.client_msg_id().map(str::to_string);
+        let command = match frame {
+            ClientFrame::Ping(_) => {
+                let pong = ServerFrame::Pong {
+                    client_msg_id: client_msg_id.as_deref(),
+                }
+                .encode();
+                return self.send(pong, ctx);
+            }
+            ClientFrame::Join(join) => {
+                return self.join(join.group_id, join.last_seq, client_msg_id, ctx)
+            }
+            ClientFrame::Feedback(feedback) => {
+                return self.feedback(feedback, client_msg_id, ctx);
+            }
+            ClientFrame::RequestRecommendations(_) => {
+                return match &self.joined {
+                    Some(joined) => joined.addr.do_send(SendRecommendations {
+                        socket: ctx.address().recipient(),
+                    }),
+                    None => self.send_error(&not_joined(), client_msg_id.as_deref(), ctx),
+                };
+            }
+            ClientFrame::Leave(_) => Ok(Command::Leave),
+            ClientFrame::AddTrack(add) => self
+                .track(&add.track_id)
+                .map(|track| Command::AddTrack { track }),
+            ClientFrame::RemoveTrack(op) => Ok(Command::RemoveTrack {
+                entry_id: op.entry_id,
+            }),
+            ClientFrame::MoveTrack(op) => Ok(Command::MoveTrack {
+                entry_id: op.entry_id,
+                to_index: op.to_index,
+            }),
+            ClientFrame::Vote(op) => Ok(Command::Vote {
+                entry_id: op.entry_id,
+                value: op.value,
+            }),
+            ClientFrame::SkipVote(op) => Ok(Command::SkipVote {
+                entry_id: op.entry_id,
+            }),
+            ClientFrame::Kick(op) => Ok(Command::Kick {
+                user_id: op.user_id,
+            }),
+            ClientFrame::SetHost(op) => Ok(Command::SetHost {
+                user_id: op.user_id,
+            }),
+            ClientFrame::UpdateSettings(op) => Ok(Command::UpdateSettings(op.settings)),
+        };
+        let Some(joined) = &self.joined else {
+            return self.send_error(&not_joined(), client_msg_id.as_deref(), ctx);
+        };
+        match command {
+            Ok(command) => joined.addr.do_send(Execute {
+                actor: self.user.clone(),
+                command,
+                client_msg_id,
+                origin: Origin::Socket {
+                    socket: ctx.address().recipient(),
+                },
+            }),
+            Err(err) => self.send_error(&err, client_msg_id.as_deref(), ctx),
+        }
+    }
+
+    fn track(&self, track_id: &str) -> Result<TrackSummary, ApiError> {
+        let item = self.app.track_index(track_id, "track_id")?;
+        Ok(TrackSummary::from(self.app.catalog.track(item)))
+    }
+
+    /// Attaches to a group; frames that arrive meanwhile wait (`ctx.wait`), so a client may send
+    /// operations right after `join`.
+    fn join(
+        &mut self,
+        group_id: String,
+        last_seq: Option<i64>,
+        client_msg_id: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let group_id = match GroupId::parse(&group_id) {
+            Ok(id) => id,
+            Err(e) => {
+                let err = ApiError::new(ErrorCode::InvalidField, format!("group_id: {e}"));
+                return self.send_error(&err, client_msg_id.as_deref(), ctx);
+            }
+        };
+        if let Some(previous) = self.joined.take() {
+            previous.addr.do_send(Detach { conn: self.id });
+        }
+        let directory = self.app.groups.clone();
+        let attach = Attach {
+            conn: self.id,
+            user: self.user.clone(),
+            socket: ctx.address().recipient(),
+            last_seq,
+            client_msg_id: client_msg_id.clone(),
+        };
+        let id = group_id.clone();
+        let work = async move {
+            let addr = directory.get(&id).await?;
+            addr.send(attach).await.map_err(|_| {
+                ApiError::internal(anyhow::anyhow!("group {id} stopped during join"))
+            })??;
+            Ok::<_, ApiError>(addr)
+        };
+        ctx.wait(
+            work.into_actor(self)
+                .map(move |result, connection, ctx| match result {
+                    Ok(addr) => {
+                        connection.joined = Some(Joined {
+                            group_id: group_id.as_str().to_string(),
+                            addr,
+                        })
+                    }
+                    Err(err) => connection.send_error(&err, client_msg_id.as_deref(), ctx),
+                }),
+        );
+    }
+
+    fn feedback(
+        &mut self,
+        feedback: super::protocol::Feedback,
+        client_msg_id: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let item = match self.app.track_index(&feedback.track_id, "track_id") {
+            Ok(item) => item,
+            Err(err) => return self.send_error(&err, client_msg_id.as_deref(), ctx),
+        };
+        let message = RecordFeedback {
+            item,
+            track_id: self.app.catalog.track(item).id.as_str().to_string(),
+            kind: feedback.kind,
+            request_id: feedback.request_id,
+            group_id: self.joined.as_ref().map(|j| j.group_id.clone()),
+        };
+        let users = self.app.users.clone();
+        let user = self.user.clone();
+        let group = self.joined.as_ref().map(|j| j.addr.clone());
+        let work = async move { users.send(&user, message).await.and_then(|r| r) };
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |result, connection, ctx| match result {
+                    Ok(_) => {
+                        if let Some(group) = group {
+                            group.do_send(TasteChanged);
+                        }
+                        let ack = ServerFrame::Ack {
+                            client_msg_id: client_msg_id.as_deref(),
+                            seq: None,
+                        }
+                        .encode();
+                        connection.send(ack, ctx);
+                    }
+                    Err(err) => connection.send_error(&err, client_msg_id.as_deref(), ctx),
+                }),
+        );
+    }
+}
+
+fn not_joined() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotJoined,
+        "join a group first: {\"type\":\"join\",\"group_id\":…}",
+    )
+}
+
+impl Actor for Connection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.app.metrics.ws_connections.inc();
+        let app = self.app.clone();
+        let realtime = &app.settings.realtime;
+        let welcome = ServerFrame::Welcome {
+            user_id: self.user.as_str(),
+            protocol: PROTOCOL_VERSION,
+            heartbeat_interval_ms: realtime.heartbeat_interval_ms,
+            client_timeout_ms: realtime.client_timeout_ms,
+            max_frame_bytes: realtime.max_frame_bytes,
+        }
+        .encode();
+        self.send(welcome, ctx);
+        let interval = Duration::from_millis(realtime.heartbeat_interval_ms);
+        ctx.run_interval(interval, |connection, ctx| connection.heartbeat(ctx));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.app.metrics.ws_connections.dec();
+        if let Some(joined) = self.joined.take() {
+            joined.addr.do_send(Detach { conn: self.id });
+        }
+    }
+}
+
+impl Handler<ToSocket> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToSocket, ctx: &mut Self::Context) {
+        match msg {
+            ToSocket::Frame(frame) => self.send(frame, ctx),
+            ToSocket::Left { group_id, reason } => {
+                if self.joined.as_ref().is_some_and(|j| j.group_id == group_id) {
+                    self.joined = None;
+                    let reason = match reason {
+                        super::events::LeaveReason::Left => "left",
+                        super::events::LeaveReason::Kicked => "kicked",
+                    };
+                    let frame = ServerFrame::Left {
+                        group_id: &group_id,
+                        reason,
+                    }
+                    .encode();
+                    self.send(frame, ctx);
+                }
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Connection {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) => {
+                let err = ApiError::new(
+                    ErrorCode::UnsupportedFrame,
+                    "binary frames are not part of the protocol; send JSON text frames",
+                );
+                self.send_error(&err, None, ctx);
+            }
+            Ok(AggregatedMessage::Ping(bytes)) => self.enqueue(Outgoing::Pong(bytes), ctx),
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => {
+                self.close(ctx, CloseCode::Normal, "client", "closing as asked")
+            }
+            Err(ProtocolError::Overflow) => {
+                let limit = self.app.settings.realtime.max_frame_bytes;
+                self.close(
+                    ctx,
+                    CloseCode::Size,
+                    "too_big",
+                    &format!("frames are limited to {limit} bytes"),
+                );
+            }
+            Err(err) => self.close(ctx, CloseCode::Protocol, "protocol_error", &err.to_string()),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.app
+            .metrics
+            .ws_closed
+            .with_label_values(&["disconnected"])
+            .inc();
+        ctx.stop();
+    }
+}
+
+/// Drains the outbox into the socket until the actor asks to close or goes away. A close
+/// request wins over queued frames, and interrupts a send stuck on a client that stopped
+/// reading.
+async fn write_frames(
+    mut session: Session,
+    mut frames: mpsc::Receiver<Outgoing>,
+    mut close_request: oneshot::Receiver<CloseReason>,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            reason = &mut close_request => return finish(session, reason.ok()).await,
+            next = frames.recv() => next,
+        };
+        let Some(next) = next else {
+            let _ = tokio::time::timeout(CLOSE_GRACE, session.close(None)).await;
+            return;
+        };
+        let sent = tokio::select! {
+            biased;
+            reason = &mut close_request => return finish(session, reason.ok()).await,
+            sent = send(&mut session, next) => sent,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+async fn send(session: &mut Session, item: Outgoing) -> Result<(), actix_ws::Closed> {
+    match item {
+        Outgoing::Text(text) => session.text(text).await,
+        Outgoing::Ping => session.ping(b"").await,
+        Outgoing::Pong(bytes) => session.pong(&bytes).await,
+    }
+}
+
+async fn finish(session: Session, reason: Option<CloseReason>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_allows_bursts_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10.0, 3);
+        assert!((0..3).all(|_| bucket.take(start)));
+        assert!(!bucket.take(start));
+        assert!(bucket.take(start + Duration::from_millis(100)));
+        assert!(!bucket.take(start + Duration::from_millis(100)));
+        // Never more than the burst, however long the pause.
+        let later = start + Duration::from_secs(60);
+        assert!((0..3).all(|_| bucket.take(later)));
+        assert!(!bucket.take(later));
+    }
+}

@@ -1,0 +1,166 @@
+//! The group event log's vocabulary. Every change to a group is one of these, appended to the
+//! store with the next `seq` before anyone sees it; [`super::state::GroupState`] is their fold.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::settings::GroupSettings;
+use crate::catalog::Track;
+
+/// What a playlist entry shows about its track without a catalog lookup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TrackSummary {
+    pub id: String,
+    pub title: String,
+    pub artist: String,
+    pub album: String,
+    pub duration_ms: u32,
+}
+
+impl From<&Track> for TrackSummary {
+    fn from(track: &Track) -> Self {
+        Self {
+            id: track.id.as_str().to_string(),
+            title: track.title.clone(),
+            artist: track.artist.clone(),
+            album: track.album.clone(),
+            duration_ms: track.duration_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    Left,
+    Kicked,
+}
+
+/// `kind` names the change, `payload` holds its data (stored in the log's two columns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum EventBody {
+    GroupCreated {
+        name: String,
+        host: String,
+        host_name: String,
+        settings: GroupSettings,
+    },
+    MemberJoined {
+        user_id: String,
+        display_name: String,
+    },
+    MemberLeft {
+        user_id: String,
+        reason: LeaveReason,
+    },
+    TrackAdded {
+        entry_id: String,
+        track: TrackSummary,
+        added_by: String,
+    },
+    TrackRemoved {
+        entry_id: String,
+    },
+    TrackMoved {
+        entry_id: String,
+        from_index: usize,
+        to_index: usize,
+    },
+    /// `value` 0 withdraws the user's vote.
+    VoteCast {
+        entry_id: String,
+        user_id: String,
+        value: i8,
+    },
+    SkipVoteCast {
+        entry_id: String,
+        user_id: String,
+        votes: u32,
+        needed: u32,
+    },
+    /// Enough skip votes arrived: the entry leaves the playlist.
+    TrackSkipped {
+        entry_id: String,
+        votes: u32,
+        needed: u32,
+    },
+    HostChanged {
+        user_id: String,
+    },
+    SettingsChanged {
+        settings: GroupSettings,
+    },
+}
+
+impl EventBody {
+    /// The `kind` and `payload` columns.
+    pub fn to_columns(&self) -> (String, String) {
+        let value = serde_json::to_value(self).expect("events serialise");
+        let kind = value["kind"].as_str().expect("tagged").to_string();
+        (kind, value["payload"].to_string())
+    }
+
+    pub fn from_columns(kind: &str, payload: &str) -> Result<Self, serde_json::Error> {
+        let payload: serde_json::Value = serde_json::from_str(payload)?;
+        serde_json::from_value(serde_json::json!({ "kind": kind, "payload": payload }))
+    }
+
+    /// Whether the change can alter what the group should be recommended.
+    pub fn affects_recommendations(&self) -> bool {
+        !matches!(self, EventBody::HostChanged { .. })
+    }
+}
+
+/// One entry of the log as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub body: EventBody,
+    /// Who caused it (absent for changes the server made on its own).
+    pub actor: Option<String>,
+    /// The id the client gave the operation, so a client that reconnects can tell which of its
+    /// unacknowledged operations took effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub ts: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_round_trip() {
+        let body = EventBody::VoteCast {
+            entry_id: "e_1".into(),
+            user_id: "u_1".into(),
+            value: -1,
+        };
+        let (kind, payload) = body.to_columns();
+        assert_eq!(kind, "vote_cast");
+        assert_eq!(EventBody::from_columns(&kind, &payload).unwrap(), body);
+    }
+
+    #[test]
+    fn wire_form_is_flat() {
+        let event = Event {
+            seq: 3,
+            body: EventBody::TrackRemoved {
+                entry_id: "e_1".into(),
+            },
+            actor: Some("u_1".into()),
+            client_msg_id: None,
+            ts: 7,
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"seq": 3, "kind": "track_removed", "payload": {"entry_id": "e_1"},
+                               "actor": "u_1", "ts": 7})
+        );
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), event);
+    }
+}

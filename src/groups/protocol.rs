@@ -1,0 +1,329 @@
+//! The WebSocket protocol's frames: JSON objects with a `type` tag. Client frames are parsed
+//! strictly (unknown types and fields are errors with the same codes as REST bodies); server
+//! frames are serialised once and shared by every socket that receives them.
+
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
+
+use super::{events::Event, settings::SettingsPatch, state::GroupView};
+use crate::{
+    error::{ApiError, ErrorCode},
+    http::extract::deserialize_error,
+    recommend::GroupRecommendations,
+    taste::FeedbackKind,
+};
+
+/// Sent in `welcome`; bumped on any incompatible change to the frames.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest accepted `client_msg_id`.
+pub const MAX_CLIENT_MSG_ID: usize = 64;
+
+/// Close codes the server uses (besides the standard 1000, 1002 and 1009).
+pub mod close {
+    /// No frame (not even a pong) within the client timeout.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4000;
+    /// The client did not read its frames fast enough; its outbox overflowed.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The server is shutting down; reconnect with `last_seq` to resume.
+    pub const SERVER_RESTART: u16 = 1012;
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Join(JoinFrame),
+    Leave(Plain),
+    AddTrack(AddTrack),
+    RemoveTrack(EntryOp),
+    MoveTrack(MoveTrack),
+    Vote(Vote),
+    SkipVote(EntryOp),
+    Kick(UserOp),
+    SetHost(UserOp),
+    UpdateSettings(UpdateSettings),
+    Feedback(Feedback),
+    RequestRecommendations(Plain),
+    Ping(Plain),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinFrame {
+    pub group_id: String,
+    /// The last seq the client has applied; the server replays what follows.
+    pub last_seq: Option<i64>,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plain {
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddTrack {
+    pub track_id: String,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryOp {
+    pub entry_id: String,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveTrack {
+    pub entry_id: String,
+    pub to_index: usize,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vote {
+    pub entry_id: String,
+    pub value: i8,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserOp {
+    pub user_id: String,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSettings {
+    pub settings: SettingsPatch,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feedback {
+    pub track_id: String,
+    pub kind: FeedbackKind,
+    pub request_id: Option<String>,
+    pub client_msg_id: Option<String>,
+}
+
+impl ClientFrame {
+    /// Parses one text frame; every failure is an error the client can act on.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("the frame is not valid JSON: {e}"),
+            )
+        })?;
+        let Some(object) = value.as_object() else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                "a frame is a JSON object with a `type`",
+            ));
+        };
+        match object.get("type") {
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::MissingField,
+                    "missing field `type`",
+                ))
+            }
+            Some(serde_json::Value::String(kind)) if !CLIENT_TYPES.contains(&kind.as_str()) => {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownType,
+                    format!(
+                        "unknown frame type {kind:?}; expected one of: {}",
+                        CLIENT_TYPES.join(", ")
+                    ),
+                ))
+            }
+            Some(serde_json::Value::String(_)) => {}
+            Some(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    "`type` must be a string",
+                ))
+            }
+        }
+        let frame: ClientFrame =
+            serde_json::from_value(value).map_err(|e| deserialize_error(&e))?;
+        if let Some(id) = frame.client_msg_id() {
+            if id.is_empty() || id.chars().count() > MAX_CLIENT_MSG_ID {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters"),
+                ));
+            }
+        }
+        Ok(frame)
+    }
+
+    pub fn client_msg_id(&self) -> Option<&str> {
+        match self {
+            ClientFrame::Join(f) => f.client_msg_id.as_deref(),
+            ClientFrame::Leave(f)
+            | ClientFrame::RequestRecommendations(f)
+            | ClientFrame::Ping(f) => f.client_msg_id.as_deref(),
+            ClientFrame::AddTrack(f) => f.client_msg_id.as_deref(),
+            ClientFrame::RemoveTrack(f) | ClientFrame::SkipVote(f) => f.client_msg_id.as_deref(),
+            ClientFrame::MoveTrack(f) => f.client_msg_id.as_deref(),
+            ClientFrame::Vote(f) => f.client_msg_id.as_deref(),
+            ClientFrame::Kick(f) | ClientFrame::SetHost(f) => f.client_msg_id.as_deref(),
+            ClientFrame::UpdateSettings(f) => f.client_msg_id.as_deref(),
+            ClientFrame::Feedback(f) => f.client_msg_id.as_deref(),
+        }
+    }
+}
+
+pub const CLIENT_TYPES: &[&str] = &[
+    "join",
+    "leave",
+    "add_track",
+    "remove_track",
+    "move_track",
+    "vote",
+    "skip_vote",
+    "kick",
+    "set_host",
+    "update_settings",
+    "feedback",
+    "request_recommendations",
+    "ping",
+];
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Welcome {
+        user_id: &'a str,
+        protocol: u32,
+        heartbeat_interval_ms: u64,
+        client_timeout_ms: u64,
+        max_frame_bytes: usize,
+    },
+    Snapshot {
+        group: &'a GroupView,
+        seq: i64,
+    },
+    Event {
+        seq: i64,
+        event: &'a Event,
+    },
+    Ack {
+        client_msg_id: Option<&'a str>,
+        /// The seq of the last event the operation produced, or the group's seq when it
+        /// changed nothing; absent for operations outside the log (feedback).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<i64>,
+    },
+    Recommendations(&'a GroupRecommendations),
+    Presence {
+        user_id: &'a str,
+        online: bool,
+        connections: usize,
+    },
+    /// This socket is no longer in the group (it left, or the host removed its user).
+    Left {
+        group_id: &'a str,
+        reason: &'a str,
+    },
+    Error {
+        code: &'static str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
+    },
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
+    },
+}
+
+impl ServerFrame<'_> {
+    pub fn encode(&self) -> ByteString {
+        ByteString::from(serde_json::to_string(self).expect("frames serialise"))
+    }
+
+    pub fn error(err: &ApiError, client_msg_id: Option<&str>) -> ByteString {
+        ServerFrame::Error {
+            code: err.code.as_str(),
+            message: &err.message,
+            client_msg_id,
+        }
+        .encode()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        ClientFrame::parse(text).unwrap_err().code
+    }
+
+    #[test]
+    fn parses_the_documented_frames() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"add_track","track_id":"t","client_msg_id":"c1"}"#)
+                .unwrap(),
+            ClientFrame::AddTrack(AddTrack {
+                track_id: "t".into(),
+                client_msg_id: Some("c1".into())
+            })
+        );
+        assert!(matches!(
+            ClientFrame::parse(r#"{"type":"ping"}"#).unwrap(),
+            ClientFrame::Ping(_)
+        ));
+        assert!(matches!(
+            ClientFrame::parse(r#"{"type":"update_settings","settings":{"guest_controls":false}}"#)
+                .unwrap(),
+            ClientFrame::UpdateSettings(_)
+        ));
+    }
+
+    #[test]
+    fn every_malformation_has_its_code() {
+        assert_eq!(code("{nope"), ErrorCode::MalformedJson);
+        assert_eq!(code("[1,2]"), ErrorCode::InvalidField);
+        assert_eq!(code(r#"{"track_id":"t"}"#), ErrorCode::MissingField);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":7}"#), ErrorCode::InvalidField);
+        assert_eq!(
+            code(r#"{"type":"vote","entry_id":"e","value":1,"extra":true}"#),
+            ErrorCode::UnknownField
+        );
+        assert_eq!(
+            code(r#"{"type":"vote","entry_id":"e"}"#),
+            ErrorCode::MissingField
+        );
+        assert_eq!(
+            code(r#"{"type":"vote","entry_id":"e","value":"up"}"#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(r#"{"type":"move_track","entry_id":"e","to_index":-1}"#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"ping","client_msg_id":"{}"}}"#,
+                "x".repeat(65)
+            )),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(r#"{"type":"update_settings","settings":{"colour":"red"}}"#),
+            ErrorCode::UnknownField
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! Per-group settings: chosen by the host at creation, changed later only by the host.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::aggregate::Strategy;
+
+pub const DEFAULT_MAX_MEMBERS: u32 = 32;
+/// A room can be configured up to this size; larger events belong to a broadcast product.
+pub const MEMBERS_LIMIT: u32 = 500;
+pub const DEFAULT_SKIP_THRESHOLD: f64 = 0.5;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSettings {
+    /// Members at most, the host included (2–500).
+    pub max_members: u32,
+    /// Fraction of the online members whose skip votes skip a track (0 < t ≤ 1), capped at
+    /// ⌈2√n⌉ votes so a large room does not need a majority of mostly idle listeners.
+    pub skip_threshold: f64,
+    /// How members' predicted ratings are combined into the group's recommendations.
+    pub aggregation: Strategy,
+    /// When on, members may add tracks and remove or move their own entries; when off only the
+    /// host changes the playlist (everyone can still vote and skip-vote).
+    pub guest_controls: bool,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        Self {
+            max_members: DEFAULT_MAX_MEMBERS,
+            skip_threshold: DEFAULT_SKIP_THRESHOLD,
+            aggregation: Strategy::Fair,
+            guest_controls: true,
+        }
+    }
+}
+
+/// Settings as sent by a client: every field optional, unknown fields rejected.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub max_members: Option<u32>,
+    pub skip_threshold: Option<f64>,
+    pub aggregation: Option<Strategy>,
+    pub guest_controls: Option<bool>,
+}
+
+impl GroupSettings {
+    /// These settings with the patch applied, or which field is out of range.
+    pub fn patched(&self, patch: &SettingsPatch) -> Result<Self, String> {
+        let next = Self {
+            max_members: patch.max_members.unwrap_or(self.max_members),
+            skip_threshold: patch.skip_threshold.unwrap_or(self.skip_threshold),
+            aggregation: patch.aggregation.unwrap_or(self.aggregation),
+            guest_controls: patch.guest_controls.unwrap_or(self.guest_controls),
+        };
+        if !(2..=MEMBERS_LIMIT).contains(&next.max_members) {
+            return Err(format!(
+                "settings.max_members must be between 2 and {MEMBERS_LIMIT}"
+            ));
+        }
+        if !(next.skip_threshold > 0.0 && next.skip_threshold <= 1.0) {
+            return Err("settings.skip_threshold must be above 0 and at most 1".into());
+        }
+        Ok(next)
+    }
+}
+
+/// Skip votes needed to skip a track when `online` members are connected: the threshold's share
+/// of the room, but never more than ⌈2√n⌉ (3 members at 0.5 → 2 votes, 200 → 29 rather than 100),
+/// and at least one.
+pub fn skip_votes_needed(threshold: f64, online: usize) -> u32 {
+    let n = online.max(1) as f64;
+    let share = (threshold * n).ceil();
+    let cap = (2.0 * n.sqrt()).ceil();
+    share.min(cap).max(1.0) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_threshold_scales_for_small_and_large_rooms() {
+        assert_eq!(skip_votes_needed(0.5, 1), 1);
+        assert_eq!(skip_votes_needed(0.5, 2), 1);
+        assert_eq!(skip_votes_needed(0.5, 3), 2);
+        assert_eq!(skip_votes_needed(0.5, 5), 3);
+        assert_eq!(skip_votes_needed(0.5, 200), 29);
+        assert_eq!(skip_votes_needed(1.0, 3), 3);
+        assert_eq!(skip_votes_needed(0.1, 200), 20);
+        assert_eq!(skip_votes_needed(0.5, 0), 1);
+    }
+
+    #[test]
+    fn patches_are_validated() {
+        let base = GroupSettings::default();
+        let ok = base
+            .patched(&SettingsPatch {
+                guest_controls: Some(false),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(!ok.guest_controls);
+        assert_eq!(ok.max_members, DEFAULT_MAX_MEMBERS);
+        for bad in [
+            SettingsPatch {
+                max_members: Some(1),
+                ..Default::default()
+            },
+            SettingsPatch {
+                skip_threshold: Some(0.0),
+                ..Default::default()
+            },
+            SettingsPatch {
+                skip_threshold: Some(f64::NAN),
+                ..Default::default()
+            },
+        ] {
+            assert!(base.patched(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

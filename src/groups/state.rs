@@ -1,0 +1,309 @@
+//! A group's state as the fold of its event log. Folding is total: an event that no longer makes
+//! sense (an entry removed meanwhile) changes nothing, so a log always replays.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    events::{Event, EventBody, LeaveReason, TrackSummary},
+    settings::{skip_votes_needed, GroupSettings},
+};
+
+/// Client operation ids remembered per group for de-duplicating retried operations.
+const REMEMBERED_OPS: usize = 4_096;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub user_id: String,
+    pub display_name: String,
+    pub joined_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub entry_id: String,
+    pub track: TrackSummary,
+    pub added_by: String,
+    pub added_at: i64,
+    pub votes: BTreeMap<String, i8>,
+    pub skip_votes: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupState {
+    pub id: String,
+    pub join_code: String,
+    pub name: String,
+    pub host: String,
+    pub settings: GroupSettings,
+    /// In joining order.
+    pub members: Vec<Member>,
+    /// Kicked users may not join again.
+    pub banned: HashSet<String>,
+    pub playlist: Vec<Entry>,
+    pub seq: i64,
+    pub created_at: i64,
+    recent_ops: HashMap<(String, String), i64>,
+    recent_order: VecDeque<(String, String)>,
+}
+
+impl GroupState {
+    /// The state after `events`, which must start with the group's creation.
+    pub fn from_events(
+        id: &str,
+        join_code: &str,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Result<Self, String> {
+        let mut events = events.into_iter();
+        let first = events.next().ok_or("the group has no events")?;
+        let EventBody::GroupCreated { .. } = &first.body else {
+            return Err(format!(
+                "the first event is {:?}, not group_created",
+                first.body
+            ));
+        };
+        let mut state = Self {
+            id: id.to_string(),
+            join_code: join_code.to_string(),
+            name: String::new(),
+            host: String::new(),
+            settings: GroupSettings::default(),
+            members: Vec::new(),
+            banned: HashSet::new(),
+            playlist: Vec::new(),
+            seq: 0,
+            created_at: first.ts,
+            recent_ops: HashMap::new(),
+            recent_order: VecDeque::new(),
+        };
+        state.apply(&first);
+        for event in events {
+            state.apply(&event);
+        }
+        Ok(state)
+    }
+
+    pub fn apply(&mut self, event: &Event) {
+        self.seq = event.seq;
+        if let (Some(actor), Some(id)) = (&event.actor, &event.client_msg_id) {
+            self.remember_op(actor, id, event.seq);
+        }
+        match &event.body {
+            EventBody::GroupCreated {
+                name,
+                host,
+                host_name,
+                settings,
+            } => {
+                self.name = name.clone();
+                self.host = host.clone();
+                self.settings = settings.clone();
+                self.add_member(host, host_name, event.ts);
+            }
+            EventBody::MemberJoined {
+                user_id,
+                display_name,
+            } => self.add_member(user_id, display_name, event.ts),
+            EventBody::MemberLeft { user_id, reason } => {
+                self.members.retain(|m| &m.user_id != user_id);
+                for entry in &mut self.playlist {
+                    entry.votes.remove(user_id);
+                    entry.skip_votes.remove(user_id);
+                }
+                if *reason == LeaveReason::Kicked {
+                    self.banned.insert(user_id.clone());
+                }
+            }
+            EventBody::TrackAdded {
+                entry_id,
+                track,
+                added_by,
+            } => self.playlist.push(Entry {
+                entry_id: entry_id.clone(),
+                track: track.clone(),
+                added_by: added_by.clone(),
+                added_at: event.ts,
+                votes: BTreeMap::new(),
+                skip_votes: BTreeSet::new(),
+            }),
+            EventBody::TrackRemoved { entry_id } | EventBody::TrackSkipped { entry_id, .. } => {
+                self.playlist.retain(|e| &e.entry_id != entry_id);
+            }
+            EventBody::TrackMoved {
+                entry_id, to_index, ..
+            } => {
+                if let Some(from) = self.entry_index(entry_id) {
+                    let entry = self.playlist.remove(from);
+                    let to = (*to_index).min(self.playlist.len());
+                    self.playlist.insert(to, entry);
+                }
+            }
+            EventBody::VoteCast {
+                entry_id,
+                user_id,
+                value,
+            } => {
+                if let Some(entry) = self.entry_mut(entry_id) {
+                    if *value == 0 {
+                        entry.votes.remove(user_id);
+                    } else {
+                        entry.votes.insert(user_id.clone(), *value);
+                    }
+                }
+            }
+            EventBody::SkipVoteCast {
+                entry_id, user_id, ..
+            } => {
+                if let Some(entry) = self.entry_mut(entry_id) {
+                    entry.skip_votes.insert(user_id.clone());
+                }
+            }
+            EventBody::HostChanged { user_id } => self.host = user_id.clone(),
+            EventBody::SettingsChanged { settings } => self.settings = settings.clone(),
+        }
+    }
+
+    fn add_member(&mut self, user_id: &str, display_name: &str, at: i64) {
+        if !self.is_member(user_id) {
+            self.members.push(Member {
+                user_id: user_id.to_string(),
+                display_name: display_name.to_string(),
+                joined_at: at,
+            });
+        }
+    }
+
+    fn remember_op(&mut self, actor: &str, id: &str, seq: i64) {
+        let key = (actor.to_string(), id.to_string());
+        if self.recent_ops.insert(key.clone(), seq).is_none() {
+            self.recent_order.push_back(key);
+            if self.recent_order.len() > REMEMBERED_OPS {
+                if let Some(old) = self.recent_order.pop_front() {
+                    self.recent_ops.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The seq of the event an earlier operation with this client id produced.
+    pub fn applied_op(&self, actor: &str, client_msg_id: &str) -> Option<i64> {
+        self.recent_ops
+            .get(&(actor.to_string(), client_msg_id.to_string()))
+            .copied()
+    }
+
+    pub fn is_member(&self, user_id: &str) -> bool {
+        self.members.iter().any(|m| m.user_id == user_id)
+    }
+
+    pub fn member(&self, user_id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.user_id == user_id)
+    }
+
+    pub fn entry_index(&self, entry_id: &str) -> Option<usize> {
+        self.playlist.iter().position(|e| e.entry_id == entry_id)
+    }
+
+    fn entry_mut(&mut self, entry_id: &str) -> Option<&mut Entry> {
+        self.playlist.iter_mut().find(|e| e.entry_id == entry_id)
+    }
+
+    /// What members see, with presence from the live session (`online[user] = sockets`).
+    pub fn view(&self, online: &HashMap<String, usize>) -> GroupView {
+        let online_members = self
+            .members
+            .iter()
+            .filter(|m| online.get(&m.user_id).copied().unwrap_or(0) > 0)
+            .count();
+        let skip_needed = skip_votes_needed(self.settings.skip_threshold, online_members);
+        GroupView {
+            group_id: self.id.clone(),
+            name: self.name.clone(),
+            join_code: self.join_code.clone(),
+            host: self.host.clone(),
+            settings: self.settings.clone(),
+            members: self
+                .members
+                .iter()
+                .map(|m| {
+                    let sockets = online.get(&m.user_id).copied().unwrap_or(0);
+                    MemberView {
+                        user_id: m.user_id.clone(),
+                        display_name: m.display_name.clone(),
+                        role: if m.user_id == self.host {
+                            "host"
+                        } else {
+                            "member"
+                        },
+                        online: sockets > 0,
+                        connections: sockets,
+                        joined_at: m.joined_at,
+                    }
+                })
+                .collect(),
+            playlist: self
+                .playlist
+                .iter()
+                .map(|e| EntryView {
+                    entry_id: e.entry_id.clone(),
+                    track: e.track.clone(),
+                    added_by: e.added_by.clone(),
+                    added_at: e.added_at,
+                    score: e.votes.values().map(|&v| v as i64).sum(),
+                    votes: e.votes.clone(),
+                    skip_votes: e.skip_votes.iter().cloned().collect(),
+                    skip_needed,
+                })
+                .collect(),
+            seq: self.seq,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupView {
+    pub group_id: String,
+    pub name: String,
+    pub join_code: String,
+    /// User id of the host.
+    pub host: String,
+    pub settings: GroupSettings,
+    /// In joining order.
+    pub members: Vec<MemberView>,
+    /// In play order.
+    pub playlist: Vec<EntryView>,
+    /// The seq of the last event folded into this view.
+    pub seq: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub display_name: String,
+    /// `host` or `member`.
+    pub role: &'static str,
+    pub online: bool,
+    /// Open sockets of this member in the group.
+    pub connections: usize,
+    pub joined_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EntryView {
+    pub entry_id: String,
+    pub track: TrackSummary,
+    pub added_by: String,
+    pub added_at: i64,
+    /// Sum of the votes.
+    pub score: i64,
+    /// Each voter's vote (1 or −1).
+    pub votes: BTreeMap<String, i8>,
+    /// Who asked to skip this entry.
+    pub skip_votes: Vec<String>,
+    /// Skip votes needed with the members online now.
+    pub skip_needed: u32,
+}

@@ -1,0 +1,203 @@
+//! Group recommendations: every member's taste scored over the same candidates in one batched
+//! inference call, combined by the group's aggregation strategy, with the group's harmony.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{reasons, Reason, Recommender, DISLIKE_SIMILARITY, STRATEGY_POPULAR};
+use crate::{
+    aggregate::{Harmony, Strategy},
+    catalog::Track,
+    domain::{now_ms, UserId},
+    error::ApiError,
+    inference::group::GroupRankJob,
+    taste::actor::GetSnapshot,
+};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupRecommendations {
+    /// Identifies this list; feedback that names it is attributed to it.
+    pub request_id: String,
+    /// The aggregation strategy (`average`, `least_misery`, `most_pleasure`, `fair`), or
+    /// `popular_diverse` while no member has a taste yet.
+    pub strategy: String,
+    pub items: Vec<GroupRecommended>,
+    /// Predicted satisfaction of the least and of the average member (absent for the popular
+    /// start, which predicts nothing).
+    pub harmony: Option<Harmony>,
+    /// Satisfaction (0–1) of each member with a taste: the list's predicted value to them over
+    /// the value of the list they would have got alone.
+    pub members: Vec<MemberSatisfaction>,
+    /// Members who have not liked anything yet, so were not scored.
+    pub members_without_taste: Vec<String>,
+    /// The group's event seq these recommendations reflect.
+    pub seq: i64,
+    pub computed_at: i64,
+    pub candidates_considered: usize,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupRecommended {
+    pub track: Track,
+    /// Mean over the scored members of their predicted probability of liking the track.
+    pub score: f32,
+    /// The lowest member probability: how the least keen member is expected to feel.
+    pub least: f32,
+    /// Each scored member's predicted probability of liking it.
+    pub fit: Vec<MemberFit>,
+    /// The ranking signals' contributions averaged over the members, largest first.
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberFit {
+    pub user_id: String,
+    pub probability: f32,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberSatisfaction {
+    pub user_id: String,
+    pub satisfaction: f64,
+}
+
+/// What a group asks for.
+pub struct GroupRequest<'a> {
+    pub members: &'a [UserId],
+    /// Item rows already in the playlist.
+    pub playlist: Vec<u32>,
+    pub strategy: Strategy,
+    pub limit: usize,
+    pub seq: i64,
+}
+
+impl Recommender {
+    pub async fn for_group(
+        &self,
+        request: GroupRequest<'_>,
+    ) -> Result<GroupRecommendations, ApiError> {
+        let snapshots = join_all(
+            request
+                .members
+                .iter()
+                .map(|m| self.users.send(m, GetSnapshot)),
+        )
+        .await;
+        let mut exclude = request.playlist;
+        let mut disliked = Vec::new();
+        let mut scored = Vec::new();
+        let mut listeners = Vec::new();
+        let mut without_taste = Vec::new();
+        for (member, snapshot) in request.members.iter().zip(snapshots) {
+            let snapshot = snapshot?;
+            disliked.extend_from_slice(&snapshot.disliked);
+            match &snapshot.listener {
+                Some(listener) => {
+                    scored.push(member.as_str().to_string());
+                    listeners.push(Arc::clone(listener));
+                }
+                None => without_taste.push(member.as_str().to_string()),
+            }
+        }
+        // Nobody is offered what a member disliked.
+        exclude.extend_from_slice(&disliked);
+        exclude.sort_unstable();
+        exclude.dedup();
+        let request_id = uuid::Uuid::now_v7().to_string();
+        if listeners.is_empty() {
+            return Ok(GroupRecommendations {
+                request_id,
+                strategy: STRATEGY_POPULAR.to_string(),
+                items: self.popular_for_group(&exclude, &disliked, request.limit),
+                harmony: None,
+                members: Vec::new(),
+                members_without_taste: without_taste,
+                seq: request.seq,
+                computed_at: now_ms(),
+                candidates_considered: 0,
+            });
+        }
+        let ranked = self
+            .inference
+            .rank_group(GroupRankJob {
+                members: listeners,
+                exclude,
+                candidates: self.candidates,
+                strategy: request.strategy,
+                top: request.limit,
+            })
+            .await?;
+        let items = ranked
+            .items
+            .iter()
+            .map(|item| {
+                let n = item.utilities.len().max(1) as f32;
+                GroupRecommended {
+                    track: self.catalog.track(item.item).clone(),
+                    score: item.utilities.iter().sum::<f32>() / n,
+                    least: item.utilities.iter().copied().fold(f32::INFINITY, f32::min),
+                    fit: scored
+                        .iter()
+                        .zip(&item.utilities)
+                        .map(|(user_id, &probability)| MemberFit {
+                            user_id: user_id.clone(),
+                            probability,
+                        })
+                        .collect(),
+                    reasons: reasons::for_group(&item.features, &item.contributions),
+                }
+            })
+            .collect();
+        Ok(GroupRecommendations {
+            request_id,
+            strategy: request.strategy.name().to_string(),
+            items,
+            harmony: Some(ranked.harmony),
+            members: scored
+                .into_iter()
+                .zip(ranked.satisfaction)
+                .map(|(user_id, satisfaction)| MemberSatisfaction {
+                    user_id,
+                    satisfaction,
+                })
+                .collect(),
+            members_without_taste: without_taste,
+            seq: request.seq,
+            computed_at: now_ms(),
+            candidates_considered: ranked.considered,
+        })
+    }
+
+    /// Popular tracks spread over the item space, minus the playlist and anything close to a
+    /// member's dislike.
+    fn popular_for_group(
+        &self,
+        exclude: &[u32],
+        disliked: &[u32],
+        limit: usize,
+    ) -> Vec<GroupRecommended> {
+        let space = self.inference.space();
+        let starters = space.starters();
+        starters
+            .iter()
+            .enumerate()
+            .filter(|(_, &t)| exclude.binary_search(&t).is_err())
+            .filter(|(_, &t)| {
+                disliked
+                    .iter()
+                    .all(|&d| space.cosine(t, d) < DISLIKE_SIMILARITY)
+            })
+            .take(limit)
+            .map(|(rank, &t)| GroupRecommended {
+                track: self.catalog.track(t).clone(),
+                score: 1.0 - rank as f32 / starters.len().max(1) as f32,
+                least: 0.0,
+                fit: Vec::new(),
+                reasons: reasons::popular_start(space.popularity(t)),
+            })
+            .collect()
+    }
+}
