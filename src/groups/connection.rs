@@ -7,14 +7,18 @@
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use actix::prelude::*;
 use actix_web::web::{self, Bytes};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use bytestring::ByteString;
-use tokio::sync::{mpsc, oneshot};
+// tokio's clock, so the heartbeat runs in virtual time under `tokio::time::pause`.
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 
 use super::{
     actor::{

@@ -12,7 +12,7 @@ use std::{
 use actix_web::{dev::ServerHandle, web};
 use chorus::{
     catalog::import,
-    config::{InferenceSettings, RateLimitSettings, Secret, Settings},
+    config::{InferenceSettings, RateLimitSettings, RealtimeSettings, Secret, Settings},
     startup::Application,
     state::AppState,
     storage::{tracks, Db},
@@ -126,6 +126,7 @@ pub struct AppOptions {
     pub seed_fixture: bool,
     pub max_body_bytes: Option<usize>,
     pub inference: InferenceSettings,
+    pub realtime: RealtimeSettings,
     /// Serve this existing database (a "restart") instead of a fresh one; nothing is seeded.
     pub database: Option<Arc<TestDb>>,
 }
@@ -140,6 +141,7 @@ impl Default for AppOptions {
             seed_fixture: true,
             max_body_bytes: None,
             inference: InferenceSettings::default(),
+            realtime: RealtimeSettings::default(),
             database: None,
         }
     }
@@ -183,6 +185,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     settings.database.url = Secret::new(db.url.clone());
     settings.catalog.load_demo = options.load_demo;
     settings.inference = options.inference;
+    settings.realtime = options.realtime;
     settings.rate_limit = options.rate_limit.unwrap_or(RateLimitSettings {
         enabled: false,
         ..RateLimitSettings::default()

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod errors;
+mod groups;
 mod helpers;
 mod inference;
 mod models;
@@ -9,5 +10,6 @@ mod operations;
 mod rate_limits;
 mod recommendations;
 mod redis_backends;
+mod sockets;
 mod storage;
 mod tracks;

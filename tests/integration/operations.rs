@@ -89,6 +89,12 @@ async fn openapi_describes_every_route() {
         ("/api/v1/comparisons/next", "get"),
         ("/api/v1/comparisons", "post"),
         ("/api/v1/me/profile", "get"),
+        ("/api/v1/groups", "post"),
+        ("/api/v1/groups/join", "post"),
+        ("/api/v1/groups/{id}", "get"),
+        ("/api/v1/groups/{id}/events", "get"),
+        ("/api/v1/groups/{id}/recommendations", "get"),
+        ("/api/v1/ws", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -97,7 +103,7 @@ async fn openapi_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        17,
+        23,
         "a route was added without updating this test: {:?}",
         paths.keys()
     );

@@ -1,0 +1,1042 @@
+//! Group sessions end to end: REST, real WebSocket clients, the store, restarts.
+
+use std::{sync::Arc, time::Duration};
+
+use chorus::config::RealtimeSettings;
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{
+    helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, Store, TestApp},
+    sockets::{events, socket_url, ticket, Client, Ending},
+};
+
+pub struct Member {
+    pub user_id: String,
+    pub token: String,
+}
+
+/// A group whose host is the first of `names`; the others joined by code.
+pub async fn group_of(app: &TestApp, names: &[&str], settings: Value) -> (String, Vec<Member>) {
+    let mut members = Vec::new();
+    for name in names {
+        let (user_id, token) = app.create_user(name).await;
+        members.push(Member { user_id, token });
+    }
+    let response = app
+        .post_json_as(
+            "/api/v1/groups",
+            &json!({"name": "Friday night", "settings": settings}),
+            &members[0].token,
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let group_id = created["group_id"].as_str().unwrap().to_string();
+    let code = created["join_code"].as_str().unwrap().to_string();
+    for member in &members[1..] {
+        let response = app
+            .post_json_as(
+                "/api/v1/groups/join",
+                &json!({ "join_code": code.to_lowercase() }),
+                &member.token,
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    (group_id, members)
+}
+
+pub fn track_id(app: &TestApp, i: u32) -> String {
+    app.state.catalog.track(i).id.as_str().to_string()
+}
+
+async fn connect(app: &TestApp, member: &Member) -> Client {
+    Client::connect(app, &member.user_id, &member.token).await
+}
+
+#[actix_web::test]
+async fn groups_are_created_joined_and_read_over_rest() {
+    let app = spawn_app().await;
+    let (group_id, members) = group_of(&app, &["Host", "Guest"], json!({"max_members": 3})).await;
+    let view = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[1].token)
+        .await;
+    assert_eq!(view["name"], "Friday night");
+    assert_eq!(view["host"], members[0].user_id.as_str());
+    assert_eq!(view["settings"]["max_members"], 3);
+    assert_eq!(view["settings"]["aggregation"], "fair");
+    let roles: Vec<&str> = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["host", "member"]);
+    assert_eq!(view["seq"], 2);
+    let log = app
+        .get_json_as(
+            &format!("/api/v1/groups/{group_id}/events?after=0"),
+            &members[0].token,
+        )
+        .await;
+    let kinds: Vec<&str> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["group_created", "member_joined"]);
+    assert_eq!(log["has_more"], false);
+    let page = app
+        .get_json_as(
+            &format!("/api/v1/groups/{group_id}/events?after=0&limit=1"),
+            &members[0].token,
+        )
+        .await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    assert_eq!(page["has_more"], true);
+
+    // Joining twice is harmless; the third member fills the group; a fourth is refused.
+    let code = view["join_code"].as_str().unwrap();
+    let again = app
+        .post_json_as(
+            "/api/v1/groups/join",
+            &json!({"join_code": code}),
+            &members[1].token,
+        )
+        .await;
+    assert_eq!(again.status(), 200);
+    let (_, third) = app.create_user("Third").await;
+    let (_, fourth) = app.create_user("Fourth").await;
+    assert_eq!(
+        app.post_json_as("/api/v1/groups/join", &json!({"join_code": code}), &third)
+            .await
+            .status(),
+        200
+    );
+    assert_error(
+        app.post_json_as("/api/v1/groups/join", &json!({"join_code": code}), &fourth)
+            .await,
+        409,
+        "group_full",
+    )
+    .await;
+
+    // Errors: not a member, bad ids, unknown group, bad codes, bad bodies.
+    assert_error(
+        app.get_as(&format!("/api/v1/groups/{group_id}"), &fourth)
+            .await,
+        403,
+        "not_a_member",
+    )
+    .await;
+    assert_error(
+        app.get_as("/api/v1/groups/nope", &fourth).await,
+        400,
+        "invalid_id",
+    )
+    .await;
+    assert_error(
+        app.get_as(&format!("/api/v1/groups/g_{}", "0".repeat(32)), &fourth)
+            .await,
+        404,
+        "group_not_found",
+    )
+    .await;
+    assert_error(
+        app.get_as(
+            &format!("/api/v1/groups/{group_id}/events?after=-1"),
+            &members[0].token,
+        )
+        .await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    assert_error(
+        app.post_json_as(
+            "/api/v1/groups/join",
+            &json!({"join_code": "ZZZZZZ"}),
+            &fourth,
+        )
+        .await,
+        404,
+        "join_code_not_found",
+    )
+    .await;
+    assert_error(
+        app.post_json_as("/api/v1/groups/join", &json!({"join_code": "0O"}), &fourth)
+            .await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    for (body, status, code) in [
+        (json!({"name": ""}), 422, "invalid_field"),
+        (json!({"name": "x".repeat(81)}), 422, "invalid_field"),
+        (json!({}), 422, "missing_field"),
+        (json!({"name": "x", "colour": 1}), 400, "unknown_field"),
+        (
+            json!({"name": "x", "settings": {"max_members": 1}}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"name": "x", "settings": {"aggregation": "loudest"}}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"name": "x", "settings": {"skip_threshold": 1.5}}),
+            422,
+            "invalid_field",
+        ),
+    ] {
+        assert_error(
+            app.post_json_as("/api/v1/groups", &body, &fourth).await,
+            status,
+            code,
+        )
+        .await;
+    }
+    assert_error(
+        app.post_json("/api/v1/groups", &json!({"name": "x"})).await,
+        401,
+        "missing_token",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn members_see_every_event_in_the_same_order_under_concurrent_ops() {
+    let app = spawn_app().await;
+    let (group_id, members) = group_of(&app, &["A", "B", "C"], json!({})).await;
+    let mut clients = Vec::new();
+    for member in &members {
+        let mut client = connect(&app, member).await;
+        client.join(&group_id, None).await;
+        clients.push(client);
+    }
+    const PER_MEMBER: u32 = 15;
+    // Every member fires its adds without waiting, all at once.
+    let sends = clients.iter_mut().enumerate().map(|(m, client)| {
+        let app = &app;
+        async move {
+            for i in 0..PER_MEMBER {
+                let track = track_id(app, m as u32 * PER_MEMBER + i);
+                client
+                    .send(json!({"type": "add_track", "track_id": track, "client_msg_id": format!("add-{i}")}))
+                    .await;
+            }
+        }
+    });
+    join_all(sends).await;
+    let total = 3 * PER_MEMBER as usize;
+    let received = join_all(clients.iter_mut().map(|client| async move {
+        let mut seen = Vec::new();
+        let mut acks = 0;
+        while seen.len() < total || acks < PER_MEMBER {
+            let frame = client.recv().await;
+            match frame["type"].as_str().unwrap() {
+                "event" => seen.push((
+                    frame["seq"].as_i64().unwrap(),
+                    frame["event"]["payload"]["entry_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )),
+                "ack" => acks += 1,
+                "error" => panic!("unexpected error {frame}"),
+                _ => {}
+            }
+        }
+        seen
+    }))
+    .await;
+    for other in &received[1..] {
+        assert_eq!(other, &received[0], "every member sees the same order");
+    }
+    let seqs: Vec<i64> = received[0].iter().map(|(seq, _)| *seq).collect();
+    let first = seqs[0];
+    assert_eq!(
+        seqs,
+        (first..first + total as i64).collect::<Vec<_>>(),
+        "gap-free"
+    );
+    // The REST snapshot agrees with what the sockets saw.
+    let view = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+        .await;
+    let playlist: Vec<&str> = view["playlist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entry_id"].as_str().unwrap())
+        .collect();
+    let order: Vec<&str> = received[0].iter().map(|(_, e)| e.as_str()).collect();
+    assert_eq!(playlist, order);
+    assert_eq!(view["seq"], seqs[seqs.len() - 1]);
+}
+
+#[actix_web::test]
+async fn a_reconnecting_client_gets_exactly_what_it_missed() {
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            replay_events: 8,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
+    let mut a = connect(&app, &members[0]).await;
+    let joined = a.join(&group_id, None).await;
+    let snapshot = joined.iter().find(|f| f["type"] == "snapshot").unwrap();
+    let seen = snapshot["seq"].as_i64().unwrap();
+    a.close().await;
+
+    let mut b = connect(&app, &members[1]).await;
+    b.join(&group_id, None).await;
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        let (ack, _) = b
+            .op(
+                json!({"type": "add_track", "track_id": track_id(&app, i)}),
+                &format!("b{i}"),
+            )
+            .await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        acked.push(ack["seq"].as_i64().unwrap());
+    }
+    assert_eq!(acked, vec![seen + 1, seen + 2, seen + 3]);
+
+    let mut a = connect(&app, &members[0]).await;
+    let frames = a.join(&group_id, Some(seen)).await;
+    assert!(frames.iter().all(|f| f["type"] != "snapshot"), "{frames:?}");
+    assert_eq!(
+        events(&frames),
+        vec![
+            (seen + 1, "track_added".to_string()),
+            (seen + 2, "track_added".to_string()),
+            (seen + 3, "track_added".to_string()),
+        ]
+    );
+    assert_eq!(frames.last().unwrap()["seq"], seen + 3);
+
+    // Up to date: nothing to replay.
+    let mut again = connect(&app, &members[0]).await;
+    let frames = again.join(&group_id, Some(seen + 3)).await;
+    assert!(events(&frames).is_empty() && frames.iter().all(|f| f["type"] != "snapshot"));
+
+    // A retried operation (same client_msg_id) is acknowledged with its first seq, not redone.
+    let (ack, _) = b
+        .op(
+            json!({"type": "add_track", "track_id": track_id(&app, 0)}),
+            "b0",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    assert_eq!(ack["seq"], seen + 1);
+
+    // Further behind than the replay window (8 events): a snapshot instead.
+    for i in 3..12 {
+        b.op(
+            json!({"type": "add_track", "track_id": track_id(&app, i)}),
+            &format!("b{i}"),
+        )
+        .await;
+    }
+    let mut late = connect(&app, &members[0]).await;
+    let frames = late.join(&group_id, Some(seen)).await;
+    let snapshot = frames
+        .iter()
+        .find(|f| f["type"] == "snapshot")
+        .expect("a snapshot");
+    assert_eq!(snapshot["group"]["playlist"].as_array().unwrap().len(), 12);
+    assert!(events(&frames).is_empty());
+}
+
+async fn groups_and_playlists_survive_a_restart(store: Store) {
+    let app = spawn_app_with(AppOptions {
+        store,
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["A", "B"], json!({"guest_controls": true})).await;
+    let mut a = connect(&app, &members[0]).await;
+    a.join(&group_id, None).await;
+    for i in 0..4 {
+        a.op(
+            json!({"type": "add_track", "track_id": track_id(&app, i)}),
+            &format!("a{i}"),
+        )
+        .await;
+    }
+    let view = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+        .await;
+    let entry = view["playlist"][3]["entry_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ack, _) = a
+        .op(
+            json!({"type": "move_track", "entry_id": entry, "to_index": 0}),
+            "move",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let before = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[1].token)
+        .await;
+    let seq = before["seq"].as_i64().unwrap();
+    let db = Arc::clone(&app.db);
+    app.handle.stop(true).await;
+    drop(a);
+
+    let restarted = spawn_app_with(AppOptions {
+        store,
+        database: Some(db),
+        ..AppOptions::default()
+    })
+    .await;
+    let after = restarted
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[1].token)
+        .await;
+    assert_eq!(after["playlist"], before["playlist"]);
+    assert_eq!(after["seq"], seq);
+    assert_eq!(after["join_code"], before["join_code"]);
+    // A client resuming from the last seq it saw misses nothing, and the log continues.
+    let mut a = connect(&restarted, &members[0]).await;
+    let frames = a.join(&group_id, Some(seq)).await;
+    assert!(events(&frames).is_empty());
+    let (ack, _) = a
+        .op(
+            json!({"type": "add_track", "track_id": track_id(&restarted, 9)}),
+            "after",
+        )
+        .await;
+    assert_eq!(ack["seq"], seq + 1);
+    // Retried operations from before the restart are still recognised.
+    let (ack, _) = a
+        .op(
+            json!({"type": "add_track", "track_id": track_id(&restarted, 0)}),
+            "a0",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert!(ack["seq"].as_i64().unwrap() < seq);
+}
+
+#[actix_web::test]
+async fn groups_survive_a_restart_on_sqlite() {
+    groups_and_playlists_survive_a_restart(Store::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn groups_survive_a_restart_on_postgres() {
+    groups_and_playlists_survive_a_restart(Store::Postgres).await;
+}
+
+#[actix_web::test]
+async fn hosts_control_the_room_and_guests_cannot() {
+    let app = spawn_app().await;
+    let (group_id, members) = group_of(&app, &["Host", "Guest", "Other"], json!({})).await;
+    let mut host = connect(&app, &members[0]).await;
+    let mut guest = connect(&app, &members[1]).await;
+    let mut other = connect(&app, &members[2]).await;
+    for client in [&mut host, &mut guest, &mut other] {
+        client.join(&group_id, None).await;
+    }
+    let (ack, _) = host
+        .op(
+            json!({"type": "add_track", "track_id": track_id(&app, 1)}),
+            "h1",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let (ack, _) = guest
+        .op(
+            json!({"type": "add_track", "track_id": track_id(&app, 2)}),
+            "g1",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let view = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+        .await;
+    let host_entry = view["playlist"][0]["entry_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let guest_entry = view["playlist"][1]["entry_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let expect_error = |frame: &Value, code: &str| {
+        assert_eq!(frame["type"], "error", "{frame}");
+        assert_eq!(frame["code"], code, "{frame}");
+    };
+    let (answer, _) = other
+        .op(
+            json!({"type": "remove_track", "entry_id": host_entry}),
+            "o1",
+        )
+        .await;
+    expect_error(&answer, "not_allowed");
+    let (answer, _) = other
+        .op(json!({"type": "kick", "user_id": members[1].user_id}), "o2")
+        .await;
+    expect_error(&answer, "not_allowed");
+    let (answer, _) = other
+        .op(
+            json!({"type": "update_settings", "settings": {"guest_controls": false}}),
+            "o3",
+        )
+        .await;
+    expect_error(&answer, "not_allowed");
+    let (answer, _) = guest
+        .op(
+            json!({"type": "add_track", "track_id": track_id(&app, 1)}),
+            "g2",
+        )
+        .await;
+    expect_error(&answer, "duplicate_track");
+    let (answer, _) = guest
+        .op(
+            json!({"type": "add_track", "track_id": "0000000000000000000000"}),
+            "g3",
+        )
+        .await;
+    expect_error(&answer, "track_not_found");
+    let (answer, _) = guest
+        .op(
+            json!({"type": "vote", "entry_id": "e_0000000000000000", "value": 1}),
+            "g4",
+        )
+        .await;
+    expect_error(&answer, "entry_not_found");
+
+    // The host removes someone else's entry and moves entries.
+    let (ack, _) = host
+        .op(
+            json!({"type": "remove_track", "entry_id": guest_entry}),
+            "h2",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    // Guest controls off: the guest can no longer add.
+    let (ack, _) = host
+        .op(
+            json!({"type": "update_settings", "settings": {"guest_controls": false}}),
+            "h3",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let (answer, _) = guest
+        .op(
+            json!({"type": "add_track", "track_id": track_id(&app, 3)}),
+            "g5",
+        )
+        .await;
+    expect_error(&answer, "not_allowed");
+    // ...but still votes.
+    let (ack, _) = guest
+        .op(
+            json!({"type": "vote", "entry_id": host_entry, "value": 1}),
+            "g6",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+
+    // Kick: the kicked member's socket sees the event, then `left`, and cannot act or rejoin.
+    let (ack, _) = host
+        .op(json!({"type": "kick", "user_id": members[2].user_id}), "h4")
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let frames = other.recv_until("left").await;
+    let kicked = frames
+        .iter()
+        .find(|f| f["type"] == "event" && f["event"]["kind"] == "member_left")
+        .expect("the kick event");
+    assert_eq!(kicked["event"]["payload"]["reason"], "kicked");
+    assert_eq!(frames.last().unwrap()["reason"], "kicked");
+    let (answer, _) = other
+        .op(
+            json!({"type": "vote", "entry_id": host_entry, "value": 1}),
+            "o4",
+        )
+        .await;
+    expect_error(&answer, "not_joined");
+    other
+        .send(json!({"type": "join", "group_id": group_id, "client_msg_id": "rejoin"}))
+        .await;
+    let answer = other.next_of("error").await;
+    expect_error(&answer, "not_a_member");
+    let code = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+        .await["join_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_error(
+        app.post_json_as(
+            "/api/v1/groups/join",
+            &json!({"join_code": code}),
+            &members[2].token,
+        )
+        .await,
+        403,
+        "not_allowed",
+    )
+    .await;
+
+    // Handing over host: the old host loses the controls.
+    let (ack, _) = host
+        .op(
+            json!({"type": "set_host", "user_id": members[1].user_id}),
+            "h5",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let (answer, _) = host
+        .op(
+            json!({"type": "update_settings", "settings": {"guest_controls": true}}),
+            "h6",
+        )
+        .await;
+    expect_error(&answer, "not_allowed");
+    let (ack, _) = guest
+        .op(
+            json!({"type": "update_settings", "settings": {"guest_controls": true}}),
+            "g7",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let view = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[1].token)
+        .await;
+    assert_eq!(view["host"], members[1].user_id.as_str());
+    assert_eq!(view["members"].as_array().unwrap().len(), 2);
+}
+
+#[actix_web::test]
+async fn bad_frames_get_errors_and_the_socket_stays_open() {
+    let app = spawn_app().await;
+    let (group_id, members) = group_of(&app, &["A"], json!({})).await;
+    let mut a = connect(&app, &members[0]).await;
+    for (text, code) in [
+        ("{not json", "malformed_json"),
+        ("[1,2,3]", "invalid_field"),
+        (r#"{"type":"dance"}"#, "unknown_type"),
+        (r#"{"track_id":"x"}"#, "missing_field"),
+        (r#"{"type":"ping","extra":1}"#, "unknown_field"),
+        (
+            r#"{"type":"vote","entry_id":"e","value":"up"}"#,
+            "invalid_field",
+        ),
+        (r#"{"type":"add_track","track_id":"x"}"#, "not_joined"),
+        (r#"{"type":"join","group_id":"nope"}"#, "invalid_field"),
+        (
+            r#"{"type":"join","group_id":"g_00000000000000000000000000000000"}"#,
+            "group_not_found",
+        ),
+    ] {
+        a.send_text(text.to_string()).await;
+        let frame = a.recv().await;
+        assert_eq!(frame["type"], "error", "{text}: {frame}");
+        assert_eq!(frame["code"], code, "{text}: {frame}");
+        assert!(frame["message"].as_str().unwrap().len() > 5);
+    }
+    a.send_raw(Message::binary(vec![1, 2, 3])).await;
+    assert_eq!(a.recv().await["code"], "unsupported_frame");
+    a.send(json!({"type": "ping", "client_msg_id": "p"})).await;
+    let pong = a.recv().await;
+    assert_eq!(pong, json!({"type": "pong", "client_msg_id": "p"}));
+    // Still fully usable.
+    a.join(&group_id, None).await;
+
+    // A frame over 64 KiB closes the socket with 1009.
+    a.send_text(format!(
+        r#"{{"type":"ping","client_msg_id":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    ))
+    .await;
+    let (_, ending) = a.drain_until_end(Duration::from_secs(5)).await;
+    assert!(
+        matches!(ending, Ending::Closed { code: 1009, .. }),
+        "{ending:?}"
+    );
+
+    // Tickets: missing, unknown and reused ones are refused before the upgrade.
+    let no_ticket = app.get("/api/v1/ws").await;
+    assert_error(no_ticket, 401, "invalid_ticket").await;
+    let unknown = app.get("/api/v1/ws?ticket=wst_nope").await;
+    assert_error(unknown, 401, "invalid_ticket").await;
+    let used = ticket(&app, &members[0].token).await;
+    tokio_tungstenite::connect_async(socket_url(&app, &used))
+        .await
+        .expect("first use works");
+    match tokio_tungstenite::connect_async(socket_url(&app, &used)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
+        other => panic!("a reused ticket must be refused: {other:?}"),
+    }
+    // A valid ticket without the upgrade handshake.
+    let plain = ticket(&app, &members[0].token).await;
+    assert_error(
+        app.get(&format!("/api/v1/ws?ticket={plain}")).await,
+        400,
+        "upgrade_required",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn floods_are_rate_limited_without_closing_the_socket() {
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            ops_per_second: 5.0,
+            op_burst: 5,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (_, members) = group_of(&app, &["A"], json!({})).await;
+    let mut a = connect(&app, &members[0]).await;
+    for i in 0..30 {
+        a.send(json!({"type": "ping", "client_msg_id": format!("p{i}")}))
+            .await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    while let Some(frame) = a.try_recv(Duration::from_millis(500)).await {
+        match frame["type"].as_str().unwrap() {
+            "pong" => pongs += 1,
+            "error" => {
+                assert_eq!(frame["code"], "rate_limited");
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!((5..=7).contains(&pongs), "{pongs} pongs");
+    assert_eq!(limited, 1, "one error per flood, not one per frame");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.send(json!({"type": "ping", "client_msg_id": "later"}))
+        .await;
+    assert_eq!(a.recv().await["type"], "pong");
+}
+
+#[actix_web::test]
+async fn silent_clients_time_out_and_others_see_them_go() {
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            heartbeat_interval_ms: 100,
+            client_timeout_ms: 400,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
+    let mut watcher = connect(&app, &members[0]).await;
+    watcher.join(&group_id, None).await;
+    let mut silent = connect(&app, &members[1]).await;
+    silent.join(&group_id, None).await;
+    let silent_id = members[1].user_id.as_str();
+    let mut presence_of_silent = Vec::new();
+    // The watcher keeps reading (its client answers pings); the silent one reads nothing, so
+    // it answers no ping.
+    while presence_of_silent.len() < 2 {
+        let frame = watcher.next_of("presence").await;
+        if frame["user_id"] == silent_id {
+            presence_of_silent.push(frame["online"].as_bool().unwrap());
+        }
+    }
+    assert_eq!(presence_of_silent, [true, false]);
+    let (_, ending) = silent.drain_until_end(Duration::from_secs(5)).await;
+    assert!(
+        matches!(ending, Ending::Closed { code: 4000, .. }),
+        "{ending:?}"
+    );
+    // The watcher, which answered its pings, is still connected.
+    watcher.send(json!({"type": "ping"})).await;
+    assert_eq!(watcher.next_of("pong").await["type"], "pong");
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            outbox_frames: 16,
+            ops_per_second: 100_000.0,
+            op_burst: 100_000,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["A"], json!({})).await;
+    let mut slow = connect(&app, &members[0]).await;
+    slow.join(&group_id, None).await;
+    // Recommendation frames are several KB; ask for far more than the socket buffers hold
+    // without reading any of them.
+    const ASKED: usize = 6_000;
+    for _ in 0..ASKED {
+        slow.send(json!({"type": "request_recommendations"})).await;
+    }
+    let (frames, ending) = slow.drain_until_end(Duration::from_secs(30)).await;
+    assert!(
+        matches!(ending, Ending::Closed { code: 4008, .. }),
+        "{ending:?}"
+    );
+    let delivered = frames
+        .iter()
+        .filter(|f| f["type"] == "recommendations")
+        .count();
+    assert!(delivered < ASKED, "{delivered} of {ASKED} delivered");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("chorus_ws_closed_total{reason=\"slow_consumer\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// Likes `tracks` for a member over REST.
+async fn like(app: &TestApp, member: &Member, tracks: &[String]) {
+    for track in tracks {
+        let response = app
+            .post_json_as(
+                "/api/v1/feedback",
+                &json!({"track_id": track, "kind": "like"}),
+                &member.token,
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+}
+
+fn item_ids(recommendations: &Value) -> Vec<String> {
+    recommendations["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["track"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_web::test]
+async fn group_recommendations_follow_adds_votes_and_strategy() {
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            recommend_debounce_ms: 20,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
+    // Before anyone has a taste: the popular start.
+    let cold = app
+        .get_json_as(
+            &format!("/api/v1/groups/{group_id}/recommendations"),
+            &members[0].token,
+        )
+        .await;
+    assert_eq!(cold["strategy"], "popular_diverse");
+    assert!(cold["harmony"].is_null());
+    assert_eq!(cold["members_without_taste"].as_array().unwrap().len(), 2);
+
+    let catalog = &app.state.catalog;
+    let pick = |genre: &str, n: usize| -> Vec<String> {
+        (0..catalog.len() as u32)
+            .map(|i| catalog.track(i))
+            .filter(|t| t.has_genre(genre))
+            .take(n)
+            .map(|t| t.id.as_str().to_string())
+            .collect()
+    };
+    like(&app, &members[0], &pick("rock", 6)).await;
+    like(&app, &members[1], &pick("rap", 6)).await;
+
+    let mut a = connect(&app, &members[0]).await;
+    a.join(&group_id, None).await;
+    a.send(json!({"type": "request_recommendations"})).await;
+    let first = loop {
+        let frame = a.next_of("recommendations").await;
+        if frame["strategy"] == "fair" {
+            break frame;
+        }
+    };
+    assert_eq!(first["items"].as_array().unwrap().len(), 10);
+    let harmony = &first["harmony"];
+    let least = harmony["least"].as_f64().unwrap();
+    let average = harmony["average"].as_f64().unwrap();
+    assert!(
+        (0.0..=1.0).contains(&least) && least <= average && average <= 1.0,
+        "{harmony}"
+    );
+    assert_eq!(first["members"].as_array().unwrap().len(), 2);
+    let item = &first["items"][0];
+    assert_eq!(item["fit"].as_array().unwrap().len(), 2);
+    assert!(item["least"].as_f64().unwrap() <= item["score"].as_f64().unwrap());
+    assert_eq!(item["reasons"].as_array().unwrap().len(), 7);
+
+    // Adding the top pick: the next list no longer has it and reflects the new seq.
+    let top = item_ids(&first)[0].clone();
+    let (ack, _) = a
+        .op(json!({"type": "add_track", "track_id": top}), "add-top")
+        .await;
+    let added_seq = ack["seq"].as_i64().unwrap();
+    let after_add = loop {
+        let frame = a.next_of("recommendations").await;
+        if frame["seq"].as_i64().unwrap() >= added_seq {
+            break frame;
+        }
+    };
+    assert!(!item_ids(&after_add).contains(&top));
+
+    // B joins and down-votes the entry: B's taste changes, so the group's picks are redone.
+    let mut b = connect(&app, &members[1]).await;
+    b.join(&group_id, None).await;
+    let entry = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[1].token)
+        .await["playlist"][0]["entry_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ack, _) = b
+        .op(
+            json!({"type": "vote", "entry_id": entry, "value": -1}),
+            "down",
+        )
+        .await;
+    let vote_seq = ack["seq"].as_i64().unwrap();
+    let after_vote = loop {
+        let frame = b.next_of("recommendations").await;
+        if frame["seq"].as_i64().unwrap() >= vote_seq {
+            break frame;
+        }
+    };
+    assert_ne!(after_vote["request_id"], after_add["request_id"]);
+    let profile = app
+        .get_json_as("/api/v1/me/profile", &members[1].token)
+        .await;
+    assert_eq!(profile["counts"]["dislike"], 1, "{profile}");
+
+    // The host switches the strategy; the next list says so.
+    let (ack, _) = a
+        .op(
+            json!({"type": "update_settings", "settings": {"aggregation": "least_misery"}}),
+            "strategy",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let switched = loop {
+        let frame = a.next_of("recommendations").await;
+        if frame["strategy"] == "least_misery" {
+            break frame;
+        }
+    };
+    // REST mirrors the socket.
+    let rest = app
+        .get_json_as(
+            &format!("/api/v1/groups/{group_id}/recommendations"),
+            &members[0].token,
+        )
+        .await;
+    assert_eq!(rest["request_id"], switched["request_id"]);
+    assert_eq!(item_ids(&rest), item_ids(&switched));
+}
+
+/// The real ConnectionActor and its default constants, in tokio's paused (virtual) time: a
+/// client that never answers is pinged every 5 s and closed with 4000 once 15 s pass.
+#[actix_web::test]
+async fn heartbeat_timeout_in_virtual_time() {
+    use actix_http::ws::{Codec, Frame};
+    use actix_web::{
+        body::MessageBody,
+        dev::{Payload, Service},
+        error::PayloadError,
+        test::{init_service, TestRequest},
+        web::{Bytes, BytesMut},
+        App,
+    };
+
+    let app = spawn_app().await;
+    let (_, token) = app.create_user("Quiet").await;
+    let ticket = ticket(&app, &token).await;
+    let service = init_service(
+        App::new()
+            .app_data(app.state.clone())
+            .configure(chorus::http::configure),
+    )
+    .await;
+    tokio::time::pause();
+    // The client's side of the connection: it stays open and never sends a byte.
+    let silent: actix_http::BoxedPayloadStream =
+        Box::pin(futures_util::stream::pending::<Result<Bytes, PayloadError>>());
+    let (request, _) = TestRequest::get()
+        .uri(&format!("/api/v1/ws?ticket={ticket}"))
+        .insert_header(("upgrade", "websocket"))
+        .insert_header(("connection", "upgrade"))
+        .insert_header(("sec-websocket-version", "13"))
+        .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
+        .to_request()
+        .replace_payload(Payload::from(silent));
+    let response = service.call(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    let started = tokio::time::Instant::now();
+    let mut body = response.into_body();
+    let mut codec = Codec::new().client_mode();
+    let mut buffer = BytesMut::new();
+    let mut pings = Vec::new();
+    let close = loop {
+        let chunk = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_next(cx))
+            .await
+            .expect("the server closes with a close frame")
+            .unwrap();
+        buffer.extend_from_slice(&chunk);
+        let frames = decode_all(&mut codec, &mut buffer);
+        if let Some(close) = frames.iter().find_map(|f| match f {
+            Frame::Close(reason) => Some(reason.clone()),
+            _ => None,
+        }) {
+            break close;
+        }
+        pings.extend(
+            frames
+                .iter()
+                .filter(|f| matches!(f, Frame::Ping(_)))
+                .map(|_| started.elapsed()),
+        );
+    };
+    let elapsed = started.elapsed();
+    let code: u16 = close.expect("a close reason").code.into();
+    assert_eq!(code, 4000);
+    assert!(
+        elapsed >= Duration::from_secs(15) && elapsed < Duration::from_secs(21),
+        "closed after {elapsed:?}"
+    );
+    // Pings at 5 s and 10 s; at 15 s the client has been silent too long.
+    assert_eq!(pings.len(), 2, "pinged at {pings:?}");
+}
+
+/// Every complete WebSocket frame in `buffer`, removed from it.
+fn decode_all(
+    codec: &mut actix_http::ws::Codec,
+    buffer: &mut actix_web::web::BytesMut,
+) -> Vec<actix_http::ws::Frame> {
+    use actix_codec::Decoder;
+    let mut frames = Vec::new();
+    while let Some(frame) = codec.decode(buffer).expect("the server sends valid frames") {
+        frames.push(frame);
+    }
+    frames
+}
