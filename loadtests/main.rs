@@ -7,12 +7,15 @@
 //!   and one-typo variants — through `GET /api/v1/tracks`.
 //! - `rest-recommend`: listeners with a few likes each asking for recommendations through
 //!   `POST /api/v1/recommendations` (the whole two-stage pipeline).
+//! - `ws-groups`: live groups over WebSockets — delivery latency of every event to every member,
+//!   group-recommendation refresh latency, and the server's memory per socket.
 
 mod catalog;
 mod report;
 mod rest_recommend;
 mod rest_search;
 mod runner;
+mod ws_groups;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -60,6 +63,27 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
+    /// Live groups over WebSockets.
+    WsGroups {
+        /// Groups created before the run.
+        #[arg(long, default_value_t = 100)]
+        groups: usize,
+        /// Members (sockets) per group.
+        #[arg(long, default_value_t = 5)]
+        members: usize,
+        /// Operations per group per second.
+        #[arg(long, default_value_t = 1.0)]
+        op_rate: f64,
+        /// Extra sockets that only stay connected (answering pings).
+        #[arg(long, default_value_t = 0)]
+        idle: usize,
+        /// Loopback source addresses to spread connections over (127.0.0.1 ..= 127.0.0.N).
+        #[arg(long, default_value_t = 4)]
+        sources: u8,
+        /// The server's process id, to read its memory from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
 }
 
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -74,16 +98,56 @@ async fn main() -> anyhow::Result<()> {
         rate: cli.rate.filter(|r| *r > 0.0),
     };
     let report = match cli.scenario {
-        Scenario::RestSearch => rest_search::run(&cli.url, &options).await?,
+        Scenario::RestSearch => Outcome::Http(rest_search::run(&cli.url, &options).await?),
         Scenario::RestRecommend { users, limit } => {
             let scenario = rest_recommend::Options {
                 users: users.clamp(1, 100_000),
                 limit: limit.clamp(1, 100),
             };
-            rest_recommend::run(&cli.url, &options, &scenario).await?
+            Outcome::Http(rest_recommend::run(&cli.url, &options, &scenario).await?)
+        }
+        Scenario::WsGroups {
+            groups,
+            members,
+            op_rate,
+            idle,
+            sources,
+            server_pid,
+        } => {
+            let scenario = ws_groups::Options {
+                groups: groups.clamp(1, 100_000),
+                members: members.clamp(1, 500),
+                op_rate: op_rate.clamp(0.01, 100.0),
+                idle: idle.min(1_000_000),
+                sources: sources.clamp(1, 250),
+                server_pid,
+            };
+            Outcome::Sockets(ws_groups::run(&cli.url, &options, &scenario).await?)
         }
     };
     report.write(&cli.out)?;
     println!("{}", report.markdown());
     Ok(())
+}
+
+/// Request scenarios report latency per request; the socket scenario has its own measures.
+enum Outcome {
+    Http(report::Report),
+    Sockets(ws_groups::WsReport),
+}
+
+impl Outcome {
+    fn write(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        match self {
+            Outcome::Http(r) => r.write(dir),
+            Outcome::Sockets(r) => r.write(dir),
+        }
+    }
+
+    fn markdown(&self) -> String {
+        match self {
+            Outcome::Http(r) => r.markdown(),
+            Outcome::Sockets(r) => r.markdown(),
+        }
+    }
 }

@@ -33,6 +33,22 @@ pub struct Percentiles {
     pub mean: f64,
 }
 
+impl Percentiles {
+    /// Milliseconds from a histogram of microseconds.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
 impl Report {
     pub fn new(
         scenario: &str,
@@ -41,8 +57,6 @@ impl Report {
         tally: &Tally,
         measured: Duration,
     ) -> Self {
-        let h = &tally.latency_us;
-        let ms = |us: u64| us as f64 / 1000.0;
         let requests = tally.ok + tally.errors;
         Self {
             scenario: scenario.into(),
@@ -55,15 +69,7 @@ impl Report {
             errors: tally.errors,
             statuses: tally.statuses.clone(),
             throughput_rps: requests as f64 / measured.as_secs_f64().max(1e-9),
-            latency_ms: Percentiles {
-                p50: ms(h.value_at_quantile(0.50)),
-                p90: ms(h.value_at_quantile(0.90)),
-                p95: ms(h.value_at_quantile(0.95)),
-                p99: ms(h.value_at_quantile(0.99)),
-                p999: ms(h.value_at_quantile(0.999)),
-                max: ms(h.max()),
-                mean: h.mean() / 1000.0,
-            },
+            latency_ms: Percentiles::of(&tally.latency_us),
             notes: Vec::new(),
         }
     }

@@ -253,8 +253,9 @@ pub struct RealtimeSettings {
     /// Operations per second one socket may send on average, and in a burst.
     pub ops_per_second: f64,
     pub op_burst: u32,
-    /// Group recommendations are recomputed this long after the last change.
-    pub recommend_debounce_ms: u64,
+    /// Group recommendations are recomputed at most once per interval: at once after a quiet
+    /// spell, else when the interval ends (a burst of changes costs one recomputation).
+    pub recommend_interval_ms: u64,
     /// Tracks in a group's recommendations.
     pub group_recommendations: usize,
     /// A group with no open sockets is unloaded from memory after this long (its log stays).
@@ -273,7 +274,7 @@ impl Default for RealtimeSettings {
             max_frame_bytes: 64 * 1024,
             ops_per_second: 20.0,
             op_burst: 40,
-            recommend_debounce_ms: 250,
+            recommend_interval_ms: 250,
             group_recommendations: 10,
             group_idle_timeout_s: 300,
             replay_events: 1_000,

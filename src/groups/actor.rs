@@ -13,6 +13,7 @@ use std::{
 
 use actix::prelude::*;
 use bytestring::ByteString;
+use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
 use super::{
@@ -120,6 +121,7 @@ pub struct GroupActor {
     recommendations: Option<(Arc<GroupRecommendations>, ByteString)>,
     refresh_scheduled: bool,
     refreshing: bool,
+    last_refresh: Option<Instant>,
     refresh_again: bool,
     waiters: Vec<Waiter>,
     /// Bumped whenever the last socket leaves; an idle timer only stops the generation it saw.
@@ -137,6 +139,7 @@ impl GroupActor {
             recommendations: None,
             refresh_scheduled: false,
             refreshing: false,
+            last_refresh: None,
             refresh_again: false,
             waiters: Vec::new(),
             idle_generation: 0,
@@ -241,9 +244,12 @@ impl GroupActor {
         });
     }
 
-    /// Folds stored events in, sends them to every socket and starts what follows from them.
+    /// Folds stored events in, sends them to every socket and starts what follows from them:
+    /// the acting members' taste feedback, then (once that is recorded, so it counts) the
+    /// group's recommendations.
     fn publish(&mut self, events: Vec<Event>, ctx: &mut Context<Self>) {
         let mut affects_recommendations = false;
+        let mut feedback = Vec::new();
         for event in events {
             self.state.apply(&event);
             let frame = event_frame(&event);
@@ -251,84 +257,83 @@ impl GroupActor {
             self.remember(event.seq, frame);
             self.directory.metrics().group_events.inc();
             affects_recommendations |= event.body.affects_recommendations();
-            self.follow_up(&event, ctx);
+            feedback.extend(self.follow_up(&event, ctx));
         }
-        if affects_recommendations {
-            self.schedule_refresh(ctx);
+        if feedback.is_empty() {
+            if affects_recommendations {
+                self.schedule_refresh(ctx);
+            }
+            return;
         }
+        let users = self.directory.recommender().users.clone();
+        let recorded = async move {
+            join_all(
+                feedback
+                    .iter()
+                    .map(|(user, message)| users.send(user, message.clone())),
+            )
+            .await
+        };
+        ctx.spawn(recorded.into_actor(self).map(|results, actor, ctx| {
+            for result in results {
+                if let Err(err) = result.and_then(|r| r) {
+                    tracing::warn!(error = %err, "recording a group member's feedback");
+                }
+            }
+            actor.schedule_refresh(ctx);
+        }));
     }
 
-    /// Side effects of an event: taste feedback for the member who acted, and sockets of a
-    /// member who left leave the session.
-    fn follow_up(&mut self, event: &Event, ctx: &mut Context<Self>) {
-        let feedback = match &event.body {
+    /// Side effects of an event: the feedback it implies for the member who acted (returned),
+    /// and sockets of a member who left leave the session.
+    fn follow_up(
+        &mut self,
+        event: &Event,
+        ctx: &mut Context<Self>,
+    ) -> Option<(UserId, RecordFeedback)> {
+        let entry_track = |entry_id: &str| {
+            self.state
+                .entry_index(entry_id)
+                .map(|i| self.state.playlist[i].track.id.clone())
+        };
+        let (user, track_id, kind) = match &event.body {
             EventBody::TrackAdded {
                 track, added_by, ..
-            } => Some((added_by.as_str(), track.id.as_str(), FeedbackKind::Add)),
+            } => (added_by.clone(), track.id.clone(), FeedbackKind::Add),
             EventBody::VoteCast {
                 user_id,
                 entry_id,
                 value,
             } => {
                 let kind = match value {
-                    1 => Some(FeedbackKind::Like),
-                    -1 => Some(FeedbackKind::Dislike),
-                    _ => None,
+                    1 => FeedbackKind::Like,
+                    -1 => FeedbackKind::Dislike,
+                    _ => return None,
                 };
-                let track = self
-                    .state
-                    .entry_index(entry_id)
-                    .map(|i| self.state.playlist[i].track.id.as_str());
-                kind.zip(track).map(|(k, t)| (user_id.as_str(), t, k))
+                (user_id.clone(), entry_track(entry_id)?, kind)
             }
             EventBody::SkipVoteCast {
                 user_id, entry_id, ..
-            } => self.state.entry_index(entry_id).map(|i| {
-                (
-                    user_id.as_str(),
-                    self.state.playlist[i].track.id.as_str(),
-                    FeedbackKind::Skip,
-                )
-            }),
+            } => (user_id.clone(), entry_track(entry_id)?, FeedbackKind::Skip),
             EventBody::MemberLeft { user_id, reason } => {
-                self.remove_member_sockets(user_id, *reason, ctx);
-                None
+                let user_id = user_id.clone();
+                self.remove_member_sockets(&user_id, *reason, ctx);
+                return None;
             }
-            _ => None,
+            _ => return None,
         };
-        if let Some((user, track_id, kind)) = feedback {
-            self.record_feedback(user, track_id, kind, ctx);
-        }
-    }
-
-    fn record_feedback(
-        &self,
-        user: &str,
-        track_id: &str,
-        kind: FeedbackKind,
-        ctx: &mut Context<Self>,
-    ) {
-        let (Ok(user), Some(item)) = (
-            UserId::parse(user),
-            self.directory.recommender().catalog.index_of(track_id),
-        ) else {
-            return;
-        };
-        let message = RecordFeedback {
-            item,
-            track_id: track_id.to_string(),
-            kind,
-            request_id: None,
-            group_id: Some(self.state.id.clone()),
-        };
-        let users = self.directory.recommender().users.clone();
-        let recorded = async move { users.send(&user, message).await };
-        ctx.spawn(recorded.into_actor(self).map(
-            |result, actor, ctx| match result.and_then(|r| r) {
-                Ok(_) => actor.schedule_refresh(ctx),
-                Err(err) => tracing::warn!(error = %err, "recording a group member's feedback"),
+        let user = UserId::parse(&user).ok()?;
+        let item = self.directory.recommender().catalog.index_of(&track_id)?;
+        Some((
+            user,
+            RecordFeedback {
+                item,
+                track_id,
+                kind,
+                request_id: None,
+                group_id: Some(self.state.id.clone()),
             },
-        ));
+        ))
     }
 
     fn remove_member_sockets(&mut self, user: &str, reason: LeaveReason, ctx: &mut Context<Self>) {
@@ -349,13 +354,21 @@ impl GroupActor {
         }
     }
 
+    /// At most one recomputation per `recommend_interval_ms`: at once after a quiet spell, else
+    /// at the end of the interval (so a burst of changes costs one, never one per change).
     fn schedule_refresh(&mut self, ctx: &mut Context<Self>) {
         if self.refresh_scheduled {
             return;
         }
+        let interval = Duration::from_millis(self.directory.settings().recommend_interval_ms);
+        let wait = self
+            .last_refresh
+            .map_or(Duration::ZERO, |at| interval.saturating_sub(at.elapsed()));
+        if wait.is_zero() {
+            return self.refresh(ctx);
+        }
         self.refresh_scheduled = true;
-        let delay = Duration::from_millis(self.directory.settings().recommend_debounce_ms);
-        ctx.run_later(delay, |actor, ctx| {
+        ctx.run_later(wait, |actor, ctx| {
             actor.refresh_scheduled = false;
             actor.refresh(ctx);
         });
@@ -368,6 +381,7 @@ impl GroupActor {
             return;
         }
         self.refreshing = true;
+        self.last_refresh = Some(Instant::now());
         let recommender = self.directory.recommender().clone();
         let catalog = Arc::clone(&recommender.catalog);
         let members: Vec<UserId> = self

@@ -835,7 +835,7 @@ fn item_ids(recommendations: &Value) -> Vec<String> {
 async fn group_recommendations_follow_adds_votes_and_strategy() {
     let app = spawn_app_with(AppOptions {
         realtime: RealtimeSettings {
-            recommend_debounce_ms: 20,
+            recommend_interval_ms: 20,
             ..RealtimeSettings::default()
         },
         ..AppOptions::default()

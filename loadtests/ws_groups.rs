@@ -1,0 +1,668 @@
+//! `ws-groups`: live groups over WebSockets. Setup creates `groups × members` guests, the groups
+//! (first member hosts, the others join by code), and one socket per member that joins its
+//! group; optionally `idle` more sockets that only answer pings. Sockets are spread over several
+//! loopback source addresses (127.0.0.1, .2, …) so more than one address's ephemeral ports are
+//! available.
+//!
+//! The measured load: in every group, one member after another sends an operation at `op_rate`
+//! per second (adds of tracks the group does not have yet; every fourth operation a vote on an
+//! earlier entry). Each operation's `client_msg_id` carries its send time, so every member that
+//! receives the resulting `event` records the delivery latency (send → receipt, all members,
+//! the sender included). The group's first member also records the refresh latency: send → the
+//! first `recommendations` frame whose `seq` covers the operation. With `--server-pid` the
+//! server's resident memory is read from /proc before and after the sockets connect.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use futures_util::{stream, SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::{
+    net::TcpSocket,
+    sync::{mpsc, watch},
+};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{catalog::popular_by_genre, report::Percentiles, runner::RunOptions};
+
+pub struct Options {
+    pub groups: usize,
+    pub members: usize,
+    /// Operations per group per second.
+    pub op_rate: f64,
+    pub idle: usize,
+    pub sources: u8,
+    pub server_pid: Option<u32>,
+}
+
+/// Setup requests and socket connections in flight at once.
+const SETUP_CONCURRENCY: usize = 64;
+/// After the measured window, how long late deliveries may still arrive.
+const DRAIN: Duration = Duration::from_secs(3);
+
+#[derive(Serialize)]
+pub struct WsReport {
+    pub scenario: String,
+    pub groups: usize,
+    pub members: usize,
+    pub sockets: usize,
+    pub idle_sockets: usize,
+    pub op_rate_per_group: f64,
+    pub duration_s: f64,
+    pub ops_sent: u64,
+    pub acks: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub deliveries: u64,
+    pub delivery_ms: Percentiles,
+    pub refreshes: u64,
+    pub refresh_ms: Percentiles,
+    /// Server resident memory: before any socket, with the group sockets, with the idle ones too.
+    pub rss_kb: Option<[u64; 3]>,
+    pub kb_per_group_socket: Option<f64>,
+    pub kb_per_idle_socket: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+impl WsReport {
+    pub fn write(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join(format!("{}.json", self.scenario)),
+            serde_json::to_string_pretty(self)?,
+        )?;
+        std::fs::write(dir.join(format!("{}.md", self.scenario)), self.markdown())?;
+        Ok(())
+    }
+
+    pub fn markdown(&self) -> String {
+        let (d, r) = (&self.delivery_ms, &self.refresh_ms);
+        let mut out = format!(
+            "| groups × members | idle sockets | ops/s | ops | errors | deliveries | delivery p50 / p99 / max ms | refreshes | refresh p50 / p99 / max ms |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n\
+             | {} × {} | {} | {:.0} | {} | {} | {} | {:.2} / {:.2} / {:.2} | {} | {:.1} / {:.1} / {:.1} |\n",
+            self.groups,
+            self.members,
+            self.idle_sockets,
+            self.op_rate_per_group * self.groups as f64,
+            self.ops_sent,
+            self.errors.values().sum::<u64>(),
+            self.deliveries,
+            d.p50,
+            d.p99,
+            d.max,
+            self.refreshes,
+            r.p50,
+            r.p99,
+            r.max,
+        );
+        if let Some([before, groups, idle]) = self.rss_kb {
+            out.push_str(&format!(
+                "\nServer RSS: {before} KB before sockets, {groups} KB with the {} group sockets ({:.1} KB each), {idle} KB with {} idle sockets more ({:.1} KB each).\n",
+                self.sockets,
+                self.kb_per_group_socket.unwrap_or(0.0),
+                self.idle_sockets,
+                self.kb_per_idle_socket.unwrap_or(0.0),
+            ));
+        }
+        if !self.errors.is_empty() {
+            out.push_str(&format!("\nError frames by code: {:?}\n", self.errors));
+        }
+        for note in &self.notes {
+            out.push_str(&format!("\n{note}\n"));
+        }
+        out
+    }
+}
+
+struct Member {
+    token: String,
+}
+
+struct GroupSetup {
+    id: String,
+    members: Vec<Member>,
+}
+
+/// What readers report to the aggregator.
+enum Sample {
+    Delivery(u64),
+    Refresh(u64),
+    Ack,
+    Error(String),
+}
+
+pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Result<WsReport> {
+    let server: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .context("--url must be http://IP:PORT for ws-groups")?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(SETUP_CONCURRENCY)
+        .build()?;
+    let tracks: Vec<String> = popular_by_genre(&client, url, 100)
+        .await?
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect();
+    let started = Instant::now();
+    eprintln!(
+        "ws-groups: creating {} groups of {} members",
+        options.groups, options.members
+    );
+    let groups = create_groups(&client, url, options.groups, options.members).await?;
+    eprintln!(
+        "ws-groups: groups ready in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let rss_before = options.server_pid.map(rss_kb).transpose()?;
+
+    let clock = Instant::now();
+    let (samples_tx, samples_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let window = Arc::new(Window {
+        start: clock + run.warmup,
+        end: clock + run.warmup + run.duration,
+    });
+    let entries: Vec<Arc<Mutex<VecDeque<String>>>> =
+        groups.iter().map(|_| Default::default()).collect();
+    let mut senders: Vec<Vec<mpsc::UnboundedSender<String>>> = Vec::new();
+    let connect_started = Instant::now();
+    let connections: Vec<(usize, usize, GroupSocket)> = stream::iter(
+        groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| (0..group.members.len()).map(move |m| (g, m))),
+    )
+    .map(|(g, m)| {
+        let (client, groups) = (&client, &groups);
+        let source = source_address(g * options.members + m, options.sources);
+        async move {
+            let member = &groups[g].members[m];
+            let socket = open_socket(client, url, server, source, &member.token).await?;
+            let socket = join(socket, &groups[g].id).await?;
+            anyhow::Ok((g, m, socket))
+        }
+    })
+    .buffer_unordered(SETUP_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    eprintln!(
+        "ws-groups: {} sockets joined in {:.1} s",
+        connections.len(),
+        connect_started.elapsed().as_secs_f64()
+    );
+    senders.resize_with(groups.len(), Vec::new);
+    let mut ordered: Vec<(usize, usize, GroupSocket)> = connections;
+    ordered.sort_by_key(|(g, m, _)| (*g, *m));
+    for (g, m, socket) in ordered {
+        let (tx, rx) = mpsc::unbounded_channel();
+        senders[g].push(tx);
+        let reader = Reader {
+            samples: samples_tx.clone(),
+            clock,
+            window: Arc::clone(&window),
+            measures_refresh: m == 0,
+            entries: (m == 0).then(|| Arc::clone(&entries[g])),
+        };
+        tokio::spawn(serve_socket(socket, rx, reader, stop_rx.clone()));
+    }
+    let rss_groups = options.server_pid.map(rss_kb).transpose()?;
+
+    if options.idle > 0 {
+        connect_idle(&client, url, server, options, stop_rx.clone()).await?;
+    }
+    let rss_idle = options.server_pid.map(rss_kb).transpose()?;
+
+    eprintln!(
+        "ws-groups: {:.0} ops/s for {} s (+{} s warm-up)",
+        options.op_rate * groups.len() as f64,
+        run.duration.as_secs(),
+        run.warmup.as_secs()
+    );
+    let ops_sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut drivers = Vec::new();
+    let mut rng = StdRng::seed_from_u64(11);
+    for (g, group_senders) in senders.into_iter().enumerate() {
+        let mut order = tracks.clone();
+        order.shuffle(&mut rng);
+        let offset = Duration::from_secs_f64(rng.gen::<f64>() / options.op_rate);
+        drivers.push(tokio::spawn(drive_group(Driver {
+            senders: group_senders,
+            tracks: order,
+            entries: Arc::clone(&entries[g]),
+            clock,
+            offset,
+            period: Duration::from_secs_f64(1.0 / options.op_rate),
+            window: Arc::clone(&window),
+            sent: Arc::clone(&ops_sent),
+            group: g,
+        })));
+    }
+    drop(samples_tx);
+    let aggregator = tokio::spawn(aggregate(samples_rx));
+    for driver in drivers {
+        driver.await?;
+    }
+    tokio::time::sleep(DRAIN).await;
+    let _ = stop_tx.send(true);
+    let tally = aggregator.await?;
+
+    let sockets = groups.len() * options.members;
+    let rss = match (rss_before, rss_groups, rss_idle) {
+        (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+        _ => None,
+    };
+    let mut report = WsReport {
+        scenario: "ws-groups".into(),
+        groups: groups.len(),
+        members: options.members,
+        sockets,
+        idle_sockets: options.idle,
+        op_rate_per_group: options.op_rate,
+        duration_s: run.duration.as_secs_f64(),
+        ops_sent: ops_sent.load(std::sync::atomic::Ordering::Relaxed),
+        acks: tally.acks,
+        errors: tally.errors,
+        deliveries: tally.delivery.len(),
+        delivery_ms: Percentiles::of(&tally.delivery),
+        refreshes: tally.refresh.len(),
+        refresh_ms: Percentiles::of(&tally.refresh),
+        rss_kb: rss,
+        kb_per_group_socket: rss.map(|[a, b, _]| (b as f64 - a as f64) / sockets.max(1) as f64),
+        kb_per_idle_socket: rss
+            .filter(|_| options.idle > 0)
+            .map(|[_, b, c]| (c as f64 - b as f64) / options.idle as f64),
+        notes: Vec::new(),
+    };
+    report.notes.push(format!(
+        "Sockets from {} loopback source addresses; operations: adds, every fourth a vote. Delivery: send → each member's receipt of the event. Refresh: send → the first recommendations frame covering it (group's first member).",
+        options.sources
+    ));
+    Ok(report)
+}
+
+struct Window {
+    start: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn measures(&self, sent: Instant) -> bool {
+        sent >= self.start && sent < self.end
+    }
+}
+
+type GroupSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+fn source_address(n: usize, sources: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        0,
+        1 + (n % sources.max(1) as usize) as u8,
+    ))
+}
+
+async fn create_groups(
+    client: &reqwest::Client,
+    url: &str,
+    groups: usize,
+    members: usize,
+) -> anyhow::Result<Vec<GroupSetup>> {
+    stream::iter(0..groups)
+        .map(|g| async move {
+            let mut people = Vec::with_capacity(members);
+            for m in 0..members {
+                people.push(create_user(client, url, &format!("g{g}-m{m}")).await?);
+            }
+            let created: Value = client
+                .post(format!("{url}/api/v1/groups"))
+                .bearer_auth(&people[0].token)
+                .json(&json!({"name": format!("load group {g}")}))
+                .send()
+                .await?
+                .error_for_status()
+                .context("creating a group (is the rate limit off? CHORUS_RATE_LIMIT=false)")?
+                .json()
+                .await?;
+            let code = created["join_code"].as_str().context("join code")?;
+            for member in &people[1..] {
+                client
+                    .post(format!("{url}/api/v1/groups/join"))
+                    .bearer_auth(&member.token)
+                    .json(&json!({ "join_code": code }))
+                    .send()
+                    .await?
+                    .error_for_status()
+                    .context("joining a group")?;
+            }
+            anyhow::Ok(GroupSetup {
+                id: created["group_id"]
+                    .as_str()
+                    .context("group id")?
+                    .to_string(),
+                members: people,
+            })
+        })
+        .buffer_unordered(SETUP_CONCURRENCY / 4)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+async fn create_user(client: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<Member> {
+    let created: Value = client
+        .post(format!("{url}/api/v1/users"))
+        .json(&json!({ "display_name": name }))
+        .send()
+        .await?
+        .error_for_status()
+        .context("creating a user (is the rate limit off? CHORUS_RATE_LIMIT=false)")?
+        .json()
+        .await?;
+    Ok(Member {
+        token: created["token"].as_str().context("token")?.to_string(),
+    })
+}
+
+/// A ticket, a TCP connection from `source`, the WebSocket handshake and the `welcome` frame.
+async fn open_socket(
+    client: &reqwest::Client,
+    url: &str,
+    server: SocketAddr,
+    source: IpAddr,
+    token: &str,
+) -> anyhow::Result<GroupSocket> {
+    let ticket: Value = client
+        .post(format!("{url}/api/v1/ws-ticket"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let ticket = ticket["ticket"].as_str().context("ticket")?;
+    let tcp = TcpSocket::new_v4()?;
+    tcp.bind(SocketAddr::new(source, 0))
+        .with_context(|| format!("binding {source} (is it a loopback address?)"))?;
+    let stream = tcp.connect(server).await.context("connecting")?;
+    stream.set_nodelay(true)?;
+    let ws_url = format!("ws://{server}/api/v1/ws?ticket={ticket}");
+    let (mut socket, _) = tokio_tungstenite::client_async(ws_url, stream).await?;
+    let welcome = next_json(&mut socket).await?;
+    if welcome["type"] != "welcome" {
+        bail!("expected welcome, got {welcome}");
+    }
+    Ok(socket)
+}
+
+async fn join(mut socket: GroupSocket, group_id: &str) -> anyhow::Result<GroupSocket> {
+    socket
+        .send(Message::text(
+            json!({"type": "join", "group_id": group_id, "client_msg_id": "join"}).to_string(),
+        ))
+        .await?;
+    loop {
+        let frame = next_json(&mut socket).await?;
+        match frame["type"].as_str() {
+            Some("ack") if frame["client_msg_id"] == "join" => return Ok(socket),
+            Some("error") => bail!("join failed: {frame}"),
+            _ => {}
+        }
+    }
+}
+
+async fn next_json(socket: &mut GroupSocket) -> anyhow::Result<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+            Err(_) => bail!("no frame within 30 s"),
+            Ok(Some(Ok(Message::Text(text)))) => return Ok(serde_json::from_str(text.as_str())?),
+            Ok(Some(Ok(Message::Close(frame)))) => bail!("socket closed: {frame:?}"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) => bail!("socket ended"),
+        }
+    }
+}
+
+/// Idle sockets: connected and answering pings, nothing else. Several sockets share a user (a
+/// user may have many), so setup stays short.
+async fn connect_idle(
+    client: &reqwest::Client,
+    url: &str,
+    server: SocketAddr,
+    options: &Options,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let users = options.idle.div_ceil(200);
+    let mut owners = Vec::with_capacity(users);
+    for n in 0..users {
+        owners.push(create_user(client, url, &format!("idle-{n}")).await?);
+    }
+    let started = Instant::now();
+    let sockets: Vec<GroupSocket> = stream::iter(0..options.idle)
+        .map(|i| {
+            let owner = &owners[i % owners.len()];
+            let source = source_address(i + 7, options.sources);
+            open_socket(client, url, server, source, &owner.token)
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    eprintln!(
+        "ws-groups: {} idle sockets open in {:.1} s",
+        sockets.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for mut socket in sockets {
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    frame = socket.next() => if !matches!(frame, Some(Ok(_))) { return },
+                }
+            }
+        });
+    }
+    // Let the server settle (allocations for the new sockets, a heartbeat round).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+struct Reader {
+    samples: mpsc::UnboundedSender<Sample>,
+    clock: Instant,
+    window: Arc<Window>,
+    measures_refresh: bool,
+    /// The group's entry ids, kept by its first member for the driver's votes.
+    entries: Option<Arc<Mutex<VecDeque<String>>>>,
+}
+
+/// Reads a member's socket (recording latencies) and writes the operations its driver gives it.
+async fn serve_socket(
+    socket: GroupSocket,
+    mut outgoing: mpsc::UnboundedReceiver<String>,
+    reader: Reader,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (mut sink, mut frames) = socket.split();
+    // Operations waiting for the recommendations that cover them: (seq, send time).
+    let mut awaiting_refresh: VecDeque<(i64, Instant)> = VecDeque::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            text = outgoing.recv() => match text {
+                Some(text) => if sink.send(Message::text(text)).await.is_err() { return },
+                None => return,
+            },
+            frame = frames.next() => {
+                let Some(Ok(Message::Text(text))) = frame else {
+                    if matches!(frame, Some(Ok(_))) { continue }
+                    let _ = reader.samples.send(Sample::Error("socket_ended".into()));
+                    return;
+                };
+                let received = Instant::now();
+                let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                reader.observe(&frame, received, &mut awaiting_refresh);
+            }
+        }
+    }
+}
+
+impl Reader {
+    fn observe(
+        &self,
+        frame: &Value,
+        received: Instant,
+        awaiting_refresh: &mut VecDeque<(i64, Instant)>,
+    ) {
+        match frame["type"].as_str() {
+            Some("event") => {
+                let event = &frame["event"];
+                if let Some(entries) = &self.entries {
+                    if event["kind"] == "track_added" {
+                        if let Some(id) = event["payload"]["entry_id"].as_str() {
+                            entries.lock().expect("entries").push_back(id.to_string());
+                        }
+                    }
+                }
+                let Some(sent) = event["client_msg_id"]
+                    .as_str()
+                    .and_then(|id| self.sent_at(id))
+                else {
+                    return;
+                };
+                if self.window.measures(sent) {
+                    let _ = self.samples.send(Sample::Delivery(micros(received - sent)));
+                    if self.measures_refresh {
+                        if let Some(seq) = frame["seq"].as_i64() {
+                            awaiting_refresh.push_back((seq, sent));
+                        }
+                    }
+                }
+            }
+            Some("recommendations") => {
+                let covered = frame["seq"].as_i64().unwrap_or(0);
+                while let Some(&(seq, sent)) = awaiting_refresh.front() {
+                    if seq > covered {
+                        break;
+                    }
+                    awaiting_refresh.pop_front();
+                    let _ = self.samples.send(Sample::Refresh(micros(received - sent)));
+                }
+            }
+            Some("ack") => {
+                let _ = self.samples.send(Sample::Ack);
+            }
+            Some("error") => {
+                let code = frame["code"].as_str().unwrap_or("?").to_string();
+                let _ = self.samples.send(Sample::Error(code));
+            }
+            _ => {}
+        }
+    }
+
+    /// Operation ids are `op-<group>-<micros since the run's clock>`.
+    fn sent_at(&self, client_msg_id: &str) -> Option<Instant> {
+        let micros: u64 = client_msg_id.rsplit('-').next()?.parse().ok()?;
+        Some(self.clock + Duration::from_micros(micros))
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
+}
+
+struct Driver {
+    senders: Vec<mpsc::UnboundedSender<String>>,
+    tracks: Vec<String>,
+    entries: Arc<Mutex<VecDeque<String>>>,
+    clock: Instant,
+    offset: Duration,
+    period: Duration,
+    window: Arc<Window>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+    group: usize,
+}
+
+/// One group's operations at a fixed rate until the measured window ends; members take turns.
+async fn drive_group(driver: Driver) {
+    let mut next = driver.clock + driver.offset;
+    let mut n = 0usize;
+    let mut tracks = driver.tracks.iter().cycle();
+    while next < driver.window.end {
+        tokio::time::sleep_until(next.into()).await;
+        let sent = Instant::now();
+        let id = format!("op-{}-{}", driver.group, micros(sent - driver.clock));
+        let vote_on = (n % 4 == 3)
+            .then(|| driver.entries.lock().expect("entries").pop_front())
+            .flatten();
+        let frame = match vote_on {
+            Some(entry) => {
+                json!({"type": "vote", "entry_id": entry, "value": 1, "client_msg_id": id})
+            }
+            None => json!({"type": "add_track", "track_id": tracks.next(), "client_msg_id": id}),
+        };
+        let member = &driver.senders[n % driver.senders.len()];
+        if member.send(frame.to_string()).is_ok() {
+            driver
+                .sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        n += 1;
+        next += driver.period;
+    }
+}
+
+struct Tally {
+    delivery: Histogram<u64>,
+    refresh: Histogram<u64>,
+    acks: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+async fn aggregate(mut samples: mpsc::UnboundedReceiver<Sample>) -> Tally {
+    let histogram = || Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+    let mut tally = Tally {
+        delivery: histogram(),
+        refresh: histogram(),
+        acks: 0,
+        errors: BTreeMap::new(),
+    };
+    while let Some(sample) = samples.recv().await {
+        match sample {
+            Sample::Delivery(us) => tally.delivery.saturating_record(us.max(1)),
+            Sample::Refresh(us) => tally.refresh.saturating_record(us.max(1)),
+            Sample::Ack => tally.acks += 1,
+            Sample::Error(code) => *tally.errors.entry(code).or_default() += 1,
+        }
+    }
+    tally
+}
+
+/// Resident set size of a process, in KB (Linux).
+fn rss_kb(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status (--server-pid)"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS in /proc/PID/status")
+}
