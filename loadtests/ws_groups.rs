@@ -148,12 +148,15 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(SETUP_CONCURRENCY)
         .build()?;
-    let tracks: Vec<String> = popular_by_genre(&client, url, 100)
+    let mut tracks: Vec<String> = popular_by_genre(&client, url, 100)
         .await?
         .into_iter()
         .flatten()
         .filter_map(|t| t["id"].as_str().map(str::to_string))
         .collect();
+    // A track can top several genres; each group adds each track once.
+    tracks.sort_unstable();
+    tracks.dedup();
     let started = Instant::now();
     eprintln!(
         "ws-groups: creating {} groups of {} members",

@@ -258,6 +258,10 @@ pub struct RealtimeSettings {
     pub recommend_interval_ms: u64,
     /// Tracks in a group's recommendations.
     pub group_recommendations: usize,
+    /// Retrieval candidates every member's scores are computed for. A group refresh costs
+    /// about `members × candidates` NCF rows, so groups use fewer than solo requests (100 kept
+    /// 95% of solo NDCG@20 in `serving_eval`; docs/BENCHMARKS.md has the throughput).
+    pub group_candidates: usize,
     /// A group with no open sockets is unloaded from memory after this long (its log stays).
     pub group_idle_timeout_s: u64,
     /// Recent events kept in memory per group for reconnect replay; a client further behind
@@ -276,6 +280,7 @@ impl Default for RealtimeSettings {
             op_burst: 40,
             recommend_interval_ms: 250,
             group_recommendations: 10,
+            group_candidates: 100,
             group_idle_timeout_s: 300,
             replay_events: 1_000,
         }
@@ -292,6 +297,9 @@ impl RealtimeSettings {
         }
         if !(self.ops_per_second.is_finite() && self.ops_per_second > 0.0) || self.op_burst == 0 {
             bail!("realtime.ops_per_second and op_burst must be positive");
+        }
+        if !(10..=2_000).contains(&self.group_candidates) {
+            bail!("realtime.group_candidates must be between 10 and 2000");
         }
         if !(1..=100).contains(&self.group_recommendations) {
             bail!("realtime.group_recommendations must be between 1 and 100");

@@ -399,6 +399,7 @@ impl GroupActor {
         playlist.sort_unstable();
         let strategy = self.state.settings.aggregation;
         let limit = self.directory.settings().group_recommendations;
+        let candidates = self.directory.settings().group_candidates;
         let seq = self.state.seq;
         let started = Instant::now();
         let work = async move {
@@ -408,6 +409,7 @@ impl GroupActor {
                     playlist,
                     strategy,
                     limit,
+                    candidates,
                     seq,
                 })
                 .await

@@ -71,6 +71,8 @@ pub struct GroupRequest<'a> {
     pub playlist: Vec<u32>,
     pub strategy: Strategy,
     pub limit: usize,
+    /// Retrieval candidates scored for every member.
+    pub candidates: usize,
     pub seq: i64,
 }
 
@@ -125,7 +127,7 @@ impl Recommender {
             .rank_group(GroupRankJob {
                 members: listeners,
                 exclude,
-                candidates: self.candidates,
+                candidates: request.candidates,
                 strategy: request.strategy,
                 top: request.limit,
             })

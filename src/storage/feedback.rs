@@ -4,7 +4,10 @@
 
 use sqlx::Row;
 
-use super::Db;
+use super::{
+    writer::{Interaction, Write},
+    Db,
+};
 use crate::domain::UserId;
 
 pub struct NewInteraction<'a> {
@@ -18,21 +21,20 @@ pub struct NewInteraction<'a> {
     pub created_at: i64,
 }
 
+/// Stored through the group-commit writer (see `writer.rs`).
 pub async fn insert_interaction(db: &Db, row: &NewInteraction<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO interactions (id, user_id, track_id, kind, weight, request_id, group_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(row.id)
-    .bind(row.user_id.as_str())
-    .bind(row.track_id)
-    .bind(row.kind)
-    .bind(row.weight)
-    .bind(row.request_id)
-    .bind(row.group_id)
-    .bind(row.created_at)
-    .execute(db.pool())
-    .await?;
+    db.writer
+        .write(Write::Interaction(Interaction {
+            id: row.id.to_string(),
+            user_id: row.user_id.as_str().to_string(),
+            track_id: row.track_id.to_string(),
+            kind: row.kind.to_string(),
+            weight: row.weight,
+            request_id: row.request_id.map(str::to_string),
+            group_id: row.group_id.map(str::to_string),
+            created_at: row.created_at,
+        }))
+        .await?;
     Ok(())
 }
 
@@ -47,6 +49,7 @@ pub struct NewComparison<'a> {
 }
 
 pub async fn insert_comparison(db: &Db, row: &NewComparison<'_>) -> Result<(), sqlx::Error> {
+    let _turn = db.write_turn().await;
     sqlx::query(
         "INSERT INTO comparisons (id, user_id, track_a, track_b, winner, request_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -4,7 +4,10 @@
 
 use sqlx::{any::AnyRow, Row};
 
-use super::Db;
+use super::{
+    writer::{Write, Written},
+    Db,
+};
 use crate::domain::{now_ms, UserId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +48,7 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 /// Creates the group, its host's membership and the first event, in one transaction.
 pub async fn create(db: &Db, group: &NewGroup<'_>) -> Result<i64, sqlx::Error> {
     let now = now_ms();
+    let _turn = db.write_turn().await;
     let mut tx = db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO group_sessions (id, name, join_code, host_user_id, settings, last_seq, created_at) \
@@ -123,8 +127,9 @@ pub async fn append_event(
     Ok(appended.map(|(first_seq, _)| first_seq))
 }
 
-/// Appends `events` (`(kind, payload)`) with consecutive seqs, all or none. Returns the first
-/// seq and the timestamp they share; `Ok(None)` if the group does not exist.
+/// Appends `events` (`(kind, payload)`) with consecutive seqs, all or none, through the
+/// group-commit writer. Returns the first seq and the timestamp they share; `Ok(None)` if the
+/// group does not exist.
 pub async fn append_events(
     db: &Db,
     group_id: &str,
@@ -132,29 +137,24 @@ pub async fn append_events(
     client_msg_id: Option<&str>,
     events: &[(&str, &str)],
 ) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    let count = events.len() as i64;
-    let mut tx = db.pool().begin().await?;
-    let last: Option<i64> = sqlx::query(
-        "UPDATE group_sessions SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
-    )
-    .bind(count)
-    .bind(group_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|row| row.try_get(0))
-    .transpose()?;
-    let Some(last) = last else {
-        tx.rollback().await?;
-        return Ok(None);
-    };
-    let first = last - count + 1;
     let now = now_ms();
-    for (offset, &event) in events.iter().enumerate() {
-        let seq = first + offset as i64;
-        insert_event(&mut tx, group_id, seq, event, actor, client_msg_id, now).await?;
+    let written = db
+        .writer
+        .write(Write::Events {
+            group_id: group_id.to_string(),
+            actor: actor.map(|a| a.as_str().to_string()),
+            client_msg_id: client_msg_id.map(str::to_string),
+            events: events
+                .iter()
+                .map(|&(kind, payload)| (kind.to_string(), payload.to_string()))
+                .collect(),
+            now,
+        })
+        .await?;
+    match written {
+        Written::Events(first) => Ok(first.map(|first| (first, now))),
+        Written::Interaction => unreachable!("an events write answers with events"),
     }
-    tx.commit().await?;
-    Ok(Some((first, now)))
 }
 
 async fn insert_event(

@@ -9,8 +9,9 @@ pub mod feedback;
 pub mod groups;
 pub mod tracks;
 pub mod users;
+mod writer;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
@@ -41,6 +42,10 @@ impl Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: one writer at a time (see [`Db::write_turn`]).
+    writes: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Group commit for group events and interactions.
+    writer: writer::Writer,
 }
 
 impl Db {
@@ -82,7 +87,24 @@ impl Db {
             .run(&pool)
             .await
             .context("applying database migrations")?;
-        Ok(Self { pool, backend })
+        let writes = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let writer = writer::Writer::start(pool.clone(), writes.clone());
+        Ok(Self {
+            pool,
+            backend,
+            writes,
+            writer,
+        })
+    }
+
+    /// Hold this while writing. SQLite allows one writer at a time and makes colliding writers
+    /// wait in its busy handler, which sleeps in steps of up to 100 ms; queueing them here, in
+    /// order, keeps writes flowing. PostgreSQL has row locks and needs no turn.
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writes {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -40,6 +40,7 @@ pub async fn insert(
     let mut inserted = 0;
     let mut done = 0;
     for group in tracks.chunks(ROWS_PER_STATEMENT * STATEMENTS_PER_TRANSACTION) {
+        let _turn = db.write_turn().await;
         let mut tx = db.pool().begin().await?;
         for batch in group.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<String> = (0..batch.len())

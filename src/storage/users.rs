@@ -19,6 +19,7 @@ pub async fn create(
     token_hash: &TokenHash,
 ) -> Result<UserRecord, sqlx::Error> {
     let created_at = now_ms();
+    let _turn = db.write_turn().await;
     sqlx::query(
         "INSERT INTO users (id, display_name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
     )

@@ -5,7 +5,10 @@ use std::collections::HashSet;
 use chorus::{
     catalog::import,
     domain::{AccessToken, DisplayName, UserId},
-    storage::{groups, tracks, users, Db},
+    storage::{
+        feedback::{self, NewInteraction},
+        groups, tracks, users, Db,
+    },
 };
 
 use crate::helpers::{Store, TestDb, FIXTURE_CSV, FIXTURE_TRACKS};
@@ -28,6 +31,7 @@ on_both_stores!(
     group_event_seq_is_gap_free_under_concurrency,
     events_after_pages_in_order,
     schema_constraints_reject_bad_rows,
+    a_bad_write_fails_alone_in_a_batch,
 );
 
 async fn migrations_are_idempotent(store: Store) {
@@ -243,4 +247,63 @@ async fn schema_constraints_reject_bad_rows(store: Store) {
         .map(|t| t.id.to_string())
         .collect();
     assert_eq!(ids.len(), 2);
+}
+
+/// Interactions and group events are committed in batches; a write that breaks a constraint
+/// (an unknown track) must fail on its own while the writes batched with it are stored.
+async fn a_bad_write_fails_alone_in_a_batch(store: Store) {
+    let test_db = TestDb::new(store).await;
+    let db = test_db.connect().await;
+    let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
+    tracks::insert(&db, &report.tracks[..20], "fixture", |_| {})
+        .await
+        .unwrap();
+    let user = UserId::generate();
+    users::create(
+        &db,
+        &user,
+        &DisplayName::parse("Writer").unwrap(),
+        &AccessToken::generate().hash(),
+    )
+    .await
+    .unwrap();
+    let group = new_group(&db).await;
+    let writes = (0..40).map(|i| {
+        let (db, user, group) = (db.clone(), user.clone(), group.clone());
+        let track = if i == 17 {
+            "no-such-track".to_string()
+        } else {
+            report.tracks[i % 20].id.as_str().to_string()
+        };
+        tokio::spawn(async move {
+            let id = format!("i{i}");
+            let stored = feedback::insert_interaction(
+                &db,
+                &NewInteraction {
+                    id: &id,
+                    user_id: &user,
+                    track_id: &track,
+                    kind: "like",
+                    weight: 1.0,
+                    request_id: None,
+                    group_id: None,
+                    created_at: i as i64,
+                },
+            )
+            .await;
+            let appended = groups::append_event(&db, &group, "test", None, "{}").await;
+            (stored.is_ok(), appended.unwrap().is_some())
+        })
+    });
+    let mut results = Vec::new();
+    for write in writes.collect::<Vec<_>>() {
+        results.push(write.await.unwrap());
+    }
+    let failed: Vec<usize> = (0..40).filter(|&i| !results[i].0).collect();
+    assert_eq!(failed, vec![17]);
+    assert!(results.iter().all(|r| r.1), "every event was appended");
+    let stored = feedback::interactions(&db, &user).await.unwrap();
+    assert_eq!(stored.len(), 39);
+    let events = groups::events_after(&db, &group, 0, 100).await.unwrap();
+    assert_eq!(events.last().unwrap().seq, 41);
 }

@@ -1,0 +1,184 @@
+//! Group commit for the hot writes: group events and interactions. Callers hand their write to
+//! one writer task and wait for its answer; the task takes every write that queued meanwhile
+//! and commits them in one transaction. Under load that turns thousands of small transactions
+//! a second into tens of larger ones (one SQLite writer, no colliding writers, one commit each).
+//!
+//! A batch that fails is retried one write per transaction, so one bad write (a foreign key that
+//! does not hold) fails alone and never takes its neighbours with it.
+
+use std::sync::Arc;
+
+use sqlx::{AnyConnection, AnyPool, Row};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Writes per transaction at most.
+const MAX_BATCH: usize = 256;
+/// Writes waiting for the writer at most; callers beyond it wait for room.
+const QUEUE: usize = 8_192;
+
+/// One write, owned so it can cross to the writer task.
+pub(super) enum Write {
+    Events {
+        group_id: String,
+        actor: Option<String>,
+        client_msg_id: Option<String>,
+        /// `(kind, payload)` in order.
+        events: Vec<(String, String)>,
+        now: i64,
+    },
+    Interaction(Interaction),
+}
+
+pub(super) struct Interaction {
+    pub id: String,
+    pub user_id: String,
+    pub track_id: String,
+    pub kind: String,
+    pub weight: f64,
+    pub request_id: Option<String>,
+    pub group_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// What a write produced: for events, the first seq (or `None`: no such group).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Written {
+    Events(Option<i64>),
+    Interaction,
+}
+
+type Reply = oneshot::Sender<Result<Written, sqlx::Error>>;
+
+#[derive(Clone, Debug)]
+pub(super) struct Writer {
+    jobs: mpsc::Sender<(Write, Reply)>,
+}
+
+impl Writer {
+    /// Starts the writer task on the current runtime; it ends when the last handle is dropped.
+    /// `turn`: the store's writer lock (SQLite), held for each transaction.
+    pub fn start(pool: AnyPool, turn: Option<Arc<Mutex<()>>>) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, turn, queue));
+        Self { jobs }
+    }
+
+    pub async fn write(&self, write: Write) -> Result<Written, sqlx::Error> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send((write, reply))
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+async fn run(
+    pool: AnyPool,
+    turn: Option<Arc<Mutex<()>>>,
+    mut queue: mpsc::Receiver<(Write, Reply)>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (writes, replies): (Vec<Write>, Vec<Reply>) = batch.into_iter().unzip();
+        let _turn = match &turn {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        match commit(&pool, &writes).await {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Err(err) if writes.len() == 1 => {
+                let _ = replies.into_iter().next().map(|r| r.send(Err(err)));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, writes = writes.len(), "batched write failed; retrying one by one");
+                for (write, reply) in writes.into_iter().zip(replies) {
+                    let result = commit(&pool, std::slice::from_ref(&write))
+                        .await
+                        .map(|mut r| r.remove(0));
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+async fn commit(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        results.push(apply(&mut tx, write).await?);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn apply(conn: &mut AnyConnection, write: &Write) -> Result<Written, sqlx::Error> {
+    match write {
+        Write::Events {
+            group_id,
+            actor,
+            client_msg_id,
+            events,
+            now,
+        } => {
+            let count = events.len() as i64;
+            let last: Option<i64> = sqlx::query(
+                "UPDATE group_sessions SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
+            )
+            .bind(count)
+            .bind(group_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+            let Some(last) = last else {
+                return Ok(Written::Events(None));
+            };
+            let first = last - count + 1;
+            for (offset, (kind, payload)) in events.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO group_events (group_id, seq, kind, actor_user_id, payload, client_msg_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(group_id.as_str())
+                .bind(first + offset as i64)
+                .bind(kind.as_str())
+                .bind(actor.clone())
+                .bind(payload.as_str())
+                .bind(client_msg_id.clone())
+                .bind(*now)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(Written::Events(Some(first)))
+        }
+        Write::Interaction(row) => {
+            sqlx::query(
+                "INSERT INTO interactions (id, user_id, track_id, kind, weight, request_id, group_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(row.id.as_str())
+            .bind(row.user_id.as_str())
+            .bind(row.track_id.as_str())
+            .bind(row.kind.as_str())
+            .bind(row.weight)
+            .bind(row.request_id.clone())
+            .bind(row.group_id.clone())
+            .bind(row.created_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(Written::Interaction)
+        }
+    }
+}
