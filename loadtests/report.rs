@@ -75,13 +75,7 @@ impl Report {
     }
 
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(
-            dir.join(format!("{}.json", self.scenario)),
-            serde_json::to_string_pretty(self)?,
-        )?;
-        std::fs::write(dir.join(format!("{}.md", self.scenario)), self.markdown())?;
-        Ok(())
+        write_files(dir, &self.scenario, self, &self.markdown())
     }
 
     pub fn markdown(&self) -> String {
@@ -108,4 +102,20 @@ impl Report {
         }
         out
     }
+}
+
+/// `<dir>/<scenario>.json` and `<dir>/<scenario>.md`.
+pub fn write_files(
+    dir: &Path,
+    scenario: &str,
+    json: &impl Serialize,
+    markdown: &str,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(format!("{scenario}.json")),
+        serde_json::to_string_pretty(json)?,
+    )?;
+    std::fs::write(dir.join(format!("{scenario}.md")), markdown)?;
+    Ok(())
 }

@@ -31,7 +31,11 @@ use tokio::{
 };
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{catalog::popular_by_genre, report::Percentiles, runner::RunOptions};
+use crate::{
+    catalog::popular_by_genre,
+    report::{write_files, Percentiles},
+    runner::RunOptions,
+};
 
 pub struct Options {
     pub groups: usize,
@@ -73,13 +77,7 @@ pub struct WsReport {
 
 impl WsReport {
     pub fn write(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(
-            dir.join(format!("{}.json", self.scenario)),
-            serde_json::to_string_pretty(self)?,
-        )?;
-        std::fs::write(dir.join(format!("{}.md", self.scenario)), self.markdown())?;
-        Ok(())
+        write_files(dir, &self.scenario, self, &self.markdown())
     }
 
     pub fn markdown(&self) -> String {
@@ -180,27 +178,21 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
         groups.iter().map(|_| Default::default()).collect();
     let mut senders: Vec<Vec<mpsc::UnboundedSender<String>>> = Vec::new();
     let connect_started = Instant::now();
-    let connections: Vec<(usize, usize, GroupSocket)> = stream::iter(
-        groups
-            .iter()
-            .enumerate()
-            .flat_map(|(g, group)| (0..group.members.len()).map(move |m| (g, m))),
-    )
-    .map(|(g, m)| {
-        let (client, groups) = (&client, &groups);
-        let source = source_address(g * options.members + m, options.sources);
-        async move {
-            let member = &groups[g].members[m];
-            let socket = open_socket(client, url, server, source, &member.token).await?;
-            let socket = join(socket, &groups[g].id).await?;
-            anyhow::Ok((g, m, socket))
-        }
-    })
-    .buffer_unordered(SETUP_CONCURRENCY)
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect::<anyhow::Result<_>>()?;
+    let jobs = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, group)| (0..group.members.len()).map(move |m| (g, m)))
+        .map(|(g, m)| {
+            let (client, groups) = (&client, &groups);
+            let source = source_address(g * options.members + m, options.sources);
+            async move {
+                let member = &groups[g].members[m];
+                let socket = open_socket(client, url, server, source, &member.token).await?;
+                let socket = join(socket, &groups[g].id).await?;
+                anyhow::Ok((g, m, socket))
+            }
+        });
+    let connections: Vec<(usize, usize, GroupSocket)> = all_of(jobs, SETUP_CONCURRENCY).await?;
     eprintln!(
         "ws-groups: {} sockets joined in {:.1} s",
         connections.len(),
@@ -309,6 +301,19 @@ impl Window {
 
 type GroupSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
+/// Runs the jobs `limit` at a time; the first failure fails the whole setup.
+async fn all_of<T>(
+    jobs: impl Iterator<Item = impl std::future::Future<Output = anyhow::Result<T>>>,
+    limit: usize,
+) -> anyhow::Result<Vec<T>> {
+    stream::iter(jobs)
+        .buffer_unordered(limit)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 fn source_address(n: usize, sources: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(
         127,
@@ -324,46 +329,41 @@ async fn create_groups(
     groups: usize,
     members: usize,
 ) -> anyhow::Result<Vec<GroupSetup>> {
-    stream::iter(0..groups)
-        .map(|g| async move {
-            let mut people = Vec::with_capacity(members);
-            for m in 0..members {
-                people.push(create_user(client, url, &format!("g{g}-m{m}")).await?);
-            }
-            let created: Value = client
-                .post(format!("{url}/api/v1/groups"))
-                .bearer_auth(&people[0].token)
-                .json(&json!({"name": format!("load group {g}")}))
+    let jobs = (0..groups).map(|g| async move {
+        let mut people = Vec::with_capacity(members);
+        for m in 0..members {
+            people.push(create_user(client, url, &format!("g{g}-m{m}")).await?);
+        }
+        let created: Value = client
+            .post(format!("{url}/api/v1/groups"))
+            .bearer_auth(&people[0].token)
+            .json(&json!({"name": format!("load group {g}")}))
+            .send()
+            .await?
+            .error_for_status()
+            .context("creating a group (is the rate limit off? CHORUS_RATE_LIMIT=false)")?
+            .json()
+            .await?;
+        let code = created["join_code"].as_str().context("join code")?;
+        for member in &people[1..] {
+            client
+                .post(format!("{url}/api/v1/groups/join"))
+                .bearer_auth(&member.token)
+                .json(&json!({ "join_code": code }))
                 .send()
                 .await?
                 .error_for_status()
-                .context("creating a group (is the rate limit off? CHORUS_RATE_LIMIT=false)")?
-                .json()
-                .await?;
-            let code = created["join_code"].as_str().context("join code")?;
-            for member in &people[1..] {
-                client
-                    .post(format!("{url}/api/v1/groups/join"))
-                    .bearer_auth(&member.token)
-                    .json(&json!({ "join_code": code }))
-                    .send()
-                    .await?
-                    .error_for_status()
-                    .context("joining a group")?;
-            }
-            anyhow::Ok(GroupSetup {
-                id: created["group_id"]
-                    .as_str()
-                    .context("group id")?
-                    .to_string(),
-                members: people,
-            })
+                .context("joining a group")?;
+        }
+        anyhow::Ok(GroupSetup {
+            id: created["group_id"]
+                .as_str()
+                .context("group id")?
+                .to_string(),
+            members: people,
         })
-        .buffer_unordered(SETUP_CONCURRENCY / 4)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
+    });
+    all_of(jobs, SETUP_CONCURRENCY / 4).await
 }
 
 async fn create_user(client: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<Member> {
@@ -456,17 +456,12 @@ async fn connect_idle(
         owners.push(create_user(client, url, &format!("idle-{n}")).await?);
     }
     let started = Instant::now();
-    let sockets: Vec<GroupSocket> = stream::iter(0..options.idle)
-        .map(|i| {
-            let owner = &owners[i % owners.len()];
-            let source = source_address(i + 7, options.sources);
-            open_socket(client, url, server, source, &owner.token)
-        })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let jobs = (0..options.idle).map(|i| {
+        let owner = &owners[i % owners.len()];
+        let source = source_address(i + 7, options.sources);
+        open_socket(client, url, server, source, &owner.token)
+    });
+    let sockets: Vec<GroupSocket> = all_of(jobs, SETUP_CONCURRENCY).await?;
     eprintln!(
         "ws-groups: {} idle sockets open in {:.1} s",
         sockets.len(),

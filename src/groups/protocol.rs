@@ -24,8 +24,6 @@ pub mod close {
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
     /// The client did not read its frames fast enough; its outbox overflowed.
     pub const SLOW_CONSUMER: u16 = 4008;
-    /// The server is shutting down; reconnect with `last_seq` to resume.
-    pub const SERVER_RESTART: u16 = 1012;
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

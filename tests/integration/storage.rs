@@ -213,23 +213,11 @@ async fn schema_constraints_reject_bad_rows(store: Store) {
     .execute(db.pool())
     .await;
     assert!(bad.is_err(), "foreign keys are enforced");
-    let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
-    tracks::insert(&db, &report.tracks[..2], "fixture", |_| {})
-        .await
-        .unwrap();
-    let user = UserId::generate();
-    users::create(
-        &db,
-        &user,
-        &DisplayName::parse("u").unwrap(),
-        &AccessToken::generate().hash(),
-    )
-    .await
-    .unwrap();
+    let (stored_tracks, user) = tracks_and_user(&db, 2).await;
     let insert = |kind: &'static str| {
         let db = db.clone();
         let user = user.clone();
-        let track = report.tracks[0].id.to_string();
+        let track = stored_tracks[0].id.to_string();
         async move {
             sqlx::query("INSERT INTO interactions (id, user_id, track_id, kind, weight, created_at) VALUES ($1, $2, $3, $4, 1.0, 0)")
                 .bind(uuid::Uuid::new_v4().to_string())
@@ -242,7 +230,7 @@ async fn schema_constraints_reject_bad_rows(store: Store) {
     };
     assert!(insert("like").await.is_ok());
     assert!(insert("love").await.is_err(), "unknown kinds are refused");
-    let ids: HashSet<_> = report.tracks[..2]
+    let ids: HashSet<_> = stored_tracks[..2]
         .iter()
         .map(|t| t.id.to_string())
         .collect();
@@ -254,26 +242,14 @@ async fn schema_constraints_reject_bad_rows(store: Store) {
 async fn a_bad_write_fails_alone_in_a_batch(store: Store) {
     let test_db = TestDb::new(store).await;
     let db = test_db.connect().await;
-    let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
-    tracks::insert(&db, &report.tracks[..20], "fixture", |_| {})
-        .await
-        .unwrap();
-    let user = UserId::generate();
-    users::create(
-        &db,
-        &user,
-        &DisplayName::parse("Writer").unwrap(),
-        &AccessToken::generate().hash(),
-    )
-    .await
-    .unwrap();
+    let (stored_tracks, user) = tracks_and_user(&db, 20).await;
     let group = new_group(&db).await;
     let writes = (0..40).map(|i| {
         let (db, user, group) = (db.clone(), user.clone(), group.clone());
         let track = if i == 17 {
             "no-such-track".to_string()
         } else {
-            report.tracks[i % 20].id.as_str().to_string()
+            stored_tracks[i % 20].id.as_str().to_string()
         };
         tokio::spawn(async move {
             let id = format!("i{i}");
@@ -306,4 +282,22 @@ async fn a_bad_write_fails_alone_in_a_batch(store: Store) {
     assert_eq!(stored.len(), 39);
     let events = groups::events_after(&db, &group, 0, 100).await.unwrap();
     assert_eq!(events.last().unwrap().seq, 41);
+}
+
+/// Stores the fixture's first `n` tracks and one user.
+async fn tracks_and_user(db: &Db, n: usize) -> (Vec<chorus::catalog::Track>, UserId) {
+    let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
+    tracks::insert(db, &report.tracks[..n], "fixture", |_| {})
+        .await
+        .unwrap();
+    let user = UserId::generate();
+    users::create(
+        db,
+        &user,
+        &DisplayName::parse("Listener").unwrap(),
+        &AccessToken::generate().hash(),
+    )
+    .await
+    .unwrap();
+    (report.tracks[..n].to_vec(), user)
 }
