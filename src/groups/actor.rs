@@ -98,7 +98,7 @@ pub struct SendRecommendations {
     pub socket: Recipient<ToSocket>,
 }
 
-/// A member's taste changed outside the group's log (feedback over the socket).
+/// A member's taste changed (feedback from any endpoint, the group's own ops included).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct TasteChanged;
@@ -274,13 +274,19 @@ impl GroupActor {
             )
             .await
         };
+        // Recorded feedback comes back as `TasteChanged` (the actor is in the member index),
+        // which refreshes; only a failed recording needs the refresh asked for here.
         ctx.spawn(recorded.into_actor(self).map(|results, actor, ctx| {
+            let mut failed = false;
             for result in results {
                 if let Err(err) = result.and_then(|r| r) {
                     tracing::warn!(error = %err, "recording a group member's feedback");
+                    failed = true;
                 }
             }
-            actor.schedule_refresh(ctx);
+            if failed {
+                actor.schedule_refresh(ctx);
+            }
         }));
     }
 
@@ -315,8 +321,13 @@ impl GroupActor {
             EventBody::SkipVoteCast {
                 user_id, entry_id, ..
             } => (user_id.clone(), entry_track(entry_id)?, FeedbackKind::Skip),
+            EventBody::MemberJoined { user_id, .. } => {
+                self.directory.index_member(user_id, &ctx.address());
+                return None;
+            }
             EventBody::MemberLeft { user_id, reason } => {
                 let user_id = user_id.clone();
+                self.directory.unindex_member(&user_id, &ctx.address());
                 self.remove_member_sockets(&user_id, *reason, ctx);
                 return None;
             }
@@ -474,13 +485,20 @@ impl Actor for GroupActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.directory.metrics().live_groups.inc();
+        for member in &self.state.members {
+            self.directory.index_member(&member.user_id, &ctx.address());
+        }
         // Loaded for a REST call or a socket that never attaches: unload when idle.
         self.schedule_idle_stop(ctx);
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.directory.metrics().live_groups.dec();
-        self.directory.forget(&self.state.id, &ctx.address());
+        let addr = ctx.address();
+        for member in &self.state.members {
+            self.directory.unindex_member(&member.user_id, &addr);
+        }
+        self.directory.forget(&self.state.id, &addr);
     }
 }
 

@@ -21,9 +21,7 @@ use tokio::{
 };
 
 use super::{
-    actor::{
-        Attach, Detach, Execute, GroupActor, Origin, SendRecommendations, TasteChanged, ToSocket,
-    },
+    actor::{Attach, Detach, Execute, GroupActor, Origin, SendRecommendations, ToSocket},
     commands::Command,
     events::TrackSummary,
     ids::GroupId,
@@ -337,15 +335,12 @@ impl Connection {
         };
         let users = self.app.users.clone();
         let user = self.user.clone();
-        let group = self.joined.as_ref().map(|j| j.addr.clone());
         let work = async move { users.send(&user, message).await.and_then(|r| r) };
         ctx.spawn(
             work.into_actor(self)
                 .map(move |result, connection, ctx| match result {
+                    // The groups the user is in hear of it through the member index.
                     Ok(_) => {
-                        if let Some(group) = group {
-                            group.do_send(TasteChanged);
-                        }
                         let ack = ServerFrame::Ack {
                             client_msg_id: client_msg_id.as_deref(),
                             seq: None,

@@ -1,16 +1,19 @@
 //! Finds a group's live actor, loading the group from the store (the fold of its whole log) on
 //! first use: after a restart, groups come back as members reconnect or read them. Actors remove
 //! themselves when they stop.
+//!
+//! It also indexes live groups by member, so a change to a member's taste (from any endpoint)
+//! reaches every live group they are in.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
 };
 
 use actix::prelude::*;
 
 use super::{
-    actor::{stored_events, GroupActor},
+    actor::{stored_events, GroupActor, TasteChanged},
     ids::GroupId,
     state::GroupState,
 };
@@ -29,6 +32,8 @@ pub struct GroupDirectory {
 
 struct Inner {
     actors: Mutex<HashMap<String, Addr<GroupActor>>>,
+    /// Live groups per member's user id.
+    member_groups: Mutex<HashMap<String, Vec<Addr<GroupActor>>>>,
     db: Db,
     recommender: Recommender,
     metrics: Arc<Metrics>,
@@ -42,14 +47,54 @@ impl GroupDirectory {
         metrics: Arc<Metrics>,
         settings: RealtimeSettings,
     ) -> Self {
-        Self {
+        let directory = Self {
             inner: Arc::new(Inner {
                 actors: Mutex::new(HashMap::new()),
+                member_groups: Mutex::new(HashMap::new()),
                 db,
                 recommender,
                 metrics,
                 settings,
             }),
+        };
+        // Weak: the user directory lives inside the recommender this directory holds.
+        let weak: Weak<Inner> = Arc::downgrade(&directory.inner);
+        directory
+            .inner
+            .recommender
+            .users
+            .on_taste_changed(Box::new(move |user| {
+                if let Some(inner) = weak.upgrade() {
+                    (GroupDirectory { inner }).taste_changed(user.as_str());
+                }
+            }));
+        directory
+    }
+
+    /// `addr` is a live group with `user` among its members.
+    pub fn index_member(&self, user: &str, addr: &Addr<GroupActor>) {
+        let mut index = self.inner.member_groups.lock().expect("member index lock");
+        let groups = index.entry(user.to_string()).or_default();
+        if !groups.contains(addr) {
+            groups.push(addr.clone());
+        }
+    }
+
+    /// `user` left `addr`'s group, or the group stopped.
+    pub fn unindex_member(&self, user: &str, addr: &Addr<GroupActor>) {
+        let mut index = self.inner.member_groups.lock().expect("member index lock");
+        if let Some(groups) = index.get_mut(user) {
+            groups.retain(|a| a != addr);
+            if groups.is_empty() {
+                index.remove(user);
+            }
+        }
+    }
+
+    fn taste_changed(&self, user: &str) {
+        let index = self.inner.member_groups.lock().expect("member index lock");
+        for addr in index.get(user).into_iter().flatten() {
+            addr.do_send(TasteChanged);
         }
     }
 

@@ -114,6 +114,7 @@ impl UserActor {
                 written.map_err(ApiError::from)?;
                 fold(&mut actor.taste);
                 actor.refresh();
+                actor.directory.taste_changed(&actor.user);
                 Ok(id)
             },
         )))

@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -14,6 +14,9 @@ use crate::{
     catalog::Catalog, domain::UserId, error::ApiError, inference::space::ItemSpace,
     metrics::Metrics, storage::Db,
 };
+
+/// Told which listener's taste just changed (stored and folded in).
+pub type TasteListener = Box<dyn Fn(&UserId) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct UserDirectory {
@@ -28,6 +31,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     catalog_means: Vec<f32>,
     idle_timeout: Duration,
+    taste_listener: OnceLock<TasteListener>,
 }
 
 impl UserDirectory {
@@ -50,6 +54,7 @@ impl UserDirectory {
                 metrics,
                 catalog_means,
                 idle_timeout,
+                taste_listener: OnceLock::new(),
             }),
         }
     }
@@ -86,6 +91,18 @@ impl UserDirectory {
         let mut actors = self.inner.actors.lock().expect("directory lock");
         if actors.get(user) == Some(addr) {
             actors.remove(user);
+        }
+    }
+
+    /// Registers the one listener for taste changes (live groups use it to redo their picks
+    /// when a member's taste moves, whichever endpoint moved it). Later calls are ignored.
+    pub fn on_taste_changed(&self, listener: TasteListener) {
+        let _ = self.inner.taste_listener.set(listener);
+    }
+
+    pub(super) fn taste_changed(&self, user: &UserId) {
+        if let Some(listener) = self.inner.taste_listener.get() {
+            listener(user);
         }
     }
 

@@ -958,6 +958,66 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
 /// The real ConnectionActor and its default constants, in tokio's paused (virtual) time: a
 /// client that never answers is pinged every 5 s and closed with 4000 once 15 s pass.
 #[actix_web::test]
+async fn a_like_anywhere_refreshes_every_live_group_of_that_member() {
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            recommend_interval_ms: 20,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (first, members) = group_of(&app, &["A", "B"], json!({})).await;
+    let second = app
+        .post_json_as(
+            "/api/v1/groups",
+            &json!({"name": "B alone"}),
+            &members[1].token,
+        )
+        .await;
+    assert_eq!(second.status(), 201);
+    let second: Value = second.json().await.unwrap();
+    let mut a = connect(&app, &members[0]).await;
+    a.join(&first, None).await;
+    a.send(json!({"type": "request_recommendations"})).await;
+    let cold = a.next_of("recommendations").await;
+    assert_eq!(cold["members_without_taste"].as_array().unwrap().len(), 2);
+
+    // B likes tracks over REST, outside any group: A's room picks it up without any op.
+    let liked: Vec<String> = (0..5)
+        .map(|i| app.state.catalog.track(i).id.as_str().to_string())
+        .collect();
+    like(&app, &members[1], &liked).await;
+    let warm = loop {
+        let frame = a.next_of("recommendations").await;
+        if frame["members_without_taste"].as_array().unwrap().len() == 1 {
+            break frame;
+        }
+    };
+    assert_eq!(warm["members_without_taste"][0], members[0].user_id);
+    assert_ne!(
+        item_ids(&warm),
+        item_ids(&cold),
+        "the picks follow B's new taste"
+    );
+
+    // B's own group (no socket open) serves the fresh list over REST too.
+    let rest = app
+        .get_json_as(
+            &format!(
+                "/api/v1/groups/{}/recommendations",
+                second["group_id"].as_str().unwrap()
+            ),
+            &members[1].token,
+        )
+        .await;
+    assert!(
+        rest["members_without_taste"].as_array().unwrap().is_empty(),
+        "{rest}"
+    );
+}
+
+#[actix_web::test]
 async fn heartbeat_timeout_in_virtual_time() {
     use actix_http::ws::{Codec, Frame};
     use actix_web::{
