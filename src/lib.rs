@@ -19,6 +19,7 @@ pub mod models;
 pub mod recommend;
 pub mod startup;
 pub mod state;
+pub mod stats;
 pub mod storage;
 pub mod taste;
 pub mod telemetry;

@@ -7,6 +7,7 @@ pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod recommendations;
+pub mod stats;
 pub mod tracks;
 pub mod users;
 pub mod ws;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(tracks::configure)
             .configure(classify::configure)
             .configure(groups::configure)
+            .configure(stats::configure)
             .configure(ws::configure),
     );
 }

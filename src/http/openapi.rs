@@ -6,7 +6,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{classify, groups, health, recommendations, tracks, users, ws};
+use super::{classify, groups, health, recommendations, stats, tracks, users, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,8 @@ use super::{classify, groups, health, recommendations, tracks, users, ws};
         groups::get_group,
         groups::group_events,
         groups::group_recommendations,
+        stats::compare_proportions,
+        stats::compare_means,
         ws::socket,
         openapi_json,
     ),

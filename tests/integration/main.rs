@@ -11,5 +11,6 @@ mod rate_limits;
 mod recommendations;
 mod redis_backends;
 mod sockets;
+mod statistics;
 mod storage;
 mod tracks;

@@ -95,6 +95,8 @@ async fn openapi_describes_every_route() {
         ("/api/v1/groups/{id}/events", "get"),
         ("/api/v1/groups/{id}/recommendations", "get"),
         ("/api/v1/ws", "get"),
+        ("/api/v1/stats/proportions", "post"),
+        ("/api/v1/stats/means", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -103,7 +105,7 @@ async fn openapi_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        23,
+        25,
         "a route was added without updating this test: {:?}",
         paths.keys()
     );
