@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod aggregate;
+pub mod bandit;
 pub mod cache;
 pub mod catalog;
 pub mod cli;

@@ -7,6 +7,7 @@ pub mod means;
 pub mod posterior;
 pub mod proportions;
 pub mod quadrature;
+pub mod sequential;
 pub mod special;
 
 /// At most this many variants in one comparison.

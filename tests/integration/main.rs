@@ -10,6 +10,7 @@ mod operations;
 mod rate_limits;
 mod recommendations;
 mod redis_backends;
+mod simulations;
 mod sockets;
 mod statistics;
 mod storage;
