@@ -43,6 +43,7 @@ pub struct Settings {
     pub models: ModelSettings,
     pub inference: InferenceSettings,
     pub realtime: RealtimeSettings,
+    pub bandit: BanditSettings,
     pub explainer: ExplainerSettings,
     pub spotify: SpotifySettings,
     pub log: LogSettings,
@@ -308,6 +309,44 @@ impl RealtimeSettings {
     }
 }
 
+/// The strategy bandit (see `src/bandit`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BanditSettings {
+    /// Off: every solo list is `hybrid` and nothing is explored.
+    pub enabled: bool,
+    /// Minimum share of lists each strategy gets (0 to 1/strategies).
+    pub exploration_floor: f64,
+    /// A list earns its reward when a like or add quotes its `request_id` within this window;
+    /// one that earns none by then counts as a failure.
+    pub reward_window_s: u64,
+    /// How often changed posteriors are written to the store.
+    pub persist_interval_ms: u64,
+}
+
+impl Default for BanditSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            exploration_floor: 0.02,
+            reward_window_s: 600,
+            persist_interval_ms: 2_000,
+        }
+    }
+}
+
+impl BanditSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(0.0..=0.25).contains(&self.exploration_floor) {
+            bail!("bandit.exploration_floor must be between 0 and 0.25");
+        }
+        if self.reward_window_s == 0 || self.persist_interval_ms == 0 {
+            bail!("bandit.reward_window_s and persist_interval_ms must be positive");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExplainerSettings {
@@ -492,6 +531,7 @@ impl Settings {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.realtime.validate()?;
+        self.bandit.validate()?;
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")

@@ -48,6 +48,7 @@ error_codes! {
     GroupNotFound => ("group_not_found", NOT_FOUND, "No group has this id."),
     JoinCodeNotFound => ("join_code_not_found", NOT_FOUND, "No open group has this join code."),
     EntryNotFound => ("entry_not_found", NOT_FOUND, "The group's playlist has no entry with this id."),
+    AdminRequired => ("admin_required", FORBIDDEN, "The endpoint needs the admin token (CHORUS_ADMIN_TOKEN), and this is not it."),
     NotAMember => ("not_a_member", FORBIDDEN, "Only members of the group may do this; join it with its code first."),
     NotAllowed => ("not_allowed", FORBIDDEN, "Your role in the group does not allow this (host-only, or guest controls are off)."),
     GroupFull => ("group_full", CONFLICT, "The group has as many members as its settings allow."),

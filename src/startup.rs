@@ -3,11 +3,13 @@
 
 use std::{net::TcpListener, sync::Arc, time::Instant};
 
+use actix::Actor;
 use actix_web::{dev::Server, web, App, HttpServer};
 use anyhow::Context;
 
 use crate::{
     accounts::TokenCache,
+    bandit::actor::BanditActor,
     cache::{Cache, MemoryCache, RedisCache},
     catalog::{demo, Catalog},
     config::Settings,
@@ -62,6 +64,10 @@ impl Application {
             Arc::clone(&metrics),
             settings.realtime.clone(),
         );
+        let bandit = BanditActor::load(db.clone(), settings.bandit.clone())
+            .await
+            .context("loading the strategy bandit")?
+            .start();
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
@@ -76,6 +82,7 @@ impl Application {
             users,
             recommender,
             groups,
+            bandit,
             tokens: TokenCache::default(),
         });
         let server = serve(listener, state.clone())?;

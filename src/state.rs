@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
+use actix::Addr;
+
 use crate::{
     accounts::TokenCache,
+    bandit::actor::BanditActor,
     cache::Cache,
     catalog::Catalog,
     config::Settings,
@@ -29,6 +32,7 @@ pub struct AppState {
     pub users: UserDirectory,
     pub recommender: Recommender,
     pub groups: GroupDirectory,
+    pub bandit: Addr<BanditActor>,
     pub tokens: TokenCache,
 }
 

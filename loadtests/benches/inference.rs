@@ -13,7 +13,7 @@ use chorus::{
     catalog::{demo, Catalog},
     config::ModelSettings,
     inference::{
-        engine::{PhaseTimes, RankJob},
+        engine::{PhaseTimes, RankBy, RankJob},
         features::Listener,
         load,
         retrieval::{top_k, Metric, RetrievalQuery},
@@ -49,6 +49,7 @@ fn main() {
                 exclude,
                 candidates: 300,
                 top: 10,
+                order: RankBy::Hybrid,
             }
         })
         .collect();

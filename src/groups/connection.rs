@@ -20,6 +20,8 @@ use tokio::{
     time::Instant,
 };
 
+use crate::bandit::actor::Outcome;
+
 use super::{
     actor::{Attach, Detach, Execute, GroupActor, Origin, SendRecommendations, ToSocket},
     commands::Command,
@@ -326,6 +328,10 @@ impl Connection {
             Ok(item) => item,
             Err(err) => return self.send_error(&err, client_msg_id.as_deref(), ctx),
         };
+        let outcome = feedback.request_id.clone().map(|request_id| Outcome {
+            request_id,
+            kind: feedback.kind,
+        });
         let message = RecordFeedback {
             item,
             track_id: self.app.catalog.track(item).id.as_str().to_string(),
@@ -333,6 +339,7 @@ impl Connection {
             request_id: feedback.request_id,
             group_id: self.joined.as_ref().map(|j| j.group_id.clone()),
         };
+        let bandit = self.app.bandit.clone();
         let users = self.app.users.clone();
         let user = self.user.clone();
         let work = async move { users.send(&user, message).await.and_then(|r| r) };
@@ -341,6 +348,9 @@ impl Connection {
                 .map(move |result, connection, ctx| match result {
                     // The groups the user is in hear of it through the member index.
                     Ok(_) => {
+                        if let Some(outcome) = outcome {
+                            bandit.do_send(outcome);
+                        }
                         let ack = ServerFrame::Ack {
                             client_msg_id: client_msg_id.as_deref(),
                             seq: None,

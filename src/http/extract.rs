@@ -10,6 +10,7 @@ use serde_json::error::Category;
 
 use crate::{
     accounts,
+    domain::TokenHash,
     error::{ApiError, ErrorCode},
     state::AppState,
     storage::users::UserRecord,
@@ -119,5 +120,50 @@ impl FromRequest for AuthUser {
                 .await
                 .map(AuthUser)
         })
+    }
+}
+
+/// A caller holding the admin token (`CHORUS_ADMIN_TOKEN`): experiment administration and
+/// analytics.
+pub struct AdminAuth;
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(admin(req))
+    }
+}
+
+fn admin(req: &HttpRequest) -> Result<AdminAuth, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?;
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(accounts::bearer_token)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::MissingToken,
+                "this endpoint needs `Authorization: Bearer <admin token>`",
+            )
+        })?;
+    let Some(expected) = &state.settings.admin_token else {
+        return Err(ApiError::new(
+            ErrorCode::AdminRequired,
+            "no admin token is configured on this server (set CHORUS_ADMIN_TOKEN)",
+        ));
+    };
+    // Compared as hashes: equal length, and the token itself is never held twice.
+    if TokenHash::of(token) == TokenHash::of(expected.expose()) {
+        Ok(AdminAuth)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::AdminRequired,
+            "this endpoint needs the admin token",
+        ))
     }
 }

@@ -1,5 +1,6 @@
 //! The REST surface. Each resource module exposes `configure`; [`configure`] mounts them all.
 
+pub mod analytics;
 pub mod classify;
 pub mod extract;
 pub mod groups;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(classify::configure)
             .configure(groups::configure)
             .configure(stats::configure)
+            .configure(analytics::configure)
             .configure(ws::configure),
     );
 }

@@ -6,7 +6,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{classify, groups, health, recommendations, stats, tracks, users, ws};
+use super::{analytics, classify, groups, health, recommendations, stats, tracks, users, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,7 @@ use super::{classify, groups, health, recommendations, stats, tracks, users, ws}
         groups::group_recommendations,
         stats::compare_proportions,
         stats::compare_means,
+        analytics::bandit_report,
         ws::socket,
         openapi_json,
     ),

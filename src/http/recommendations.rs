@@ -6,9 +6,12 @@ use utoipa::ToSchema;
 
 use super::extract::AuthUser;
 use crate::{
+    bandit::actor::{Choose, Outcome, Shown},
+    domain::now_ms,
     error::{ApiError, ErrorBody, ErrorCode},
     recommend::{self, Pair, Recommended},
     state::AppState,
+    storage::experiments::{self, NewExposure},
     taste::{
         actor::{GetProfile, RecordComparison, RecordFeedback},
         FeedbackKind, Profile,
@@ -49,7 +52,9 @@ pub struct RecommendationContext {
 pub struct RecommendationList {
     /// Quote it in feedback (`request_id`) so the answer is attributed to this list.
     request_id: String,
-    /// `hybrid` (two-stage: retrieval, NCF and hybrid ranker) or `popular_diverse` (no taste yet).
+    /// `hybrid` (retrieval, NCF and the hybrid ranker), `ncf` or `content` (retrieval, then that
+    /// model's score alone), `popularity` (popular and diverse, ignoring taste), chosen by the
+    /// strategy bandit; `popular_diverse` while the listener has no taste yet.
     strategy: &'static str,
     /// The A/B variant that served this list, when an experiment is running.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +105,11 @@ pub async fn recommendations(
         None => None,
         Some(g) => Some(state.genre(&g)?),
     };
+    let strategy = state
+        .bandit
+        .send(Choose)
+        .await
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("the bandit actor is gone")))?;
     let list = state
         .recommender
         .for_user(
@@ -108,11 +118,35 @@ pub async fn recommendations(
                 limit,
                 genre,
                 exclude,
+                strategy,
             },
         )
         .await?;
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let track_ids: Vec<&str> = list.items.iter().map(|i| i.track.id.as_str()).collect();
+    // Stored before the answer, so feedback quoting the id always finds its exposure.
+    experiments::insert_exposure(
+        &state.db,
+        &NewExposure {
+            request_id: &request_id,
+            user_id: Some(user.id.as_str()),
+            group_id: None,
+            experiment_id: None,
+            variant: None,
+            strategy: list.strategy,
+            track_ids: &track_ids,
+            created_at: now_ms(),
+        },
+    )
+    .await?;
+    if list.strategy == strategy.as_str() {
+        state.bandit.do_send(Shown {
+            request_id: request_id.clone(),
+            strategy,
+        });
+    }
     Ok(HttpResponse::Ok().json(RecommendationList {
-        request_id: uuid::Uuid::now_v7().to_string(),
+        request_id,
         strategy: list.strategy,
         variant: None,
         items: list.items,
@@ -167,11 +201,17 @@ pub async fn feedback(
                 item,
                 track_id: body.track_id.clone(),
                 kind: body.kind,
-                request_id,
+                request_id: request_id.clone(),
                 group_id: None,
             },
         )
         .await??;
+    if let Some(request_id) = request_id {
+        state.bandit.do_send(Outcome {
+            request_id,
+            kind: body.kind,
+        });
+    }
     Ok(HttpResponse::Accepted().json(FeedbackAccepted {
         interaction_id,
         track_id: body.track_id,

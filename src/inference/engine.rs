@@ -15,7 +15,7 @@ use ort::{
 };
 
 use super::{
-    features::{candidate_features, Listener, NCF_SCORE},
+    features::{candidate_features, Listener, CONTENT_SIMILARITY, NCF_SCORE},
     retrieval::{self, Hit, Metric, RetrievalQuery},
     space::{ItemSpace, CONTENT_INPUTS, DIM},
 };
@@ -139,6 +139,20 @@ pub struct RankJob {
     pub candidates: usize,
     /// How many of the best to return, with each feature's contribution.
     pub top: usize,
+    /// What "best" means.
+    pub order: RankBy,
+}
+
+/// The ranking a strategy uses over the same retrieved candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RankBy {
+    /// The hybrid ranker's score (NCF, content, popularity, freshness, diversity together).
+    #[default]
+    Hybrid,
+    /// The NCF model's score alone.
+    Ncf,
+    /// Content similarity to the listener's liked tracks alone.
+    Content,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -254,12 +268,12 @@ impl Engine {
             .enumerate()
             .map(|(r, job)| {
                 let mut idx: Vec<usize> = (0..scored.features[r].len()).collect();
-                idx.sort_by(|&x, &y| {
-                    scored
-                        .score(r, y)
-                        .total_cmp(&scored.score(r, x))
-                        .then(x.cmp(&y))
-                });
+                let key = |j: usize| match job.order {
+                    RankBy::Hybrid => scored.score(r, j),
+                    RankBy::Ncf => scored.features[r][j][NCF_SCORE],
+                    RankBy::Content => scored.features[r][j][CONTENT_SIMILARITY],
+                };
+                idx.sort_by(|&x, &y| key(y).total_cmp(&key(x)).then(x.cmp(&y)));
                 idx.truncate(job.top);
                 idx
             })

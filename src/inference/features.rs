@@ -17,6 +17,7 @@ pub const HYBRID_FEATURES: [&str; 7] = [
     "group_agreement",
 ];
 pub const NCF_SCORE: usize = 0;
+pub const CONTENT_SIMILARITY: usize = 2;
 
 /// Who the candidates are for: the vectors the features compare candidates with.
 #[derive(Debug, Clone)]

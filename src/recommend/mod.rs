@@ -22,7 +22,7 @@ use crate::{
     domain::UserId,
     error::ApiError,
     inference::{
-        engine::{RankJob, RankedItem},
+        engine::{RankBy, RankJob, RankedItem},
         features::nearest_in_history,
         Inference,
     },
@@ -37,13 +37,51 @@ use crate::{
 pub(crate) const DISLIKE_SIMILARITY: f32 = 0.6;
 
 pub const STRATEGY_HYBRID: &str = "hybrid";
+/// The start for listeners without a taste (whatever strategy was asked for).
 pub const STRATEGY_POPULAR: &str = "popular_diverse";
+
+/// How a solo list is ranked: the arms the strategy bandit chooses between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Strategy {
+    /// Retrieval, then the hybrid ranker over NCF, content and context features.
+    #[default]
+    Hybrid,
+    /// Retrieval, then the NCF model's score alone.
+    Ncf,
+    /// Retrieval, then content similarity to the liked tracks alone.
+    Content,
+    /// Popular tracks spread across the item space, ignoring taste.
+    Popularity,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 4] = [
+        Strategy::Hybrid,
+        Strategy::Ncf,
+        Strategy::Content,
+        Strategy::Popularity,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Hybrid => STRATEGY_HYBRID,
+            Strategy::Ncf => "ncf",
+            Strategy::Content => "content",
+            Strategy::Popularity => "popularity",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
 
 pub struct Request {
     pub limit: usize,
     pub genre: Option<String>,
     /// Item rows the caller does not want, in any order.
     pub exclude: Vec<u32>,
+    pub strategy: Strategy,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -110,6 +148,17 @@ impl Recommender {
         let Some(listener) = snapshot.listener.clone() else {
             return Ok(self.popular_start(&snapshot, &exclude, &request.genre, request.limit));
         };
+        let order = match request.strategy {
+            Strategy::Hybrid => RankBy::Hybrid,
+            Strategy::Ncf => RankBy::Ncf,
+            Strategy::Content => RankBy::Content,
+            Strategy::Popularity => {
+                let mut list =
+                    self.popular_start(&snapshot, &exclude, &request.genre, request.limit);
+                list.strategy = Strategy::Popularity.as_str();
+                return Ok(list);
+            }
+        };
         // With a genre filter the whole candidate list is ranked, then filtered.
         let top = if request.genre.is_some() {
             self.candidates
@@ -123,6 +172,7 @@ impl Recommender {
                 exclude,
                 candidates: self.candidates,
                 top,
+                order,
             })
             .await?;
         let space = self.inference.space();
@@ -138,7 +188,7 @@ impl Recommender {
             })
             .collect();
         Ok(Recommendations {
-            strategy: STRATEGY_HYBRID,
+            strategy: request.strategy.as_str(),
             items,
             considered: ranked.considered,
         })

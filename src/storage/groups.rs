@@ -153,7 +153,9 @@ pub async fn append_events(
         .await?;
     match written {
         Written::Events(first) => Ok(first.map(|first| (first, now))),
-        Written::Interaction => unreachable!("an events write answers with events"),
+        Written::Interaction | Written::Exposure => {
+            unreachable!("an events write answers with events")
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Group commit for the hot writes: group events and interactions. Callers hand their write to
+//! Group commit for the hot writes: group events, interactions and exposures. Callers hand their write to
 //! one writer task and wait for its answer; the task takes every write that queued meanwhile
 //! and commits them in one transaction. Under load that turns thousands of small transactions
 //! a second into tens of larger ones (one SQLite writer, no colliding writers, one commit each).
@@ -27,6 +27,20 @@ pub(super) enum Write {
         now: i64,
     },
     Interaction(Interaction),
+    Exposure(Exposure),
+}
+
+/// A recommendation list as shown, for attributing the feedback that quotes its request id.
+pub(super) struct Exposure {
+    pub request_id: String,
+    pub user_id: Option<String>,
+    pub group_id: Option<String>,
+    pub experiment_id: Option<String>,
+    pub variant: Option<String>,
+    pub strategy: String,
+    /// JSON array of track ids in the order shown.
+    pub track_ids: String,
+    pub created_at: i64,
 }
 
 pub(super) struct Interaction {
@@ -45,6 +59,7 @@ pub(super) struct Interaction {
 pub(super) enum Written {
     Events(Option<i64>),
     Interaction,
+    Exposure,
 }
 
 type Reply = oneshot::Sender<Result<Written, sqlx::Error>>;
@@ -179,6 +194,23 @@ async fn apply(conn: &mut AnyConnection, write: &Write) -> Result<Written, sqlx:
             .execute(&mut *conn)
             .await?;
             Ok(Written::Interaction)
+        }
+        Write::Exposure(row) => {
+            sqlx::query(
+                "INSERT INTO exposures (request_id, user_id, group_id, experiment_id, variant, strategy, track_ids, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(row.request_id.as_str())
+            .bind(row.user_id.clone())
+            .bind(row.group_id.clone())
+            .bind(row.experiment_id.clone())
+            .bind(row.variant.clone())
+            .bind(row.strategy.as_str())
+            .bind(row.track_ids.as_str())
+            .bind(row.created_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(Written::Exposure)
         }
     }
 }

@@ -12,7 +12,9 @@ use std::{
 use actix_web::{dev::ServerHandle, web};
 use chorus::{
     catalog::import,
-    config::{InferenceSettings, RateLimitSettings, RealtimeSettings, Secret, Settings},
+    config::{
+        BanditSettings, InferenceSettings, RateLimitSettings, RealtimeSettings, Secret, Settings,
+    },
     startup::Application,
     state::AppState,
     storage::{tracks, Db},
@@ -118,6 +120,9 @@ async fn postgres_schema_url() -> String {
     format!("{base}{sep}options[search_path]={schema}")
 }
 
+/// The admin token every test server accepts.
+pub const ADMIN_TOKEN: &str = "test-admin-token-3f9c";
+
 pub struct AppOptions {
     pub store: Store,
     pub redis: bool,
@@ -127,6 +132,9 @@ pub struct AppOptions {
     pub max_body_bytes: Option<usize>,
     pub inference: InferenceSettings,
     pub realtime: RealtimeSettings,
+    /// Off by default here, so lists are deterministic `hybrid` ones unless a test is about
+    /// the bandit.
+    pub bandit: BanditSettings,
     /// Serve this existing database (a "restart") instead of a fresh one; nothing is seeded.
     pub database: Option<Arc<TestDb>>,
 }
@@ -142,6 +150,10 @@ impl Default for AppOptions {
             max_body_bytes: None,
             inference: InferenceSettings::default(),
             realtime: RealtimeSettings::default(),
+            bandit: BanditSettings {
+                enabled: false,
+                ..BanditSettings::default()
+            },
             database: None,
         }
     }
@@ -186,6 +198,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     settings.catalog.load_demo = options.load_demo;
     settings.inference = options.inference;
     settings.realtime = options.realtime;
+    settings.bandit = options.bandit;
+    settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
     settings.rate_limit = options.rate_limit.unwrap_or(RateLimitSettings {
         enabled: false,
         ..RateLimitSettings::default()

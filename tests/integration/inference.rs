@@ -7,7 +7,7 @@ use std::{path::Path, sync::Arc};
 use chorus::{
     config::{InferenceSettings, Settings},
     inference::{
-        engine::{RankJob, Ranked},
+        engine::{RankBy, RankJob, Ranked},
         features::{candidate_features, Listener},
     },
     startup::Application,
@@ -96,6 +96,7 @@ fn jobs(app: &TestApp, n: usize) -> Vec<RankJob> {
                 exclude,
                 candidates: 100 + i * 10,
                 top: 10,
+                order: RankBy::Hybrid,
             }
         })
         .collect()

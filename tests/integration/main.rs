@@ -1,6 +1,7 @@
 //! One integration-test binary: every module starts the real server (see `helpers`).
 
 mod accounts;
+mod bandit;
 mod errors;
 mod groups;
 mod helpers;

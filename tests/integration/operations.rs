@@ -97,6 +97,7 @@ async fn openapi_describes_every_route() {
         ("/api/v1/ws", "get"),
         ("/api/v1/stats/proportions", "post"),
         ("/api/v1/stats/means", "post"),
+        ("/api/v1/analytics/bandit", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -105,7 +106,7 @@ async fn openapi_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        25,
+        26,
         "a route was added without updating this test: {:?}",
         paths.keys()
     );
