@@ -60,6 +60,8 @@ error_codes! {
     UnsupportedFrame => ("unsupported_frame", BAD_REQUEST, "Only text frames holding JSON are accepted on the socket."),
     UpgradeRequired => ("upgrade_required", BAD_REQUEST, "The WebSocket endpoint was called without a WebSocket upgrade."),
     InvalidTicket => ("invalid_ticket", UNAUTHORIZED, "The WebSocket ticket is missing, unknown, expired or already used."),
+    ExperimentNotFound => ("experiment_not_found", NOT_FOUND, "No experiment has this id."),
+    ExperimentConflict => ("experiment_conflict", CONFLICT, "Another experiment is running, the name is taken, or the experiment is already stopped."),
     TooFewVariants => ("too_few_variants", UNPROCESSABLE_ENTITY, "A comparison needs 2 to 20 variants, the control included."),
     UnknownControl => ("unknown_control", UNPROCESSABLE_ENTITY, "The named control is not one of the variants."),
     DuplicateVariant => ("duplicate_variant", UNPROCESSABLE_ENTITY, "Two variants have the same name."),

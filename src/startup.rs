@@ -13,6 +13,7 @@ use crate::{
     cache::{Cache, MemoryCache, RedisCache},
     catalog::{demo, Catalog},
     config::Settings,
+    experiments::Registry,
     groups::directory::GroupDirectory,
     http,
     inference::Inference,
@@ -68,6 +69,12 @@ impl Application {
             .await
             .context("loading the strategy bandit")?
             .start();
+        let experiments = Arc::new(Registry::default());
+        experiments
+            .reload(&db)
+            .await
+            .context("loading the running experiment")?;
+        spawn_registry_reload(Arc::downgrade(&experiments), db.clone());
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
@@ -83,6 +90,7 @@ impl Application {
             recommender,
             groups,
             bandit,
+            experiments,
             tokens: TokenCache::default(),
         });
         let server = serve(listener, state.clone())?;
@@ -195,4 +203,22 @@ pub async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionMa
     redis::aio::ConnectionManager::new_with_config(client, config)
         .await
         .context("connecting to Redis (REDIS_URL)")
+}
+
+/// Re-reads the running experiment every few seconds (other processes may start or stop one)
+/// until the application is gone.
+fn spawn_registry_reload(registry: std::sync::Weak<Registry>, db: Db) {
+    actix_web::rt::spawn(async move {
+        let mut every = actix_web::rt::time::interval(std::time::Duration::from_secs(5));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let Some(registry) = registry.upgrade() else {
+                return;
+            };
+            if let Err(err) = registry.reload(&db).await {
+                tracing::warn!(error = %err, "reloading the running experiment");
+            }
+        }
+    });
 }

@@ -12,6 +12,7 @@ use crate::{
     config::Settings,
     domain::TrackId,
     error::{ApiError, ErrorCode},
+    experiments::Registry,
     groups::directory::GroupDirectory,
     inference::Inference,
     limits::RateLimiter,
@@ -33,6 +34,7 @@ pub struct AppState {
     pub recommender: Recommender,
     pub groups: GroupDirectory,
     pub bandit: Addr<BanditActor>,
+    pub experiments: Arc<Registry>,
     pub tokens: TokenCache,
 }
 

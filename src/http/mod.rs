@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod classify;
+pub mod experiments;
 pub mod extract;
 pub mod groups;
 pub mod health;
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(groups::configure)
             .configure(stats::configure)
             .configure(analytics::configure)
+            .configure(experiments::configure)
             .configure(ws::configure),
     );
 }

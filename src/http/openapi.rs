@@ -6,7 +6,9 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{analytics, classify, groups, health, recommendations, stats, tracks, users, ws};
+use super::{
+    analytics, classify, experiments, groups, health, recommendations, stats, tracks, users, ws,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +38,10 @@ use super::{analytics, classify, groups, health, recommendations, stats, tracks,
         stats::compare_proportions,
         stats::compare_means,
         analytics::bandit_report,
+        experiments::create_experiment,
+        experiments::list_experiments,
+        experiments::stop_experiment,
+        experiments::ab_report,
         ws::socket,
         openapi_json,
     ),

@@ -9,6 +9,7 @@ use crate::{
     bandit::actor::{Choose, Outcome, Shown},
     domain::now_ms,
     error::{ApiError, ErrorBody, ErrorCode},
+    experiments::assign,
     recommend::{self, Pair, Recommended},
     state::AppState,
     storage::experiments::{self, NewExposure},
@@ -105,11 +106,19 @@ pub async fn recommendations(
         None => None,
         Some(g) => Some(state.genre(&g)?),
     };
-    let strategy = state
-        .bandit
-        .send(Choose)
-        .await
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("the bandit actor is gone")))?;
+    // A running experiment decides the strategy for the listeners it holds; else the bandit.
+    let experiment = state.experiments.running();
+    let variant = experiment
+        .as_ref()
+        .map(|e| assign::variant_for(&e.variants, &e.id, user.id.as_str()).clone());
+    let strategy = match (&experiment, &variant) {
+        (Some(experiment), Some(variant)) => experiment.strategy_of(variant),
+        _ => state
+            .bandit
+            .send(Choose)
+            .await
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("the bandit actor is gone")))?,
+    };
     let list = state
         .recommender
         .for_user(
@@ -131,15 +140,15 @@ pub async fn recommendations(
             request_id: &request_id,
             user_id: Some(user.id.as_str()),
             group_id: None,
-            experiment_id: None,
-            variant: None,
+            experiment_id: experiment.as_ref().map(|e| e.id.as_str()),
+            variant: variant.as_ref().map(|v| v.name.as_str()),
             strategy: list.strategy,
             track_ids: &track_ids,
             created_at: now_ms(),
         },
     )
     .await?;
-    if list.strategy == strategy.as_str() {
+    if experiment.is_none() && list.strategy == strategy.as_str() {
         state.bandit.do_send(Shown {
             request_id: request_id.clone(),
             strategy,
@@ -148,7 +157,7 @@ pub async fn recommendations(
     Ok(HttpResponse::Ok().json(RecommendationList {
         request_id,
         strategy: list.strategy,
-        variant: None,
+        variant: variant.map(|v| v.name),
         items: list.items,
         candidates_considered: list.considered,
     }))

@@ -93,3 +93,146 @@ pub async fn save_arms(
     }
     tx.commit().await
 }
+
+/// An experiment row; `variants` and `guardrails` are JSON.
+#[derive(Debug, Clone)]
+pub struct ExperimentRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub variants: String,
+    pub primary_metric: String,
+    pub guardrails: String,
+    pub mixture_sd: Option<f64>,
+    pub status: String,
+    pub created_at: i64,
+    pub stopped_at: Option<i64>,
+}
+
+/// Inserts a running experiment unless another one runs or the name is taken; `Ok(false)`
+/// then. The check and the insert share one transaction (and SQLite's writer turn).
+pub async fn insert_experiment(db: &Db, row: &ExperimentRow) -> Result<bool, sqlx::Error> {
+    let _turn = db.write_turn().await;
+    let mut tx = db.pool().begin().await?;
+    let clash: i64 =
+        sqlx::query("SELECT COUNT(*) FROM experiments WHERE status = 'running' OR name = $1")
+            .bind(row.name.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+    if clash > 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO experiments (id, name, description, variants, primary_metric, guardrails, mixture_sd, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8)",
+    )
+    .bind(row.id.as_str())
+    .bind(row.name.as_str())
+    .bind(row.description.as_str())
+    .bind(row.variants.as_str())
+    .bind(row.primary_metric.as_str())
+    .bind(row.guardrails.as_str())
+    .bind(row.mixture_sd)
+    .bind(row.created_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+const EXPERIMENT_COLUMNS: &str = "id, name, description, variants, primary_metric, guardrails, \
+                                  mixture_sd, status, created_at, stopped_at";
+
+fn experiment_row(row: &sqlx::any::AnyRow) -> Result<ExperimentRow, sqlx::Error> {
+    Ok(ExperimentRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        variants: row.try_get("variants")?,
+        primary_metric: row.try_get("primary_metric")?,
+        guardrails: row.try_get("guardrails")?,
+        mixture_sd: row.try_get("mixture_sd")?,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+        stopped_at: row.try_get("stopped_at")?,
+    })
+}
+
+/// Newest first.
+pub async fn list_experiments(db: &Db) -> Result<Vec<ExperimentRow>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at DESC, id DESC"
+    ))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(experiment_row).collect()
+}
+
+pub async fn find_experiment(db: &Db, id: &str) -> Result<Option<ExperimentRow>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
+    .as_ref()
+    .map(experiment_row)
+    .transpose()
+}
+
+/// Marks a running experiment stopped; `false` when it was not running.
+pub async fn stop_experiment(db: &Db, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let _turn = db.write_turn().await;
+    let done = sqlx::query(
+        "UPDATE experiments SET status = 'stopped', stopped_at = $1 WHERE id = $2 AND status = 'running'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Per variant: distinct listeners exposed and lists shown.
+pub async fn exposure_counts(
+    db: &Db,
+    experiment_id: &str,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT variant, COUNT(DISTINCT user_id) AS listeners, COUNT(*) AS lists \
+         FROM exposures WHERE experiment_id = $1 GROUP BY variant",
+    )
+    .bind(experiment_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("variant")?,
+                r.try_get("listeners")?,
+                r.try_get("lists")?,
+            ))
+        })
+        .collect()
+}
+
+/// Per variant: distinct listeners who gave feedback of `kind` to a list of the experiment.
+pub async fn converted_listeners(
+    db: &Db,
+    experiment_id: &str,
+    kind: &str,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT e.variant AS variant, COUNT(DISTINCT e.user_id) AS listeners \
+         FROM exposures e JOIN interactions i ON i.request_id = e.request_id \
+         WHERE e.experiment_id = $1 AND i.kind = $2 GROUP BY e.variant",
+    )
+    .bind(experiment_id)
+    .bind(kind)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("variant")?, r.try_get("listeners")?)))
+        .collect()
+}

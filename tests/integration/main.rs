@@ -3,6 +3,7 @@
 mod accounts;
 mod bandit;
 mod errors;
+mod experiments;
 mod groups;
 mod helpers;
 mod inference;

@@ -98,6 +98,10 @@ async fn openapi_describes_every_route() {
         ("/api/v1/stats/proportions", "post"),
         ("/api/v1/stats/means", "post"),
         ("/api/v1/analytics/bandit", "get"),
+        ("/api/v1/experiments", "post"),
+        ("/api/v1/experiments", "get"),
+        ("/api/v1/experiments/{id}/stop", "post"),
+        ("/api/v1/analytics/ab/{id}", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -106,7 +110,7 @@ async fn openapi_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        26,
+        29,
         "a route was added without updating this test: {:?}",
         paths.keys()
     );

@@ -1,0 +1,204 @@
+//! What an experiment is, and what makes one valid.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{
+    error::{ApiError, ErrorCode},
+    recommend::Strategy,
+    stats::{sequential::DEFAULT_MIXTURE_SD, MAX_VARIANTS},
+    taste::FeedbackKind,
+};
+
+/// A per-listener conversion: the share of exposed listeners who gave at least one such
+/// feedback to a list of the experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    LikeRate,
+    SkipRate,
+    AddRate,
+}
+
+impl Metric {
+    pub fn feedback(self) -> FeedbackKind {
+        match self {
+            Metric::LikeRate => FeedbackKind::Like,
+            Metric::SkipRate => FeedbackKind::Skip,
+            Metric::AddRate => FeedbackKind::Add,
+        }
+    }
+
+    /// Whether a higher rate is the good direction (skips are bad).
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Metric::SkipRate)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::LikeRate => "like_rate",
+            Metric::SkipRate => "skip_rate",
+            Metric::AddRate => "add_rate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    /// Share of listeners (any positive scale; default equal).
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// The solo strategy this variant serves: hybrid, ncf, content or popularity.
+    pub strategy: String,
+}
+
+/// The body of `POST /api/v1/experiments`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewExperiment {
+    /// Unique, 1–100 characters.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// 2–20 variants; the first is the control.
+    pub variants: Vec<Variant>,
+    pub primary_metric: Metric,
+    /// Metrics that must not get significantly worse (reported per variant).
+    #[serde(default)]
+    pub guardrails: Vec<Metric>,
+    /// `τ` of the always-valid test (default 0.01).
+    pub mixture_sd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Experiment {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// With weights filled in (normalized to sum to 1); the first is the control.
+    pub variants: Vec<Variant>,
+    pub primary_metric: Metric,
+    pub guardrails: Vec<Metric>,
+    pub mixture_sd: f64,
+    /// `running` or `stopped`.
+    pub status: String,
+    pub created_at: i64,
+    pub stopped_at: Option<i64>,
+}
+
+impl Experiment {
+    pub fn control(&self) -> &Variant {
+        &self.variants[0]
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status == "running"
+    }
+
+    pub fn strategy_of(&self, variant: &Variant) -> Strategy {
+        Strategy::parse(&variant.strategy).unwrap_or_default()
+    }
+}
+
+fn invalid(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
+}
+
+impl NewExperiment {
+    /// Checks everything and returns the normalized variants.
+    pub fn validate(&self) -> Result<(Vec<Variant>, f64), ApiError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(invalid(
+                ErrorCode::InvalidField,
+                "name must be 1 to 100 characters",
+            ));
+        }
+        if self.description.chars().count() > 2_000 {
+            return Err(invalid(
+                ErrorCode::InvalidField,
+                "description is at most 2,000 characters",
+            ));
+        }
+        if !(2..=MAX_VARIANTS).contains(&self.variants.len()) {
+            return Err(invalid(
+                ErrorCode::TooFewVariants,
+                format!(
+                    "an experiment needs 2 to {MAX_VARIANTS} variants (the first is the control); got {}",
+                    self.variants.len()
+                ),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, v) in self.variants.iter().enumerate() {
+            if v.name.trim().is_empty() || v.name.chars().count() > 100 {
+                return Err(invalid(
+                    ErrorCode::InvalidField,
+                    format!("variants[{i}].name must be 1 to 100 characters"),
+                ));
+            }
+            if !names.insert(v.name.as_str()) {
+                return Err(invalid(
+                    ErrorCode::DuplicateVariant,
+                    format!("two variants are named {:?}", v.name),
+                ));
+            }
+            if Strategy::parse(&v.strategy).is_none() {
+                return Err(invalid(
+                    ErrorCode::InvalidField,
+                    format!(
+                        "variants[{i}].strategy {:?} is not one of hybrid, ncf, content, popularity",
+                        v.strategy
+                    ),
+                ));
+            }
+        }
+        let given = self.variants.iter().filter(|v| v.weight.is_some()).count();
+        let weights: Vec<f64> = if given == 0 {
+            vec![1.0; self.variants.len()]
+        } else if given == self.variants.len() {
+            self.variants
+                .iter()
+                .map(|v| v.weight.unwrap_or_default())
+                .collect()
+        } else {
+            return Err(invalid(
+                ErrorCode::InvalidWeights,
+                "give a weight for every variant or for none (none means an equal split)",
+            ));
+        };
+        if weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+            return Err(invalid(
+                ErrorCode::InvalidWeights,
+                "weights must be positive numbers",
+            ));
+        }
+        let total: f64 = weights.iter().sum();
+        let variants = self
+            .variants
+            .iter()
+            .zip(weights)
+            .map(|(v, w)| Variant {
+                name: v.name.clone(),
+                weight: Some(w / total),
+                strategy: v.strategy.clone(),
+            })
+            .collect();
+        let mixture_sd = self.mixture_sd.unwrap_or(DEFAULT_MIXTURE_SD);
+        if !(mixture_sd.is_finite() && mixture_sd > 0.0 && mixture_sd <= 1.0) {
+            return Err(invalid(
+                ErrorCode::InvalidField,
+                "mixture_sd must be in (0, 1]",
+            ));
+        }
+        if self.guardrails.contains(&self.primary_metric) {
+            return Err(invalid(
+                ErrorCode::InvalidField,
+                "the primary metric cannot also be a guardrail",
+            ));
+        }
+        Ok((variants, mixture_sd))
+    }
+}
