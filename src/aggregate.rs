@@ -40,6 +40,10 @@ impl Strategy {
             Strategy::Fair => "fair",
         }
     }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 /// Keeps ln(ε + s) finite for a member with nothing yet; small enough that giving such a member

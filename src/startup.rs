@@ -59,16 +59,17 @@ impl Application {
             catalog: Arc::clone(&catalog),
             candidates: settings.inference.candidates,
         };
+        let bandit = BanditActor::load(db.clone(), settings.bandit.clone())
+            .await
+            .context("loading the strategy bandit")?
+            .start();
         let groups = GroupDirectory::new(
             db.clone(),
             recommender.clone(),
             Arc::clone(&metrics),
             settings.realtime.clone(),
+            bandit.clone(),
         );
-        let bandit = BanditActor::load(db.clone(), settings.bandit.clone())
-            .await
-            .context("loading the strategy bandit")?
-            .start();
         let experiments = Arc::new(Registry::default());
         experiments
             .reload(&db)

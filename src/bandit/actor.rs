@@ -1,9 +1,11 @@
-//! The BanditActor: owns the strategy bandit's posteriors, attributes rewards to the exposure
-//! that earned them, and persists itself.
+//! The BanditActor: owns the bandits' posteriors — solo recommendation strategies, and group
+//! aggregation strategies for groups set to `auto` — attributes rewards to the exposure that
+//! earned them, and persists itself.
 //!
-//! A list shown to a listener is a pull of its strategy's arm and waits, under its
-//! `request_id`, for a reward: the first like or add that quotes the id within the reward window
-//! makes it a success; a list that earns none by then is a failure. So late feedback still
+//! A list shown is a pull of its strategy's arm and waits, under its `request_id`, for a
+//! reward: for a solo list the first like or add that quotes the id within the reward window,
+//! for a group's list a member adding one of its tracks; a list that earns none by then is a
+//! failure. So late feedback still
 //! counts for the arm that caused it, whatever the bandit chose in between. Pending exposures
 //! live in memory (a restart forgets them, and they count as neither); the posteriors are
 //! written to `bandit_arms` every `persist_interval_ms` when changed, and loaded on start.
@@ -18,6 +20,7 @@ use rand::{rngs::StdRng, SeedableRng};
 
 use super::thompson::Thompson;
 use crate::{
+    aggregate,
     config::BanditSettings,
     domain::now_ms,
     recommend::Strategy,
@@ -28,23 +31,74 @@ use crate::{
     taste::FeedbackKind,
 };
 
-/// The bandit over solo recommendation strategies, as named in `bandit_arms`.
-pub const STRATEGY_BANDIT: &str = "solo_strategy";
+/// The two bandits, as named in `bandit_arms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BanditKind {
+    /// Solo lists: hybrid, ncf, content, popularity.
+    SoloStrategy,
+    /// Group lists of groups whose aggregation is `auto`: average, least misery, most
+    /// pleasure, fair.
+    GroupAggregation,
+}
+
+impl BanditKind {
+    pub const ALL: [BanditKind; 2] = [BanditKind::SoloStrategy, BanditKind::GroupAggregation];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BanditKind::SoloStrategy => "solo_strategy",
+            BanditKind::GroupAggregation => "group_aggregation",
+        }
+    }
+
+    fn arms(self) -> Vec<&'static str> {
+        match self {
+            BanditKind::SoloStrategy => Strategy::ALL.iter().map(|s| s.as_str()).collect(),
+            BanditKind::GroupAggregation => {
+                aggregate::Strategy::ALL.iter().map(|s| s.name()).collect()
+            }
+        }
+    }
+
+    /// What is served while the bandits are off.
+    fn default_arm(self) -> &'static str {
+        match self {
+            BanditKind::SoloStrategy => Strategy::Hybrid.as_str(),
+            BanditKind::GroupAggregation => aggregate::Strategy::Fair.name(),
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            BanditKind::SoloStrategy => 0,
+            BanditKind::GroupAggregation => 1,
+        }
+    }
+}
 /// Exposures awaiting a reward at most; past it the oldest are settled as failures early.
 const MAX_PENDING: usize = 500_000;
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The strategy for the next solo list (not yet a pull: the list may turn out a cold start).
+/// The arm for the next list of this kind (not yet a pull: a solo list may turn out a cold
+/// start).
 #[derive(Message)]
-#[rtype(result = "Strategy")]
-pub struct Choose;
+#[rtype(result = "String")]
+pub struct Choose(pub BanditKind);
 
-/// A list was shown under `strategy`.
+/// A list was shown under `arm`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shown {
+    pub bandit: BanditKind,
     pub request_id: String,
-    pub strategy: Strategy,
+    pub arm: String,
+}
+
+/// The list `request_id` earned its reward (a group member added one of its tracks).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Rewarded {
+    pub request_id: String,
 }
 
 /// Feedback that quoted a `request_id`.
@@ -55,10 +109,10 @@ pub struct Outcome {
     pub kind: FeedbackKind,
 }
 
-/// The current state, for reports (computed off the actor).
+/// The current state of one bandit, for reports (computed off the actor).
 #[derive(Message)]
 #[rtype(result = "BanditState")]
-pub struct GetState;
+pub struct GetState(pub BanditKind);
 
 #[derive(Debug, Clone)]
 pub struct BanditState {
@@ -73,9 +127,10 @@ pub struct BanditState {
 pub struct BanditActor {
     db: Db,
     settings: BanditSettings,
-    policy: Thompson,
+    /// Indexed by [`BanditKind::index`].
+    policies: [Thompson; 2],
     rng: StdRng,
-    pending: HashMap<String, usize>,
+    pending: HashMap<String, (BanditKind, usize)>,
     /// Pending request ids in the order shown (entries already rewarded are skipped).
     shown: VecDeque<(Instant, String)>,
     dirty: bool,
@@ -85,20 +140,24 @@ pub struct BanditActor {
 impl BanditActor {
     /// Loads the stored posteriors (arms not stored yet start at Beta(1, 1)).
     pub async fn load(db: Db, settings: BanditSettings) -> Result<Self, sqlx::Error> {
-        let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
-        let mut policy = Thompson::new(&names, settings.exploration_floor);
-        for stored in load_arms(&db, STRATEGY_BANDIT).await? {
-            if let Some(i) = policy.index_of(&stored.arm) {
-                let arm = &mut policy.arms[i];
-                arm.successes = stored.alpha - 1.0;
-                arm.failures = stored.beta - 1.0;
-                arm.pulls = stored.pulls.max(0) as u64;
+        let mut policies = Vec::new();
+        for kind in BanditKind::ALL {
+            let mut policy = Thompson::new(&kind.arms(), settings.exploration_floor);
+            for stored in load_arms(&db, kind.name()).await? {
+                if let Some(i) = policy.index_of(&stored.arm) {
+                    let arm = &mut policy.arms[i];
+                    arm.successes = stored.alpha - 1.0;
+                    arm.failures = stored.beta - 1.0;
+                    arm.pulls = stored.pulls.max(0) as u64;
+                }
             }
+            policies.push(policy);
         }
+        let policies: [Thompson; 2] = policies.try_into().expect("two bandits");
         Ok(Self {
             db,
             settings,
-            policy,
+            policies,
             rng: StdRng::from_entropy(),
             pending: HashMap::new(),
             shown: VecDeque::new(),
@@ -114,10 +173,18 @@ impl BanditActor {
                 break;
             }
             let (_, request_id) = self.shown.pop_front().expect("front exists");
-            if let Some(arm) = self.pending.remove(&request_id) {
-                self.policy.reward(arm, 0.0);
+            if let Some((kind, arm)) = self.pending.remove(&request_id) {
+                self.policies[kind.index()].reward(arm, 0.0);
                 self.dirty = true;
             }
+        }
+    }
+
+    /// A success for the pending list `request_id` (ignored when unknown or settled).
+    fn reward(&mut self, request_id: &str) {
+        if let Some((kind, arm)) = self.pending.remove(request_id) {
+            self.policies[kind.index()].reward(arm, 1.0);
+            self.dirty = true;
         }
     }
 
@@ -127,20 +194,30 @@ impl BanditActor {
         }
         self.dirty = false;
         self.saving = true;
-        let arms: Vec<StoredArm> = self
-            .policy
-            .arms
+        let bandits: Vec<(&'static str, Vec<StoredArm>)> = BanditKind::ALL
             .iter()
-            .map(|a| StoredArm {
-                arm: a.name.clone(),
-                alpha: a.alpha(),
-                beta: a.beta(),
-                pulls: a.pulls as i64,
-                rewards: a.successes,
+            .map(|kind| {
+                let arms = self.policies[kind.index()]
+                    .arms
+                    .iter()
+                    .map(|a| StoredArm {
+                        arm: a.name.clone(),
+                        alpha: a.alpha(),
+                        beta: a.beta(),
+                        pulls: a.pulls as i64,
+                        rewards: a.successes,
+                    })
+                    .collect();
+                (kind.name(), arms)
             })
             .collect();
         let db = self.db.clone();
-        let save = async move { save_arms(&db, STRATEGY_BANDIT, &arms, now_ms()).await };
+        let save = async move {
+            for (name, arms) in bandits {
+                save_arms(&db, name, &arms, now_ms()).await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        };
         ctx.spawn(save.into_actor(self).map(|result, actor, _| {
             actor.saving = false;
             if let Err(err) = result {
@@ -162,14 +239,15 @@ impl Actor for BanditActor {
 }
 
 impl Handler<Choose> for BanditActor {
-    type Result = MessageResult<Choose>;
+    type Result = String;
 
-    fn handle(&mut self, _: Choose, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, Choose(kind): Choose, _: &mut Self::Context) -> String {
         if !self.settings.enabled {
-            return MessageResult(Strategy::Hybrid);
+            return kind.default_arm().to_string();
         }
-        let arm = self.policy.sample(&mut self.rng);
-        MessageResult(Strategy::parse(&self.policy.arms[arm].name).unwrap_or_default())
+        let policy = &self.policies[kind.index()];
+        let arm = policy.sample(&mut self.rng);
+        policy.arms[arm].name.clone()
     }
 }
 
@@ -180,11 +258,13 @@ impl Handler<Shown> for BanditActor {
         if !self.settings.enabled {
             return;
         }
-        let Some(arm) = self.policy.index_of(msg.strategy.as_str()) else {
+        let policy = &mut self.policies[msg.bandit.index()];
+        let Some(arm) = policy.index_of(&msg.arm) else {
             return;
         };
-        self.policy.arms[arm].pulls += 1;
-        self.pending.insert(msg.request_id.clone(), arm);
+        policy.arms[arm].pulls += 1;
+        self.pending
+            .insert(msg.request_id.clone(), (msg.bandit, arm));
         self.shown.push_back((Instant::now(), msg.request_id));
         self.dirty = true;
         if self.pending.len() > MAX_PENDING {
@@ -197,28 +277,33 @@ impl Handler<Outcome> for BanditActor {
     type Result = ();
 
     fn handle(&mut self, msg: Outcome, _: &mut Self::Context) {
-        if !matches!(msg.kind, FeedbackKind::Like | FeedbackKind::Add) {
-            return;
+        if matches!(msg.kind, FeedbackKind::Like | FeedbackKind::Add) {
+            self.reward(&msg.request_id);
         }
-        if let Some(arm) = self.pending.remove(&msg.request_id) {
-            self.policy.reward(arm, 1.0);
-            self.dirty = true;
-        }
+    }
+}
+
+impl Handler<Rewarded> for BanditActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Rewarded, _: &mut Self::Context) {
+        self.reward(&msg.request_id);
     }
 }
 
 impl Handler<GetState> for BanditActor {
     type Result = MessageResult<GetState>;
 
-    fn handle(&mut self, _: GetState, _: &mut Self::Context) -> Self::Result {
-        let mut pending = vec![0u64; self.policy.arms.len()];
-        for &arm in self.pending.values() {
+    fn handle(&mut self, GetState(kind): GetState, _: &mut Self::Context) -> Self::Result {
+        let policy = &self.policies[kind.index()];
+        let mut pending = vec![0u64; policy.arms.len()];
+        for &(_, arm) in self.pending.values().filter(|(k, _)| *k == kind) {
             pending[arm] += 1;
         }
         MessageResult(BanditState {
-            name: STRATEGY_BANDIT,
+            name: kind.name(),
             enabled: self.settings.enabled,
-            policy: self.policy.clone(),
+            policy: policy.clone(),
             pending,
             reward_window_s: self.settings.reward_window_s,
         })

@@ -25,6 +25,8 @@ use super::{
     state::{GroupState, GroupView},
 };
 use crate::{
+    aggregate::Strategy,
+    bandit::actor::{BanditKind, Choose, Rewarded, Shown},
     domain::UserId,
     error::{ApiError, ErrorCode},
     recommend::{GroupRecommendations, GroupRequest},
@@ -257,6 +259,7 @@ impl GroupActor {
             self.remember(event.seq, frame);
             self.directory.metrics().group_events.inc();
             affects_recommendations |= event.body.affects_recommendations();
+            self.reward_recommendations(&event);
             feedback.extend(self.follow_up(&event, ctx));
         }
         if feedback.is_empty() {
@@ -288,6 +291,28 @@ impl GroupActor {
                 actor.schedule_refresh(ctx);
             }
         }));
+    }
+
+    /// A member added a track from the current list: that list earned its reward (the bandit
+    /// ignores lists it did not pick, and rewards each list once).
+    fn reward_recommendations(&self, event: &Event) {
+        let EventBody::TrackAdded { track, .. } = &event.body else {
+            return;
+        };
+        if self.state.settings.aggregation.fixed().is_some() {
+            return;
+        }
+        if let Some((list, _)) = &self.recommendations {
+            if list
+                .items
+                .iter()
+                .any(|item| item.track.id.as_str() == track.id)
+            {
+                self.directory.bandit().do_send(Rewarded {
+                    request_id: list.request_id.clone(),
+                });
+            }
+        }
     }
 
     /// Side effects of an event: the feedback it implies for the member who acted (returned),
@@ -408,12 +433,23 @@ impl GroupActor {
             .filter_map(|e| catalog.index_of(&e.track.id))
             .collect();
         playlist.sort_unstable();
-        let strategy = self.state.settings.aggregation;
+        let fixed = self.state.settings.aggregation.fixed();
+        let bandit = self.directory.bandit().clone();
         let limit = self.directory.settings().group_recommendations;
         let candidates = self.directory.settings().group_candidates;
         let seq = self.state.seq;
         let started = Instant::now();
         let work = async move {
+            // `auto`: the group-aggregation bandit picks (the default strategy if it is gone).
+            let strategy = match fixed {
+                Some(strategy) => strategy,
+                None => bandit
+                    .send(Choose(BanditKind::GroupAggregation))
+                    .await
+                    .ok()
+                    .and_then(|arm| Strategy::parse(&arm))
+                    .unwrap_or(Strategy::Fair),
+            };
             recommender
                 .for_group(GroupRequest {
                     members: &members,
@@ -427,6 +463,16 @@ impl GroupActor {
         };
         ctx.spawn(work.into_actor(self).map(move |result, actor, ctx| {
             actor.refreshing = false;
+            if let (None, Ok(list)) = (fixed, &result) {
+                // A popular start (nobody has a taste) is no pull of any arm.
+                if Strategy::parse(&list.strategy).is_some() {
+                    actor.directory.bandit().do_send(Shown {
+                        bandit: BanditKind::GroupAggregation,
+                        request_id: list.request_id.clone(),
+                        arm: list.strategy.clone(),
+                    });
+                }
+            }
             let outcome = if result.is_ok() { "ok" } else { "error" };
             actor
                 .directory

@@ -18,6 +18,7 @@ use super::{
     state::GroupState,
 };
 use crate::{
+    bandit::actor::BanditActor,
     config::RealtimeSettings,
     error::{ApiError, ErrorCode},
     metrics::Metrics,
@@ -38,6 +39,7 @@ struct Inner {
     recommender: Recommender,
     metrics: Arc<Metrics>,
     settings: RealtimeSettings,
+    bandit: Addr<BanditActor>,
 }
 
 impl GroupDirectory {
@@ -46,6 +48,7 @@ impl GroupDirectory {
         recommender: Recommender,
         metrics: Arc<Metrics>,
         settings: RealtimeSettings,
+        bandit: Addr<BanditActor>,
     ) -> Self {
         let directory = Self {
             inner: Arc::new(Inner {
@@ -55,6 +58,7 @@ impl GroupDirectory {
                 recommender,
                 metrics,
                 settings,
+                bandit,
             }),
         };
         // Weak: the user directory lives inside the recommender this directory holds.
@@ -149,6 +153,11 @@ impl GroupDirectory {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The bandit that picks aggregation strategies for groups set to `auto`.
+    pub fn bandit(&self) -> &Addr<BanditActor> {
+        &self.inner.bandit
     }
 
     pub fn settings(&self) -> &RealtimeSettings {

@@ -5,6 +5,31 @@ use utoipa::ToSchema;
 
 use crate::aggregate::Strategy;
 
+/// A fixed aggregation strategy, or `auto`: the group-aggregation bandit picks one per refresh
+/// and learns from which lists members add tracks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    Average,
+    LeastMisery,
+    MostPleasure,
+    Fair,
+    Auto,
+}
+
+impl Aggregation {
+    /// The strategy when fixed; `None` for `auto`.
+    pub fn fixed(self) -> Option<Strategy> {
+        match self {
+            Aggregation::Average => Some(Strategy::Average),
+            Aggregation::LeastMisery => Some(Strategy::LeastMisery),
+            Aggregation::MostPleasure => Some(Strategy::MostPleasure),
+            Aggregation::Fair => Some(Strategy::Fair),
+            Aggregation::Auto => None,
+        }
+    }
+}
+
 pub const DEFAULT_MAX_MEMBERS: u32 = 32;
 /// A room can be configured up to this size; larger events belong to a broadcast product.
 pub const MEMBERS_LIMIT: u32 = 500;
@@ -18,8 +43,9 @@ pub struct GroupSettings {
     /// Fraction of the online members whose skip votes skip a track (0 < t ≤ 1), capped at
     /// ⌈2√n⌉ votes so a large room does not need a majority of mostly idle listeners.
     pub skip_threshold: f64,
-    /// How members' predicted ratings are combined into the group's recommendations.
-    pub aggregation: Strategy,
+    /// How members' predicted ratings are combined into the group's recommendations:
+    /// `average`, `least_misery`, `most_pleasure`, `fair`, or `auto` (a bandit chooses).
+    pub aggregation: Aggregation,
     /// When on, members may add tracks and remove or move their own entries; when off only the
     /// host changes the playlist (everyone can still vote and skip-vote).
     pub guest_controls: bool,
@@ -30,7 +56,7 @@ impl Default for GroupSettings {
         Self {
             max_members: DEFAULT_MAX_MEMBERS,
             skip_threshold: DEFAULT_SKIP_THRESHOLD,
-            aggregation: Strategy::Fair,
+            aggregation: Aggregation::Fair,
             guest_controls: true,
         }
     }
@@ -42,7 +68,7 @@ impl Default for GroupSettings {
 pub struct SettingsPatch {
     pub max_members: Option<u32>,
     pub skip_threshold: Option<f64>,
-    pub aggregation: Option<Strategy>,
+    pub aggregation: Option<Aggregation>,
     pub guest_controls: Option<bool>,
 }
 

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::extract::AuthUser;
 use crate::{
-    bandit::actor::{Choose, Outcome, Shown},
+    bandit::actor::{BanditKind, Choose, Outcome, Shown},
     domain::now_ms,
     error::{ApiError, ErrorBody, ErrorCode},
     experiments::assign,
@@ -113,11 +113,14 @@ pub async fn recommendations(
         .map(|e| assign::variant_for(&e.variants, &e.id, user.id.as_str()).clone());
     let strategy = match (&experiment, &variant) {
         (Some(experiment), Some(variant)) => experiment.strategy_of(variant),
-        _ => state
-            .bandit
-            .send(Choose)
-            .await
-            .map_err(|_| ApiError::internal(anyhow::anyhow!("the bandit actor is gone")))?,
+        _ => {
+            let arm = state
+                .bandit
+                .send(Choose(BanditKind::SoloStrategy))
+                .await
+                .map_err(|_| ApiError::internal(anyhow::anyhow!("the bandit actor is gone")))?;
+            recommend::Strategy::parse(&arm).unwrap_or_default()
+        }
     };
     let list = state
         .recommender
@@ -150,8 +153,9 @@ pub async fn recommendations(
     .await?;
     if experiment.is_none() && list.strategy == strategy.as_str() {
         state.bandit.do_send(Shown {
+            bandit: BanditKind::SoloStrategy,
             request_id: request_id.clone(),
-            strategy,
+            arm: strategy.as_str().to_string(),
         });
     }
     Ok(HttpResponse::Ok().json(RecommendationList {

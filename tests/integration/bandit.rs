@@ -1,13 +1,16 @@
-//! The strategy bandit end to end: lists are pulls, feedback quoting a list's request id is its
-//! reward, lists without a like in the window are failures, the report says so, and the
-//! posteriors survive a restart.
+//! The bandits end to end: lists are pulls, feedback quoting a list's request id (or, in a
+//! group, adding a track from the list) is its reward, lists without one in the window are
+//! failures, the report says so, and the posteriors survive a restart.
 
 use std::{sync::Arc, time::Duration};
 
-use chorus::config::BanditSettings;
+use chorus::config::{BanditSettings, RealtimeSettings};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app_with, AppOptions, Store, TestApp, ADMIN_TOKEN};
+use crate::{
+    groups::{connect, group_of},
+    helpers::{assert_error, spawn_app_with, AppOptions, Store, TestApp, ADMIN_TOKEN},
+};
 
 fn bandit_on() -> BanditSettings {
     BanditSettings {
@@ -18,9 +21,22 @@ fn bandit_on() -> BanditSettings {
     }
 }
 
+/// The report of one bandit (`solo_strategy` or `group_aggregation`).
+async fn bandit_report(app: &TestApp, name: &str) -> Value {
+    let all = app
+        .get_json_as("/api/v1/analytics/bandit", ADMIN_TOKEN)
+        .await;
+    all["bandits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["bandit"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no bandit {name} in {all}"))
+}
+
 async fn report(app: &TestApp) -> Value {
-    app.get_json_as("/api/v1/analytics/bandit", ADMIN_TOKEN)
-        .await
+    bandit_report(app, "solo_strategy").await
 }
 
 fn arm<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -197,4 +213,75 @@ async fn analytics_need_the_admin_token() {
     let report = report(&app).await;
     assert_eq!(report["enabled"], false);
     assert_eq!(report["arms"].as_array().unwrap().len(), 4);
+    let group = bandit_report(&app, "group_aggregation").await;
+    assert_eq!(group["arms"].as_array().unwrap().len(), 4);
+}
+
+/// A group set to `auto` gets its aggregation from the second bandit; a member adding a track
+/// from the list rewards the arm that made it, and lists nobody adds from are failures.
+#[actix_web::test]
+async fn auto_groups_feed_the_aggregation_bandit() {
+    let app = spawn_app_with(AppOptions {
+        bandit: bandit_on(),
+        realtime: RealtimeSettings {
+            recommend_interval_ms: 20,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["A", "B"], json!({"aggregation": "auto"})).await;
+    for (i, member) in members.iter().enumerate() {
+        for k in 0..4 {
+            let track = app.state.catalog.track(i as u32 * 10 + k);
+            let body = json!({"track_id": track.id.as_str(), "kind": "like"});
+            let response = app
+                .post_json_as("/api/v1/feedback", &body, &member.token)
+                .await;
+            assert_eq!(response.status(), 202);
+        }
+    }
+    let mut a = connect(&app, &members[0]).await;
+    a.join(&group_id, None).await;
+    a.send(json!({"type": "request_recommendations"})).await;
+    let list = loop {
+        let frame = a.next_of("recommendations").await;
+        if frame["strategy"] != "popular_diverse" {
+            break frame;
+        }
+    };
+    let arm_name = list["strategy"].as_str().unwrap().to_string();
+    assert!(
+        ["average", "least_misery", "most_pleasure", "fair"].contains(&arm_name.as_str()),
+        "{arm_name}"
+    );
+    let track = list["items"][0]["track"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ack, _) = a
+        .op(
+            json!({"type": "add_track", "track_id": track}),
+            "from-the-list",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack");
+    // The window (1 s) closes on every list nobody added from.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let report = bandit_report(&app, "group_aggregation").await;
+    let rewarded = arm(&report, &arm_name);
+    assert_eq!(rewarded["rewards"], 1.0, "{report}");
+    let (pulls, resolved): (f64, f64) = report["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["pulls"].as_f64().unwrap(),
+                a["rewards"].as_f64().unwrap() + a["failures"].as_f64().unwrap(),
+            )
+        })
+        .fold((0.0, 0.0), |(p, r), (a, b)| (p + a, r + b));
+    assert!(pulls >= 2.0, "the add itself refreshed the list: {report}");
+    assert_eq!(pulls, resolved, "{report}");
 }

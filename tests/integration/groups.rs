@@ -52,7 +52,7 @@ pub fn track_id(app: &TestApp, i: u32) -> String {
     app.state.catalog.track(i).id.as_str().to_string()
 }
 
-async fn connect(app: &TestApp, member: &Member) -> Client {
+pub async fn connect(app: &TestApp, member: &Member) -> Client {
     Client::connect(app, &member.user_id, &member.token).await
 }
 
