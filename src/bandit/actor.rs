@@ -7,8 +7,9 @@
 //! for a group's list a member adding one of its tracks; a list that earns none by then is a
 //! failure. So late feedback still
 //! counts for the arm that caused it, whatever the bandit chose in between. Pending exposures
-//! live in memory (a restart forgets them, and they count as neither); the posteriors are
-//! written to `bandit_arms` every `persist_interval_ms` when changed, and loaded on start.
+//! live in memory (a restart forgets them, and they count as neither). Every
+//! `persist_interval_ms` the counts this process gathered are added to `bandit_arms` and the
+//! totals read back, so several processes sharing the store learn together.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -18,14 +19,14 @@ use std::{
 use actix::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 
-use super::thompson::Thompson;
+use super::thompson::{Arm, Thompson};
 use crate::{
     aggregate,
     config::BanditSettings,
     domain::now_ms,
     recommend::Strategy,
     storage::{
-        experiments::{load_arms, save_arms, StoredArm},
+        experiments::{add_to_arms, load_arms, ArmDelta, StoredArm},
         Db,
     },
     taste::FeedbackKind,
@@ -127,43 +128,68 @@ pub struct BanditState {
 pub struct BanditActor {
     db: Db,
     settings: BanditSettings,
-    /// Indexed by [`BanditKind::index`].
+    /// Indexed by [`BanditKind::index`]: the stored counts plus what this process saw since.
     policies: [Thompson; 2],
+    /// What this process saw since it last saved, per bandit and arm.
+    unsaved: [Vec<Arm>; 2],
     rng: StdRng,
     pending: HashMap<String, (BanditKind, usize)>,
     /// Pending request ids in the order shown (entries already rewarded are skipped).
     shown: VecDeque<(Instant, String)>,
-    dirty: bool,
     saving: bool,
 }
 
 impl BanditActor {
     /// Loads the stored posteriors (arms not stored yet start at Beta(1, 1)).
     pub async fn load(db: Db, settings: BanditSettings) -> Result<Self, sqlx::Error> {
-        let mut policies = Vec::new();
-        for kind in BanditKind::ALL {
-            let mut policy = Thompson::new(&kind.arms(), settings.exploration_floor);
-            for stored in load_arms(&db, kind.name()).await? {
-                if let Some(i) = policy.index_of(&stored.arm) {
-                    let arm = &mut policy.arms[i];
-                    arm.successes = stored.alpha - 1.0;
-                    arm.failures = stored.beta - 1.0;
-                    arm.pulls = stored.pulls.max(0) as u64;
-                }
-            }
-            policies.push(policy);
-        }
-        let policies: [Thompson; 2] = policies.try_into().expect("two bandits");
-        Ok(Self {
+        let stored = load_all(&db).await?;
+        let fresh = |kind: BanditKind| Thompson::new(&kind.arms(), settings.exploration_floor);
+        let mut actor = Self {
+            policies: BanditKind::ALL.map(fresh),
+            unsaved: BanditKind::ALL.map(|kind| fresh(kind).arms),
             db,
             settings,
-            policies,
             rng: StdRng::from_entropy(),
             pending: HashMap::new(),
             shown: VecDeque::new(),
-            dirty: false,
             saving: false,
-        })
+        };
+        actor.adopt(stored);
+        Ok(actor)
+    }
+
+    /// Takes the stored totals, plus what this process has not saved yet.
+    fn adopt(&mut self, stored: [Vec<StoredArm>; 2]) {
+        for kind in BanditKind::ALL {
+            let k = kind.index();
+            let mut policy = Thompson::new(&kind.arms(), self.settings.exploration_floor);
+            for row in &stored[k] {
+                if let Some(i) = policy.index_of(&row.arm) {
+                    let arm = &mut policy.arms[i];
+                    arm.successes = row.alpha - 1.0;
+                    arm.failures = row.beta - 1.0;
+                    arm.pulls = row.pulls.max(0) as u64;
+                }
+            }
+            for (arm, extra) in policy.arms.iter_mut().zip(&self.unsaved[k]) {
+                arm.pulls += extra.pulls;
+                arm.successes += extra.successes;
+                arm.failures += extra.failures;
+            }
+            self.policies[k] = policy;
+        }
+    }
+
+    fn record_pull(&mut self, kind: BanditKind, arm: usize) {
+        self.policies[kind.index()].arms[arm].pulls += 1;
+        self.unsaved[kind.index()][arm].pulls += 1;
+    }
+
+    fn record_reward(&mut self, kind: BanditKind, arm: usize, reward: f64) {
+        self.policies[kind.index()].reward(arm, reward);
+        let unsaved = &mut self.unsaved[kind.index()][arm];
+        unsaved.successes += reward;
+        unsaved.failures += 1.0 - reward;
     }
 
     fn settle_expired(&mut self) {
@@ -174,8 +200,7 @@ impl BanditActor {
             }
             let (_, request_id) = self.shown.pop_front().expect("front exists");
             if let Some((kind, arm)) = self.pending.remove(&request_id) {
-                self.policies[kind.index()].reward(arm, 0.0);
-                self.dirty = true;
+                self.record_reward(kind, arm, 0.0);
             }
         }
     }
@@ -183,49 +208,74 @@ impl BanditActor {
     /// A success for the pending list `request_id` (ignored when unknown or settled).
     fn reward(&mut self, request_id: &str) {
         if let Some((kind, arm)) = self.pending.remove(request_id) {
-            self.policies[kind.index()].reward(arm, 1.0);
-            self.dirty = true;
+            self.record_reward(kind, arm, 1.0);
         }
     }
 
+    /// Adds what this process saw to the stored counts (increments, so processes sharing the
+    /// store never overwrite each other), then reads the totals back, which brings in what the
+    /// other processes saw.
     fn persist(&mut self, ctx: &mut Context<Self>) {
-        if !self.dirty || self.saving {
+        if self.saving {
             return;
         }
-        self.dirty = false;
         self.saving = true;
-        let bandits: Vec<(&'static str, Vec<StoredArm>)> = BanditKind::ALL
-            .iter()
-            .map(|kind| {
-                let arms = self.policies[kind.index()]
-                    .arms
-                    .iter()
-                    .map(|a| StoredArm {
-                        arm: a.name.clone(),
-                        alpha: a.alpha(),
-                        beta: a.beta(),
-                        pulls: a.pulls as i64,
-                        rewards: a.successes,
-                    })
-                    .collect();
-                (kind.name(), arms)
-            })
-            .collect();
-        let db = self.db.clone();
-        let save = async move {
-            for (name, arms) in bandits {
-                save_arms(&db, name, &arms, now_ms()).await?;
+        let mut deltas = Vec::new();
+        for kind in BanditKind::ALL {
+            for arm in &mut self.unsaved[kind.index()] {
+                if arm.pulls > 0 || arm.successes > 0.0 || arm.failures > 0.0 {
+                    deltas.push(ArmDelta {
+                        bandit: kind.name(),
+                        arm: arm.name.clone(),
+                        pulls: arm.pulls as i64,
+                        successes: arm.successes,
+                        failures: arm.failures,
+                    });
+                }
+                *arm = Arm::new(arm.name.clone());
             }
-            Ok::<_, sqlx::Error>(())
+        }
+        let db = self.db.clone();
+        let sync = {
+            let deltas = deltas.clone();
+            async move {
+                if !deltas.is_empty() {
+                    add_to_arms(&db, &deltas, now_ms()).await?;
+                }
+                load_all(&db).await
+            }
         };
-        ctx.spawn(save.into_actor(self).map(|result, actor, _| {
+        ctx.spawn(sync.into_actor(self).map(move |result, actor, _| {
             actor.saving = false;
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "saving the bandit's posteriors; will retry");
-                actor.dirty = true;
+            match result {
+                Ok(stored) => actor.adopt(stored),
+                Err(err) => {
+                    tracing::warn!(error = %err, "saving the bandits' counts; will retry");
+                    // Put the counts back (the transaction wrote none of them).
+                    for delta in deltas {
+                        let kind = BanditKind::ALL
+                            .into_iter()
+                            .find(|k| k.name() == delta.bandit)
+                            .expect("a known bandit");
+                        if let Some(arm) = actor.unsaved[kind.index()]
+                            .iter_mut()
+                            .find(|a| a.name == delta.arm)
+                        {
+                            arm.pulls += delta.pulls as u64;
+                            arm.successes += delta.successes;
+                            arm.failures += delta.failures;
+                        }
+                    }
+                }
             }
         }));
     }
+}
+
+async fn load_all(db: &Db) -> Result<[Vec<StoredArm>; 2], sqlx::Error> {
+    let solo = load_arms(db, BanditKind::SoloStrategy.name()).await?;
+    let group = load_arms(db, BanditKind::GroupAggregation.name()).await?;
+    Ok([solo, group])
 }
 
 impl Actor for BanditActor {
@@ -258,15 +308,13 @@ impl Handler<Shown> for BanditActor {
         if !self.settings.enabled {
             return;
         }
-        let policy = &mut self.policies[msg.bandit.index()];
-        let Some(arm) = policy.index_of(&msg.arm) else {
+        let Some(arm) = self.policies[msg.bandit.index()].index_of(&msg.arm) else {
             return;
         };
-        policy.arms[arm].pulls += 1;
+        self.record_pull(msg.bandit, arm);
         self.pending
             .insert(msg.request_id.clone(), (msg.bandit, arm));
         self.shown.push_back((Instant::now(), msg.request_id));
-        self.dirty = true;
         if self.pending.len() > MAX_PENDING {
             self.settle_expired();
         }

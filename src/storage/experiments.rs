@@ -65,29 +65,37 @@ pub async fn load_arms(db: &Db, bandit: &str) -> Result<Vec<StoredArm>, sqlx::Er
         .collect()
 }
 
-/// Upserts every arm of `bandit` in one transaction.
-pub async fn save_arms(
-    db: &Db,
-    bandit: &str,
-    arms: &[StoredArm],
-    now: i64,
-) -> Result<(), sqlx::Error> {
+/// Counts one process gathered for one arm since it last saved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArmDelta {
+    pub bandit: &'static str,
+    pub arm: String,
+    pub pulls: i64,
+    pub successes: f64,
+    pub failures: f64,
+}
+
+/// Adds every delta to its arm in one transaction. Increments, never overwrites: several
+/// processes sharing the store each add what they saw.
+pub async fn add_to_arms(db: &Db, deltas: &[ArmDelta], now: i64) -> Result<(), sqlx::Error> {
     let _turn = db.write_turn().await;
     let mut tx = db.pool().begin().await?;
-    for arm in arms {
+    for d in deltas {
         sqlx::query(
             "INSERT INTO bandit_arms (bandit, arm, alpha, beta, pulls, rewards, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (bandit, arm) DO UPDATE SET alpha = excluded.alpha, beta = excluded.beta, \
-             pulls = excluded.pulls, rewards = excluded.rewards, updated_at = excluded.updated_at",
+             ON CONFLICT (bandit, arm) DO UPDATE SET alpha = bandit_arms.alpha + $6, \
+             beta = bandit_arms.beta + $8, pulls = bandit_arms.pulls + $5, \
+             rewards = bandit_arms.rewards + $6, updated_at = $7",
         )
-        .bind(bandit)
-        .bind(arm.arm.as_str())
-        .bind(arm.alpha)
-        .bind(arm.beta)
-        .bind(arm.pulls)
-        .bind(arm.rewards)
+        .bind(d.bandit)
+        .bind(d.arm.as_str())
+        .bind(1.0 + d.successes)
+        .bind(1.0 + d.failures)
+        .bind(d.pulls)
+        .bind(d.successes)
         .bind(now)
+        .bind(d.failures)
         .execute(&mut *tx)
         .await?;
     }

@@ -285,3 +285,46 @@ async fn auto_groups_feed_the_aggregation_bandit() {
     assert!(pulls >= 2.0, "the add itself refreshed the list: {report}");
     assert_eq!(pulls, resolved, "{report}");
 }
+
+/// Two servers on one store (as in a multi-process deployment): each adds what it saw, and
+/// both end up with the sum.
+#[actix_web::test]
+async fn processes_sharing_a_store_learn_together() {
+    let first = spawn_app_with(AppOptions {
+        store: Store::Postgres,
+        bandit: bandit_on(),
+        ..AppOptions::default()
+    })
+    .await;
+    let second = spawn_app_with(AppOptions {
+        store: Store::Postgres,
+        bandit: bandit_on(),
+        database: Some(Arc::clone(&first.db)),
+        ..AppOptions::default()
+    })
+    .await;
+    for (app, lists) in [(&first, 5), (&second, 7)] {
+        let (_, token) = app.create_user("Listener").await;
+        for i in 0..3 {
+            let track = app.state.catalog.track(i);
+            feedback(app, &token, &json!({"id": track.id.as_str()}), None).await;
+        }
+        for _ in 0..lists {
+            let response = app
+                .post_json_as("/api/v1/recommendations", &json!({"limit": 2}), &token)
+                .await;
+            assert_eq!(response.status(), 200);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for app in [&first, &second] {
+        let report = report(app).await;
+        let pulls: u64 = report["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["pulls"].as_u64().unwrap())
+            .sum();
+        assert_eq!(pulls, 12, "{report}");
+    }
+}
