@@ -8,9 +8,9 @@
 //! (no log-beta function of huge arguments). CDFs are the panel masses summed, plus a
 //! quadrature over the partial panel.
 
-use super::quadrature::integrate;
+use super::quadrature::{gauss_legendre, integrate, partial_weights, NODES};
 
-const PANELS: usize = 128;
+const PANELS: usize = 48;
 const WINDOW_SDS: f64 = 40.0;
 
 /// Beta(alpha, beta) with alpha, beta ≥ 1 (the posteriors of Beta(1, 1) priors).
@@ -102,14 +102,14 @@ impl BetaPosterior {
         (self.mass_before[k] + self.integral(start, x) / self.normalizer).min(1.0)
     }
 
-    /// `∫ f(x) · g(x) dx` over this posterior's window, where `g` is a product of the CDFs of
-    /// `others`: their panel edges inside the window split it further, so a CDF that rises
-    /// within one of this posterior's panels is still integrated on its own scale.
-    fn expect<'a>(
-        &self,
-        others: impl Iterator<Item = &'a BetaPosterior> + Clone,
-        g: impl Fn(f64) -> f64,
-    ) -> f64 {
+    /// `∫ f(x) · Π_j h(F_j(x)) dx` over this posterior's window, `F_j` the CDFs of `others`.
+    ///
+    /// The window is cut at every panel edge of every other posterior inside it, so each
+    /// segment lies within one panel of each (where its CDF is smooth) or outside its window
+    /// (where the CDF is 0 or 1). Walking the segments in order, each CDF is carried from the
+    /// segment's start and continued to every node with [`partial_weights`]: one set of
+    /// density values per segment and posterior.
+    fn expect(&self, others: &[&BetaPosterior], h: impl Fn(f64) -> f64) -> f64 {
         let (lo, hi) = (self.lo, self.hi());
         let mut edges: Vec<f64> = (0..=PANELS).map(|k| self.panel_start(k)).collect();
         for other in others {
@@ -121,10 +121,47 @@ impl BetaPosterior {
         }
         edges.sort_by(f64::total_cmp);
         edges.dedup();
-        let total: f64 = edges
-            .windows(2)
-            .map(|pair| integrate(pair[0], pair[1], |x| self.unnormalized(x) * g(x)))
-            .sum();
+        let rule = gauss_legendre();
+        let partial = partial_weights();
+        let mut cdf_at_start: Vec<f64> = others.iter().map(|o| o.cdf(edges[0])).collect();
+        let mut total = 0.0;
+        for pair in edges.windows(2) {
+            let (start, end) = (pair[0], pair[1]);
+            let (half, mid) = (0.5 * (end - start), 0.5 * (end + start));
+            let mut product = [1.0; NODES];
+            for (other, cdf_start) in others.iter().zip(cdf_at_start.iter_mut()) {
+                if end <= other.lo {
+                    *cdf_start = 0.0;
+                    product.iter_mut().for_each(|p| *p *= h(0.0));
+                    continue;
+                }
+                if start >= other.hi() {
+                    *cdf_start = 1.0;
+                    product.iter_mut().for_each(|p| *p *= h(1.0));
+                    continue;
+                }
+                let density: Vec<f64> = rule
+                    .iter()
+                    .map(|(t, _)| other.unnormalized(mid + half * t) / other.normalizer)
+                    .collect();
+                for (p, row) in product.iter_mut().zip(partial) {
+                    let within: f64 = row.iter().zip(&density).map(|(w, d)| w * d).sum();
+                    *p *= h((*cdf_start + half * within).clamp(0.0, 1.0));
+                }
+                *cdf_start += half
+                    * rule
+                        .iter()
+                        .zip(&density)
+                        .map(|((_, w), d)| w * d)
+                        .sum::<f64>();
+            }
+            total += half
+                * rule
+                    .iter()
+                    .zip(product)
+                    .map(|((t, w), p)| w * self.unnormalized(mid + half * t) * p)
+                    .sum::<f64>();
+        }
         total / self.normalizer
     }
 
@@ -153,38 +190,38 @@ impl BetaPosterior {
 
 /// `P(X_variant > X_control)`.
 pub fn chance_to_beat(variant: &BetaPosterior, control: &BetaPosterior) -> f64 {
-    probability_best(&[variant.clone(), control.clone()])[0]
+    probability_best_of(&[variant, control], 0)
 }
 
 /// `P(arm i has the largest rate)` for every arm.
+pub fn probability_best(arms: &[BetaPosterior]) -> Vec<f64> {
+    let refs: Vec<&BetaPosterior> = arms.iter().collect();
+    (0..arms.len())
+        .map(|i| probability_best_of(&refs, i))
+        .collect()
+}
+
+/// `P(arms[i] has the largest rate)`.
 ///
 /// Rates near 1 are worked on as 1 − X (is the smallest), since doubles near 1 are too coarse
 /// for a posterior whose width is 1e-8.
-pub fn probability_best(arms: &[BetaPosterior]) -> Vec<f64> {
+fn probability_best_of(arms: &[&BetaPosterior], i: usize) -> f64 {
     let mean_rate = arms.iter().map(|a| a.mean).sum::<f64>() / arms.len() as f64;
-    if mean_rate <= 0.5 {
-        return probability_extreme(arms, |cdf| cdf);
-    }
-    let reflected: Vec<BetaPosterior> = arms.iter().map(BetaPosterior::reflected).collect();
-    probability_extreme(&reflected, |cdf| 1.0 - cdf)
+    let p = if mean_rate <= 0.5 {
+        arms[i].expect(&all_but(arms, i), |cdf| cdf)
+    } else {
+        let reflected: Vec<BetaPosterior> = arms.iter().map(|a| a.reflected()).collect();
+        let refs: Vec<&BetaPosterior> = reflected.iter().collect();
+        refs[i].expect(&all_but(&refs, i), |cdf| 1.0 - cdf)
+    };
+    p.clamp(0.0, 1.0)
 }
 
-/// `∫ f_i(x) · Π_{j≠i} h(F_j(x)) dx` for every arm i: with `h(F) = F`, the probability that i
-/// is the largest; with `h(F) = 1 − F`, the smallest.
-fn probability_extreme(arms: &[BetaPosterior], h: impl Fn(f64) -> f64 + Copy) -> Vec<f64> {
+fn all_but<'a>(arms: &[&'a BetaPosterior], i: usize) -> Vec<&'a BetaPosterior> {
     arms.iter()
         .enumerate()
-        .map(|(i, arm)| {
-            let others = arms
-                .iter()
-                .enumerate()
-                .filter(move |&(j, _)| j != i)
-                .map(|(_, other)| other);
-            arm.expect(others.clone(), |x| {
-                others.clone().map(|o| h(o.cdf(x))).product()
-            })
-            .clamp(0.0, 1.0)
-        })
+        .filter(|&(j, _)| j != i)
+        .map(|(_, a)| *a)
         .collect()
 }
 
