@@ -27,6 +27,28 @@ pub fn benjamini_hochberg(p_values: &[f64]) -> Vec<f64> {
     adjusted
 }
 
+/// Adjusts the p-values that `rows` carry (rows without one, such as the control, are left
+/// out) and hands each row its Holm and Benjamini–Hochberg values.
+pub fn adjust_rows<R>(
+    rows: &mut [R],
+    p_value: impl Fn(&R) -> Option<f64>,
+    mut set: impl FnMut(&mut R, f64, f64),
+) {
+    let tested: Vec<(usize, f64)> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| p_value(row).map(|p| (i, p)))
+        .collect();
+    let p_values: Vec<f64> = tested.iter().map(|&(_, p)| p).collect();
+    for ((&(i, _), holm), bh) in tested
+        .iter()
+        .zip(holm(&p_values))
+        .zip(benjamini_hochberg(&p_values))
+    {
+        set(&mut rows[i], holm, bh);
+    }
+}
+
 fn ascending(p_values: &[f64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..p_values.len()).collect();
     order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    adjust::{benjamini_hochberg, holm},
+    adjust::adjust_rows,
     special::{t_quantile, t_two_sided},
     validate_arms, InputError,
 };
@@ -101,16 +101,14 @@ pub fn compare(control: &str, arms: &[Summary]) -> Result<MeansReport, InputErro
         }
         rows.push(row);
     }
-    let compared: Vec<usize> = (0..rows.len()).filter(|&i| i != control_index).collect();
-    let p_values: Vec<f64> = compared.iter().filter_map(|&i| rows[i].p_value).collect();
-    for ((&i, holm), bh) in compared
-        .iter()
-        .zip(holm(&p_values))
-        .zip(benjamini_hochberg(&p_values))
-    {
-        rows[i].holm_p_value = Some(holm);
-        rows[i].bh_p_value = Some(bh);
-    }
+    adjust_rows(
+        &mut rows,
+        |row| row.p_value,
+        |row, holm, bh| {
+            row.holm_p_value = Some(holm);
+            row.bh_p_value = Some(bh);
+        },
+    );
     Ok(MeansReport {
         control: control_arm.name.clone(),
         variants: rows,

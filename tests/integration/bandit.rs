@@ -66,12 +66,7 @@ async fn bandit_learns_and_persists(store: Store) {
     .await;
     let (_, token) = app.create_user("Explorer").await;
     // A taste first, so lists are ranked (a cold listener gets the popular start, no pull).
-    let cold: Value = app
-        .post_json_as("/api/v1/recommendations", &json!({"limit": 3}), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let cold = app.recommend(&token, 3).await;
     assert_eq!(cold["strategy"], "popular_diverse");
     for item in cold["items"].as_array().unwrap() {
         feedback(&app, &token, &item["track"], None).await;
@@ -81,12 +76,7 @@ async fn bandit_learns_and_persists(store: Store) {
     let (mut pulls, mut content_likes) = (0, 0);
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..60 {
-        let list: Value = app
-            .post_json_as("/api/v1/recommendations", &json!({"limit": 3}), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let list = app.recommend(&token, 3).await;
         let strategy = list["strategy"].as_str().unwrap().to_string();
         pulls += 1;
         if strategy == "content" {
@@ -143,12 +133,7 @@ async fn bandit_learns_and_persists(store: Store) {
     assert!(before["regret_estimate"].as_f64().unwrap() > 0.0);
 
     // A like after the window closed changes nothing: that list was settled as a failure.
-    let late: Value = app
-        .post_json_as("/api/v1/recommendations", &json!({"limit": 1}), &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let late = app.recommend(&token, 1).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let settled = report(&app).await;
     feedback(

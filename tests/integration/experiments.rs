@@ -158,12 +158,7 @@ async fn split_and_report(store: Store) {
         let mut variant = None;
         let mut last = Value::Null;
         for _ in 0..2 {
-            let list: Value = app
-                .post_json_as("/api/v1/recommendations", &json!({"limit": 3}), &token)
-                .await
-                .json()
-                .await
-                .unwrap();
+            let list = app.recommend(&token, 3).await;
             let this = list["variant"].as_str().unwrap().to_string();
             assert!(
                 variant.is_none() || variant.as_deref() == Some(this.as_str()),

@@ -822,6 +822,17 @@ async fn like(app: &TestApp, member: &Member, tracks: &[String]) {
     }
 }
 
+/// Group recommendations recomputed at most every 20 ms, so tests need not wait.
+pub fn quick_refresh() -> AppOptions {
+    AppOptions {
+        realtime: RealtimeSettings {
+            recommend_interval_ms: 20,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    }
+}
+
 fn item_ids(recommendations: &Value) -> Vec<String> {
     recommendations["items"]
         .as_array()
@@ -833,14 +844,7 @@ fn item_ids(recommendations: &Value) -> Vec<String> {
 
 #[actix_web::test]
 async fn group_recommendations_follow_adds_votes_and_strategy() {
-    let app = spawn_app_with(AppOptions {
-        realtime: RealtimeSettings {
-            recommend_interval_ms: 20,
-            ..RealtimeSettings::default()
-        },
-        ..AppOptions::default()
-    })
-    .await;
+    let app = spawn_app_with(quick_refresh()).await;
     let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
     // Before anyone has a taste: the popular start.
     let cold = app
@@ -955,18 +959,10 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
     assert_eq!(item_ids(&rest), item_ids(&switched));
 }
 
-/// The real ConnectionActor and its default constants, in tokio's paused (virtual) time: a
-/// client that never answers is pinged every 5 s and closed with 4000 once 15 s pass.
+/// A solo like (REST, outside any group) reaches every live group of that member.
 #[actix_web::test]
 async fn a_like_anywhere_refreshes_every_live_group_of_that_member() {
-    let app = spawn_app_with(AppOptions {
-        realtime: RealtimeSettings {
-            recommend_interval_ms: 20,
-            ..RealtimeSettings::default()
-        },
-        ..AppOptions::default()
-    })
-    .await;
+    let app = spawn_app_with(quick_refresh()).await;
     let (first, members) = group_of(&app, &["A", "B"], json!({})).await;
     let second = app
         .post_json_as(
@@ -1017,6 +1013,8 @@ async fn a_like_anywhere_refreshes_every_live_group_of_that_member() {
     );
 }
 
+/// The real ConnectionActor and its default constants, in tokio's paused (virtual) time: a
+/// client that never answers is pinged every 5 s and closed with 4000 once 15 s pass.
 #[actix_web::test]
 async fn heartbeat_timeout_in_virtual_time() {
     use actix_http::ws::{Codec, Frame};

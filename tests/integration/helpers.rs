@@ -280,6 +280,15 @@ impl TestApp {
     }
 
     /// Creates a guest and returns (user_id, token).
+    /// `POST /api/v1/recommendations` with `limit`, as the listener with `token`; the list.
+    pub async fn recommend(&self, token: &str, limit: usize) -> Value {
+        let response = self
+            .post_json_as("/api/v1/recommendations", &json!({ "limit": limit }), token)
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("a JSON list")
+    }
+
     pub async fn create_user(&self, name: &str) -> (String, String) {
         let response = self
             .post_json("/api/v1/users", &json!({ "display_name": name }))
