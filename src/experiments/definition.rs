@@ -70,6 +70,18 @@ pub struct NewExperiment {
     pub guardrails: Vec<Metric>,
     /// `τ` of the always-valid test (default 0.01).
     pub mixture_sd: Option<f64>,
+    /// Listeners planned in all (100 to 10^9). With it, the report adds a group-sequential
+    /// test that looks at `looks` equally spaced fractions of this number.
+    pub planned_listeners: Option<u64>,
+    /// Looks of the group-sequential test (1–50, default 10).
+    pub looks: Option<u32>,
+}
+
+/// The group-sequential design of an experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct SequentialDesign {
+    pub planned_listeners: u64,
+    pub looks: u32,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -82,6 +94,8 @@ pub struct Experiment {
     pub primary_metric: Metric,
     pub guardrails: Vec<Metric>,
     pub mixture_sd: f64,
+    /// The group-sequential design, when a size was planned.
+    pub design: Option<SequentialDesign>,
     /// `running` or `stopped`.
     pub status: String,
     pub created_at: i64,
@@ -107,6 +121,36 @@ fn invalid(code: ErrorCode, message: impl Into<String>) -> ApiError {
 }
 
 impl NewExperiment {
+    /// The group-sequential design asked for, checked.
+    pub fn design(&self) -> Result<Option<SequentialDesign>, ApiError> {
+        match (self.planned_listeners, self.looks) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(invalid(
+                ErrorCode::InvalidField,
+                "looks needs planned_listeners (the size the looks are fractions of)",
+            )),
+            (Some(planned), looks) => {
+                let looks = looks.unwrap_or(10);
+                if !(100..=1_000_000_000).contains(&planned) {
+                    return Err(invalid(
+                        ErrorCode::InvalidField,
+                        "planned_listeners must be between 100 and 1,000,000,000",
+                    ));
+                }
+                if !(1..=50).contains(&looks) {
+                    return Err(invalid(
+                        ErrorCode::InvalidField,
+                        "looks must be between 1 and 50",
+                    ));
+                }
+                Ok(Some(SequentialDesign {
+                    planned_listeners: planned,
+                    looks,
+                }))
+            }
+        }
+    }
+
     /// Checks everything and returns the normalized variants.
     pub fn validate(&self) -> Result<(Vec<Variant>, f64), ApiError> {
         let name = self.name.trim();

@@ -5,7 +5,7 @@ pub mod assign;
 pub mod definition;
 pub mod report;
 
-pub use definition::{Experiment, Metric, NewExperiment, Variant};
+pub use definition::{Experiment, Metric, NewExperiment, SequentialDesign, Variant};
 
 use std::sync::{Arc, RwLock};
 
@@ -27,6 +27,15 @@ pub fn from_row(row: ExperimentRow) -> Option<Experiment> {
             mixture_sd: row
                 .mixture_sd
                 .unwrap_or(crate::stats::sequential::DEFAULT_MIXTURE_SD),
+            design: match (row.planned_listeners, row.looks) {
+                (Some(planned), Some(looks)) if planned > 0 && looks > 0 => {
+                    Some(SequentialDesign {
+                        planned_listeners: planned as u64,
+                        looks: looks as u32,
+                    })
+                }
+                _ => None,
+            },
             status: row.status,
             created_at: row.created_at,
             stopped_at: row.stopped_at,

@@ -55,6 +55,7 @@ pub async fn create_experiment(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let (variants, mixture_sd) = body.validate()?;
+    let design = body.design()?;
     let row = ExperimentRow {
         id: format!("exp_{}", uuid::Uuid::now_v7().simple()),
         name: body.name.trim().to_string(),
@@ -63,6 +64,8 @@ pub async fn create_experiment(
         primary_metric: body.primary_metric.as_str().to_string(),
         guardrails: serde_json::to_string(&body.guardrails).map_err(ApiError::internal)?,
         mixture_sd: Some(mixture_sd),
+        planned_listeners: design.map(|d| d.planned_listeners as i64),
+        looks: design.map(|d| i64::from(d.looks)),
         status: "running".into(),
         created_at: now_ms(),
         stopped_at: None,
@@ -173,10 +176,23 @@ pub async fn ab_report(
                 .collect();
         conversions.insert(metric, converted);
     }
-    // Quadrature per variant: off the async workers.
-    let report: AbReport = web::block(move || report::build(experiment, &exposures, &conversions))
-        .await
-        .map_err(ApiError::internal)?;
+    let timelines = match experiment.design {
+        Some(_) => Some(
+            store::listener_timelines(
+                &state.db,
+                &experiment.id,
+                experiment.primary_metric.feedback().as_str(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // Quadratures per variant and the boundary recursion: off the async workers.
+    let report: AbReport = web::block(move || {
+        report::build(experiment, &exposures, &conversions, timelines.as_deref())
+    })
+    .await
+    .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().json(report))
 }
 

@@ -3,6 +3,7 @@
 //! (`tests/reference/stats.json`, made by `scripts/stats-reference.sh`).
 
 pub mod adjust;
+pub mod group_sequential;
 pub mod means;
 pub mod posterior;
 pub mod proportions;

@@ -191,14 +191,19 @@ fn pooled_z_test(variant: &Counts, control: &Counts) -> f64 {
 
 /// Two-sided two-proportion z-test with pooled standard error, from (successes, trials)
 /// pairs with trials ≥ 1; 1 when there is no variation at all.
-pub fn z_test((sv, nv): (u64, u64), (sc, nc): (u64, u64)) -> f64 {
+pub fn z_test(variant: (u64, u64), control: (u64, u64)) -> f64 {
+    normal_two_sided(z_statistic(variant, control))
+}
+
+/// The pooled two-proportion z statistic (variant − control); 0 when there is no variation.
+pub fn z_statistic((sv, nv): (u64, u64), (sc, nc): (u64, u64)) -> f64 {
     let (nv, nc) = (nv as f64, nc as f64);
     let pooled = (sv + sc) as f64 / (nv + nc);
     let se = (pooled * (1.0 - pooled) * (1.0 / nv + 1.0 / nc)).sqrt();
     if se == 0.0 {
-        return 1.0;
+        return 0.0;
     }
-    normal_two_sided((sv as f64 / nv - sc as f64 / nc) / se)
+    (sv as f64 / nv - sc as f64 / nc) / se
 }
 
 /// Relative lift and its delta-method interval; `None` when the control rate is 0.

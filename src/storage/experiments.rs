@@ -112,6 +112,8 @@ pub struct ExperimentRow {
     pub primary_metric: String,
     pub guardrails: String,
     pub mixture_sd: Option<f64>,
+    pub planned_listeners: Option<i64>,
+    pub looks: Option<i64>,
     pub status: String,
     pub created_at: i64,
     pub stopped_at: Option<i64>,
@@ -132,8 +134,8 @@ pub async fn insert_experiment(db: &Db, row: &ExperimentRow) -> Result<bool, sql
         return Ok(false);
     }
     sqlx::query(
-        "INSERT INTO experiments (id, name, description, variants, primary_metric, guardrails, mixture_sd, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8)",
+        "INSERT INTO experiments (id, name, description, variants, primary_metric, guardrails, mixture_sd, planned_listeners, looks, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running', $10)",
     )
     .bind(row.id.as_str())
     .bind(row.name.as_str())
@@ -142,6 +144,8 @@ pub async fn insert_experiment(db: &Db, row: &ExperimentRow) -> Result<bool, sql
     .bind(row.primary_metric.as_str())
     .bind(row.guardrails.as_str())
     .bind(row.mixture_sd)
+    .bind(row.planned_listeners)
+    .bind(row.looks)
     .bind(row.created_at)
     .execute(&mut *tx)
     .await?;
@@ -150,7 +154,7 @@ pub async fn insert_experiment(db: &Db, row: &ExperimentRow) -> Result<bool, sql
 }
 
 const EXPERIMENT_COLUMNS: &str = "id, name, description, variants, primary_metric, guardrails, \
-                                  mixture_sd, status, created_at, stopped_at";
+                                  mixture_sd, planned_listeners, looks, status, created_at, stopped_at";
 
 fn experiment_row(row: &sqlx::any::AnyRow) -> Result<ExperimentRow, sqlx::Error> {
     Ok(ExperimentRow {
@@ -161,6 +165,8 @@ fn experiment_row(row: &sqlx::any::AnyRow) -> Result<ExperimentRow, sqlx::Error>
         primary_metric: row.try_get("primary_metric")?,
         guardrails: row.try_get("guardrails")?,
         mixture_sd: row.try_get("mixture_sd")?,
+        planned_listeners: row.try_get("planned_listeners")?,
+        looks: row.try_get("looks")?,
         status: row.try_get("status")?,
         created_at: row.try_get("created_at")?,
         stopped_at: row.try_get("stopped_at")?,
@@ -243,4 +249,57 @@ pub async fn converted_listeners(
     rows.iter()
         .map(|r| Ok((r.try_get("variant")?, r.try_get("listeners")?)))
         .collect()
+}
+
+/// One listener of an experiment: their variant, when they first saw one of its lists, and when
+/// they first gave the metric's feedback to one (if they did).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerTimeline {
+    pub variant: String,
+    pub first_seen: i64,
+    pub converted_at: Option<i64>,
+}
+
+/// Every listener of the experiment with their first exposure and first `kind` feedback
+/// quoting one of its lists, ordered by first exposure.
+pub async fn listener_timelines(
+    db: &Db,
+    experiment_id: &str,
+    kind: &str,
+) -> Result<Vec<ListenerTimeline>, sqlx::Error> {
+    let seen = sqlx::query(
+        "SELECT user_id, variant, MIN(created_at) AS first_seen FROM exposures \
+         WHERE experiment_id = $1 GROUP BY user_id, variant",
+    )
+    .bind(experiment_id)
+    .fetch_all(db.pool())
+    .await?;
+    let converted = sqlx::query(
+        "SELECT e.user_id AS user_id, MIN(i.created_at) AS converted_at \
+         FROM exposures e JOIN interactions i ON i.request_id = e.request_id \
+         WHERE e.experiment_id = $1 AND i.kind = $2 GROUP BY e.user_id",
+    )
+    .bind(experiment_id)
+    .bind(kind)
+    .fetch_all(db.pool())
+    .await?;
+    let mut conversions = std::collections::HashMap::new();
+    for row in &converted {
+        let user: String = row.try_get("user_id")?;
+        let at: i64 = row.try_get("converted_at")?;
+        conversions.insert(user, at);
+    }
+    let mut out = seen
+        .iter()
+        .map(|row| {
+            let user: String = row.try_get("user_id")?;
+            Ok(ListenerTimeline {
+                variant: row.try_get("variant")?,
+                first_seen: row.try_get("first_seen")?,
+                converted_at: conversions.get(&user).copied(),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    out.sort_by_key(|l| l.first_seen);
+    Ok(out)
 }

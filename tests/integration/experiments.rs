@@ -64,6 +64,10 @@ async fn experiments_are_managed_by_admins_with_precise_errors() {
     bad_metric["primary_metric"] = json!("revenue");
     let mut extra = body.clone();
     extra["owner"] = json!("me");
+    let mut looks_alone = body.clone();
+    looks_alone["looks"] = json!(5);
+    let mut tiny_plan = body.clone();
+    tiny_plan["planned_listeners"] = json!(50);
     for (invalid, status, code) in [
         (one_variant, 422, "too_few_variants"),
         (twins, 422, "duplicate_variant"),
@@ -71,6 +75,8 @@ async fn experiments_are_managed_by_admins_with_precise_errors() {
         (bad_strategy, 422, "invalid_field"),
         (bad_metric, 422, "invalid_field"),
         (extra, 400, "unknown_field"),
+        (looks_alone, 422, "invalid_field"),
+        (tiny_plan, 422, "invalid_field"),
     ] {
         assert_error(create(&app, &invalid).await, status, code).await;
     }
@@ -135,11 +141,16 @@ async fn split_and_report(store: Store) {
         ..AppOptions::default()
     })
     .await;
-    let created: Value = create(&app, &experiment("popularity vs hybrid"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mut body = experiment("popularity vs hybrid");
+    // 100 planned listeners looked at 4 times; 40 arrive here, so the first look (25) is
+    // reached and the others are not.
+    body["planned_listeners"] = json!(100);
+    body["looks"] = json!(4);
+    let created: Value = create(&app, &body).await.json().await.unwrap();
+    assert_eq!(
+        created["design"],
+        json!({"planned_listeners": 100, "looks": 4})
+    );
     let id = created["id"].as_str().unwrap().to_string();
     let empty = app
         .get_json_as(&format!("/api/v1/analytics/ab/{id}"), ADMIN_TOKEN)
@@ -245,4 +256,29 @@ async fn split_and_report(store: Store) {
     assert!((0.0..=1.0).contains(&p));
     assert_eq!(sequential["mixture_sd"], 0.01);
     assert!(report["srm_warning"].is_boolean());
+
+    let plan = &report["group_sequential"];
+    let looks = plan["looks"].as_array().unwrap();
+    assert_eq!(looks.len(), 4);
+    let bounds: Vec<f64> = looks
+        .iter()
+        .map(|l| l["boundary"].as_f64().unwrap())
+        .collect();
+    assert!(
+        bounds.windows(2).all(|w| w[0] > w[1]) && bounds[3] > 1.96,
+        "{bounds:?}"
+    );
+    assert_eq!(looks[0]["listeners_needed"], 25);
+    assert!(looks[0]["reached_at"].is_i64());
+    assert_eq!(looks[0]["z"][0]["name"], "popular");
+    assert!(looks[1]["reached_at"].is_null() && looks[1]["z"].as_array().unwrap().is_empty());
+    let decision = &plan["decisions"][0];
+    assert_eq!(decision["name"], "popular");
+    let z = looks[0]["z"][0]["z"].as_f64().unwrap();
+    let expected = if z.abs() >= bounds[0] {
+        "significant"
+    } else {
+        "continue"
+    };
+    assert_eq!(decision["outcome"], expected, "{plan}");
 }

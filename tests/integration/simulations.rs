@@ -4,8 +4,9 @@
 use chorus::{
     bandit::thompson::Thompson,
     stats::{
+        group_sequential,
         means::{self, Summary},
-        proportions::z_test,
+        proportions::{z_statistic, z_test},
         sequential::{msprt, DEFAULT_MIXTURE_SD},
     },
 };
@@ -74,25 +75,31 @@ fn a_a_welch_tests_reject_five_percent_of_the_time() {
     );
 }
 
-/// Twenty looks at a growing A/A experiment (1,000 more per arm each time), stopping at the first "significant" one: the
-/// fixed-horizon z-test's error rate balloons; the mSPRT's stays below 5% (it is always valid,
-/// so conservative at any finite horizon).
+/// Twenty looks at a growing A/A experiment (1,000 more per arm each time), stopping at the
+/// first "significant" one: the fixed-horizon z-test's error rate balloons; the group-sequential
+/// test (alpha spending over the planned looks) stays at 5%; the mSPRT stays below it (valid at
+/// any stopping time, so conservative at any finite horizon).
 #[test]
 fn peeking_breaks_the_fixed_test_but_not_the_sequential_one() {
     let mut rng = StdRng::seed_from_u64(99);
     let (looks, step, p) = (20, 1_000_u64, 0.1);
+    let fractions: Vec<f64> = (1..=looks).map(|k| k as f64 / looks as f64).collect();
+    let bounds = group_sequential::boundaries(&fractions);
     let (mut fixed_peeking, mut sequential_peeking, mut sequential_once) = (0, 0, 0);
+    let mut spending_peeking = 0;
     for _ in 0..EXPERIMENTS {
         let (mut a, mut b, mut n) = (0, 0, 0);
-        let (mut fixed_hit, mut sequential_hit) = (false, false);
-        for _ in 0..looks {
+        let (mut fixed_hit, mut sequential_hit, mut spending_hit) = (false, false, false);
+        for bound in &bounds {
             a += successes(&mut rng, step, p);
             b += successes(&mut rng, step, p);
             n += step;
             fixed_hit |= z_test((a, n), (b, n)) < 0.05;
+            spending_hit |= z_statistic((a, n), (b, n)).abs() >= *bound;
             sequential_hit |= msprt((a, n), (b, n), DEFAULT_MIXTURE_SD).p_value < 0.05;
         }
         fixed_peeking += usize::from(fixed_hit);
+        spending_peeking += usize::from(spending_hit);
         sequential_peeking += usize::from(sequential_hit);
         sequential_once += usize::from(msprt((a, n), (b, n), DEFAULT_MIXTURE_SD).p_value < 0.05);
     }
@@ -113,8 +120,9 @@ fn peeking_breaks_the_fixed_test_but_not_the_sequential_one() {
         rate(sequential_once)
     );
     eprintln!(
-        "A/A, 20 looks: fixed z-test {:.4}, mSPRT peeking {:.4}, mSPRT at the end {:.4}",
+        "A/A, 20 looks: fixed z-test {:.4}, group-sequential {:.4}, mSPRT peeking {:.4}, mSPRT at the end {:.4}",
         rate(fixed_peeking),
+        rate(spending_peeking),
         rate(sequential_peeking),
         rate(sequential_once)
     );
