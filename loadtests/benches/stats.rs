@@ -1,6 +1,6 @@
 //! `cargo bench --bench stats`: what the experiment statistics cost per call, in process: a
 //! two-variant and a twenty-variant proportions report (the quadratures for chance to beat
-//! control dominate), a Welch comparison, the bandit report's probability-best over four arms,
+//! control dominate), a Welch comparison, group-sequential boundaries, the bandit report's probability-best over four arms,
 //! and one Thompson-sampling choice.
 
 use std::time::Instant;
@@ -8,6 +8,7 @@ use std::time::Instant;
 use chorus::{
     bandit::thompson::Thompson,
     stats::{
+        group_sequential,
         means::{self, Summary},
         proportions::{self, Counts},
     },
@@ -63,6 +64,14 @@ fn main() {
     time("means (Welch), 2 variants, n = 10^6", 2_000, || {
         means::compare("v0", &summaries).unwrap()
     });
+    for looks in [10, 50] {
+        let fractions: Vec<f64> = (1..=looks).map(|k| k as f64 / looks as f64).collect();
+        time(
+            &format!("group-sequential boundaries, {looks} looks"),
+            5,
+            || group_sequential::boundaries(&fractions),
+        );
+    }
     let mut bandit = Thompson::new(&["hybrid", "ncf", "content", "popularity"], 0.02);
     for (i, arm) in bandit.arms.iter_mut().enumerate() {
         arm.successes = 1_000.0 + 50.0 * i as f64;

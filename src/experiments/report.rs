@@ -263,7 +263,7 @@ fn group_sequential_report(
     let fractions: Vec<f64> = (1..=design.looks)
         .map(|k| f64::from(k) / f64::from(design.looks))
         .collect();
-    let boundaries = group_sequential::boundaries(&fractions);
+    let boundaries = group_sequential::equally_spaced(design.looks);
     let control = &experiment.control().name;
     let looks: Vec<LookReport> = fractions
         .iter()

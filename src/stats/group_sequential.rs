@@ -10,6 +10,11 @@
 //! and each boundary is found by bisection so the crossing probability at that look equals the
 //! alpha spent there.
 
+use std::{
+    collections::HashMap,
+    sync::{Mutex, OnceLock},
+};
+
 use statrs::function::erf::erfc;
 
 use super::{quadrature::gauss_legendre, special::normal_two_sided};
@@ -98,6 +103,25 @@ pub fn boundaries(fractions: &[f64]) -> Vec<f64> {
         previous_spent = spent(t);
     }
     out
+}
+
+/// Boundaries for `looks` equally spaced looks, computed once per count (tens of milliseconds
+/// each) and kept: every experiment with the same number of looks shares them.
+pub fn equally_spaced(looks: u32) -> Vec<f64> {
+    static CACHE: OnceLock<Mutex<HashMap<u32, Vec<f64>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(found) = cache.lock().expect("boundary cache").get(&looks) {
+        return found.clone();
+    }
+    let fractions: Vec<f64> = (1..=looks)
+        .map(|k| f64::from(k) / f64::from(looks))
+        .collect();
+    let computed = boundaries(&fractions);
+    cache
+        .lock()
+        .expect("boundary cache")
+        .insert(looks, computed.clone());
+    computed
 }
 
 #[cfg(test)]
