@@ -347,13 +347,64 @@ impl BanditSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExplainerSettings {
-    /// OpenAI-compatible base URL (e.g. a vLLM server). Unset: template explanations only.
+    /// OpenAI-compatible base URL including the version path (e.g. a vLLM server at
+    /// `http://localhost:8000/v1`). Unset: template explanations only.
     pub base_url: Option<String>,
+    /// The served model's name, as the server lists it under `/v1/models`.
     pub model: Option<String>,
     pub api_key: Option<Secret>,
+    /// Everything, retries included, must finish within this; then the template answers.
+    pub deadline_ms: u64,
+    /// Language-model calls in flight at once; more wait (within the deadline) for a slot.
+    pub max_concurrency: usize,
+    /// Further attempts after a refused connection, a 429 or a 5xx (always before any text
+    /// arrived, and never past the deadline).
+    pub max_retries: u32,
+    /// How long an accepted explanation is reused for the same track and taste.
+    pub cache_ttl_s: u64,
+    /// Upper bound on the completion's length.
+    pub max_tokens: u32,
+}
+
+impl ExplainerSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("EXPLAINER_BASE_URL must start with http:// or https://, got {url:?}");
+            }
+            if self.model.as_deref().map_or(true, str::is_empty) {
+                bail!("EXPLAINER_MODEL must name the served model when EXPLAINER_BASE_URL is set");
+            }
+        }
+        if !(100..=60_000).contains(&self.deadline_ms) {
+            bail!("explainer.deadline_ms must be between 100 and 60000");
+        }
+        if self.max_concurrency == 0 || self.max_tokens == 0 || self.cache_ttl_s == 0 {
+            bail!("explainer.max_concurrency, max_tokens and cache_ttl_s must be positive");
+        }
+        if self.max_retries > 5 {
+            bail!("explainer.max_retries must be at most 5");
+        }
+        Ok(())
+    }
+}
+
+impl Default for ExplainerSettings {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            model: None,
+            api_key: None,
+            deadline_ms: 3_000,
+            max_concurrency: 8,
+            max_retries: 1,
+            cache_ttl_s: 24 * 3600,
+            max_tokens: 160,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -502,6 +553,10 @@ impl Settings {
             self.explainer.api_key = Some(Secret::new(v));
             Ok(())
         })?;
+        set("EXPLAINER_DEADLINE_MS", &mut |v| {
+            self.explainer.deadline_ms = parsed("EXPLAINER_DEADLINE_MS", v)?;
+            Ok(())
+        })?;
         set("CHORUS_ADMIN_TOKEN", &mut |v| {
             self.admin_token = Some(Secret::new(v));
             Ok(())
@@ -532,6 +587,7 @@ impl Settings {
     fn validate(&self) -> anyhow::Result<()> {
         self.realtime.validate()?;
         self.bandit.validate()?;
+        self.explainer.validate()?;
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -613,6 +669,14 @@ mod tests {
         );
         let err = Settings::load_from(env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        let err =
+            Settings::load_from(env(&[("EXPLAINER_BASE_URL", "localhost:8000")])).unwrap_err();
+        assert!(err.to_string().contains("EXPLAINER_BASE_URL"), "{err}");
+        let err = Settings::load_from(env(&[("EXPLAINER_BASE_URL", "http://localhost:8000/v1")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("EXPLAINER_MODEL"), "{err}");
+        let err = Settings::load_from(env(&[("EXPLAINER_DEADLINE_MS", "5")])).unwrap_err();
+        assert!(err.to_string().contains("deadline_ms"), "{err}");
     }
 
     #[test]
@@ -629,11 +693,16 @@ mod tests {
         let s = Settings::load_from(env(&[
             ("CHORUS_ADMIN_TOKEN", "hunter2"),
             ("DATABASE_URL", "postgres://u:pw@h/db"),
+            ("EXPLAINER_BASE_URL", "http://llm:8000/v1"),
+            ("EXPLAINER_MODEL", "m"),
+            ("EXPLAINER_API_KEY", "sk-shh"),
         ]))
         .unwrap();
         let printed = format!("{s:?}");
         assert!(
-            !printed.contains("hunter2") && !printed.contains("pw@h"),
+            !printed.contains("hunter2")
+                && !printed.contains("pw@h")
+                && !printed.contains("sk-shh"),
             "{printed}"
         );
     }

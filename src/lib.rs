@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod experiments;
+pub mod explain;
 pub mod groups;
 pub mod http;
 pub mod inference;

@@ -25,6 +25,11 @@ pub struct Metrics {
     pub live_groups: IntGauge,
     pub group_events: IntCounter,
     pub group_recommendation_duration: HistogramVec,
+    pub explanations: IntCounterVec,
+    pub explainer_cache_hits: IntCounter,
+    pub explainer_fallbacks: IntCounterVec,
+    pub explainer_llm_duration: HistogramVec,
+    pub explainer_in_flight: IntGauge,
 }
 
 impl Metrics {
@@ -126,6 +131,39 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let explanations = IntCounterVec::new(
+            Opts::new(
+                "explanations_total",
+                "Explanations answered, by source (llm or template)",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        let explainer_cache_hits = IntCounter::new(
+            "explainer_cache_hits_total",
+            "Explanations served from the cache",
+        )
+        .expect("valid metric");
+        let explainer_fallbacks = IntCounterVec::new(
+            Opts::new(
+                "explainer_fallbacks_total",
+                "Template answers given although a language model is configured, by reason (timeout, busy, connect, http_status, malformed, empty, transport, junk)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let explainer_llm_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "explainer_llm_call_duration_seconds",
+                "Time of each language-model call, by outcome (ok or error)",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0]),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let explainer_in_flight =
+            IntGauge::new("explainer_llm_in_flight", "Language-model calls under way")
+                .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -143,6 +181,11 @@ impl Metrics {
             Box::new(live_groups.clone()),
             Box::new(group_events.clone()),
             Box::new(group_recommendation_duration.clone()),
+            Box::new(explanations.clone()),
+            Box::new(explainer_cache_hits.clone()),
+            Box::new(explainer_fallbacks.clone()),
+            Box::new(explainer_llm_duration.clone()),
+            Box::new(explainer_in_flight.clone()),
         ] {
             registry
                 .register(collector)
@@ -166,6 +209,11 @@ impl Metrics {
             live_groups,
             group_events,
             group_recommendation_duration,
+            explanations,
+            explainer_cache_hits,
+            explainer_fallbacks,
+            explainer_llm_duration,
+            explainer_in_flight,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::{
     catalog::{demo, Catalog},
     config::Settings,
     experiments::Registry,
+    explain::actor::ExplainerActor,
     groups::directory::GroupDirectory,
     http,
     inference::Inference,
@@ -70,6 +71,13 @@ impl Application {
             settings.realtime.clone(),
             bandit.clone(),
         );
+        let explainer = ExplainerActor::new(
+            settings.explainer.clone(),
+            Arc::clone(&cache),
+            Arc::clone(&metrics),
+            catalog.genres().iter().map(|g| g.name.clone()).collect(),
+        )
+        .start();
         let experiments = Arc::new(Registry::default());
         experiments
             .reload(&db)
@@ -91,6 +99,7 @@ impl Application {
             recommender,
             groups,
             bandit,
+            explainer,
             experiments,
             tokens: TokenCache::default(),
         });

@@ -13,6 +13,7 @@ use crate::{
     domain::TrackId,
     error::{ApiError, ErrorCode},
     experiments::Registry,
+    explain::actor::ExplainerActor,
     groups::directory::GroupDirectory,
     inference::Inference,
     limits::RateLimiter,
@@ -34,6 +35,7 @@ pub struct AppState {
     pub recommender: Recommender,
     pub groups: GroupDirectory,
     pub bandit: Addr<BanditActor>,
+    pub explainer: Addr<ExplainerActor>,
     pub experiments: Arc<Registry>,
     pub tokens: TokenCache,
 }

@@ -50,6 +50,7 @@ fn main() {
                 candidates: 300,
                 top: 10,
                 order: RankBy::Hybrid,
+                focus: None,
             }
         })
         .collect();

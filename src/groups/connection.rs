@@ -32,11 +32,15 @@ use super::{
 use crate::{
     domain::UserId,
     error::{ApiError, ErrorCode},
+    explain::{self, actor::Explain},
     state::AppState,
     taste::actor::RecordFeedback,
 };
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// Explanations one socket may wait for at once.
+const MAX_EXPLANATIONS_IN_FLIGHT: usize = 3;
 
 /// How long a close frame may wait for room in a stuck socket before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -94,6 +98,8 @@ pub struct Connection {
     bucket: TokenBucket,
     /// Set after a `rate_limited` error, so a flood gets one error, not one per frame.
     throttled: bool,
+    /// Explanations this socket is waiting for.
+    explaining: usize,
 }
 
 impl Connection {
@@ -121,6 +127,7 @@ impl Connection {
                 last_heard: Instant::now(),
                 bucket,
                 throttled: false,
+                explaining: 0,
             }
         })
     }
@@ -213,6 +220,9 @@ impl Connection {
             }
             ClientFrame::Feedback(feedback) => {
                 return self.feedback(feedback, client_msg_id, ctx);
+            }
+            ClientFrame::Explain(explain) => {
+                return self.explain(&explain.track_id, client_msg_id, ctx);
             }
             ClientFrame::RequestRecommendations(_) => {
                 return match &self.joined {
@@ -361,6 +371,82 @@ impl Connection {
                     Err(err) => connection.send_error(&err, client_msg_id.as_deref(), ctx),
                 }),
         );
+    }
+}
+
+impl Connection {
+    /// Streams an explanation of a track to this socket: for the group it is in, else for the
+    /// user. Every frame goes through the actor's mailbox, so the deltas always precede
+    /// `explanation_done`.
+    fn explain(&mut self, track_id: &str, client_msg_id: Option<String>, ctx: &mut Context<Self>) {
+        let item = match self.app.track_index(track_id, "track_id") {
+            Ok(item) => item,
+            Err(err) => return self.send_error(&err, client_msg_id.as_deref(), ctx),
+        };
+        if self.explaining >= MAX_EXPLANATIONS_IN_FLIGHT {
+            let err = ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {MAX_EXPLANATIONS_IN_FLIGHT} explanations at a time per socket; \
+                     wait for an explanation_done"
+                ),
+            );
+            return self.send_error(&err, client_msg_id.as_deref(), ctx);
+        }
+        self.explaining += 1;
+        let app = self.app.clone();
+        let user = self.user.clone();
+        let group = self.joined.as_ref().map(|j| j.addr.clone());
+        let socket = ctx.address().recipient::<ToSocket>();
+        let track_id = app.catalog.track(item).id.as_str().to_string();
+        let work = async move {
+            let facts = match &group {
+                Some(group) => explain::gather::for_group(&app, group, item).await,
+                None => explain::gather::for_listener(&app, &user, item).await,
+            };
+            let facts = match facts {
+                Ok(facts) => facts,
+                Err(err) => {
+                    let frame = ServerFrame::error(&err, client_msg_id.as_deref());
+                    return socket.do_send(ToSocket::Frame(frame));
+                }
+            };
+            let (deltas, mut pieces) = mpsc::unbounded_channel();
+            let asked = app.explainer.send(Explain {
+                facts,
+                deltas: Some(deltas),
+            });
+            let forward = async {
+                while let Some(piece) = pieces.recv().await {
+                    let frame = ServerFrame::ExplanationDelta {
+                        track_id: &track_id,
+                        text: &piece,
+                    };
+                    socket.do_send(ToSocket::Frame(frame.encode()));
+                }
+            };
+            let (answer, ()) = futures_util::join!(asked, forward);
+            let frame = match answer {
+                Ok(answer) => ServerFrame::ExplanationDone {
+                    track_id: &track_id,
+                    text: &answer.text,
+                    source: answer.source.as_str(),
+                    model: answer.model.as_deref(),
+                    cached: answer.cached,
+                    latency_ms: answer.latency_ms,
+                    client_msg_id: client_msg_id.as_deref(),
+                }
+                .encode(),
+                Err(err) => ServerFrame::error(
+                    &ApiError::internal(anyhow::anyhow!("explainer unreachable: {err}")),
+                    client_msg_id.as_deref(),
+                ),
+            };
+            socket.do_send(ToSocket::Frame(frame));
+        };
+        ctx.spawn(work.into_actor(self).map(|(), connection, _| {
+            connection.explaining -= 1;
+        }));
     }
 }
 

@@ -41,6 +41,7 @@ pub enum ClientFrame {
     UpdateSettings(UpdateSettings),
     Feedback(Feedback),
     RequestRecommendations(Plain),
+    Explain(ExplainFrame),
     Ping(Plain),
 }
 
@@ -62,6 +63,13 @@ pub struct Plain {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddTrack {
+    pub track_id: String,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainFrame {
     pub track_id: String,
     pub client_msg_id: Option<String>,
 }
@@ -171,6 +179,7 @@ impl ClientFrame {
             | ClientFrame::RequestRecommendations(f)
             | ClientFrame::Ping(f) => f.client_msg_id.as_deref(),
             ClientFrame::AddTrack(f) => f.client_msg_id.as_deref(),
+            ClientFrame::Explain(f) => f.client_msg_id.as_deref(),
             ClientFrame::RemoveTrack(f) | ClientFrame::SkipVote(f) => f.client_msg_id.as_deref(),
             ClientFrame::MoveTrack(f) => f.client_msg_id.as_deref(),
             ClientFrame::Vote(f) => f.client_msg_id.as_deref(),
@@ -194,6 +203,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "update_settings",
     "feedback",
     "request_recommendations",
+    "explain",
     "ping",
 ];
 
@@ -243,6 +253,25 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<&'a str>,
     },
+    /// A piece of an explanation as the language model writes it.
+    ExplanationDelta {
+        track_id: &'a str,
+        text: &'a str,
+    },
+    /// The whole explanation; its text is authoritative (it replaces the deltas, which are
+    /// absent for cached and template answers, and superseded when the model's answer was
+    /// rejected or cut off).
+    ExplanationDone {
+        track_id: &'a str,
+        text: &'a str,
+        source: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model: Option<&'a str>,
+        cached: bool,
+        latency_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
+    },
 }
 
 impl ServerFrame<'_> {
@@ -282,6 +311,13 @@ mod tests {
             ClientFrame::parse(r#"{"type":"ping"}"#).unwrap(),
             ClientFrame::Ping(_)
         ));
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"explain","track_id":"t"}"#).unwrap(),
+            ClientFrame::Explain(ExplainFrame {
+                track_id: "t".into(),
+                client_msg_id: None
+            })
+        );
         assert!(matches!(
             ClientFrame::parse(r#"{"type":"update_settings","settings":{"guest_controls":false}}"#)
                 .unwrap(),

@@ -197,7 +197,7 @@ pub async fn join_group(
 }
 
 /// The group's actor, if the caller is a member.
-async fn member_group(
+pub async fn member_group(
     state: &AppState,
     raw_id: &str,
     user: &UserId,
@@ -213,7 +213,7 @@ async fn member_group(
     Ok((id, group))
 }
 
-fn mailbox(err: actix::MailboxError) -> ApiError {
+pub fn mailbox(err: actix::MailboxError) -> ApiError {
     ApiError::internal(anyhow::anyhow!("group actor unreachable: {err}"))
 }
 

@@ -6,7 +6,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::state::AppState;
+use crate::{explain::actor::GetStatus, state::AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health).service(ready).service(metrics);
@@ -31,7 +31,7 @@ pub async fn health() -> HttpResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct DependencyStatus {
-    /// `ok`, `down` or `disabled`.
+    /// `ok`, `down`, `disabled` or (explainer only, never failing readiness) `degraded`.
     status: &'static str,
     /// Which implementation serves it (`sqlite`, `postgres`, `redis`, `in-process`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,6 +122,30 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
                 space.len(),
                 state.metrics.inference_queue_depth.get()
             )),
+        },
+    );
+    // The explainer never fails readiness: without a model the template answers.
+    let started = Instant::now();
+    let explainer = state.explainer.send(GetStatus).await;
+    checks.insert(
+        "explainer",
+        match explainer {
+            Ok(explainer) => DependencyStatus {
+                status: explainer.status,
+                backend: Some(if explainer.status == "disabled" {
+                    "template"
+                } else {
+                    "llm"
+                }),
+                latency_ms: timed(started),
+                detail: Some(explainer.detail),
+            },
+            Err(err) => DependencyStatus {
+                status: "degraded",
+                backend: None,
+                latency_ms: None,
+                detail: Some(format!("explainer actor unreachable: {err}")),
+            },
         },
     );
     let is_ready = checks.values().all(|c| c.status != "down");

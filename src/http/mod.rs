@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod classify;
 pub mod experiments;
+pub mod explanations;
 pub mod extract;
 pub mod groups;
 pub mod health;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(stats::configure)
             .configure(analytics::configure)
             .configure(experiments::configure)
+            .configure(explanations::configure)
             .configure(ws::configure),
     );
 }

@@ -7,7 +7,8 @@ use utoipa::{
 };
 
 use super::{
-    analytics, classify, experiments, groups, health, recommendations, stats, tracks, users, ws,
+    analytics, classify, experiments, explanations, groups, health, recommendations, stats, tracks,
+    users, ws,
 };
 
 #[derive(OpenApi)]
@@ -42,6 +43,7 @@ use super::{
         experiments::list_experiments,
         experiments::stop_experiment,
         experiments::ab_report,
+        explanations::explanation,
         ws::socket,
         openapi_json,
     ),

@@ -141,6 +141,9 @@ pub struct RankJob {
     pub top: usize,
     /// What "best" means.
     pub order: RankBy,
+    /// Explain this one item instead: it joins the candidates if retrieval did not bring it,
+    /// and it alone is returned, with its contributions (`top` is ignored).
+    pub focus: Option<u32>,
 }
 
 /// The ranking a strategy uses over the same retrieved candidates.
@@ -251,7 +254,13 @@ impl Engine {
             })
             .collect();
         let space = Arc::clone(&self.space);
-        let hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
+        let mut hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
+        for (job, hits) in jobs.iter().zip(hits.iter_mut()) {
+            if let Some(item) = job.focus.filter(|i| hits.iter().all(|h| h.item != *i)) {
+                let score = super::space::dot(&job.listener.vector, space.vector_slice(item));
+                hits.push(retrieval::Hit { item, score });
+            }
+        }
         self.phases.retrieval += clock.elapsed();
         let rows: Vec<ScoreRow<'_>> = jobs
             .iter()
@@ -273,6 +282,12 @@ impl Engine {
                     RankBy::Ncf => scored.features[r][j][NCF_SCORE],
                     RankBy::Content => scored.features[r][j][CONTENT_SIMILARITY],
                 };
+                if let Some(item) = job.focus {
+                    return idx
+                        .into_iter()
+                        .filter(|&j| rows[r].candidates[j].0 == item)
+                        .collect();
+                }
                 idx.sort_by(|&x, &y| key(y).total_cmp(&key(x)).then(x.cmp(&y)));
                 idx.truncate(job.top);
                 idx

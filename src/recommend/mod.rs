@@ -173,6 +173,7 @@ impl Recommender {
                 candidates: self.candidates,
                 top,
                 order,
+                focus: None,
             })
             .await?;
         let space = self.inference.space();
@@ -192,6 +193,34 @@ impl Recommender {
             items,
             considered: ranked.considered,
         })
+    }
+
+    /// The ranker's signal contributions for one track and this listener (whether or not it
+    /// would make their list); `None` while they have no taste.
+    pub async fn reasons_for(
+        &self,
+        user: &UserId,
+        item: u32,
+    ) -> Result<Option<Vec<Reason>>, ApiError> {
+        let snapshot = self.users.send(user, GetSnapshot).await?;
+        let Some(listener) = snapshot.listener.clone() else {
+            return Ok(None);
+        };
+        let ranked = self
+            .inference
+            .rank(RankJob {
+                listener,
+                exclude: Vec::new(),
+                candidates: self.candidates,
+                top: 1,
+                order: RankBy::Hybrid,
+                focus: Some(item),
+            })
+            .await?;
+        Ok(ranked
+            .items
+            .first()
+            .map(|r| reasons::from_contributions(&r.features, &r.contributions)))
     }
 
     fn recommended(&self, r: &RankedItem, because: Option<TrackRef>) -> Recommended {

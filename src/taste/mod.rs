@@ -15,7 +15,7 @@
 
 pub mod actor;
 pub mod directory;
-mod profile;
+pub mod profile;
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -13,7 +13,8 @@ use actix_web::{dev::ServerHandle, web};
 use chorus::{
     catalog::import,
     config::{
-        BanditSettings, InferenceSettings, RateLimitSettings, RealtimeSettings, Secret, Settings,
+        BanditSettings, ExplainerSettings, InferenceSettings, RateLimitSettings, RealtimeSettings,
+        Secret, Settings,
     },
     startup::Application,
     state::AppState,
@@ -135,6 +136,8 @@ pub struct AppOptions {
     /// Off by default here, so lists are deterministic `hybrid` ones unless a test is about
     /// the bandit.
     pub bandit: BanditSettings,
+    /// Template-only unless a test points it at a stand-in model server.
+    pub explainer: ExplainerSettings,
     /// Serve this existing database (a "restart") instead of a fresh one; nothing is seeded.
     pub database: Option<Arc<TestDb>>,
 }
@@ -154,6 +157,7 @@ impl Default for AppOptions {
                 enabled: false,
                 ..BanditSettings::default()
             },
+            explainer: ExplainerSettings::default(),
             database: None,
         }
     }
@@ -199,6 +203,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     settings.inference = options.inference;
     settings.realtime = options.realtime;
     settings.bandit = options.bandit;
+    settings.explainer = options.explainer;
     settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
     settings.rate_limit = options.rate_limit.unwrap_or(RateLimitSettings {
         enabled: false,

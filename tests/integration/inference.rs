@@ -97,6 +97,7 @@ fn jobs(app: &TestApp, n: usize) -> Vec<RankJob> {
                 candidates: 100 + i * 10,
                 top: 10,
                 order: RankBy::Hybrid,
+                focus: None,
             }
         })
         .collect()

@@ -102,6 +102,7 @@ async fn openapi_describes_every_route() {
         ("/api/v1/experiments", "get"),
         ("/api/v1/experiments/{id}/stop", "post"),
         ("/api/v1/analytics/ab/{id}", "get"),
+        ("/api/v1/tracks/{id}/explanation", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -110,7 +111,7 @@ async fn openapi_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        29,
+        30,
         "a route was added without updating this test: {:?}",
         paths.keys()
     );
