@@ -3,6 +3,7 @@
 # what is missing: safe to run every time.
 #   - ONNX Runtime's shared library, taken from the `onnxruntime` wheel on PyPI (the `ort`
 #     crate loads it at run time; nothing is downloaded from anywhere else).
+#   - The web app's npm packages and its build (scripts/web.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,3 +47,4 @@ PY
 }
 
 install_onnxruntime
+scripts/web.sh

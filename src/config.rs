@@ -62,6 +62,8 @@ pub struct ServerSettings {
     pub shutdown_timeout_s: u64,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// The built web app (`scripts/setup.sh` builds `web/` into `web/dist`), served at `/`.
+    pub web_dir: PathBuf,
 }
 
 impl Default for ServerSettings {
@@ -71,6 +73,7 @@ impl Default for ServerSettings {
             max_body_bytes: 64 * 1024,
             shutdown_timeout_s: 10,
             workers: 0,
+            web_dir: PathBuf::from("web/dist"),
         }
     }
 }
@@ -483,6 +486,10 @@ impl Settings {
         })?;
         set("CHORUS_MAX_BODY_BYTES", &mut |v| {
             self.server.max_body_bytes = parsed("CHORUS_MAX_BODY_BYTES", v)?;
+            Ok(())
+        })?;
+        set("CHORUS_WEB_DIR", &mut |v| {
+            self.server.web_dir = PathBuf::from(v);
             Ok(())
         })?;
         set("CHORUS_WORKERS", &mut |v| {

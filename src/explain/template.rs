@@ -57,7 +57,7 @@ pub fn render(facts: &Facts) -> String {
 
     if let Some(signal) = facts.signals.first() {
         sentences.push(format!(
-            "Above all, Chorus picked it for {who} because it is {}.",
+            "The strongest reason Chorus picked it for {who}: {}.",
             signal.label
         ));
     } else if let Some(strategy) = &facts.strategy {
@@ -110,8 +110,8 @@ mod tests {
         assert_eq!(
             text,
             "\"Song\" by Band is a high-energy and upbeat rock track at about 128 BPM. It sits in \
-             rock, one of the genres you like most. Above all, Chorus picked it for you because \
-             it is close to your taste in the item space."
+             rock, one of the genres you like most. The strongest reason Chorus picked it for \
+             you: close to your taste in the item space."
         );
     }
 

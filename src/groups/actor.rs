@@ -551,7 +551,7 @@ impl Actor for GroupActor {
 impl Handler<Attach> for GroupActor {
     type Result = Result<(), ApiError>;
 
-    fn handle(&mut self, msg: Attach, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Attach, ctx: &mut Self::Context) -> Self::Result {
         let user = msg.user.as_str().to_string();
         if !self.state.is_member(&user) {
             return Err(ApiError::new(
@@ -582,6 +582,11 @@ impl Handler<Attach> for GroupActor {
         );
         if first_socket {
             self.announce_presence(&user);
+        }
+        // A room nobody has changed since it was loaded has no list yet: make one for the
+        // newcomer rather than wait for the first change.
+        if self.recommendations.is_none() {
+            self.schedule_refresh(ctx);
         }
         Ok(())
     }

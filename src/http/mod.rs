@@ -13,6 +13,7 @@ pub mod recommendations;
 pub mod stats;
 pub mod tracks;
 pub mod users;
+pub mod webapp;
 pub mod ws;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -22,6 +23,7 @@ use crate::error::{ApiError, ErrorCode};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     openapi::configure(cfg);
+    webapp::configure(cfg);
     cfg.service(
         web::scope("")
             .wrap(actix_web::middleware::from_fn(middleware::rate_limit))

@@ -55,7 +55,7 @@ async fn a_listener_hears_why_in_terms_of_real_features_and_signals() {
         assert!(text.contains(&fact), "{fact:?} missing from {text:?}");
     }
     assert!(
-        text.contains("Above all, Chorus picked it for you"),
+        text.contains("The strongest reason Chorus picked it for you: "),
         "{text}"
     );
 
@@ -68,7 +68,7 @@ async fn a_listener_hears_why_in_terms_of_real_features_and_signals() {
         .unwrap()
         .to_string();
     assert!(cold_text.contains(track["title"].as_str().unwrap()));
-    assert!(!cold_text.contains("Above all"), "{cold_text}");
+    assert!(!cold_text.contains("strongest reason"), "{cold_text}");
 }
 
 #[actix_web::test]

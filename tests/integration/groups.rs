@@ -1098,3 +1098,15 @@ fn decode_all(
     }
     frames
 }
+
+/// A room nobody has touched since it was created still shows its first visitor a list.
+#[actix_web::test]
+async fn joining_an_untouched_room_brings_its_first_recommendations() {
+    let app = spawn_app().await;
+    let (group_id, members) = group_of(&app, &["Host"], json!({})).await;
+    let mut host = connect(&app, &members[0]).await;
+    host.join(&group_id, None).await;
+    let list = host.next_of("recommendations").await;
+    assert_eq!(list["strategy"], "popular_diverse", "{list}");
+    assert!(!list["items"].as_array().unwrap().is_empty());
+}

@@ -138,6 +138,8 @@ pub struct AppOptions {
     pub bandit: BanditSettings,
     /// Template-only unless a test points it at a stand-in model server.
     pub explainer: ExplainerSettings,
+    /// Where the built web app is (default: `web/dist`, which may not be built).
+    pub web_dir: Option<std::path::PathBuf>,
     /// Serve this existing database (a "restart") instead of a fresh one; nothing is seeded.
     pub database: Option<Arc<TestDb>>,
 }
@@ -158,6 +160,7 @@ impl Default for AppOptions {
                 ..BanditSettings::default()
             },
             explainer: ExplainerSettings::default(),
+            web_dir: None,
             database: None,
         }
     }
@@ -204,6 +207,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     settings.realtime = options.realtime;
     settings.bandit = options.bandit;
     settings.explainer = options.explainer;
+    if let Some(dir) = options.web_dir {
+        settings.server.web_dir = dir;
+    }
     settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
     settings.rate_limit = options.rate_limit.unwrap_or(RateLimitSettings {
         enabled: false,

@@ -20,3 +20,4 @@ mod sockets;
 mod statistics;
 mod storage;
 mod tracks;
+mod webapp;

@@ -1,0 +1,286 @@
+// Browser tests: Debian's Chromium driven by playwright-core against the real server. Two
+// listeners share a room (adds, votes and host reorder propagate; a server restart mid-session
+// resumes without losing or duplicating entries), the solo page learns from likes, and the
+// dashboard shows what the API reports. Screenshots of every page go to tests/artifacts/browser.
+
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+import { ADMIN_TOKEN, ChorusServer } from './server.mjs';
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const ARTIFACTS = join(ROOT, 'tests/artifacts/browser');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+function assert(condition, message) {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+async function signUp(page, name) {
+  await page.fill('#display-name', name);
+  await page.click('button:has-text("Continue")');
+}
+
+/// Entry track ids in playlist order, as a page shows them.
+async function playlist(page) {
+  return page.$$eval('.playlist li.entry', (items) => items.map((li) => li.dataset.track));
+}
+
+async function addBySearch(page, query) {
+  await page.fill('#track-search', query);
+  const first = page.locator('.search .results li:not(:has(button:disabled))').first();
+  await first.waitFor({ timeout: 5_000 });
+  const id = await first.getAttribute('data-track');
+  await first.locator('button').click();
+  return id;
+}
+
+const results = [];
+let pa;
+let pb;
+let restarting = false;
+async function test(name, body) {
+  const started = Date.now();
+  try {
+    await body();
+    results.push({ name, ok: true });
+    console.error(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (error) {
+    results.push({ name, ok: false, error });
+    if (restarting) {
+      restarting = false;
+      await server.start();
+    }
+    for (const [who, page] of [['a', pa], ['b', pb]]) {
+      await page?.screenshot({ path: join(ARTIFACTS, `failed-${results.length}-${who}.png`) }).catch(() => {});
+    }
+    console.error(`FAIL ${name}: ${error.stack ?? error}`);
+  }
+}
+
+const server = new ChorusServer(ARTIFACTS);
+await server.start();
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+const errors = [];
+async function context(viewport = { width: 1280, height: 860 }) {
+  const ctx = await browser.newContext({ viewport });
+  ctx.on('page', (p) => p.on('pageerror', (e) => errors.push(`${e}`)));
+  return ctx;
+}
+
+const a = await context();
+const b = await context();
+pa = await a.newPage();
+pa.on('pageerror', (e) => errors.push(`${e}`));
+pb = await b.newPage();
+pb.on('pageerror', (e) => errors.push(`${e}`));
+let code = '';
+
+await test('a host starts a room and a friend joins by share link', async () => {
+  await pa.goto(`${server.url}/`);
+  await shot(pa, '01-welcome');
+  await signUp(pa, 'Ada');
+  await pa.waitForSelector('#group-name');
+  await shot(pa, '02-home');
+  await pa.fill('#group-name', 'Friday night');
+  await pa.click('button:has-text("Start the room")');
+  await pa.waitForSelector('[data-testid=join-code]');
+  code = (await pa.textContent('[data-testid=join-code]')).trim();
+  assert(/^[A-Z0-9]{6}$/.test(code), `a six-character code, got ${code}`);
+  await pa.waitForSelector('.recs .rec-list li');
+
+  await pb.goto(`${server.url}/#/join/${code}`);
+  await signUp(pb, 'Ben');
+  await pb.waitForSelector('#join-code');
+  assert((await pb.inputValue('#join-code')) === code, 'the share link fills in the code');
+  await shot(pb, '03-join');
+  await pb.click('button:has-text("Join")');
+  await pb.waitForSelector('[data-testid=join-code]');
+  await pa.waitForSelector('.members li:has-text("Ben") .dot.online', { timeout: 5_000 });
+});
+
+await test('a track one member adds appears for the other within a second', async () => {
+  const id = await addBySearch(pa, 'love');
+  const sent = Date.now();
+  await pb.waitForSelector(`.playlist li.entry[data-track="${id}"]`, { timeout: 1_000 });
+  const elapsed = Date.now() - sent;
+  console.error(`     seen by the other member after ${elapsed} ms`);
+  assert((await pb.textContent(`.playlist li.entry[data-track="${id}"] .added`)).includes('Ada'), 'who added it');
+});
+
+await test('votes and the host reorder propagate', async () => {
+  const [first] = await playlist(pa);
+  await pb.click(`.playlist li.entry[data-track="${first}"] button[aria-label="Vote up"]`);
+  await pa.waitForFunction(
+    (id) => document.querySelector(`.playlist li.entry[data-track="${id}"] .score`)?.textContent === '1',
+    first,
+    { timeout: 2_000 },
+  );
+  const second = await addBySearch(pa, 'rock');
+  await pb.waitForSelector(`.playlist li.entry[data-track="${second}"]`, { timeout: 2_000 });
+  await pa.click(`.playlist li.entry[data-track="${second}"] button[aria-label="Move up"]`);
+  await pb.waitForFunction(
+    ([s, f]) => {
+      const ids = [...document.querySelectorAll('.playlist li.entry')].map((li) => li.dataset.track);
+      return ids[0] === s && ids[1] === f;
+    },
+    [second, first],
+    { timeout: 2_000 },
+  );
+  assert(
+    JSON.stringify(await playlist(pa)) === JSON.stringify(await playlist(pb)),
+    'both members see the same order',
+  );
+  await pb.click(`.recs .rec-list li >> nth=0 >> button:has-text("Why?")`);
+  await pb.waitForSelector('.recs .why[data-done="true"]', { timeout: 5_000 });
+  const why = await pb.textContent('.recs .why');
+  assert(why.length > 40, `an explanation, got ${why}`);
+  await shot(pa, '04-room-host');
+  await shot(pb, '05-room-guest-with-why');
+});
+
+await test('a server restart mid-session resumes without losing or duplicating entries', async () => {
+  const before = await playlist(pa);
+  await server.stop();
+  restarting = true;
+  await pa.waitForSelector('.banner[data-status=reconnecting]', { timeout: 15_000 });
+  await pb.waitForSelector('.banner[data-status=reconnecting]', { timeout: 15_000 });
+  await shot(pb, '06-reconnecting');
+  // A vote cast while the server is down is sent once the room is back.
+  await pb.click(`.playlist li.entry[data-track="${before[0]}"] button[aria-label="Vote down"]`);
+  await server.start();
+  restarting = false;
+  await pa.waitForSelector('.banner', { state: 'detached', timeout: 30_000 });
+  await pb.waitForSelector('.banner', { state: 'detached', timeout: 30_000 });
+  await pa.waitForFunction(
+    (id) => document.querySelector(`.playlist li.entry[data-track="${id}"] .score`)?.textContent === '-1',
+    before[0],
+    { timeout: 5_000 },
+  );
+  const third = await addBySearch(pa, 'night');
+  await pb.waitForSelector(`.playlist li.entry[data-track="${third}"]`, { timeout: 2_000 });
+  const after = await playlist(pb);
+  assert(JSON.stringify(after) === JSON.stringify([...before, third]), `nothing lost or doubled: ${after}`);
+  assert(new Set(after).size === after.length, 'no duplicates');
+  assert(JSON.stringify(await playlist(pa)) === JSON.stringify(after), 'both see the same playlist');
+});
+
+await test('the room works on a phone-sized screen', async () => {
+  const phone = await context({ width: 390, height: 844 });
+  const page = await phone.newPage();
+  await page.goto(`${server.url}/`);
+  await signUp(page, 'Pia');
+  await page.fill('#join-code', code);
+  await page.click('button:has-text("Join")');
+  await page.waitForSelector('.playlist li.entry');
+  await shot(page, '07-room-phone');
+  await phone.close();
+});
+
+await test('solo recommendations change after likes and the taste chart appears', async () => {
+  const solo = await context();
+  const page = await solo.newPage();
+  await page.goto(`${server.url}/#/solo`);
+  await signUp(page, 'Cleo');
+  await page.waitForSelector('.solo-list li.entry');
+  assert((await page.textContent('[data-testid=strategy]')).includes('no taste'), 'starts cold');
+  const initial = await page.$$eval('.solo-list li.entry', (l) => l.map((li) => li.dataset.track));
+  for (let i = 0; i < 3; i += 1) {
+    const liked = await page.getAttribute('.solo-list li.entry >> nth=0', 'data-track');
+    await page.click('.solo-list li.entry >> nth=0 >> button.like');
+    await page.waitForFunction(
+      (id) => !document.querySelector(`.solo-list li.entry[data-track="${id}"]`),
+      liked,
+      { timeout: 10_000 },
+    );
+  }
+  const strategy = await page.textContent('[data-testid=strategy]');
+  assert(!strategy.includes('no taste'), `personal now: ${strategy}`);
+  const now = await page.$$eval('.solo-list li.entry', (l) => l.map((li) => li.dataset.track));
+  assert(JSON.stringify(now) !== JSON.stringify(initial), 'the list changed');
+  await page.waitForSelector('[data-testid=taste-radar]', { state: 'visible' });
+  const pairBefore = await page.textContent('.pair');
+  await page.click('.pair button[data-side=a]');
+  await page.waitForFunction((old) => document.querySelector('.pair')?.textContent !== old, pairBefore, {
+    timeout: 10_000,
+  });
+  assert((await page.$('.solo .error')) === null, `no error: ${await page.textContent('.solo .error').catch(() => '')}`);
+  await shot(page, '08-solo');
+  await solo.close();
+});
+
+await test('the dashboard shows the same numbers as the API', async () => {
+  await server.api('POST', '/api/v1/experiments', {
+    name: 'NCF vs hybrid',
+    variants: [{ name: 'control', strategy: 'hybrid' }, { name: 'ncf', strategy: 'ncf' }],
+    primary_metric: 'like_rate',
+  }, ADMIN_TOKEN);
+  const tracks = (await server.api('GET', '/api/v1/tracks?q=love&limit=20')).items;
+  for (let i = 0; i < 8; i += 1) {
+    const user = await server.api('POST', '/api/v1/users', { display_name: `Listener ${i}` });
+    for (const t of tracks.slice(i, i + 3)) {
+      await server.api('POST', '/api/v1/feedback', { track_id: t.id, kind: 'like' }, user.token);
+    }
+    const list = await server.api('POST', '/api/v1/recommendations', { limit: 5 }, user.token);
+    if (i % 2 === 0) {
+      await server.api('POST', '/api/v1/feedback', {
+        track_id: list.items[0].track.id, kind: 'like', request_id: list.request_id,
+      }, user.token);
+    }
+  }
+  const dash = await context({ width: 1280, height: 1000 });
+  const page = await dash.newPage();
+  await page.goto(`${server.url}/#/experiments`);
+  await page.fill('#admin-token', ADMIN_TOKEN);
+  await page.click('button:has-text("Open the dashboard")');
+  await page.waitForSelector('[data-testid=ab-report] tr[data-variant]');
+  await page.waitForSelector('.bandit tr[data-arm]');
+  const [{ items }, bandits] = await Promise.all([
+    server.api('GET', '/api/v1/experiments', undefined, ADMIN_TOKEN),
+    server.api('GET', '/api/v1/analytics/bandit', undefined, ADMIN_TOKEN),
+  ]);
+  const report = await server.api('GET', `/api/v1/analytics/ab/${items[0].id}`, undefined, ADMIN_TOKEN);
+  for (const row of report.primary.variants) {
+    await page.waitForFunction(
+      ([name, trials]) => document.querySelector(`tr[data-variant="${name}"] [data-col=trials]`)?.textContent === String(trials),
+      [row.name, row.trials],
+      { timeout: 10_000 },
+    );
+    const rate = await page.textContent(`tr[data-variant="${row.name}"] [data-col=rate]`);
+    assert(rate === `${(row.rate * 100).toFixed(2)}%`, `${row.name} rate ${rate} vs ${row.rate}`);
+  }
+  for (const bandit of bandits.bandits) {
+    for (const arm of bandit.arms) {
+      const cell = `.bandit[data-bandit="${bandit.bandit}"] tr[data-arm="${arm.name}"]`;
+      assert((await page.textContent(`${cell} [data-col=pulls]`)) === String(arm.pulls), `${arm.name} pulls`);
+      assert(
+        (await page.textContent(`${cell} [data-col=mean]`)) === `${(arm.mean * 100).toFixed(2)}%`,
+        `${arm.name} mean`,
+      );
+    }
+  }
+  await page.waitForTimeout(3_500);
+  await shot(page, '09-dashboard');
+  await dash.close();
+});
+
+await test('no page threw an uncaught error', async () => {
+  assert(errors.length === 0, errors.join('\n'));
+});
+
+await browser.close();
+await server.stop();
+const failed = results.filter((r) => !r.ok);
+console.error(`browser tests: ${results.length - failed.length} passed, ${failed.length} failed; screenshots in ${ARTIFACTS}`);
+process.exit(failed.length ? 1 : 0);
