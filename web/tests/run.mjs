@@ -215,7 +215,8 @@ await test('solo recommendations change after likes and the taste chart appears'
   await page.waitForFunction((old) => document.querySelector('.pair')?.textContent !== old, pairBefore, {
     timeout: 10_000,
   });
-  assert((await page.$('.solo .error')) === null, `no error: ${await page.textContent('.solo .error').catch(() => '')}`);
+  const shown = await page.$('.solo .error');
+  assert(shown === null, `no error after answering a pair: ${shown && (await shown.textContent())}`);
   await shot(page, '08-solo');
   await solo.close();
 });
