@@ -20,7 +20,7 @@ use super::{
     prompt::{self, PROMPT_VERSION},
     template,
 };
-use crate::{cache::Cache, config::ExplainerSettings, metrics::Metrics};
+use crate::{cache::Cache, config::ExplainerSettings, error::ApiError, metrics::Metrics};
 
 /// Time kept back from the deadline for rendering the template and answering.
 const ANSWER_MARGIN: Duration = Duration::from_millis(25);
@@ -372,6 +372,11 @@ impl Job {
             Ok(Ok(text)) => check::accept(&text, facts, &self.genres).map_err(Miss::Junk),
         }
     }
+}
+
+/// The explainer actor stopped while a request waited on it: an internal error.
+pub fn explainer_gone(err: MailboxError) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("explainer unreachable: {err}"))
 }
 
 fn template_answer(facts: &Facts, fallback: Option<String>) -> Explanation {

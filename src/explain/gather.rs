@@ -7,7 +7,7 @@ use super::facts::{self, Facts};
 use crate::{
     domain::UserId,
     error::ApiError,
-    groups::actor::{GetRecommendations, GetView, GroupActor},
+    groups::actor::{mailbox, GetRecommendations, GetView, GroupActor},
     state::AppState,
     taste::actor::GetProfile,
 };
@@ -31,17 +31,14 @@ pub async fn for_group(
     group: &Addr<GroupActor>,
     item: u32,
 ) -> Result<Facts, ApiError> {
-    let view = group.send(GetView).await.map_err(unreachable)?;
+    let view = group.send(GetView).await.map_err(mailbox)?;
     let mut profiles = Vec::with_capacity(view.members.len());
     for member in &view.members {
         if let Ok(member) = UserId::parse(&member.user_id) {
             profiles.push(state.users.send(&member, GetProfile).await?);
         }
     }
-    let list = group
-        .send(GetRecommendations)
-        .await
-        .map_err(unreachable)??;
+    let list = group.send(GetRecommendations).await.map_err(mailbox)??;
     let track = state.catalog.track(item);
     let picked = list
         .items
@@ -55,8 +52,4 @@ pub async fn for_group(
             .unwrap_or_default(),
         strategy: picked.map(|_| list.strategy.clone()),
     })
-}
-
-fn unreachable(err: actix::MailboxError) -> ApiError {
-    ApiError::internal(anyhow::anyhow!("group actor unreachable: {err}"))
 }

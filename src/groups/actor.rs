@@ -585,7 +585,7 @@ impl Handler<Attach> for GroupActor {
         }
         // A room nobody has changed since it was loaded has no list yet: make one for the
         // newcomer rather than wait for the first change.
-        if self.recommendations.is_none() {
+        if self.recommendations.is_none() && !self.refreshing {
             self.schedule_refresh(ctx);
         }
         Ok(())
@@ -779,4 +779,10 @@ impl Handler<TasteChanged> for GroupActor {
     fn handle(&mut self, _: TasteChanged, ctx: &mut Self::Context) {
         self.schedule_refresh(ctx);
     }
+}
+
+/// A group actor that stopped while a request waited on it: an internal error, never the
+/// caller's.
+pub fn mailbox(err: MailboxError) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("group actor unreachable: {err}"))
 }

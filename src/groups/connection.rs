@@ -32,7 +32,10 @@ use super::{
 use crate::{
     domain::UserId,
     error::{ApiError, ErrorCode},
-    explain::{self, actor::Explain},
+    explain::{
+        self,
+        actor::{explainer_gone, Explain},
+    },
     state::AppState,
     taste::actor::RecordFeedback,
 };
@@ -437,10 +440,7 @@ impl Connection {
                     client_msg_id: client_msg_id.as_deref(),
                 }
                 .encode(),
-                Err(err) => ServerFrame::error(
-                    &ApiError::internal(anyhow::anyhow!("explainer unreachable: {err}")),
-                    client_msg_id.as_deref(),
-                ),
+                Err(err) => ServerFrame::error(&explainer_gone(err), client_msg_id.as_deref()),
             };
             socket.do_send(ToSocket::Frame(frame));
         };

@@ -11,7 +11,10 @@ use super::{extract::AuthUser, groups::member_group};
 use crate::{
     domain::TrackId,
     error::{ApiError, ErrorBody, ErrorCode},
-    explain::{actor::Explain, gather},
+    explain::{
+        actor::{explainer_gone, Explain},
+        gather,
+    },
     state::AppState,
 };
 
@@ -86,7 +89,7 @@ pub async fn explanation(
             deltas: None,
         })
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("explainer unreachable: {e}")))?;
+        .map_err(explainer_gone)?;
     Ok(HttpResponse::Ok().json(Explanation {
         track_id: id.to_string(),
         text: answer.text,

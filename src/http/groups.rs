@@ -12,7 +12,8 @@ use crate::{
     error::{ApiError, ErrorBody, ErrorCode},
     groups::{
         actor::{
-            stored_events, Execute, GetRecommendations, GetView, GroupActor, IsMember, Origin,
+            mailbox, stored_events, Execute, GetRecommendations, GetView, GroupActor, IsMember,
+            Origin,
         },
         commands::Command,
         events::{Event, EventBody},
@@ -211,10 +212,6 @@ pub async fn member_group(
         ));
     }
     Ok((id, group))
-}
-
-pub fn mailbox(err: actix::MailboxError) -> ApiError {
-    ApiError::internal(anyhow::anyhow!("group actor unreachable: {err}"))
 }
 
 /// The group as members see it: members with presence, the playlist, settings and `seq`.

@@ -7,7 +7,7 @@ import { api } from './api';
 
 export type SocketStatus = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
-// deno-lint-ignore no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- frames are the server's JSON
 export type Frame = { type: string; [key: string]: any };
 
 export interface SocketHandlers {
@@ -58,11 +58,6 @@ export class GroupSocket {
   /// Sends a request that is not worth repeating after a reconnect (explain, refresh).
   request(frame: Frame): void {
     if (this.joined) this.socket?.send(JSON.stringify(frame));
-  }
-
-  /// Drop the knowledge of what was seen, so the next join asks for a snapshot.
-  forgetSeq(): void {
-    this.lastSeq = null;
   }
 
   private async open(): Promise<void> {

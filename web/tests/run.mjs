@@ -82,9 +82,7 @@ async function context(viewport = { width: 1280, height: 860 }) {
 const a = await context();
 const b = await context();
 pa = await a.newPage();
-pa.on('pageerror', (e) => errors.push(`${e}`));
 pb = await b.newPage();
-pb.on('pageerror', (e) => errors.push(`${e}`));
 let code = '';
 
 await test('a host starts a room and a friend joins by share link', async () => {
