@@ -1,6 +1,6 @@
+"""How close can a rank-k dot product get to EASE? Item vectors from the shrunk eigenvectors of
+EASE's Gram matrix: -P off its diagonal is U diag(s / (s + lam)) U^T / lam."""
 from common import *
-import scipy.sparse as sp
-from chorus_train.ease import EASE
 ls = load()
 train = ls.train
 x = train.copy().astype(np.float64); x.data = np.log1p(x.data)
@@ -15,15 +15,14 @@ s, U = np.linalg.eigh(G)
 log(f"eigh {time.time()-t:.0f}s")
 order = np.argsort(-s); s, U = s[order], U[:, order]
 class Lin:
-    def __init__(s_, V, H=None, scale=None): s_.V, s_.H, s_.scale = V, (V if H is None else H), scale
+    def __init__(s_, V, scale=None): s_.V, s_.scale = V, scale
     def score(s_, users):
         out = np.full((len(users), n_items), -1e9)
-        sc = (xk[users] @ s_.H) @ s_.V.T
+        sc = (xk[users] @ s_.V) @ s_.V.T
         if s_.scale is not None: sc = sc * s_.scale
         out[:, keep] = sc
         return out
 for lam in (500, 1500, 3000):
-    Pdiag = None
     # diag of P = (G + lam I)^-1 via eigen: sum_k U_jk^2 / (s_k + lam)
     Pdiag = (U**2 / (s + lam)).sum(1)
     for k in (64, 128, 256):

@@ -1,5 +1,7 @@
+"""The stacked hybrid with EASE(1500) candidates (QUALITY.md's exploratory row) and extra features.
+Arguments: modes, `base` or a comma list of knn, z, rank, len."""
 from common import *
-import os, pickle, torch
+import pickle, torch
 from chorus_train import lastfm_eval
 from chorus_train.baselines import ImplicitALS, ItemKNN
 from chorus_train.ease import EASE
@@ -26,14 +28,14 @@ else:
 def feats(tag, split_train, users, extra_mode):
     als, ncf, ease, knn = models[tag]
     cand, f = lastfm_features(ncf, als, split_train, users, item_item=ease)
-    es = ease.score(users); ks = knn.score(users)
-    hist_len = np.diff(split_train.indptr)[users]
     extras = []
-    if "knn" in extra_mode: extras.append(np.take_along_axis(ks, cand, 1))
+    if "knn" in extra_mode: extras.append(np.take_along_axis(knn.score(users), cand, 1))
     if "rank" in extra_mode:
         r = np.argsort(np.argsort(-f[:, :, 2], axis=1), axis=1)
         extras.append(np.log1p(r))
-    if "len" in extra_mode: extras.append(np.repeat(np.log1p(hist_len)[:, None], cand.shape[1], 1))
+    if "len" in extra_mode:
+        hist_len = np.diff(split_train.indptr)[users]
+        extras.append(np.repeat(np.log1p(hist_len)[:, None], cand.shape[1], 1))
     if extras: f = np.concatenate([f, np.stack(extras, -1).astype(np.float32)], -1)
     if "z" in extra_mode:
         cols = [0, 1, 2] + list(range(7, f.shape[-1]))
