@@ -15,7 +15,11 @@ use ort::{
 };
 
 use super::{
-    features::{candidate_features, Listener, CONTENT_SIMILARITY, NCF_SCORE},
+    candidates,
+    features::{
+        candidate_features, Candidate, FeatureRow, Listener, CONTENT_SIMILARITY, FEATURES,
+        NCF_SCORE,
+    },
     retrieval::{self, Hit, Metric, RetrievalQuery},
     space::{ItemSpace, CONTENT_INPUTS, DIM},
 };
@@ -64,11 +68,11 @@ impl Models {
         )
     }
 
-    /// `hybrid.onnx`: features `[b, c, 7]` → scores `[b, c]`.
+    /// `hybrid.onnx`: features `[b, c, FEATURES]` → scores `[b, c]`.
     pub fn hybrid(&mut self, features: Vec<f32>, b: usize, c: usize) -> Result<Vec<f32>, String> {
         run(
             &mut self.hybrid,
-            vec![("features", vec![b, c, 7], features)],
+            vec![("features", vec![b, c, FEATURES], features)],
             "score",
         )
     }
@@ -130,7 +134,8 @@ impl ContentOutputs {
     }
 }
 
-/// Recommend for one listener: retrieve, featurise, score with NCF and the hybrid ranker.
+/// Recommend for one listener: gather candidates (item-item neighbours and the dot product),
+/// featurise, score with NCF and the hybrid ranker.
 #[derive(Debug, Clone)]
 pub struct RankJob {
     pub listener: Arc<Listener>,
@@ -141,7 +146,7 @@ pub struct RankJob {
     pub top: usize,
     /// What "best" means.
     pub order: RankBy,
-    /// Explain this one item instead: it joins the candidates if retrieval did not bring it,
+    /// Explain this one item instead: it joins the candidates if neither source brought it,
     /// and it alone is returned, with its contributions (`top` is ignored).
     pub focus: Option<u32>,
 }
@@ -165,16 +170,16 @@ pub struct RankedItem {
     pub score: f32,
     /// The NCF model's logit for this listener and track.
     pub ncf: f32,
-    pub features: [f32; 7],
+    pub features: FeatureRow,
     /// How much each feature moved the score: the score minus the score with that feature set
     /// to its mean over this request's candidates.
-    pub contributions: [f32; 7],
+    pub contributions: FeatureRow,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ranked {
     pub items: Vec<RankedItem>,
-    /// Candidates retrieval produced (and the rankers scored).
+    /// Candidates the two sources produced (and the rankers scored).
     pub considered: usize,
 }
 
@@ -206,15 +211,15 @@ impl PhaseTimes {
     }
 }
 
-/// One listener's candidates (item row, retrieval score) to score.
+/// One listener's candidates to score.
 pub(super) struct ScoreRow<'a> {
     pub listener: &'a Listener,
-    pub candidates: Vec<(u32, f32)>,
+    pub candidates: Vec<Candidate>,
 }
 
 /// Hybrid scores for rows of candidates: `scores[r * width + j]`.
 pub(super) struct Scored {
-    pub features: Vec<Vec<[f32; 7]>>,
+    pub features: Vec<Vec<FeatureRow>>,
     pub scores: Vec<f32>,
     pub width: usize,
 }
@@ -254,20 +259,38 @@ impl Engine {
             })
             .collect();
         let space = Arc::clone(&self.space);
-        let mut hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
-        for (job, hits) in jobs.iter().zip(hits.iter_mut()) {
-            if let Some(item) = job.focus.filter(|i| hits.iter().all(|h| h.item != *i)) {
-                let score = super::space::dot(&job.listener.vector, space.vector_slice(item));
-                hits.push(retrieval::Hit { item, score });
-            }
-        }
+        let hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
+        let lists: Vec<Vec<Candidate>> = jobs
+            .iter()
+            .zip(&hits)
+            .map(|(job, hits)| {
+                let vector = &job.listener.vector;
+                let item_item = space.neighbours().scores(&job.listener.seeds);
+                let mut list = candidates::merge(
+                    &space,
+                    vector,
+                    &item_item,
+                    &job.exclude,
+                    hits,
+                    job.candidates,
+                );
+                if let Some(item) = job.focus.filter(|i| list.iter().all(|c| c.item != *i)) {
+                    list.push(Candidate {
+                        item,
+                        retrieval: super::space::dot(vector, space.vector_slice(item)),
+                        item_item: candidates::item_item_score(&item_item, item),
+                    });
+                }
+                list
+            })
+            .collect();
         self.phases.retrieval += clock.elapsed();
         let rows: Vec<ScoreRow<'_>> = jobs
             .iter()
-            .zip(&hits)
-            .map(|(job, hits)| ScoreRow {
+            .zip(lists)
+            .map(|(job, candidates)| ScoreRow {
                 listener: &job.listener,
-                candidates: hits.iter().map(|h| (h.item, h.score)).collect(),
+                candidates,
             })
             .collect();
         let scored = self.score_rows(&rows)?;
@@ -285,7 +308,7 @@ impl Engine {
                 if let Some(item) = job.focus {
                     return idx
                         .into_iter()
-                        .filter(|&j| rows[r].candidates[j].0 == item)
+                        .filter(|&j| rows[r].candidates[j].item == item)
                         .collect();
                 }
                 idx.sort_by(|&x, &y| key(y).total_cmp(&key(x)).then(x.cmp(&y)));
@@ -299,12 +322,12 @@ impl Engine {
             .zip(contributions)
             .enumerate()
             .map(|(r, (idx, contributions))| Ranked {
-                considered: hits[r].len(),
+                considered: rows[r].candidates.len(),
                 items: idx
                     .iter()
                     .zip(contributions)
                     .map(|(&j, contributions)| RankedItem {
-                        item: rows[r].candidates[j].0,
+                        item: rows[r].candidates[j].item,
                         score: scored.score(r, j),
                         ncf: scored.features[r][j][NCF_SCORE],
                         features: scored.features[r][j],
@@ -324,7 +347,7 @@ impl Engine {
             clock = now;
         };
         let space = Arc::clone(&self.space);
-        let mut features: Vec<Vec<[f32; 7]>> = rows
+        let mut features: Vec<Vec<FeatureRow>> = rows
             .iter()
             .map(|row| candidate_features(&space, row.listener, &row.candidates))
             .collect();
@@ -342,9 +365,9 @@ impl Engine {
         let mut items = vec![0f32; b * c * DIM];
         for (r, row) in rows.iter().enumerate() {
             users.extend_from_slice(&row.listener.vector[..DIM]);
-            for (j, &(item, _)) in row.candidates.iter().enumerate() {
+            for (j, candidate) in row.candidates.iter().enumerate() {
                 let at = (r * c + j) * DIM;
-                items[at..at + DIM].copy_from_slice(space.vector_slice(item));
+                items[at..at + DIM].copy_from_slice(space.vector_slice(candidate.item));
             }
         }
         lap(&mut self.phases.features);
@@ -370,17 +393,17 @@ impl Engine {
         &mut self,
         scored: &Scored,
         picks: &[Vec<usize>],
-    ) -> Result<Vec<Vec<[f32; 7]>>, String> {
+    ) -> Result<Vec<Vec<FeatureRow>>, String> {
         let clock = Instant::now();
-        let occluded: Vec<Vec<[f32; 7]>> = scored
+        let occluded: Vec<Vec<FeatureRow>> = scored
             .features
             .iter()
             .zip(picks)
             .map(|(rows, picks)| {
                 let baseline = mean(rows);
-                let mut variants = Vec::with_capacity(picks.len() * 7);
+                let mut variants = Vec::with_capacity(picks.len() * FEATURES);
                 for &j in picks {
-                    for f in 0..7 {
+                    for f in 0..FEATURES {
                         let mut v = rows[j];
                         v[f] = baseline[f];
                         variants.push(v);
@@ -406,9 +429,9 @@ impl Engine {
                     .enumerate()
                     .map(|(rank, &j)| {
                         let score = scored.score(r, j);
-                        let mut contributions = [0f32; 7];
+                        let mut contributions = [0f32; FEATURES];
                         for (f, slot) in contributions.iter_mut().enumerate() {
-                            *slot = score - without[r * t + rank * 7 + f];
+                            *slot = score - without[r * t + rank * FEATURES + f];
                         }
                         contributions
                     })
@@ -432,20 +455,20 @@ impl Engine {
     }
 }
 
-/// `[b, width, 7]` row-major, short rows padded with zeros.
-fn flatten(rows: &[Vec<[f32; 7]>], width: usize) -> Vec<f32> {
-    let mut out = vec![0f32; rows.len() * width * 7];
+/// `[b, width, FEATURES]` row-major, short rows padded with zeros.
+fn flatten(rows: &[Vec<FeatureRow>], width: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows.len() * width * FEATURES];
     for (r, row) in rows.iter().enumerate() {
         for (j, f) in row.iter().enumerate() {
-            let at = (r * width + j) * 7;
-            out[at..at + 7].copy_from_slice(f);
+            let at = (r * width + j) * FEATURES;
+            out[at..at + FEATURES].copy_from_slice(f);
         }
     }
     out
 }
 
-fn mean(rows: &[[f32; 7]]) -> [f32; 7] {
-    let mut m = [0f32; 7];
+fn mean(rows: &[FeatureRow]) -> FeatureRow {
+    let mut m = [0f32; FEATURES];
     for row in rows {
         for (a, x) in m.iter_mut().zip(row) {
             *a += x;

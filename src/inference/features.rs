@@ -6,8 +6,10 @@ use ndarray::Array1;
 
 use super::space::{dot, ItemSpace, DIM};
 
+/// How many features `hybrid.onnx` takes per candidate.
+pub const FEATURES: usize = 8;
 /// Names in `hybrid.onnx`'s input order (`feature_order` in the manifest).
-pub const HYBRID_FEATURES: [&str; 7] = [
+pub const HYBRID_FEATURES: [&str; FEATURES] = [
     "ncf_score",
     "retrieval_score",
     "content_similarity",
@@ -15,9 +17,24 @@ pub const HYBRID_FEATURES: [&str; 7] = [
     "freshness",
     "diversity",
     "group_agreement",
+    "item_item_score",
 ];
 pub const NCF_SCORE: usize = 0;
 pub const CONTENT_SIMILARITY: usize = 2;
+pub const ITEM_ITEM_SCORE: usize = 7;
+
+/// One candidate's features, in [`HYBRID_FEATURES`] order.
+pub type FeatureRow = [f32; FEATURES];
+
+/// A candidate track with the scores its sources gave it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub item: u32,
+    /// Dot product of the listener's vector with the track's.
+    pub retrieval: f32,
+    /// The listener's item-item score (0 when no liked track points to it).
+    pub item_item: f32,
+}
 
 /// Who the candidates are for: the vectors the features compare candidates with.
 #[derive(Debug, Clone)]
@@ -28,6 +45,8 @@ pub struct Listener {
     pub taste: Vec<f32>,
     /// Liked tracks that diversity is measured against (the most recent ones).
     pub history: Vec<u32>,
+    /// Liked tracks and their weights, the item-item neighbours' input (the most recent ones).
+    pub seeds: Vec<(u32, f32)>,
     /// Per-candidate agreement override (groups); `None`: cosine with `vector`.
     pub agreement: Option<Vec<f32>>,
 }
@@ -45,6 +64,12 @@ impl Listener {
             vector: vector.to_vec(),
             taste: taste_of(space, history),
             history: history.to_vec(),
+            seeds: history
+                .iter()
+                .copied()
+                .zip(weights.iter().copied())
+                .filter(|&(_, w)| w > 0.0)
+                .collect(),
             agreement: None,
         }
     }
@@ -66,13 +91,12 @@ pub fn taste_of(space: &ItemSpace, tracks: &[u32]) -> Vec<f32> {
     taste.to_vec()
 }
 
-/// Features for each candidate (item row, retrieval score); the NCF slot is left at 0 for the
-/// model to fill in.
+/// Features for each candidate; the NCF slot is left at 0 for the model to fill in.
 pub fn candidate_features(
     space: &ItemSpace,
     listener: &Listener,
-    candidates: &[(u32, f32)],
-) -> Vec<[f32; 7]> {
+    candidates: &[Candidate],
+) -> Vec<FeatureRow> {
     let user = &listener.vector[..DIM];
     let user_norm = dot(user, user).sqrt() + 1e-9;
     let taste = &listener.taste[..DIM];
@@ -85,7 +109,8 @@ pub fn candidate_features(
     candidates
         .iter()
         .enumerate()
-        .map(|(j, &(item, retrieval))| {
+        .map(|(j, c)| {
+            let item = c.item;
             let v = space.vector_slice(item);
             let v_norm = norms[item as usize] + 1e-9;
             let diversity = if history.is_empty() {
@@ -103,12 +128,13 @@ pub fn candidate_features(
             };
             [
                 0.0,
-                retrieval,
+                c.retrieval,
                 dot(space.content_slice(item), taste),
                 space.popularity(item),
                 space.freshness(item),
                 diversity,
                 agreement,
+                c.item_item,
             ]
         })
         .collect()

@@ -1,12 +1,13 @@
-//! Ranking for a group: one retrieval with the group's vector, every member's scores for the
-//! same candidates in one NCF + hybrid pass, the group's aggregation strategy, and reasons for
-//! the picks averaged over the members.
+//! Ranking for a group: one candidate list (the group vector's dot product and the members'
+//! pooled item-item scores), every member's scores for the same candidates in one NCF + hybrid
+//! pass, the group's aggregation strategy, and reasons for the picks averaged over the members.
 
 use std::{sync::Arc, time::Instant};
 
 use super::{
+    candidates,
     engine::{Engine, ScoreRow},
-    features::Listener,
+    features::{Candidate, FeatureRow, Listener, FEATURES},
     retrieval::{self, Metric, RetrievalQuery},
     space::{dot, DIM},
 };
@@ -29,8 +30,8 @@ pub struct GroupRankedItem {
     /// Each member's predicted probability of liking the track, in `members` order.
     pub utilities: Vec<f32>,
     /// Features and contributions averaged over the members.
-    pub features: [f32; 7],
-    pub contributions: [f32; 7],
+    pub features: FeatureRow,
+    pub contributions: FeatureRow,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,16 +82,37 @@ impl Engine {
             })
             .collect();
         let hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
-        self.phases.retrieval += clock.elapsed();
-        // Every member row gets the group's candidates; "group agreement" is each candidate's
-        // cosine with the group vector (unit length, so the retrieval score over the item norm).
-        let members: Vec<Listener> = jobs
+        // Each member's item-item scores, and the group's list built from the pooled scores.
+        let member_scores: Vec<Vec<_>> = jobs
+            .iter()
+            .map(|job| {
+                job.members
+                    .iter()
+                    .map(|m| space.neighbours().scores(&m.seeds))
+                    .collect()
+            })
+            .collect();
+        let lists: Vec<Vec<Candidate>> = jobs
             .iter()
             .zip(&hits)
-            .flat_map(|(job, hits)| {
-                let agreement: Vec<f32> = hits
+            .zip(&vectors)
+            .zip(&member_scores)
+            .map(|(((job, hits), vector), scores)| {
+                let pooled = candidates::group_scores(scores);
+                candidates::merge(&space, vector, &pooled, &job.exclude, hits, job.candidates)
+            })
+            .collect();
+        self.phases.retrieval += clock.elapsed();
+        // Every member row gets the group's candidates with the member's own item-item scores;
+        // "group agreement" is each candidate's cosine with the group vector (unit length, so
+        // the retrieval score over the item norm).
+        let members: Vec<Listener> = jobs
+            .iter()
+            .zip(&lists)
+            .flat_map(|(job, list)| {
+                let agreement: Vec<f32> = list
                     .iter()
-                    .map(|h| h.score / (space.norms()[h.item as usize] + 1e-9))
+                    .map(|c| c.retrieval / (space.norms()[c.item as usize] + 1e-9))
                     .collect();
                 job.members.iter().map(move |m| Listener {
                     agreement: Some(agreement.clone()),
@@ -100,12 +122,17 @@ impl Engine {
             .collect();
         let mut rows = Vec::with_capacity(members.len());
         let mut listeners = members.iter();
-        for (job, hits) in jobs.iter().zip(&hits) {
-            let candidates: Vec<(u32, f32)> = hits.iter().map(|h| (h.item, h.score)).collect();
-            for _ in &job.members {
+        for ((job, list), scores) in jobs.iter().zip(&lists).zip(&member_scores) {
+            for own in scores.iter().take(job.members.len()) {
                 rows.push(ScoreRow {
                     listener: listeners.next().expect("one listener per member"),
-                    candidates: candidates.clone(),
+                    candidates: list
+                        .iter()
+                        .map(|c| Candidate {
+                            item_item: candidates::item_item_score(own, c.item),
+                            ..*c
+                        })
+                        .collect(),
                 });
             }
         }
@@ -113,12 +140,12 @@ impl Engine {
         let mut selections = Vec::with_capacity(jobs.len());
         let mut picks_per_row: Vec<Vec<usize>> = Vec::with_capacity(rows.len());
         let mut first_row = 0;
-        for (job, hits) in jobs.iter().zip(&hits) {
+        for (job, list) in jobs.iter().zip(&lists) {
             let member_rows = first_row..first_row + job.members.len();
             let utilities: Vec<Vec<f32>> = member_rows
                 .clone()
                 .map(|r| {
-                    (0..hits.len())
+                    (0..list.len())
                         .map(|j| sigmoid(scored.score(r, j)))
                         .collect()
                 })
@@ -133,27 +160,27 @@ impl Engine {
         let contributions = self.occlude(&scored, &picks_per_row)?;
         let mut first_row = 0;
         let mut out = Vec::with_capacity(jobs.len());
-        for ((job, hits), (selection, utilities)) in jobs.iter().zip(&hits).zip(selections) {
+        for ((job, list), (selection, utilities)) in jobs.iter().zip(&lists).zip(selections) {
             let n = job.members.len() as f32;
             let items = selection
                 .picks
                 .iter()
                 .enumerate()
                 .map(|(rank, &j)| {
-                    let mut features = [0f32; 7];
-                    let mut mean_contributions = [0f32; 7];
+                    let mut features = [0f32; FEATURES];
+                    let mut mean_contributions = [0f32; FEATURES];
                     let member_rows = first_row..first_row + job.members.len();
                     for (row, row_contributions) in scored.features[member_rows.clone()]
                         .iter()
                         .zip(&contributions[member_rows])
                     {
-                        for f in 0..7 {
+                        for f in 0..FEATURES {
                             features[f] += row[j][f] / n;
                             mean_contributions[f] += row_contributions[rank][f] / n;
                         }
                     }
                     GroupRankedItem {
-                        item: hits[j].item,
+                        item: list[j].item,
                         utilities: utilities.iter().map(|u| u[j]).collect(),
                         features,
                         contributions: mean_contributions,
@@ -164,7 +191,7 @@ impl Engine {
                 items,
                 satisfaction: selection.satisfaction,
                 harmony: selection.harmony,
-                considered: hits.len(),
+                considered: list.len(),
             });
             first_row += job.members.len();
         }

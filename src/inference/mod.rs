@@ -6,9 +6,11 @@
 //! with its dedicated threads. Callers use the async methods on [`Inference`].
 
 pub mod actor;
+pub mod candidates;
 pub mod engine;
 pub mod features;
 pub mod group;
+pub mod neighbours;
 pub mod retrieval;
 pub mod space;
 
@@ -240,7 +242,13 @@ pub fn load(
         .map(|t| content_inputs(t, defaults))
         .collect();
     let embeddings = embed_catalog(&mut models[0], &rows).map_err(|e| anyhow::anyhow!(e))?;
-    let space = ItemSpace::build(catalog, &shipped, &vectors, embeddings);
+    let neighbours = neighbours::load(&manifest, dir)?;
+    let space = ItemSpace::build(catalog, &shipped, &vectors, embeddings).with_neighbours(
+        catalog,
+        &shipped,
+        &neighbours,
+        manifest.items.neighbours.candidate_share,
+    );
     let content = &manifest.models["content"];
     Ok(Loaded {
         models,

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use ndarray::{Array2, ArrayView1};
 
+use super::neighbours::Neighbours;
 use crate::catalog::{AudioFeatures, Catalog, Track};
 
 /// Width of every item and user vector (`embedding_dim` in the manifest).
@@ -37,11 +38,14 @@ pub struct ItemSpace {
     from_content: Vec<bool>,
     starters: Vec<u32>,
     defaults: ContentDefaults,
+    neighbours: Neighbours,
+    item_item_share: f32,
 }
 
 impl ItemSpace {
     /// `shipped` maps trained track ids to their rows of `shipped_vectors` (`[n, DIM]`);
     /// `content_embeddings` holds `content.onnx`'s embedding of every catalog track, in order.
+    /// The space starts without item-item neighbours; see [`ItemSpace::with_neighbours`].
     pub fn build(
         catalog: &Catalog,
         shipped: &HashMap<String, usize>,
@@ -91,9 +95,40 @@ impl ItemSpace {
             from_content,
             starters: Vec::new(),
             defaults: content_defaults(tracks),
+            neighbours: Neighbours::empty(n),
+            item_item_share: 0.0,
         };
         space.starters = space.choose_starters(catalog.by_popularity());
         space
+    }
+
+    /// Adds the shipped item-item neighbours (`shipped` maps trained track ids to their rows in
+    /// it) and the share of each candidate list they may fill.
+    pub fn with_neighbours(
+        mut self,
+        catalog: &Catalog,
+        shipped: &HashMap<String, usize>,
+        neighbours: &Neighbours,
+        share: f32,
+    ) -> Self {
+        let rows: Vec<Option<usize>> = catalog
+            .tracks()
+            .iter()
+            .map(|t| shipped.get(t.id.as_str()).copied())
+            .collect();
+        self.neighbours = neighbours.remap(&rows);
+        self.item_item_share = share.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Item-item neighbours over catalog rows (empty rows for tracks the models never saw).
+    pub fn neighbours(&self) -> &Neighbours {
+        &self.neighbours
+    }
+
+    /// How many of `candidates` may come from the item-item neighbours.
+    pub fn item_item_candidates(&self, candidates: usize) -> usize {
+        (candidates as f32 * self.item_item_share).round() as usize
     }
 
     pub fn len(&self) -> usize {

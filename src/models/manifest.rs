@@ -56,6 +56,20 @@ pub struct Items {
     pub count: usize,
     pub ids: FileRef,
     pub vectors: FileRef,
+    /// Item-item neighbours in shipped item order (see `inference::neighbours`).
+    pub neighbours: NeighboursRef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NeighboursRef {
+    pub file: String,
+    pub sha256: String,
+    /// Stored neighbour weights in all.
+    pub nnz: usize,
+    /// At most this many per item.
+    pub per_item: usize,
+    /// Of a ranking's candidates, at most this share comes from the neighbours.
+    pub candidate_share: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +113,7 @@ impl Manifest {
         let mut files: Vec<(&str, &str)> = vec![
             (&self.items.ids.file, &self.items.ids.sha256),
             (&self.items.vectors.file, &self.items.vectors.sha256),
+            (&self.items.neighbours.file, &self.items.neighbours.sha256),
             (&self.sample.file, &self.sample.sha256),
         ];
         files.extend(

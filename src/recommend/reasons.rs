@@ -3,10 +3,10 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::inference::features::HYBRID_FEATURES;
+use crate::inference::features::{FeatureRow, FEATURES, HYBRID_FEATURES};
 
 /// Signal names (the hybrid ranker's features) and what they mean to a listener.
-pub const SIGNALS: [(&str, &str); 7] = [
+pub const SIGNALS: [(&str, &str); FEATURES] = [
     (
         "ncf_score",
         "listeners with your taste picked it (collaborative model)",
@@ -20,12 +20,13 @@ pub const SIGNALS: [(&str, &str); 7] = [
     ("freshness", "a recent release"),
     ("diversity", "adds variety to what you already like"),
     ("group_agreement", "matches your overall profile"),
+    ("item_item_score", "often played alongside tracks you like"),
 ];
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Reason {
     /// One of the ranking signals: ncf_score, retrieval_score, content_similarity, popularity,
-    /// freshness, diversity, group_agreement.
+    /// freshness, diversity, group_agreement, item_item_score.
     pub signal: &'static str,
     pub label: &'static str,
     /// The signal's value for this track.
@@ -36,7 +37,7 @@ pub struct Reason {
 }
 
 /// The same signals, worded for a group (values are the members' averages).
-pub const GROUP_SIGNALS: [(&str, &str); 7] = [
+pub const GROUP_SIGNALS: [(&str, &str); FEATURES] = [
     (
         "ncf_score",
         "listeners with your group's tastes picked it (collaborative model)",
@@ -50,20 +51,24 @@ pub const GROUP_SIGNALS: [(&str, &str); 7] = [
     ("freshness", "a recent release"),
     ("diversity", "adds variety to what the members already like"),
     ("group_agreement", "sits where the members' tastes overlap"),
+    (
+        "item_item_score",
+        "often played alongside tracks the members like",
+    ),
 ];
 
-pub fn from_contributions(features: &[f32; 7], contributions: &[f32; 7]) -> Vec<Reason> {
+pub fn from_contributions(features: &FeatureRow, contributions: &FeatureRow) -> Vec<Reason> {
     labelled(&SIGNALS, features, contributions)
 }
 
-pub fn for_group(features: &[f32; 7], contributions: &[f32; 7]) -> Vec<Reason> {
+pub fn for_group(features: &FeatureRow, contributions: &FeatureRow) -> Vec<Reason> {
     labelled(&GROUP_SIGNALS, features, contributions)
 }
 
 fn labelled(
-    signals: &[(&'static str, &'static str); 7],
-    features: &[f32; 7],
-    contributions: &[f32; 7],
+    signals: &[(&'static str, &'static str); FEATURES],
+    features: &FeatureRow,
+    contributions: &FeatureRow,
 ) -> Vec<Reason> {
     debug_assert_eq!(signals.map(|s| s.0), HYBRID_FEATURES);
     let mut reasons: Vec<Reason> = signals
@@ -97,8 +102,8 @@ mod tests {
     #[test]
     fn reasons_are_sorted_by_contribution_and_named_like_the_features() {
         let r = from_contributions(
-            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
-            &[0.1, -0.2, 0.5, 0.0, 0.3, -0.1, 0.2],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+            &[0.1, -0.2, 0.5, 0.0, 0.3, -0.1, 0.2, 0.05],
         );
         let order: Vec<_> = r.iter().map(|x| x.signal).collect();
         assert_eq!(
@@ -108,6 +113,7 @@ mod tests {
                 "freshness",
                 "group_agreement",
                 "ncf_score",
+                "item_item_score",
                 "popularity",
                 "diversity",
                 "retrieval_score"

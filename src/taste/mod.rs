@@ -32,6 +32,8 @@ use crate::inference::{
 
 /// Tracks whose distance to new candidates is measured (the most recent liked ones).
 pub const DIVERSITY_HISTORY: usize = 50;
+/// Liked tracks whose item-item neighbours become candidates (the most recent ones).
+pub const ITEM_ITEM_HISTORY: usize = 200;
 /// Comparisons kept in the Bradley–Terry fit (the most recent ones).
 pub const MAX_COMPARISONS: usize = 500;
 const MAX_TRACK_WEIGHT: f32 = 2.0;
@@ -150,12 +152,16 @@ impl Taste {
             .zip(&self.offset)
             .map(|(b, d)| b + d)
             .collect();
-        let start = self.recent_positive.len().saturating_sub(DIVERSITY_HISTORY);
-        let history = self.recent_positive[start..].to_vec();
+        let recent =
+            |n: usize| &self.recent_positive[self.recent_positive.len().saturating_sub(n)..];
         Some(Listener {
             vector,
             taste: taste_of(space, &self.recent_positive),
-            history,
+            history: recent(DIVERSITY_HISTORY).to_vec(),
+            seeds: recent(ITEM_ITEM_HISTORY)
+                .iter()
+                .map(|&item| (item, self.weights[&item]))
+                .collect(),
             agreement: None,
         })
     }

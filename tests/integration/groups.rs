@@ -890,7 +890,7 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
     let item = &first["items"][0];
     assert_eq!(item["fit"].as_array().unwrap().len(), 2);
     assert!(item["least"].as_f64().unwrap() <= item["score"].as_f64().unwrap());
-    assert_eq!(item["reasons"].as_array().unwrap().len(), 7);
+    assert_eq!(item["reasons"].as_array().unwrap().len(), 8);
 
     // Adding the top pick: the next list no longer has it and reflects the new seq.
     let top = item_ids(&first)[0].clone();

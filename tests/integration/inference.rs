@@ -7,8 +7,11 @@ use std::{path::Path, sync::Arc};
 use chorus::{
     config::{InferenceSettings, Settings},
     inference::{
+        candidates,
         engine::{RankBy, RankJob, Ranked},
-        features::{candidate_features, Listener},
+        features::{candidate_features, Candidate, Listener, FEATURES, ITEM_ITEM_SCORE},
+        group::GroupRankJob,
+        retrieval::{top_k, Metric, RetrievalQuery},
     },
     startup::Application,
 };
@@ -51,21 +54,21 @@ async fn served_features_match_the_training_pipeline() {
             .iter()
             .map(index)
             .collect();
-        let with_retrieval: Vec<(u32, f32)> = candidates
+        let item_item = space.neighbours().scores(&listener.seeds);
+        let with_scores: Vec<Candidate> = candidates
             .iter()
-            .map(|&c| {
-                (
-                    c,
-                    space
-                        .vector(c)
-                        .dot(&ndarray::ArrayView1::from(&listener.vector[..])),
-                )
+            .map(|&c| Candidate {
+                item: c,
+                retrieval: space
+                    .vector(c)
+                    .dot(&ndarray::ArrayView1::from(&listener.vector[..])),
+                item_item: candidates::item_item_score(&item_item, c),
             })
             .collect();
-        let ours = candidate_features(space, &listener, &with_retrieval);
+        let ours = candidate_features(space, &listener, &with_scores);
         for (row, expected) in ours.iter().zip(playlist["features"].as_array().unwrap()) {
             // Column 0 is the NCF score, filled in by the model (checked in models.rs).
-            for f in 1..7 {
+            for f in 1..FEATURES {
                 let e = expected[f].as_f64().unwrap() as f32;
                 assert!(
                     (row[f] - e).abs() < 2e-3,
@@ -74,6 +77,134 @@ async fn served_features_match_the_training_pipeline() {
                 );
             }
         }
+        // The candidate list itself: the same two sources, merged the same way.
+        let mut exclude = seeds.clone();
+        exclude.sort_unstable();
+        exclude.dedup();
+        let total = playlist["candidates"].as_u64().unwrap() as usize;
+        let hits = top_k(
+            space.vectors(),
+            space.norms(),
+            Metric::Dot,
+            &[RetrievalQuery {
+                vector: listener.vector.clone(),
+                exclude: exclude.clone(),
+                k: total,
+            }],
+        );
+        let merged = candidates::merge(
+            space,
+            &listener.vector,
+            &item_item,
+            &exclude,
+            &hits[0],
+            total,
+        );
+        assert_eq!(merged.len(), total);
+        let served: std::collections::HashSet<u32> = merged
+            .iter()
+            .take(candidates.len())
+            .map(|c| c.item)
+            .collect();
+        let shared = candidates.iter().filter(|c| served.contains(c)).count();
+        assert!(
+            shared * 100 >= candidates.len() * 96,
+            "{shared} of the first {} candidates agree with training",
+            candidates.len()
+        );
+    }
+}
+
+#[actix_web::test]
+async fn liked_tracks_bring_their_item_item_neighbours_alone_and_in_groups() {
+    let app = spawn_app_with(AppOptions {
+        load_demo: true,
+        seed_fixture: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let space = app.state.inference.space();
+    let neighbours = space.neighbours();
+    // Two tracks with many neighbours and none in common.
+    let mut rich: Vec<u32> = (0..space.len() as u32)
+        .filter(|&i| neighbours.row(i).count() >= 20)
+        .collect();
+    rich.sort_by_key(|&i| std::cmp::Reverse(neighbours.row(i).count()));
+    let first = rich[0];
+    let of = |h: u32| {
+        neighbours
+            .row(h)
+            .collect::<std::collections::HashMap<u32, f32>>()
+    };
+    let second = *rich[1..]
+        .iter()
+        .find(|&&h| {
+            h != first
+                && of(h)
+                    .keys()
+                    .all(|j| !of(first).contains_key(j) && *j != first)
+        })
+        .expect("two tracks from different playlists");
+
+    // Alone: every neighbour is a candidate (at most half of 200), its weight the feature.
+    let listener = Arc::new(Listener::from_history(space, &[first], &[1.0]));
+    let ranked = app
+        .state
+        .inference
+        .rank(RankJob {
+            listener,
+            exclude: vec![first],
+            candidates: 200,
+            top: 200,
+            order: RankBy::Hybrid,
+            focus: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ranked.considered, 200);
+    assert_eq!(ranked.items.len(), 200);
+    for (j, w) in of(first) {
+        let item = ranked.items.iter().find(|i| i.item == j);
+        let item = item.unwrap_or_else(|| panic!("neighbour {j} is a candidate"));
+        assert!((item.features[ITEM_ITEM_SCORE] - w).abs() < 1e-6);
+    }
+    let from_item_item = ranked
+        .items
+        .iter()
+        .filter(|i| i.features[ITEM_ITEM_SCORE] > 0.0)
+        .count();
+    assert_eq!(from_item_item, of(first).len().min(100));
+
+    // A group of two: both members' neighbours are candidates, each scored by its own member
+    // (the reported feature is the members' mean).
+    let member = |h: u32| Arc::new(Listener::from_history(space, &[h], &[1.0]));
+    let mut exclude = vec![first, second];
+    exclude.sort();
+    let group = app
+        .state
+        .inference
+        .rank_group(GroupRankJob {
+            members: vec![member(first), member(second)],
+            exclude,
+            candidates: 100,
+            strategy: chorus::aggregate::Strategy::Average,
+            top: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(group.considered, 100);
+    for (h, other) in [(first, second), (second, first)] {
+        let best = of(h)
+            .into_iter()
+            .filter(|(j, _)| *j != other)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        let item = group
+            .items
+            .iter()
+            .find(|i| i.item == best.0)
+            .expect("member's best neighbour");
+        assert!((item.features[ITEM_ITEM_SCORE] - best.1 / 2.0).abs() < 1e-6);
     }
 }
 
@@ -166,7 +297,7 @@ async fn batched_and_unbatched_scoring_give_identical_results() {
                 x.score,
                 y.score
             );
-            for f in 0..7 {
+            for f in 0..FEATURES {
                 assert!((x.contributions[f] - y.contributions[f]).abs() < 1e-5);
                 assert!((x.features[f] - y.features[f]).abs() < 1e-5);
             }

@@ -102,6 +102,19 @@ fn manifest_matches_the_shipped_files() {
     assert_eq!(ids.len(), 28_356);
     assert_eq!(vectors.len(), ids.len() * 64);
     assert!(vectors.iter().all(|v| v.is_finite()));
+    let neighbours = chorus::inference::neighbours::load(&manifest, &models_dir()).unwrap();
+    assert_eq!(neighbours.len(), ids.len());
+    assert_eq!(neighbours.nnz(), manifest.items.neighbours.nnz);
+    for h in 0..ids.len() as u32 {
+        let row: Vec<(u32, f32)> = neighbours.row(h).collect();
+        assert!(row.len() <= manifest.items.neighbours.per_item);
+        assert!(row.iter().all(|&(j, w)| j != h && w > 0.0 && w.is_finite()));
+        assert!(row.windows(2).all(|p| p[0].1 >= p[1].1), "strongest first");
+    }
+    assert_eq!(
+        manifest.models["hybrid"].feature_order,
+        chorus::inference::features::HYBRID_FEATURES
+    );
     for (name, spec) in &manifest.models {
         assert!(!spec.training_command.is_empty(), "{name}");
         assert!(spec.metrics.is_object(), "{name} records its metrics");

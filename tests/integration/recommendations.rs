@@ -106,7 +106,7 @@ async fn liking_one_genre_makes_it_dominate_and_explains_why() {
         let confidence = item["confidence"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&confidence));
         let reasons = item["reasons"].as_array().unwrap();
-        assert_eq!(reasons.len(), 7);
+        assert_eq!(reasons.len(), 8);
         let contributions: Vec<f64> = reasons
             .iter()
             .map(|r| r["contribution"].as_f64().unwrap())

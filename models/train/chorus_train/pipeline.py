@@ -27,15 +27,23 @@ from . import lastfm_eval, spotify_eval
 from .baselines import ImplicitALS, ItemKNN, ItemPop
 from .data import AUDIO_FEATURES, GENRES, load_lastfm, load_spotify
 from .ease import EASE
+from .item_item import ItemItem, union_candidates
 from .moods import MOODS, mood_labels
 from .export import GENRE, MLP_GENRE, attach_trees
 from .nets import export_onnx, train_content, train_genre, train_hybrid, train_neumf
-from .quality import write_quality
+from .quality import LASTFM_WITHOUT_ITEM_ITEM, SERVED_LASTFM, write_quality
 
 K = 64
 CANDIDATES = 300
+LASTFM_CANDIDATES = 200
+# Of the candidates, at most this share comes from the item-item neighbours (the rest: the dot
+# product). On lastfm-2k 0.5 beat 0.75 and 1.0 (Recall@20 0.2921, 0.2914, 0.2911).
+ITEM_ITEM_SHARE = 0.5
+NEIGHBOURS = 100
+LASTFM_EASE_LAMBDA = 3000.0
+SPOTIFY_EASE_LAMBDA = 500.0
 HYBRID_FEATURES = ["ncf_score", "retrieval_score", "content_similarity", "popularity", "freshness",
-                   "diversity", "group_agreement"]
+                   "diversity", "group_agreement", "item_item_score"]
 CONTENT_INPUTS = AUDIO_FEATURES + ["release_year", "popularity", "duration_min"]
 
 
@@ -50,11 +58,12 @@ def content_inputs(d) -> np.ndarray:
 
 class Served:
     """The serving pipeline as the server will run it: user vector = weighted mean of history
-    item vectors; retrieval by dot product over all item vectors (cold tracks: content vectors);
-    NCF scores the candidates; the hybrid ranker orders them from per-candidate features."""
+    item vectors; candidates from the item-item neighbours and the dot product over all item
+    vectors (cold tracks: content vectors), merged by `union_candidates`; NCF scores the
+    candidates; the hybrid ranker orders them from per-candidate features."""
 
-    def __init__(self, ncf, item_vectors, content_emb, popularity, year, hybrid=None):
-        self.ncf, self.vectors, self.hybrid = ncf, item_vectors, hybrid
+    def __init__(self, ncf, item_vectors, content_emb, popularity, year, item_item, hybrid=None):
+        self.ncf, self.vectors, self.item_item, self.hybrid = ncf, item_vectors, item_item, hybrid
         self.content = content_emb / (np.linalg.norm(content_emb, axis=1, keepdims=True) + 1e-9)
         self.unit = item_vectors / (np.linalg.norm(item_vectors, axis=1, keepdims=True) + 1e-9)
         self.popularity = popularity / 100.0
@@ -65,7 +74,9 @@ class Served:
         user = (self.vectors[seeds] * (w / w.sum())[:, None]).sum(0)
         retrieval = self.vectors @ user
         retrieval[seeds] = -np.inf
-        cand = np.argpartition(-retrieval, CANDIDATES)[:CANDIDATES]
+        item_item = self.item_item.score(seeds, w)
+        item_item[seeds] = -np.inf
+        cand = union_candidates(item_item, retrieval, CANDIDATES, round(CANDIDATES * ITEM_ITEM_SHARE))
         with torch.no_grad():
             ncf = self.ncf.score_vectors(torch.as_tensor(user[None], dtype=torch.float32),
                                          torch.as_tensor(self.vectors[cand][None], dtype=torch.float32))[0].numpy()
@@ -74,15 +85,16 @@ class Served:
         diversity = 1.0 - (self.unit[cand] @ self.unit[seeds].T).max(axis=1)
         agreement = self.unit[cand] @ (user / (np.linalg.norm(user) + 1e-9))
         f = np.column_stack([ncf, retrieval[cand], content_sim, self.popularity[cand], self.freshness[cand],
-                             diversity, agreement]).astype(np.float32)
+                             diversity, agreement, np.maximum(item_item[cand], 0.0)]).astype(np.float32)
         return cand, f
 
     def scores(self, seeds: np.ndarray, use: str) -> np.ndarray:
+        if use == "retrieval":
+            # The dot product alone, over every track (the first stage without item-item).
+            return self.vectors @ self.vectors[seeds].mean(0)
         cand, f = self.features(seeds)
         out = np.full(len(self.vectors), -1e9)
-        if use == "retrieval":
-            out[cand] = f[:, 1]
-        elif use == "ncf":
+        if use == "ncf":
             out[cand] = f[:, 0]
         else:
             with torch.no_grad():
@@ -114,19 +126,21 @@ class NcfReranker:
         return out
 
 
-def lastfm_features(ncf, retrieval, train, users, candidates=200, item_item=None):
-    """Hybrid features for lastfm users: the same seven as on spotify-songs, with the two that
+def lastfm_features(ncf, retrieval, train, users, item_item=None, candidates=LASTFM_CANDIDATES,
+                    from_item_item=round(LASTFM_CANDIDATES * ITEM_ITEM_SHARE)):
+    """Hybrid features for lastfm users, as the server computes them: candidates from the item-item
+    neighbours and the dot product (`union_candidates`), the same eight features, with the two that
     need track metadata (content similarity, freshness) at 0 — artists have no audio features.
-    With `item_item` (an EASE model), candidates come from it instead of the dot product and its
-    score takes the content-similarity slot: the exploratory variant in QUALITY.md."""
+    Without `item_item`, the candidates are the dot product's alone and its score is 0."""
     base = retrieval.score(users)
-    base[train[users].nonzero()] = -np.inf
-    source = base
-    if item_item is not None:
-        extra = item_item.score(users)
-        extra[train[users].nonzero()] = -np.inf
-        source = extra
-    cand = np.argpartition(-source, candidates, axis=1)[:, :candidates]
+    seen = train[users].nonzero()
+    base[seen] = -np.inf
+    x = train[users].copy()
+    x.data = np.log1p(x.data)
+    extra = item_item.score_users(x) if item_item is not None else np.zeros_like(base)
+    extra[seen] = -np.inf
+    cand = np.stack([union_candidates(extra[r], base[r], candidates, from_item_item if item_item is not None else 0)
+                     for r in range(len(users))])
     counts = np.log1p(np.asarray((train > 0).sum(axis=0)).ravel())
     popularity = counts / counts.max()
     unit = retrieval.item_factors / (np.linalg.norm(retrieval.item_factors, axis=1, keepdims=True) + 1e-9)
@@ -141,11 +155,10 @@ def lastfm_features(ncf, retrieval, train, users, candidates=200, item_item=None
             uf = retrieval.user_factors[u]
             feats[r, :, 0] = ncf.score_vectors(user, items)[0].numpy()
             feats[r, :, 1] = base[r, cand[r]]
-            if item_item is not None:
-                feats[r, :, 2] = extra[r, cand[r]]
             feats[r, :, 3] = popularity[cand[r]]
             feats[r, :, 5] = 1.0 - (unit[cand[r]] @ unit[hist].T).max(axis=1) if len(hist) else 1.0
             feats[r, :, 6] = unit[cand[r]] @ (uf / (np.linalg.norm(uf) + 1e-9))
+            feats[r, :, 7] = np.maximum(extra[r, cand[r]], 0.0)
     return cand, feats
 
 
@@ -161,12 +174,28 @@ class _Ranked:
         return out
 
 
-def lastfm_hybrid(ls, als, ncf, epochs, log, ease_lambda=None):
-    """Stacking without leakage: iALS and NCF are refitted on 90% of each user's training artists,
-    the ranker learns from the other 10%; at test time it scores the full-data models' features."""
+def lastfm_item_item(train) -> ItemItem:
+    return ItemItem.from_ease(EASE(LASTFM_EASE_LAMBDA).fit(train), NEIGHBOURS)
+
+
+class ItemItemOnly:
+    """The item-item neighbours alone as a lastfm model (histories weighted log1p)."""
+
+    def __init__(self, item_item: ItemItem, train):
+        self.item_item, self.x = item_item, train.copy()
+        self.x.data = np.log1p(self.x.data)
+
+    def score(self, users):
+        return self.item_item.score_users(self.x[users])
+
+
+def lastfm_hybrid(ls, als, ncf, epochs, log, item_item=True):
+    """Stacking without leakage: iALS, NCF and the item-item neighbours are refitted on 90% of each
+    user's training artists, the ranker learns from the other 10%; at test time it scores the
+    full-data models' features."""
     inner = lastfm_eval.split_per_user(ls.train, test_fraction=0.1, seed=7)
-    inner_ease = EASE(ease_lambda).fit(inner.train) if ease_lambda else None
-    full_ease = EASE(ease_lambda).fit(ls.train) if ease_lambda else None
+    inner_ease = lastfm_item_item(inner.train) if item_item else None
+    full_ease = lastfm_item_item(ls.train) if item_item else None
     inner_als = ImplicitALS(K, 0.1, 10.0, 1.0, iterations=10).fit(inner.train)
     inner_ncf = train_neumf(inner.train, K, inner_als.item_factors / (
         np.linalg.norm(inner_als.item_factors, axis=1).mean() + 1e-9), epochs=epochs, log=log)
@@ -260,7 +289,10 @@ def main(argv=None) -> None:
     scale = np.linalg.norm(cf_vectors[s.seen], axis=1).mean() / (np.linalg.norm(emb, axis=1).mean() + 1e-9)
     item_vectors = np.where(s.seen[:, None], cf_vectors, emb * scale).astype(np.float32)
 
-    served = Served(ncf, item_vectors, emb, d.popularity, d.year.astype(np.float32))
+    log("item-item neighbours (EASE on the training playlists)")
+    item_item = ItemItem.from_ease(EASE(SPOTIFY_EASE_LAMBDA, weighting="binary").fit(s.train), NEIGHBOURS)
+    log(f"  {item_item.nnz} neighbour weights")
+    served = Served(ncf, item_vectors, emb, d.popularity, d.year.astype(np.float32), item_item)
     log("hybrid ranker (trained on validation tracks of training playlists)")
     feats, labels = [], []
     for p in range(len(d.playlists)):
@@ -287,6 +319,7 @@ def main(argv=None) -> None:
     sp_res["content-kNN"] = spotify_eval.evaluate(lambda seeds: z @ z[seeds].mean(0), s)
     sp_res["iALS"] = spotify_eval.evaluate(
         lambda seeds: als.item_factors @ als.user_vector(seeds, np.ones(len(seeds))), s)
+    sp_res["item-item neighbours"] = spotify_eval.evaluate(lambda seeds: item_item.score(seeds), s)
     sp_res["retrieval (NCF+content vectors)"] = spotify_eval.evaluate(lambda seeds: served.scores(seeds, "retrieval"), s)
     sp_res["NCF"] = spotify_eval.evaluate(lambda seeds: served.scores(seeds, "ncf"), s)
     sp_res["hybrid (served)"] = spotify_eval.evaluate(lambda seeds: served.scores(seeds, "hybrid"), s)
@@ -316,17 +349,18 @@ def main(argv=None) -> None:
     lf_res["iALS"] = lastfm_eval.evaluate(lf_als, ls)
     for lam in (500.0, 1500.0, 3000.0):
         lf_res[f"EASE (lambda={lam:g})"] = lastfm_eval.evaluate(EASE(lam).fit(ls.train), ls)
+    lf_res[f"item-item neighbours (EASE lambda={LASTFM_EASE_LAMBDA:g}, top {NEIGHBOURS})"] = lastfm_eval.evaluate(
+        ItemItemOnly(lastfm_item_item(ls.train), ls.train), ls)
     log("  NCF on lastfm (re-ranking the top 200 iALS candidates)")
     lf_init = lf_als.item_factors / (np.linalg.norm(lf_als.item_factors, axis=1).mean() + 1e-9)
     lf_ncf = train_neumf(ls.train, K, lf_init, epochs=epochs, log=log)
     lf_ncf.eval()
     lf_res["NCF (iALS top-200, re-ranked)"] = lastfm_eval.evaluate(NcfReranker(lf_ncf, lf_als, ls.train), ls)
-    log("  hybrid on lastfm (stacked: ranker trained on an inner 90/10 split of the training data)")
-    lf_res["hybrid (iALS top-200, NCF + ranker)"] = lastfm_eval.evaluate(
-        lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log), ls)
-    log("  exploratory: the same ranker with EASE candidates and the EASE score as a feature")
-    lf_res["exploratory: hybrid with EASE (lambda=1500) candidates + feature"] = lastfm_eval.evaluate(
-        lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log, ease_lambda=1500.0), ls)
+    log("  hybrid on lastfm as served (item-item + iALS candidates; ranker trained on an inner 90/10 split)")
+    lf_res[SERVED_LASTFM] = lastfm_eval.evaluate(lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log), ls)
+    log("  the same without the item-item source (iALS candidates only, item-item feature 0)")
+    lf_res[LASTFM_WITHOUT_ITEM_ITEM] = lastfm_eval.evaluate(
+        lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log, item_item=False), ls)
     for name, r in lf_res.items():
         log(f"  {name}: recall@20 {r['recall@20']:.4f}")
 
@@ -338,6 +372,7 @@ def main(argv=None) -> None:
     export_onnx(hybrid, (torch.zeros(1, 3, len(HYBRID_FEATURES)),), os.path.join(out, "hybrid.onnx"), ["features"],
                 ["score"], {"features": {0: "batch", 1: "candidates"}, "score": {0: "batch", 1: "candidates"}})
     item_vectors.astype("<f4").tofile(os.path.join(out, "item_vectors.f32"))
+    item_item.save(os.path.join(out, "item_neighbours.bin"))
     with open(os.path.join(out, "item_ids.txt"), "w") as f:
         f.write("\n".join(d.track_ids) + "\n")
 
@@ -353,7 +388,7 @@ def main(argv=None) -> None:
         with torch.no_grad():
             ncf_scores = f[:, 0].tolist()
             hybrid_scores = hybrid(torch.as_tensor(f[None]))[0].numpy().tolist()
-        sample["playlists"].append({"seed_track_ids": [d.track_ids[i] for i in s.seeds[p]],
+        sample["playlists"].append({"seed_track_ids": [d.track_ids[i] for i in s.seeds[p]], "candidates": CANDIDATES,
                                     "candidate_track_ids": [d.track_ids[i] for i in cand[:50]],
                                     "features": f[:50].tolist(), "ncf": ncf_scores[:50], "hybrid": hybrid_scores[:50]})
     # And the genre/mood metrics on the first 1,000 held-out tracks, which the Rust test recomputes
@@ -385,7 +420,13 @@ def main(argv=None) -> None:
         "embedding_dim": K,
         "items": {"count": d.n_tracks, "ids": {"file": "item_ids.txt", "sha256": sha256(os.path.join(out, "item_ids.txt"))},
                   "vectors": {"file": "item_vectors.f32", "dtype": "float32", "layout": "row-major [count, embedding_dim]",
-                              "sha256": sha256(os.path.join(out, "item_vectors.f32"))}},
+                              "sha256": sha256(os.path.join(out, "item_vectors.f32"))},
+                  "neighbours": {"file": "item_neighbours.bin", "sha256": sha256(os.path.join(out, "item_neighbours.bin")),
+                                 "layout": "little-endian uint32 indptr[count + 1], uint32 indices[nnz], float32 weights[nnz]; "
+                                           "row h: the items h points to, strongest first",
+                                 "model": f"EASE (lambda={SPOTIFY_EASE_LAMBDA:g}, binary playlist membership) on the training "
+                                          f"playlists, each item's {NEIGHBOURS} largest positive weights",
+                                 "nnz": item_item.nnz, "per_item": NEIGHBOURS, "candidate_share": ITEM_ITEM_SHARE}},
         "split": split_info,
         "sample": {"file": "sample.json", "sha256": sha256(os.path.join(out, "sample.json"))},
         "models": {

@@ -7,6 +7,10 @@ import time
 from .data import GENRES
 from .moods import MOODS
 
+# The lastfm-2k rows the targets table reads.
+SERVED_LASTFM = "hybrid (served: item-item + iALS candidates, NCF + ranker)"
+LASTFM_WITHOUT_ITEM_ITEM = "hybrid without item-item (iALS top-200 candidates)"
+
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
@@ -20,18 +24,21 @@ def write_quality(path: str, results: dict, manifest: dict) -> None:
     sp = results["spotify"]
     best_base = max(sp["ItemPop"]["ndcg@20"], sp["content-kNN"]["ndcg@20"])
     hyb = sp["hybrid (served)"]
-    best_lf = max(((k, v) for k, v in lf.items() if not k.startswith("exploratory")), key=lambda kv: kv[1]["recall@20"])
-    exploratory = {k: v for k, v in lf.items() if k.startswith("exploratory")}
+    baselines = {k: v for k, v in lf.items() if k.split(" ")[0] in ("ItemPop", "ItemKNN", "iALS", "EASE")}
+    best_lf = max(baselines.items(), key=lambda kv: kv[1]["recall@20"])
+    knn_lf = lf["ItemKNN"]["recall@20"]
     ncf_lf = lf.get("NCF (iALS top-200, re-ranked)", {}).get("recall@20", float("nan"))
-    served_lf = lf.get("hybrid (iALS top-200, NCF + ranker)", {}).get("recall@20", float("nan"))
+    served_lf = lf.get(SERVED_LASTFM, {}).get("recall@20", float("nan"))
+    without_lf = lf.get(LASTFM_WITHOUT_ITEM_ITEM, {}).get("recall@20", float("nan"))
     genre = results["genre"]
     ours, gbt = genre["content.onnx (network + trees)"], genre["gradient-boosted trees"]
     ratio = hyb["ndcg@20"] / best_base
     met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     targets = [
         ["lastfm-2k Recall@20 of the served ranking (hybrid) >= 0.30",
-         f"hybrid {f(served_lf)}; NCF {f(ncf_lf)}; best baseline: {best_lf[0]} {f(best_lf[1]['recall@20'])}"
-         + "".join(f"; {k}: {f(v['recall@20'])}" for k, v in exploratory.items()),
+         f"hybrid {f(served_lf)} (without its item-item source {f(without_lf)}); NCF {f(ncf_lf)}; "
+         f"best baseline: {best_lf[0]} {f(best_lf[1]['recall@20'])}; ItemKNN {f(knn_lf)}, "
+         f"so the hybrid is {served_lf / knn_lf:.2f}x ItemKNN (the target assumed 0.30 / 0.26 = 1.15x)",
          met(served_lf >= 0.30)],
         ["continuation NDCG@20 >= 1.20x max(ItemPop, content-kNN)", f"{ratio:.2f}x", met(ratio >= 1.2)],
         ["cold-start (unseen) NDCG@20 well above ItemPop",
@@ -57,9 +64,12 @@ def write_quality(path: str, results: dict, manifest: dict) -> None:
         "training-only), training artists excluded from the ranking. Recall@20 = hits / min(20, held-out);",
         "NDCG@20 binary. Sampled HR@10/NDCG@10: one held-out artist ranked among 99 the user never played",
         "(the NCF paper's protocol; it flatters popularity). Re-rankers score only their 200 candidates,",
-        "so their sampled figures are pessimistic. The exploratory row is not the shipped architecture:",
-        "EASE supplies the candidates and, in the content-similarity slot (artists have no audio",
-        "features), its score; it shows the most promising route to the 0.30 target.",
+        "so their sampled figures are pessimistic. The served hybrid is the server's pipeline: 200",
+        "candidates, half from the item-item neighbours (each artist's 100 strongest positive EASE",
+        "weights) and the rest from the iALS dot product, ordered by the ranker over the eight features",
+        "(content similarity and freshness are 0: artists have no audio features). Its ranker is stacked",
+        "without leakage: trained on an inner 90/10 split of the training artists with models refitted",
+        "on the 90%. Probes behind these choices: `models/train/experiments/README.md`.",
         "",
         _table(["model", "Recall@20", "NDCG@20", "HR@10 (sampled)", "NDCG@10 (sampled)"],
                [[name, f(r["recall@20"]), f(r["ndcg@20"]), f(r["hr@10_sampled"]), f(r["ndcg@10_sampled"])]

@@ -5,8 +5,9 @@ counts: how much ranking quality the server's `inference.candidates` setting tra
         --spotify ../shared/datasets/spotify-songs/spotify_songs.csv --models-dir models \
         --candidates 50 100 150 200 300
 
-Same split, seeds and metrics as docs/QUALITY.md (spotify_eval); same features as the server
-(pipeline.Served). Prints a markdown table."""
+Same split, seeds and metrics as docs/QUALITY.md (spotify_eval); same candidates and features as
+the server (pipeline.Served; half of each list from the item-item neighbours). Prints a markdown
+table."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch
 
 from . import pipeline, spotify_eval
 from .data import load_spotify
+from .item_item import ItemItem
 
 
 class OnnxNcf:
@@ -55,8 +57,9 @@ def main(argv=None) -> None:
     vectors = np.fromfile(os.path.join(out, "item_vectors.f32"), dtype="<f4").reshape(len(ids), -1)
     content = onnxruntime.InferenceSession(os.path.join(out, "content.onnx"), providers=["CPUExecutionProvider"])
     (emb,) = content.run(["embedding"], {"features": pipeline.content_inputs(d)})
+    item_item = ItemItem.load(os.path.join(out, "item_neighbours.bin"), len(ids))
     served = pipeline.Served(OnnxNcf(os.path.join(out, "ncf.onnx")), vectors, emb, d.popularity,
-                             d.year.astype(np.float32), OnnxHybrid(os.path.join(out, "hybrid.onnx")))
+                             d.year.astype(np.float32), item_item, OnnxHybrid(os.path.join(out, "hybrid.onnx")))
     print("| candidates | NDCG@20 | R-precision | Recall@50 | seen NDCG@20 | unseen NDCG@20 |")
     print("| --- | --- | --- | --- | --- | --- |")
     for c in args.candidates:
