@@ -2,7 +2,10 @@
 //! per-request cost of `Engine::rank` at batch sizes 1–64 on the demo catalog (28,356 tracks,
 //! 300 candidates, top 10 explained), with the time split by phase, and retrieval's matrix
 //! product timed apart from its top-k scan. One inference thread, one ONNX Runtime intra-op
-//! thread (the server's defaults).
+//! thread (the server's defaults). The models are loaded as the server would load them, so
+//! `CHORUS_EXECUTION_PROVIDER=cuda` (with a `--features cuda` build and `ORT_DYLIB_PATH` naming
+//! ONNX Runtime's GPU build) times the CUDA execution provider; `CHORUS_BENCH_BATCHES` (e.g.
+//! `1,8,64,256`) picks the batch sizes.
 
 use std::{
     sync::Arc,
@@ -11,7 +14,7 @@ use std::{
 
 use chorus::{
     catalog::{demo, Catalog},
-    config::ModelSettings,
+    config::Settings,
     inference::{
         engine::{PhaseTimes, RankBy, RankJob},
         features::Listener,
@@ -26,12 +29,15 @@ const REQUESTS: usize = 1_024;
 fn main() {
     let catalog = Arc::new(Catalog::new(demo::parse().expect("demo catalog").tracks));
     let started = Instant::now();
-    let loaded = load(&ModelSettings::default(), 1, 1, &catalog).expect("models");
+    let settings = Settings::load().expect("settings from the environment");
+    let loaded = load(&settings.models, 1, 1, &catalog).expect("models");
     println!(
-        "loaded models and embedded {} tracks in {:.2} s",
+        "loaded models ({} execution provider) and embedded {} tracks in {:.2} s",
+        loaded.provider,
         catalog.len(),
         started.elapsed().as_secs_f64()
     );
+    let batches = batch_sizes();
     let space = Arc::clone(&loaded.space);
     let mut engine = loaded.into_engines().remove(0);
     let mut rng = StdRng::seed_from_u64(1);
@@ -58,7 +64,7 @@ fn main() {
 
     println!("\n| batch | µs per request | retrieval | features | ncf | hybrid | explain |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for batch in [1usize, 8, 32, 64] {
+    for &batch in &batches {
         engine.phases = PhaseTimes::default();
         let started = Instant::now();
         for chunk in jobs.chunks(batch) {
@@ -80,7 +86,7 @@ fn main() {
     println!("\nretrieval alone (300 of {} items):", space.len());
     println!("| batch | µs per query: matrix product + top-k scan | of which top-k scan |");
     println!("| --- | --- | --- |");
-    for batch in [1usize, 8, 32, 64] {
+    for &batch in &batches {
         let queries: Vec<RetrievalQuery> = jobs
             .iter()
             .map(|j| RetrievalQuery {
@@ -110,5 +116,19 @@ fn main() {
             per(total),
             per(total.saturating_sub(product))
         );
+    }
+}
+
+/// Batch sizes from `CHORUS_BENCH_BATCHES` (comma-separated), else 1, 8, 32 and 64.
+fn batch_sizes() -> Vec<usize> {
+    match std::env::var("CHORUS_BENCH_BATCHES") {
+        Ok(list) => list
+            .split(',')
+            .map(|b| match b.trim().parse::<usize>() {
+                Ok(n) if (1..=REQUESTS).contains(&n) => n,
+                _ => panic!("CHORUS_BENCH_BATCHES: {b:?} is not a batch size in 1..={REQUESTS}"),
+            })
+            .collect(),
+        Err(_) => vec![1, 8, 32, 64],
     }
 }

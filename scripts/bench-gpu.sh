@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# CPU vs CUDA execution provider on a GPU machine, from binaries built elsewhere (such a machine
+# may have no Rust toolchain and no network). Build them where cargo works:
+#
+#   cargo build --release --features cuda --bin chorus --bin chorus-load
+#   cargo bench --features cuda --bench inference --no-run   # prints the bench binary's path
+#
+# then, on the GPU machine, from the repository root:
+#
+#   scripts/bench-gpu.sh BIN_DIR ORT_GPU_DIR [concurrency] [seconds]
+#
+# BIN_DIR holds `chorus`, `chorus-load` and the bench binary as `inference-bench`; ORT_GPU_DIR
+# holds ONNX Runtime's GPU build (libonnxruntime.so.*, libonnxruntime_providers_cuda.so and
+# libonnxruntime_providers_shared.so, from the `onnxruntime-gpu` wheel). CUDA 13 and cuDNN 9
+# must be loadable (e.g. the nvidia-* wheels that PyTorch installs; found automatically below).
+#
+# Runs: the in-process inference bench on each provider, then the server on each provider,
+# batched and unbatched, under `chorus-load rest-recommend`. Reports go to stdout and, with
+# OUT_DIR set, to files there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="$(realpath "${1:?BIN_DIR}")"
+ort="$(realpath "${2:?ORT_GPU_DIR}")"
+concurrency="${3:-64}"
+seconds="${4:-20}"
+out="${OUT_DIR:-$(mktemp -d)}"
+mkdir -p "$out"
+
+# CUDA and cuDNN from Python's nvidia-* packages, if there are any.
+for d in $(python3 - <<'EOF' 2>/dev/null
+import glob, os, site
+roots = site.getsitepackages() + [site.getusersitepackages()]
+print(" ".join(sorted({os.path.dirname(p) for r in roots for p in glob.glob(f"{r}/nvidia/**/lib*.so*", recursive=True)})))
+EOF
+); do
+    LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+export LD_LIBRARY_PATH="$ort:${LD_LIBRARY_PATH:-}"
+export ORT_DYLIB_PATH
+ORT_DYLIB_PATH="$(ls "$ort"/libonnxruntime.so.* | head -1)"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+echo "cpu: $(nproc) cores; ONNX Runtime: $ORT_DYLIB_PATH"
+
+for provider in cpu cuda; do
+    echo "== inference bench, $provider"
+    CHORUS_EXECUTION_PROVIDER=$provider CHORUS_BENCH_BATCHES="${BENCH_BATCHES:-1,8,32,64,256}" \
+        "$bin/inference-bench" | tee "$out/bench-$provider.md"
+done
+
+port=18080
+work="$(mktemp -d)"
+trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
+serve() {
+    local name="$1"; shift
+    rm -f "$work"/chorus.db*
+    env "$@" CHORUS_RATE_LIMIT=false CHORUS_LOG=warn CHORUS_BIND="127.0.0.1:$port" \
+        DATABASE_URL="sqlite://$work/chorus.db" "$bin/chorus" serve &
+    server=$!
+    for _ in $(seq 240); do
+        kill -0 "$server" 2>/dev/null || { echo "the server did not start" >&2; exit 1; }
+        curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break
+        sleep 0.5
+    done
+    echo "== server $name ($*)"
+    curl -s "http://127.0.0.1:$port/ready"; echo   # names the execution provider in use
+    "$bin/chorus-load" --url "http://127.0.0.1:$port" --concurrency "$concurrency" \
+        --duration "$seconds" --warmup 3 --out "$work/$name" rest-recommend >/dev/null
+    cat "$work/$name/rest-recommend.md" | tee "$out/server-$name.md"
+    curl -s "http://127.0.0.1:$port/metrics" \
+        | grep -E '^chorus_inference_(batch_size_(sum|count)|phase_seconds_total)' \
+        | tee -a "$out/server-$name.md"
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+}
+for provider in cuda cpu; do
+    serve "$provider-batched" CHORUS_EXECUTION_PROVIDER=$provider CHORUS_INFERENCE_MAX_BATCH=64 ${SERVER_ENV:-}
+    serve "$provider-unbatched" CHORUS_EXECUTION_PROVIDER=$provider CHORUS_INFERENCE_MAX_BATCH=1 ${SERVER_ENV:-}
+done
