@@ -181,21 +181,32 @@ def train_content(x: np.ndarray, target_vectors: np.ndarray, has_vector: np.ndar
 
 
 class HybridRanker(nn.Module):
-    def __init__(self, n_features: int):
+    """MLP over per-candidate features. Inputs are standardised inside the model with the
+    training features' mean and standard deviation (fixed buffers, exported with the graph), so
+    callers pass raw features."""
+
+    def __init__(self, n_features: int, hidden: int = 32):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_features, 32), nn.ReLU(), nn.Linear(32, 1))
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, features):  # [B, C, F] -> [B, C]
-        return self.net(features).squeeze(-1)
+        return self.net((features - self.mean) / self.std).squeeze(-1)
 
 
-def train_hybrid(features: np.ndarray, labels: np.ndarray, epochs=200, seed=0, log=print) -> HybridRanker:
+def train_hybrid(features: np.ndarray, labels: np.ndarray, epochs=200, seed=0, log=print,
+                 standardise=False, hidden=32, lr=3e-3) -> HybridRanker:
     """features [N, C, F] candidate lists with labels [N, C] (1 = the list's held-out track);
     listwise softmax loss, so the ranker learns to order candidates within one request."""
     torch.manual_seed(seed)
-    model = HybridRanker(features.shape[-1])
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    model = HybridRanker(features.shape[-1], hidden)
     f = torch.as_tensor(features, dtype=torch.float32)
+    if standardise:
+        flat = f.reshape(-1, f.shape[-1])
+        model.mean.copy_(flat.mean(0))
+        model.std.copy_(flat.std(0).clamp_min(1e-6))
+    opt = torch.optim.Adam(model.net.parameters(), lr=lr, weight_decay=1e-4)
     y = torch.as_tensor(labels, dtype=torch.float32)
     y = y / y.sum(dim=1, keepdim=True).clamp_min(1.0)
     for epoch in range(epochs):
