@@ -178,6 +178,16 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppOptions::default()).await
 }
 
+/// A server over the embedded demo catalog (the tracks the shipped models were trained on).
+pub async fn spawn_demo_app() -> TestApp {
+    spawn_app_with(AppOptions {
+        load_demo: true,
+        seed_fixture: false,
+        ..AppOptions::default()
+    })
+    .await
+}
+
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     init_logs();
     let reused = options.database.is_some();

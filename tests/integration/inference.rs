@@ -18,7 +18,9 @@ use chorus::{
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, TestApp};
+use crate::helpers::{
+    assert_error, spawn_app, spawn_app_with, spawn_demo_app, AppOptions, TestApp,
+};
 
 fn sample() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/sample.json");
@@ -27,12 +29,7 @@ fn sample() -> Value {
 
 #[actix_web::test]
 async fn served_features_match_the_training_pipeline() {
-    let app = spawn_app_with(AppOptions {
-        load_demo: true,
-        seed_fixture: false,
-        ..AppOptions::default()
-    })
-    .await;
+    let app = spawn_demo_app().await;
     let space = app.state.inference.space();
     let catalog = &app.state.catalog;
     let index = |id: &Value| {
@@ -117,12 +114,7 @@ async fn served_features_match_the_training_pipeline() {
 
 #[actix_web::test]
 async fn liked_tracks_bring_their_item_item_neighbours_alone_and_in_groups() {
-    let app = spawn_app_with(AppOptions {
-        load_demo: true,
-        seed_fixture: false,
-        ..AppOptions::default()
-    })
-    .await;
+    let app = spawn_demo_app().await;
     let space = app.state.inference.space();
     let neighbours = space.neighbours();
     // Two tracks with many neighbours and none in common.

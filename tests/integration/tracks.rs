@@ -1,7 +1,7 @@
 use chorus::catalog::AUDIO_FEATURE_NAMES;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, spawn_app_with, AppOptions, FIXTURE_TRACKS};
+use crate::helpers::{spawn_app, spawn_app_with, spawn_demo_app, AppOptions, FIXTURE_TRACKS};
 
 async fn titles(app: &crate::helpers::TestApp, path: &str) -> Vec<(String, String)> {
     let response = app.get(path).await;
@@ -146,12 +146,7 @@ async fn genres_list_counts() {
 
 #[actix_web::test]
 async fn first_start_loads_the_demo_catalog_once() {
-    let app = spawn_app_with(AppOptions {
-        load_demo: true,
-        seed_fixture: false,
-        ..AppOptions::default()
-    })
-    .await;
+    let app = spawn_demo_app().await;
     assert_eq!(app.state.catalog.len(), 28_356);
     let body: Value = app.get("/ready").await.json().await.unwrap();
     assert_eq!(body["checks"]["catalog"]["detail"], "28356 tracks");

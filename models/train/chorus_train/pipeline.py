@@ -174,6 +174,18 @@ class _Ranked:
         return out
 
 
+def lastfm_als(train) -> ImplicitALS:
+    return ImplicitALS(K, 0.1, 10.0, 1.0, iterations=10).fit(train)
+
+
+def lastfm_ncf(train, als: ImplicitALS, epochs: int, log):
+    """NCF on lastfm, its item vectors started from iALS's (scaled to unit mean norm)."""
+    init = als.item_factors / (np.linalg.norm(als.item_factors, axis=1).mean() + 1e-9)
+    ncf = train_neumf(train, K, init, epochs=epochs, log=log)
+    ncf.eval()
+    return ncf
+
+
 def lastfm_item_item(train) -> ItemItem:
     return ItemItem.from_ease(EASE(LASTFM_EASE_LAMBDA).fit(train), NEIGHBOURS)
 
@@ -196,10 +208,8 @@ def lastfm_hybrid(ls, als, ncf, epochs, log, item_item=True):
     inner = lastfm_eval.split_per_user(ls.train, test_fraction=0.1, seed=7)
     inner_ease = lastfm_item_item(inner.train) if item_item else None
     full_ease = lastfm_item_item(ls.train) if item_item else None
-    inner_als = ImplicitALS(K, 0.1, 10.0, 1.0, iterations=10).fit(inner.train)
-    inner_ncf = train_neumf(inner.train, K, inner_als.item_factors / (
-        np.linalg.norm(inner_als.item_factors, axis=1).mean() + 1e-9), epochs=epochs, log=log)
-    inner_ncf.eval()
+    inner_als = lastfm_als(inner.train)
+    inner_ncf = lastfm_ncf(inner.train, inner_als, epochs, log)
     users = np.asarray([u for u, t in enumerate(inner.test) if t])
     cand, feats = lastfm_features(inner_ncf, inner_als, inner.train, users, item_item=inner_ease)
     labels = np.stack([np.isin(cand[r], list(inner.test[u])) for r, u in enumerate(users)]).astype(np.float32)
@@ -345,16 +355,14 @@ def main(argv=None) -> None:
     lf_res = results["lastfm"]
     lf_res["ItemPop"] = lastfm_eval.evaluate(ItemPop().fit(ls.train), ls)
     lf_res["ItemKNN"] = lastfm_eval.evaluate(ItemKNN(100).fit(ls.train), ls)
-    lf_als = ImplicitALS(K, 0.1, 10.0, 1.0, iterations=10).fit(ls.train)
+    lf_als = lastfm_als(ls.train)
     lf_res["iALS"] = lastfm_eval.evaluate(lf_als, ls)
     for lam in (500.0, 1500.0, 3000.0):
         lf_res[f"EASE (lambda={lam:g})"] = lastfm_eval.evaluate(EASE(lam).fit(ls.train), ls)
     lf_res[f"item-item neighbours (EASE lambda={LASTFM_EASE_LAMBDA:g}, top {NEIGHBOURS})"] = lastfm_eval.evaluate(
         ItemItemOnly(lastfm_item_item(ls.train), ls.train), ls)
     log("  NCF on lastfm (re-ranking the top 200 iALS candidates)")
-    lf_init = lf_als.item_factors / (np.linalg.norm(lf_als.item_factors, axis=1).mean() + 1e-9)
-    lf_ncf = train_neumf(ls.train, K, lf_init, epochs=epochs, log=log)
-    lf_ncf.eval()
+    lf_ncf = lastfm_ncf(ls.train, lf_als, epochs, log)
     lf_res["NCF (iALS top-200, re-ranked)"] = lastfm_eval.evaluate(NcfReranker(lf_ncf, lf_als, ls.train), ls)
     log("  hybrid on lastfm as served (item-item + iALS candidates; ranker trained on an inner 90/10 split)")
     lf_res[SERVED_LASTFM] = lastfm_eval.evaluate(lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log), ls)

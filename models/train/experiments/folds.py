@@ -4,9 +4,8 @@ Arguments: inner split seeds, e.g. 7 8 9 (the pipeline uses 7 alone)."""
 from common import *
 import pickle, torch
 from chorus_train import lastfm_eval
-from chorus_train.baselines import ImplicitALS
-from chorus_train.nets import train_neumf, train_hybrid
-from chorus_train.pipeline import lastfm_features, lastfm_item_item, _Ranked, K
+from chorus_train.nets import train_hybrid
+from chorus_train.pipeline import lastfm_features, lastfm_item_item, _Ranked, lastfm_als, lastfm_ncf
 torch.set_num_threads(2)
 ls = load()
 CACHE = os.environ.get("PROBE_CACHE", "/tmp/chorus-lastfm-folds.pkl")
@@ -14,9 +13,8 @@ fits = pickle.load(open(CACHE, "rb")) if os.path.exists(CACHE) else {}
 
 def fitted(tag, train):
     if tag not in fits:
-        als = ImplicitALS(K, 0.1, 10.0, 1.0, iterations=10).fit(train)
-        ncf = train_neumf(train, K, als.item_factors / (np.linalg.norm(als.item_factors, axis=1).mean() + 1e-9), epochs=30, log=lambda *_: None)
-        ncf.eval()
+        als = lastfm_als(train)
+        ncf = lastfm_ncf(train, als, 30, lambda *_: None)
         fits[tag] = (als, ncf, lastfm_item_item(train))
         pickle.dump(fits, open(CACHE, "wb"))
         log(f"fitted {tag}")

@@ -4,11 +4,10 @@ Arguments: variants `lambda:neighbours:from_item_item`, e.g. 1500:100:150."""
 from common import *
 import pickle, torch
 from chorus_train import lastfm_eval
-from chorus_train.baselines import ImplicitALS
 from chorus_train.ease import EASE
 from chorus_train.item_item import ItemItem
-from chorus_train.nets import train_neumf, train_hybrid
-from chorus_train.pipeline import lastfm_features, _Ranked, K
+from chorus_train.nets import train_hybrid
+from chorus_train.pipeline import lastfm_features, _Ranked, lastfm_als, lastfm_ncf
 torch.set_num_threads(2)
 ls = load()
 CACHE = os.environ.get("PROBE_CACHE", "/tmp/chorus-lastfm-item-item.pkl")
@@ -18,9 +17,8 @@ else:
     inner = lastfm_eval.split_per_user(ls.train, test_fraction=0.1, seed=7)
     models = {}
     for tag, tr in (("inner", inner.train), ("full", ls.train)):
-        als = ImplicitALS(K, 0.1, 10.0, 1.0, iterations=10).fit(tr)
-        ncf = train_neumf(tr, K, als.item_factors / (np.linalg.norm(als.item_factors, axis=1).mean() + 1e-9), epochs=30, log=log)
-        ncf.eval()
+        als = lastfm_als(tr)
+        ncf = lastfm_ncf(tr, als, 30, log)
         models[tag] = (als, ncf)
         log(f"fitted {tag}")
     pickle.dump((inner, models), open(CACHE, "wb"))
