@@ -15,8 +15,10 @@
 # must be loadable (e.g. the nvidia-* wheels that PyTorch installs; found automatically below).
 #
 # Runs: the in-process inference bench on each provider, then the server on each provider,
-# batched and unbatched, under `chorus-load rest-recommend`. Reports go to stdout and, with
-# OUT_DIR set, to files there.
+# batched and unbatched, under `chorus-load rest-recommend`; with WS_GROUPS (e.g. "1000 2000"),
+# then live groups (`chorus-load ws-groups`, 5 members each, one operation per group per second)
+# on each provider instead. PROVIDERS (default "cuda cpu") picks the providers. Reports go to
+# stdout and, with OUT_DIR set, to files there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="$(realpath "${1:?BIN_DIR}")"
@@ -41,17 +43,22 @@ ORT_DYLIB_PATH="$(ls "$ort"/libonnxruntime.so.* | head -1)"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 echo "cpu: $(nproc) cores; ONNX Runtime: $ORT_DYLIB_PATH"
 
-for provider in cpu cuda; do
-    echo "== inference bench, $provider"
-    CHORUS_EXECUTION_PROVIDER=$provider CHORUS_BENCH_BATCHES="${BENCH_BATCHES:-1,8,32,64,256}" \
-        "$bin/inference-bench" | tee "$out/bench-$provider.md"
-done
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo "open files: $(ulimit -n)"
+
+providers="${PROVIDERS:-cuda cpu}"
+if [[ -z "${WS_GROUPS:-}" ]]; then
+    for provider in $providers; do
+        echo "== inference bench, $provider"
+        CHORUS_EXECUTION_PROVIDER=$provider CHORUS_BENCH_BATCHES="${BENCH_BATCHES:-1,8,32,64,256}" \
+            "$bin/inference-bench" | tee "$out/bench-$provider.md"
+    done
+fi
 
 port=18080
 work="$(mktemp -d)"
 trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
-serve() {
-    local name="$1"; shift
+start() {
     rm -f "$work"/chorus.db*
     env "$@" CHORUS_RATE_LIMIT=false CHORUS_LOG=warn CHORUS_BIND="127.0.0.1:$port" \
         DATABASE_URL="sqlite://$work/chorus.db" "$bin/chorus" serve &
@@ -61,6 +68,14 @@ serve() {
         curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break
         sleep 0.5
     done
+}
+stop() {
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+}
+serve() {
+    local name="$1"; shift
+    start "$@"
     echo "== server $name ($*)"
     curl -s "http://127.0.0.1:$port/ready"; echo   # names the execution provider in use
     "$bin/chorus-load" --url "http://127.0.0.1:$port" --concurrency "$concurrency" \
@@ -69,10 +84,27 @@ serve() {
     curl -s "http://127.0.0.1:$port/metrics" \
         | grep -E '^chorus_inference_(batch_size_(sum|count)|phase_seconds_total)' \
         | tee -a "$out/server-$name.md"
-    kill "$server"
-    wait "$server" 2>/dev/null || true
+    stop
 }
-for provider in cuda cpu; do
+groups() {
+    local name="$1" count="$2"; shift 2
+    start "$@"
+    echo "== groups $name, $count x 5 ($*)"
+    "$bin/chorus-load" --url "http://127.0.0.1:$port" --duration "$seconds" --warmup 5 \
+        --out "$work/$name" ws-groups --groups "$count" --members 5 --sources 8 \
+        --server-pid "$server" >/dev/null
+    tee "$out/groups-$name.md" <"$work/$name/ws-groups.md"
+    stop
+}
+if [[ -n "${WS_GROUPS:-}" ]]; then
+    for count in $WS_GROUPS; do
+        for provider in $providers; do
+            groups "$provider-$count" "$count" CHORUS_EXECUTION_PROVIDER=$provider ${SERVER_ENV:-}
+        done
+    done
+    exit 0
+fi
+for provider in $providers; do
     serve "$provider-batched" CHORUS_EXECUTION_PROVIDER=$provider CHORUS_INFERENCE_MAX_BATCH=64 ${SERVER_ENV:-}
     serve "$provider-unbatched" CHORUS_EXECUTION_PROVIDER=$provider CHORUS_INFERENCE_MAX_BATCH=1 ${SERVER_ENV:-}
 done
