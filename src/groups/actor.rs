@@ -491,7 +491,15 @@ impl GroupActor {
                     actor.recommendations = Some((recommendations, frame));
                 }
                 Err(err) => {
-                    tracing::warn!(group = %actor.state.id, error = %err, "group recommendations failed");
+                    if err.code == ErrorCode::Overloaded {
+                        // Transient: try again one refresh interval later rather than leaving
+                        // the room on its old list until its next change. Expected under load,
+                        // so not a warning (the duration metric counts the errors).
+                        tracing::debug!(group = %actor.state.id, "group recommendations refused: inference queue full");
+                        actor.refresh_again = true;
+                    } else {
+                        tracing::warn!(group = %actor.state.id, error = %err, "group recommendations failed");
+                    }
                     for waiter in actor.waiters.drain(..) {
                         let _ = waiter.send(Err(err.message.clone()));
                     }

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chorus::config::RealtimeSettings;
+use chorus::config::{InferenceSettings, RealtimeSettings};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -1109,4 +1109,100 @@ async fn joining_an_untouched_room_brings_its_first_recommendations() {
     let list = host.next_of("recommendations").await;
     assert_eq!(list["strategy"], "popular_diverse", "{list}");
     assert!(!list["items"].as_array().unwrap().is_empty());
+}
+
+/// A refresh the inference queue refuses is tried again a refresh interval later, without waiting
+/// for the room's next change (which may never come).
+#[actix_web::test]
+async fn a_refresh_refused_by_a_full_inference_queue_is_retried() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let app = Arc::new(
+        spawn_app_with(AppOptions {
+            inference: InferenceSettings {
+                max_batch: 1,
+                queue_capacity: 1,
+                threads: 1,
+                ..InferenceSettings::default()
+            },
+            ..quick_refresh()
+        })
+        .await,
+    );
+    let (group_id, members) = group_of(&app, &["Host"], json!({})).await;
+    let liked: Vec<String> = (0..5).map(|i| track_id(&app, i)).collect();
+    like(&app, &members[0], &liked).await;
+    let refused = |app: &TestApp| {
+        app.state
+            .metrics
+            .group_recommendation_duration
+            .with_label_values(&["error"])
+            .get_sample_count()
+    };
+    // Solo listeners with a taste (so their lists need the models) keep the one-slot queue busy.
+    let busy = Arc::new(AtomicBool::new(true));
+    let mut load = Vec::new();
+    for n in 0..8 {
+        let (user_id, token) = app.create_user(&format!("Busy {n}")).await;
+        let listener = Member { user_id, token };
+        like(&app, &listener, &liked).await;
+        let token = listener.token;
+        let (app, busy) = (Arc::clone(&app), Arc::clone(&busy));
+        load.push(tokio::spawn(async move {
+            while busy.load(Ordering::Relaxed) {
+                let body = json!({ "limit": 5 });
+                let _ = app
+                    .post_json_as("/api/v1/recommendations", &body, &token)
+                    .await;
+            }
+        }));
+    }
+    let mut host = connect(&app, &members[0]).await;
+    host.join(&group_id, None).await;
+    // One add at a time until a refresh for it is refused: then no change is in flight.
+    let mut seq = 0;
+    for i in 5..200 {
+        let before = refused(&app);
+        let (ack, _) = host
+            .op(
+                json!({"type": "add_track", "track_id": track_id(&app, i)}),
+                &format!("add-{i}"),
+            )
+            .await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        seq = ack["seq"].as_i64().unwrap();
+        let covered = loop {
+            if refused(&app) > before {
+                break false;
+            }
+            match host.try_recv(Duration::from_millis(20)).await {
+                Some(f) if f["type"] == "recommendations" && f["seq"].as_i64() >= Some(seq) => {
+                    break true
+                }
+                _ => {}
+            }
+        };
+        if !covered {
+            break;
+        }
+    }
+    assert!(
+        refused(&app) > 0,
+        "the load never filled the inference queue"
+    );
+    busy.store(false, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    // Nothing changes in the room from here on, yet a list covering the last add arrives.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let frame = host
+            .try_recv(deadline - tokio::time::Instant::now())
+            .await
+            .expect("a retried refresh covering the last add");
+        if frame["type"] == "recommendations" && frame["seq"].as_i64() >= Some(seq) {
+            break;
+        }
+    }
 }
