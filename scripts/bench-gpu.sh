@@ -57,44 +57,30 @@ fi
 
 port=18080
 work="$(mktemp -d)"
+chorus="$bin/chorus"
 trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
-start() {
-    rm -f "$work"/chorus.db*
-    env "$@" CHORUS_RATE_LIMIT=false CHORUS_LOG=warn CHORUS_BIND="127.0.0.1:$port" \
-        DATABASE_URL="sqlite://$work/chorus.db" "$bin/chorus" serve &
-    server=$!
-    for _ in $(seq 240); do
-        kill -0 "$server" 2>/dev/null || { echo "the server did not start" >&2; exit 1; }
-        curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break
-        sleep 0.5
-    done
-}
-stop() {
-    kill "$server"
-    wait "$server" 2>/dev/null || true
-}
+# shellcheck source=lib/bench-server.sh
+. scripts/lib/bench-server.sh
 serve() {
     local name="$1"; shift
-    start "$@"
+    bench_start "$@"
     echo "== server $name ($*)"
     curl -s "http://127.0.0.1:$port/ready"; echo   # names the execution provider in use
     "$bin/chorus-load" --url "http://127.0.0.1:$port" --concurrency "$concurrency" \
         --duration "$seconds" --warmup 3 --out "$work/$name" rest-recommend >/dev/null
-    cat "$work/$name/rest-recommend.md" | tee "$out/server-$name.md"
-    curl -s "http://127.0.0.1:$port/metrics" \
-        | grep -E '^chorus_inference_(batch_size_(sum|count)|phase_seconds_total)' \
-        | tee -a "$out/server-$name.md"
-    stop
+    tee "$out/server-$name.md" <"$work/$name/rest-recommend.md"
+    bench_inference_metrics | tee -a "$out/server-$name.md"
+    bench_stop
 }
 groups() {
     local name="$1" count="$2"; shift 2
-    start "$@"
+    bench_start "$@"
     echo "== groups $name, $count x 5 ($*)"
     "$bin/chorus-load" --url "http://127.0.0.1:$port" --duration "$seconds" --warmup 5 \
         --out "$work/$name" ws-groups --groups "$count" --members 5 --sources 8 \
         --server-pid "$server" >/dev/null
     tee "$out/groups-$name.md" <"$work/$name/ws-groups.md"
-    stop
+    bench_stop
 }
 if [[ -n "${WS_GROUPS:-}" ]]; then
     for count in $WS_GROUPS; do

@@ -16,32 +16,20 @@ scripts/setup.sh >/dev/null
 cargo build --release --bins --quiet
 port=18080
 work="$(mktemp -d)"
+chorus=target/release/chorus
 trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
+# shellcheck source=lib/bench-server.sh
+. scripts/lib/bench-server.sh
 
 run() {
     local name="$1"; shift
-    if curl -s "http://127.0.0.1:$port/health" >/dev/null; then
-        echo "port $port is already in use; stop that server first" >&2
-        exit 1
-    fi
-    rm -f "$work"/chorus.db*
-    env "$@" CHORUS_RATE_LIMIT=false CHORUS_LOG=warn CHORUS_BIND="127.0.0.1:$port" \
-        DATABASE_URL="sqlite://$work/chorus.db" target/release/chorus serve &
-    server=$!
-    for _ in $(seq 120); do
-        kill -0 "$server" 2>/dev/null || { echo "the server did not start" >&2; exit 1; }
-        curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break
-        sleep 0.5
-    done
+    bench_start "$@"
     echo "== $name ($*)" >&2
     target/release/chorus-load --url "http://127.0.0.1:$port" --concurrency "$concurrency" \
         --duration "$seconds" --warmup 3 --out "loadtests/results/$name" "${EXTRA[@]}" \
         rest-recommend >"$work/$name.out" || { cat "$work/$name.out" >&2; exit 1; }
-    curl -s "http://127.0.0.1:$port/metrics" \
-        | grep -E '^chorus_inference_(batch_size_(sum|count)|phase_seconds_total)' \
-        > "loadtests/results/$name/inference-metrics.txt"
-    kill "$server"
-    wait "$server" 2>/dev/null || true
+    bench_inference_metrics > "loadtests/results/$name/inference-metrics.txt"
+    bench_stop
 }
 
 EXTRA=("$@")
