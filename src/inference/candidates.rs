@@ -94,12 +94,8 @@ mod tests {
             vectors[r * DIM + r] = (r + 1) as f32;
         }
         let content = Array2::<f32>::zeros((ids.len(), DIM));
-        ItemSpace::build(&catalog, &shipped, &vectors, content).with_neighbours(
-            &catalog,
-            &shipped,
-            &Neighbours::empty(ids.len()),
-            0.5,
-        )
+        let none = Neighbours::empty(ids.len());
+        ItemSpace::build(&catalog, &shipped, &vectors, &none, 0.5, content)
     }
 
     fn hit(item: u32, score: f32) -> Hit {

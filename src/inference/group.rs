@@ -122,8 +122,8 @@ impl Engine {
             .collect();
         let mut rows = Vec::with_capacity(members.len());
         let mut listeners = members.iter();
-        for ((job, list), scores) in jobs.iter().zip(&lists).zip(&member_scores) {
-            for own in scores.iter().take(job.members.len()) {
+        for (list, scores) in lists.iter().zip(&member_scores) {
+            for own in scores {
                 rows.push(ScoreRow {
                     listener: listeners.next().expect("one listener per member"),
                     candidates: list

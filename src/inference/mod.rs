@@ -243,11 +243,13 @@ pub fn load(
         .collect();
     let embeddings = embed_catalog(&mut models[0], &rows).map_err(|e| anyhow::anyhow!(e))?;
     let neighbours = neighbours::load(&manifest, dir)?;
-    let space = ItemSpace::build(catalog, &shipped, &vectors, embeddings).with_neighbours(
+    let space = ItemSpace::build(
         catalog,
         &shipped,
+        &vectors,
         &neighbours,
         manifest.items.neighbours.candidate_share,
+        embeddings,
     );
     let content = &manifest.models["content"];
     Ok(Loaded {

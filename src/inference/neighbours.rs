@@ -82,8 +82,6 @@ impl Neighbours {
             }
         }
         let mut out = Self::empty(0);
-        out.indptr.clear();
-        out.indptr.push(0);
         for r in shipped_row_of {
             if let Some(r) = r {
                 for (j, w) in self.row(*r as u32) {

@@ -43,13 +43,16 @@ pub struct ItemSpace {
 }
 
 impl ItemSpace {
-    /// `shipped` maps trained track ids to their rows of `shipped_vectors` (`[n, DIM]`);
-    /// `content_embeddings` holds `content.onnx`'s embedding of every catalog track, in order.
-    /// The space starts without item-item neighbours; see [`ItemSpace::with_neighbours`].
+    /// `shipped` maps trained track ids to their rows of `shipped_vectors` (`[n, DIM]`) and of
+    /// `shipped_neighbours`; `content_embeddings` holds `content.onnx`'s embedding of every
+    /// catalog track, in order; `item_item_share` is the share of each candidate list the
+    /// neighbours may fill.
     pub fn build(
         catalog: &Catalog,
         shipped: &HashMap<String, usize>,
         shipped_vectors: &[f32],
+        shipped_neighbours: &Neighbours,
+        item_item_share: f32,
         content_embeddings: Array2<f32>,
     ) -> Self {
         let n = catalog.len();
@@ -95,30 +98,11 @@ impl ItemSpace {
             from_content,
             starters: Vec::new(),
             defaults: content_defaults(tracks),
-            neighbours: Neighbours::empty(n),
-            item_item_share: 0.0,
+            neighbours: shipped_neighbours.remap(&shipped_rows),
+            item_item_share: item_item_share.clamp(0.0, 1.0),
         };
         space.starters = space.choose_starters(catalog.by_popularity());
         space
-    }
-
-    /// Adds the shipped item-item neighbours (`shipped` maps trained track ids to their rows in
-    /// it) and the share of each candidate list they may fill.
-    pub fn with_neighbours(
-        mut self,
-        catalog: &Catalog,
-        shipped: &HashMap<String, usize>,
-        neighbours: &Neighbours,
-        share: f32,
-    ) -> Self {
-        let rows: Vec<Option<usize>> = catalog
-            .tracks()
-            .iter()
-            .map(|t| shipped.get(t.id.as_str()).copied())
-            .collect();
-        self.neighbours = neighbours.remap(&rows);
-        self.item_item_share = share.clamp(0.0, 1.0);
-        self
     }
 
     /// Item-item neighbours over catalog rows (empty rows for tracks the models never saw).
@@ -368,7 +352,8 @@ mod tests {
         for i in 0..3 {
             content[[i, 10 + i]] = 0.5;
         }
-        ItemSpace::build(&catalog, &shipped, &vectors, content)
+        let none = Neighbours::empty(shipped_ids.len());
+        ItemSpace::build(&catalog, &shipped, &vectors, &none, 0.0, content)
     }
 
     #[test]
