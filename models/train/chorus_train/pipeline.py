@@ -201,26 +201,63 @@ class ItemItemOnly:
         return self.item_item.score_users(self.x[users])
 
 
-def lastfm_hybrid(ls, als, ncf, epochs, log, item_item=True):
-    """Stacking without leakage: iALS, NCF and the item-item neighbours are refitted on 90% of each
-    user's training artists, the ranker learns from the other 10%; at test time it scores the
-    full-data models' features."""
-    inner = lastfm_eval.split_per_user(ls.train, test_fraction=0.1, seed=7)
-    inner_ease = lastfm_item_item(inner.train) if item_item else None
-    full_ease = lastfm_item_item(ls.train) if item_item else None
-    inner_als = lastfm_als(inner.train)
-    inner_ncf = lastfm_ncf(inner.train, inner_als, epochs, log)
-    users = np.asarray([u for u, t in enumerate(inner.test) if t])
-    cand, feats = lastfm_features(inner_ncf, inner_als, inner.train, users, item_item=inner_ease)
-    labels = np.stack([np.isin(cand[r], list(inner.test[u])) for r, u in enumerate(users)]).astype(np.float32)
+class LastfmInner:
+    """The stacked hybrid's training side, fitted once: an inner 90/10 split of each user's
+    training artists, and iALS, NCF and the item-item neighbours refitted on the 90%."""
+
+    def __init__(self, ls, epochs, log):
+        self.split = lastfm_eval.split_per_user(ls.train, test_fraction=0.1, seed=7)
+        self.als = lastfm_als(self.split.train)
+        self.ncf = lastfm_ncf(self.split.train, self.als, epochs, log)
+        self.item_item = lastfm_item_item(self.split.train)
+
+
+def lastfm_hybrid(ls, inner: LastfmInner, als, ncf, item_item: ItemItem | None, log):
+    """Stacking without leakage: the ranker learns from the inner split's 10% with features from
+    the models fitted on its 90%; at test time it scores the full-data models' features. Without
+    `item_item` (the full-data neighbours), neither side uses the item-item source."""
+    train = inner.split.train
+    users = np.asarray([u for u, t in enumerate(inner.split.test) if t])
+    cand, feats = lastfm_features(inner.ncf, inner.als, train, users,
+                                  item_item=inner.item_item if item_item is not None else None)
+    labels = np.stack([np.isin(cand[r], list(inner.split.test[u])) for r, u in enumerate(users)]).astype(np.float32)
     keep = labels.sum(axis=1) > 0
     ranker = train_hybrid(feats[keep], labels[keep], epochs=300, log=log)
     ranker.eval()
     test_users = np.asarray([u for u, t in enumerate(ls.test) if t])
-    cand, feats = lastfm_features(ncf, als, ls.train, test_users, item_item=full_ease)
+    cand, feats = lastfm_features(ncf, als, ls.train, test_users, item_item=item_item)
     with torch.no_grad():
         scores = ranker(torch.as_tensor(feats)).numpy()
     return _Ranked(ls.train.shape[1], test_users, cand, scores)
+
+
+def evaluate_lastfm(path: str, epochs: int, log) -> dict:
+    """Every lastfm-2k row of docs/QUALITY.md, each model fitted once."""
+    lf = load_lastfm(path)
+    ls = lastfm_eval.split_per_user(lf.matrix)
+    res = {}
+    res["ItemPop"] = lastfm_eval.evaluate(ItemPop().fit(ls.train), ls)
+    res["ItemKNN"] = lastfm_eval.evaluate(ItemKNN(100).fit(ls.train), ls)
+    als = lastfm_als(ls.train)
+    res["iALS"] = lastfm_eval.evaluate(als, ls)
+    for lam in (500.0, 1500.0, LASTFM_EASE_LAMBDA):
+        ease = EASE(lam).fit(ls.train)
+        res[f"EASE (lambda={lam:g})"] = lastfm_eval.evaluate(ease, ls)
+        if lam == LASTFM_EASE_LAMBDA:
+            item_item = ItemItem.from_ease(ease, NEIGHBOURS)
+    res[f"item-item neighbours (EASE lambda={LASTFM_EASE_LAMBDA:g}, top {NEIGHBOURS})"] = lastfm_eval.evaluate(
+        ItemItemOnly(item_item, ls.train), ls)
+    log("  NCF on lastfm (re-ranking the top 200 iALS candidates)")
+    ncf = lastfm_ncf(ls.train, als, epochs, log)
+    res["NCF (iALS top-200, re-ranked)"] = lastfm_eval.evaluate(NcfReranker(ncf, als, ls.train), ls)
+    log("  hybrid on lastfm as served (item-item + iALS candidates; ranker trained on an inner 90/10 split)")
+    inner = LastfmInner(ls, epochs, log)
+    res[SERVED_LASTFM] = lastfm_eval.evaluate(lastfm_hybrid(ls, inner, als, ncf, item_item, log), ls)
+    log("  the same without the item-item source (iALS candidates only, item-item feature 0)")
+    res[LASTFM_WITHOUT_ITEM_ITEM] = lastfm_eval.evaluate(lastfm_hybrid(ls, inner, als, ncf, None, log), ls)
+    for name, r in res.items():
+        log(f"  {name}: recall@20 {r['recall@20']:.4f}")
+    return res
 
 
 def sha256(path: str) -> str:
@@ -350,27 +387,7 @@ def main(argv=None) -> None:
                        "tracks": int(test.sum())}
 
     log("lastfm-2k: full-ranking evaluation")
-    lf = load_lastfm(args.lastfm)
-    ls = lastfm_eval.split_per_user(lf.matrix)
-    lf_res = results["lastfm"]
-    lf_res["ItemPop"] = lastfm_eval.evaluate(ItemPop().fit(ls.train), ls)
-    lf_res["ItemKNN"] = lastfm_eval.evaluate(ItemKNN(100).fit(ls.train), ls)
-    lf_als = lastfm_als(ls.train)
-    lf_res["iALS"] = lastfm_eval.evaluate(lf_als, ls)
-    for lam in (500.0, 1500.0, 3000.0):
-        lf_res[f"EASE (lambda={lam:g})"] = lastfm_eval.evaluate(EASE(lam).fit(ls.train), ls)
-    lf_res[f"item-item neighbours (EASE lambda={LASTFM_EASE_LAMBDA:g}, top {NEIGHBOURS})"] = lastfm_eval.evaluate(
-        ItemItemOnly(lastfm_item_item(ls.train), ls.train), ls)
-    log("  NCF on lastfm (re-ranking the top 200 iALS candidates)")
-    lf_ncf = lastfm_ncf(ls.train, lf_als, epochs, log)
-    lf_res["NCF (iALS top-200, re-ranked)"] = lastfm_eval.evaluate(NcfReranker(lf_ncf, lf_als, ls.train), ls)
-    log("  hybrid on lastfm as served (item-item + iALS candidates; ranker trained on an inner 90/10 split)")
-    lf_res[SERVED_LASTFM] = lastfm_eval.evaluate(lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log), ls)
-    log("  the same without the item-item source (iALS candidates only, item-item feature 0)")
-    lf_res[LASTFM_WITHOUT_ITEM_ITEM] = lastfm_eval.evaluate(
-        lastfm_hybrid(ls, lf_als, lf_ncf, epochs, log, item_item=False), ls)
-    for name, r in lf_res.items():
-        log(f"  {name}: recall@20 {r['recall@20']:.4f}")
+    results["lastfm"] = evaluate_lastfm(args.lastfm, epochs, log)
 
     log("exporting ONNX models")
     from .nets import _ScoreOnly
