@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use rand::{rngs::StdRng, seq::IndexedRandom, RngExt, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::{
@@ -88,8 +88,8 @@ async fn create_listeners(
             .as_str()
             .context("token in the answer")?
             .to_string();
-        let genres: Vec<&Vec<String>> = pools.choose_multiple(&mut rng, 2).collect();
-        let likes = rng.gen_range(3..=8);
+        let genres: Vec<&Vec<String>> = pools.sample(&mut rng, 2).collect();
+        let likes = rng.random_range(3..=8);
         for k in 0..likes {
             let pool = genres[k % genres.len()];
             let track = pool.choose(&mut rng).expect("non-empty pool");

@@ -22,7 +22,7 @@ use std::{
 use anyhow::{bail, Context};
 use futures_util::{stream, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use rand::{rngs::StdRng, seq::SliceRandom, RngExt, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::{
@@ -232,7 +232,7 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
     for (g, group_senders) in senders.into_iter().enumerate() {
         let mut order = tracks.clone();
         order.shuffle(&mut rng);
-        let offset = Duration::from_secs_f64(rng.gen::<f64>() / options.op_rate);
+        let offset = Duration::from_secs_f64(rng.random::<f64>() / options.op_rate);
         drivers.push(tokio::spawn(drive_group(Driver {
             senders: group_senders,
             tracks: order,

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod recommend;
+pub mod redis_link;
 pub mod startup;
 pub mod state;
 pub mod stats;

@@ -21,6 +21,7 @@ use crate::{
     limits::{MemoryRateLimiter, RateLimiter, RedisRateLimiter},
     metrics::Metrics,
     recommend::Recommender,
+    redis_link,
     state::AppState,
     storage::{tracks, Db},
     taste::{actor::IDLE_TIMEOUT, directory::UserDirectory},
@@ -195,24 +196,13 @@ async fn connect_shared_state(
             Arc::new(MemoryRateLimiter::default()),
         ));
     };
-    let connection = connect_redis(url.expose()).await?;
+    let connection = redis_link::connect(url.expose()).await?;
     let prefix = settings.redis.key_prefix.clone();
     tracing::info!("cache and rate limits in Redis");
     Ok((
         Arc::new(RedisCache::new(connection.clone(), prefix.clone())),
         Arc::new(RedisRateLimiter::new(connection, prefix)),
     ))
-}
-
-pub async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(url).context("parsing REDIS_URL")?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(std::time::Duration::from_secs(3))
-        .set_response_timeout(std::time::Duration::from_secs(2))
-        .set_number_of_retries(2);
-    redis::aio::ConnectionManager::new_with_config(client, config)
-        .await
-        .context("connecting to Redis (REDIS_URL)")
 }
 
 /// Re-reads the running experiment every few seconds (other processes may start or stop one)

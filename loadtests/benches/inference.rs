@@ -22,7 +22,7 @@ use chorus::{
         retrieval::{top_k, Metric, RetrievalQuery},
     },
 };
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, RngExt, SeedableRng};
 
 const REQUESTS: usize = 1_024;
 
@@ -43,9 +43,9 @@ fn main() {
     let mut rng = StdRng::seed_from_u64(1);
     let jobs: Vec<RankJob> = (0..REQUESTS)
         .map(|_| {
-            let n = rng.gen_range(3..=8);
+            let n = rng.random_range(3..=8);
             let history: Vec<u32> = (0..n)
-                .map(|_| rng.gen_range(0..space.len() as u32))
+                .map(|_| rng.random_range(0..space.len() as u32))
                 .collect();
             let mut exclude = history.clone();
             exclude.sort_unstable();

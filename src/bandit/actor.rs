@@ -17,7 +17,7 @@ use std::{
 };
 
 use actix::prelude::*;
-use rand::{rngs::StdRng, SeedableRng};
+use rand::rngs::StdRng;
 
 use super::thompson::{Arm, Thompson};
 use crate::{
@@ -149,7 +149,7 @@ impl BanditActor {
             unsaved: BanditKind::ALL.map(|kind| fresh(kind).arms),
             db,
             settings,
-            rng: StdRng::from_entropy(),
+            rng: rand::make_rng::<StdRng>(),
             pending: HashMap::new(),
             shown: VecDeque::new(),
             saving: false,

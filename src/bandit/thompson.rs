@@ -6,7 +6,7 @@
 //! an arm written off early must still be able to come back). Rewards may arrive late and in
 //! any order: they only ever add to the counts of the arm that was shown.
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 use rand_distr::{Beta, Distribution};
 use serde::{Deserialize, Serialize};
 
@@ -72,8 +72,8 @@ impl Thompson {
     /// Picks an arm without counting it.
     pub fn sample(&self, rng: &mut impl Rng) -> usize {
         let k = self.arms.len();
-        if rng.gen::<f64>() < self.floor * k as f64 {
-            return rng.gen_range(0..k);
+        if rng.random::<f64>() < self.floor * k as f64 {
+            return rng.random_range(0..k);
         }
         let mut best = (0, f64::NEG_INFINITY);
         for (i, arm) in self.arms.iter().enumerate() {

@@ -1,12 +1,13 @@
-//! Redis cache: `SET … PX` for expiry, `GETDEL` (Redis ≥ 6.2) for atomic take.
+//! Redis cache: `SET … PX` for expiry, `GETDEL` (Redis ≥ 6.2) for atomic take. Every call is
+//! bounded by [`redis_link::CALL_DEADLINE`].
 
 use std::time::Duration;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use redis::{aio::ConnectionManager, AsyncCommands};
 
 use super::Cache;
+use crate::redis_link::within;
 
 pub struct RedisCache {
     connection: ConnectionManager,
@@ -31,33 +32,32 @@ impl RedisCache {
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let mut c = self.connection.clone();
-        c.get(self.key(key))
-            .await
-            .context("reading from the Redis cache")
+        within("reading from the Redis cache", c.get(self.key(key))).await
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> anyhow::Result<()> {
         let mut c = self.connection.clone();
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        c.pset_ex::<_, _, ()>(self.key(key), value, ms)
-            .await
-            .context("writing to the Redis cache")
+        within(
+            "writing to the Redis cache",
+            c.pset_ex::<_, _, ()>(self.key(key), value, ms),
+        )
+        .await
     }
 
     async fn take(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let mut c = self.connection.clone();
-        c.get_del(self.key(key))
-            .await
-            .context("taking from the Redis cache")
+        within("taking from the Redis cache", c.get_del(self.key(key))).await
     }
 
     async fn ping(&self) -> anyhow::Result<()> {
         let mut c = self.connection.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut c)
-            .await
-            .context("pinging Redis")
-            .map(|_| ())
+        within(
+            "pinging Redis",
+            redis::cmd("PING").query_async::<String>(&mut c),
+        )
+        .await
+        .map(|_| ())
     }
 
     fn backend(&self) -> &'static str {

@@ -12,7 +12,7 @@
 //!   track by its Zipf weight within that genre. Weights are play counts; timestamps rise over
 //!   90 days.
 
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, RngExt, SeedableRng};
 
 use super::{AudioFeatures, Track};
 use crate::domain::TrackId;
@@ -205,8 +205,8 @@ pub struct SyntheticUser {
 
 /// A standard normal draw (Box–Muller), so the generator needs no extra crate.
 fn normal(rng: &mut StdRng) -> f64 {
-    let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.gen();
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
@@ -215,19 +215,19 @@ fn draw(rng: &mut StdRng, (mean, sd): (f64, f64), lo: f64, hi: f64) -> f32 {
 }
 
 fn name(rng: &mut StdRng, syllables: std::ops::RangeInclusive<usize>) -> String {
-    let n = rng.gen_range(syllables);
+    let n = rng.random_range(syllables);
     let mut s: String = (0..n)
-        .map(|_| NAME_SYLLABLES[rng.gen_range(0..NAME_SYLLABLES.len())])
+        .map(|_| NAME_SYLLABLES[rng.random_range(0..NAME_SYLLABLES.len())])
         .collect();
     s[..1].make_ascii_uppercase();
     s
 }
 
 fn title(rng: &mut StdRng) -> String {
-    let words = rng.gen_range(1..=3);
+    let words = rng.random_range(1..=3);
     (0..words)
         .map(|_| {
-            let mut w = TITLE_WORDS[rng.gen_range(0..TITLE_WORDS.len())].to_string();
+            let mut w = TITLE_WORDS[rng.random_range(0..TITLE_WORDS.len())].to_string();
             w[..1].make_ascii_uppercase();
             w
         })
@@ -241,13 +241,13 @@ pub fn tracks(n: usize, seed: u64) -> Vec<Track> {
     let artists: Vec<String> = (0..(n / 8).max(1)).map(|_| name(&mut rng, 2..=3)).collect();
     let mut ranks: Vec<usize> = (1..=n).collect();
     for i in (1..n).rev() {
-        ranks.swap(i, rng.gen_range(0..=i));
+        ranks.swap(i, rng.random_range(0..=i));
     }
     (0..n)
         .map(|i| {
-            let genre = &GENRES[rng.gen_range(0..GENRES.len())];
+            let genre = &GENRES[rng.random_range(0..GENRES.len())];
             let f = genre.features;
-            let year = rng.gen_range(1965..=2020);
+            let year = rng.random_range(1965..=2020);
             let weight = (ranks[i] as f64).powf(-ZIPF_EXPONENT);
             let popularity = (100.0 * (weight * n as f64).ln_1p() / (n as f64).ln_1p())
                 .round()
@@ -255,20 +255,20 @@ pub fn tracks(n: usize, seed: u64) -> Vec<Track> {
             Track {
                 id: TrackId::parse(&format!("syn-{:07}", i + 1)).expect("valid synthetic id"),
                 title: title(&mut rng),
-                artist: artists[rng.gen_range(0..artists.len())].clone(),
+                artist: artists[rng.random_range(0..artists.len())].clone(),
                 album: title(&mut rng),
                 release_date: Some(year.to_string()),
                 release_year: Some(year),
                 genres: vec![genre.name.to_string()],
-                subgenres: vec![genre.subgenres[rng.gen_range(0..4)].to_string()],
+                subgenres: vec![genre.subgenres[rng.random_range(0..4)].to_string()],
                 popularity,
                 duration_ms: (draw(&mut rng, f[9], 30.0, 900.0) * 1000.0) as u32,
                 audio_features: AudioFeatures {
                     danceability: draw(&mut rng, f[0], 0.0, 1.0),
                     energy: draw(&mut rng, f[1], 0.0, 1.0),
-                    key: rng.gen_range(0..12),
+                    key: rng.random_range(0..12),
                     loudness: draw(&mut rng, f[2], -60.0, 0.0),
-                    mode: rng.gen_range(0..2),
+                    mode: rng.random_range(0..2),
                     speechiness: draw(&mut rng, f[3], 0.0, 1.0),
                     acousticness: draw(&mut rng, f[4], 0.0, 1.0),
                     instrumentalness: draw(&mut rng, f[5], 0.0, 1.0),
@@ -322,7 +322,7 @@ impl GenreSampler {
     fn sample(&self, genre: usize, rng: &mut StdRng) -> Option<u32> {
         let cumulative = &self.cumulative[genre];
         let total = *cumulative.last()?;
-        let x = rng.gen_range(0.0..total);
+        let x = rng.random_range(0.0..total);
         let at = cumulative
             .partition_point(|&c| c <= x)
             .min(cumulative.len() - 1);
@@ -338,20 +338,27 @@ pub fn users(tracks: &[Track], m: usize, seed: u64) -> Vec<SyntheticUser> {
     let span: i64 = 90 * 24 * 3600;
     (0..m)
         .map(|u| {
-            let favourites: Vec<(usize, f64)> = (0..rng.gen_range(1..=3))
-                .map(|_| (rng.gen_range(0..GENRES.len()), rng.gen_range(0.2..1.0)))
+            let favourites: Vec<(usize, f64)> = (0..rng.random_range(1..=3))
+                .map(|_| {
+                    (
+                        rng.random_range(0..GENRES.len()),
+                        rng.random_range(0.2..1.0),
+                    )
+                })
                 .collect();
             let total: f64 = favourites.iter().map(|f| f.1).sum();
             let count = ((3.4 + 0.8 * normal(&mut rng)).exp().round() as usize).clamp(1, 500);
-            let mut times: Vec<i64> = (0..count).map(|_| start + rng.gen_range(0..span)).collect();
+            let mut times: Vec<i64> = (0..count)
+                .map(|_| start + rng.random_range(0..span))
+                .collect();
             times.sort_unstable();
             let interactions = times
                 .into_iter()
                 .filter_map(|ts| {
-                    let genre = if rng.gen_bool(0.1) {
-                        rng.gen_range(0..GENRES.len())
+                    let genre = if rng.random_bool(0.1) {
+                        rng.random_range(0..GENRES.len())
                     } else {
-                        let mut x = rng.gen_range(0.0..total);
+                        let mut x = rng.random_range(0.0..total);
                         favourites
                             .iter()
                             .find(|(_, w)| {
@@ -361,7 +368,7 @@ pub fn users(tracks: &[Track], m: usize, seed: u64) -> Vec<SyntheticUser> {
                             .map_or(favourites[0].0, |f| f.0)
                     };
                     let track = sampler.sample(genre, &mut rng)?;
-                    let plays = 1 + (-rng.gen_range(f64::EPSILON..1.0f64).ln() * 3.0) as u32;
+                    let plays = 1 + (-rng.random_range(f64::EPSILON..1.0f64).ln() * 3.0) as u32;
                     Some((tracks[track as usize].id.clone(), plays, ts))
                 })
                 .collect();

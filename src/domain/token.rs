@@ -1,7 +1,7 @@
 use std::fmt;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use rand::RngCore;
+use rand::TryRng;
 use sha2::{Digest, Sha256};
 
 /// A bearer token as handed to a client: `chorus_` + 32 random bytes in base64url. It is shown
@@ -16,7 +16,10 @@ const RANDOM_BYTES: usize = 32;
 impl AccessToken {
     pub fn generate() -> Self {
         let mut bytes = [0u8; RANDOM_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        // Straight from the operating system: a token is a credential.
+        rand::rngs::SysRng
+            .try_fill_bytes(&mut bytes)
+            .expect("the operating system's random source failed");
         Self(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
     }
 

@@ -90,7 +90,7 @@ impl LlmClient {
             .with_api_key(api_key.unwrap_or_default());
         let transport = tower::ServiceBuilder::new()
             .layer(OpenAIRetryLayer::new(max_retries as usize))
-            .service(ReqwestService::new(openai_http::Client::new()));
+            .service(ReqwestService::new(reqwest::Client::new()));
         Self {
             client: Client::with_config(config).with_http_service(transport),
             model: model.to_string(),

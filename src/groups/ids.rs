@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use rand::Rng;
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 /// A group id: `g_` and a UUIDv7 in simple form.
@@ -46,9 +46,9 @@ pub const JOIN_CODE_LEN: usize = 6;
 
 /// Six characters (31^6 ≈ 887 million codes); the store's unique index catches the rare clash.
 pub fn generate_join_code() -> String {
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     (0..JOIN_CODE_LEN)
-        .map(|_| JOIN_CODE_ALPHABET[rng.gen_range(0..JOIN_CODE_ALPHABET.len())] as char)
+        .map(|_| JOIN_CODE_ALPHABET[rng.random_range(0..JOIN_CODE_ALPHABET.len())] as char)
         .collect()
 }
 
@@ -65,7 +65,7 @@ pub fn normalize_join_code(raw: &str) -> Option<String> {
 
 /// An entry id (`e_` and 16 hex digits): the same track added twice gets two entries.
 pub fn generate_entry_id() -> String {
-    format!("e_{:016x}", rand::thread_rng().gen::<u64>())
+    format!("e_{:016x}", rand::rng().random::<u64>())
 }
 
 #[cfg(test)]

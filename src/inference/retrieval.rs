@@ -126,11 +126,11 @@ impl TopK {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use rand::{rngs::StdRng, RngExt, SeedableRng};
 
     fn random_items(n: usize, dim: usize, seed: u64) -> Array2<f32> {
         let mut rng = StdRng::seed_from_u64(seed);
-        Array2::from_shape_fn((n, dim), |_| rng.gen_range(-1.0..1.0))
+        Array2::from_shape_fn((n, dim), |_| rng.random_range(-1.0..1.0))
     }
 
     fn brute_force(items: &Array2<f32>, q: &RetrievalQuery) -> Vec<Hit> {
@@ -155,12 +155,12 @@ mod tests {
         let queries: Vec<RetrievalQuery> = (0..5)
             .map(|i| {
                 let mut exclude: Vec<u32> = (0..50)
-                    .map(|_| rng.gen_range(0..items.nrows() as u32))
+                    .map(|_| rng.random_range(0..items.nrows() as u32))
                     .collect();
                 exclude.sort();
                 exclude.dedup();
                 RetrievalQuery {
-                    vector: (0..16).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+                    vector: (0..16).map(|_| rng.random_range(-1.0..1.0)).collect(),
                     exclude,
                     k: 10 + i * 20,
                 }

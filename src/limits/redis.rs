@@ -1,14 +1,15 @@
 //! GCRA in Redis: the same algorithm as [`super::gcra`], run as one Lua script so the
 //! read-modify-write is atomic across every Chorus process. The clock is Redis's own (`TIME`),
-//! so processes with skewed clocks still agree.
+//! so processes with skewed clocks still agree. Every call is bounded by
+//! [`crate::redis_link::CALL_DEADLINE`].
 
 use std::time::Duration;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use redis::{aio::ConnectionManager, Script};
 
 use super::{Decision, Quota, RateLimiter};
+use crate::redis_link::within;
 
 const GCRA_LUA: &str = r"
 local t = redis.call('TIME')
@@ -47,14 +48,15 @@ impl RedisRateLimiter {
 impl RateLimiter for RedisRateLimiter {
     async fn check(&self, key: &str, quota: Quota) -> anyhow::Result<Decision> {
         let mut connection = self.connection.clone();
-        let wait_us: u64 = self
-            .script
-            .key(format!("{}rl:{key}", self.prefix))
+        let mut invocation = self.script.key(format!("{}rl:{key}", self.prefix));
+        invocation
             .arg(quota.emission_interval_us())
-            .arg(quota.tolerance_us())
-            .invoke_async(&mut connection)
-            .await
-            .context("running the rate-limit script in Redis")?;
+            .arg(quota.tolerance_us());
+        let wait_us: u64 = within(
+            "running the rate-limit script in Redis",
+            invocation.invoke_async(&mut connection),
+        )
+        .await?;
         Ok(if wait_us == 0 {
             Decision::Allowed
         } else {

@@ -1,6 +1,6 @@
 //! Exposures (what was shown, under which strategy) and the bandits' persisted posteriors.
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{
     writer::{Exposure, Write},
@@ -175,18 +175,18 @@ fn experiment_row(row: &sqlx::any::AnyRow) -> Result<ExperimentRow, sqlx::Error>
 
 /// Newest first.
 pub async fn list_experiments(db: &Db) -> Result<Vec<ExperimentRow>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at DESC, id DESC"
-    ))
+    )))
     .fetch_all(db.pool())
     .await?;
     rows.iter().map(experiment_row).collect()
 }
 
 pub async fn find_experiment(db: &Db, id: &str) -> Result<Option<ExperimentRow>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query(AssertSqlSafe(format!(
         "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = $1"
-    ))
+    )))
     .bind(id)
     .fetch_optional(db.pool())
     .await?

@@ -110,11 +110,13 @@ async fn postgres_schema_url() -> String {
             .unwrap_or(0);
         if created + 3600 < now {
             let _ = conn
-                .execute(format!("DROP SCHEMA IF EXISTS {old} CASCADE").as_str())
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS {old} CASCADE"
+                )))
                 .await;
         }
     }
-    conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .await
         .expect("create test schema");
     let sep = if base.contains('?') { '&' } else { '?' };

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use chorus::{
     cache::{Cache, MemoryCache, RedisCache},
     limits::{Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter},
-    startup::connect_redis,
+    redis_link,
 };
 
 use crate::helpers::redis_url;
@@ -16,7 +16,7 @@ fn prefix() -> String {
 }
 
 async fn redis() -> redis::aio::ConnectionManager {
-    connect_redis(&redis_url()).await.unwrap_or_else(|e| {
+    redis_link::connect(&redis_url()).await.unwrap_or_else(|e| {
         panic!(
             "Redis is required for these tests ({}): {e:#}. Start it with `redis-server --daemonize yes \
              --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no`",

@@ -10,7 +10,7 @@ use chorus::{
         sequential::{msprt, DEFAULT_MIXTURE_SD},
     },
 };
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, RngExt, SeedableRng};
 use rand_distr::{Binomial, Distribution, Normal};
 
 const EXPERIMENTS: usize = 2_000;
@@ -146,7 +146,7 @@ fn run_bandit(
     let mut regret = 0.0;
     for _ in 0..pulls {
         let arm = bandit.choose(&mut rng);
-        let reward = f64::from(u8::from(rng.gen::<f64>() < rates[arm]));
+        let reward = f64::from(u8::from(rng.random::<f64>() < rates[arm]));
         regret += best - rates[arm];
         chosen.push(arm);
         // Rewards land in batches of `delay`: the policy keeps choosing on stale posteriors.
