@@ -26,6 +26,7 @@ use super::{
     actor::{Attach, Detach, Execute, GroupActor, Origin, SendRecommendations, ToSocket},
     commands::Command,
     events::TrackSummary,
+    frame_guard,
     ids::GroupId,
     protocol::{close, ClientFrame, ServerFrame, PROTOCOL_VERSION},
 };
@@ -527,15 +528,8 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Connection {
             Ok(AggregatedMessage::Close(_)) => {
                 self.close(ctx, CloseCode::Normal, "client", "closing as asked")
             }
-            Err(ProtocolError::Overflow) => {
-                let limit = self.app.settings.realtime.max_frame_bytes;
-                self.close(
-                    ctx,
-                    CloseCode::Size,
-                    "too_big",
-                    &format!("frames are limited to {limit} bytes"),
-                );
-            }
+            Err(ProtocolError::Overflow) => self.too_big(ctx),
+            Err(ProtocolError::Io(err)) if frame_guard::is_refusal(&err) => self.too_big(ctx),
             Err(err) => self.close(ctx, CloseCode::Protocol, "protocol_error", &err.to_string()),
         }
     }
@@ -547,6 +541,19 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Connection {
             .with_label_values(&["disconnected"])
             .inc();
         ctx.stop();
+    }
+}
+
+impl Connection {
+    /// A frame (or fragmented message) over the limit: close with 1009.
+    fn too_big(&mut self, ctx: &mut Context<Self>) {
+        let limit = self.app.settings.realtime.max_frame_bytes;
+        self.close(
+            ctx,
+            CloseCode::Size,
+            "too_big",
+            &format!("frames and messages are limited to {limit} bytes"),
+        );
     }
 }
 

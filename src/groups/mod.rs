@@ -10,6 +10,7 @@ pub mod commands;
 pub mod connection;
 pub mod directory;
 pub mod events;
+pub mod frame_guard;
 pub mod ids;
 pub mod protocol;
 pub mod settings;

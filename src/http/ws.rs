@@ -1,14 +1,17 @@
 //! The WebSocket endpoint: redeems the ticket, upgrades, and hands the socket to a
 //! [`Connection`] actor. A bad ticket is refused before the upgrade, as a JSON 401.
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use std::pin::Pin;
+
+use actix_web::{dev::Payload, get, web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::Stream;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::{
     accounts,
     error::{ApiError, ErrorBody, ErrorCode},
-    groups::connection::Connection,
+    groups::{connection::Connection, frame_guard::FrameGuard},
     state::AppState,
 };
 
@@ -50,13 +53,19 @@ pub async fn socket(
     let user = accounts::redeem_ticket(state.cache.as_ref(), &ticket)
         .await?
         .ok_or_else(invalid)?;
+    let limit = state.settings.realtime.max_frame_bytes;
+    // Oversize frames are refused from their header, before actix-ws buffers their payload.
+    let guarded: Pin<Box<dyn Stream<Item = _>>> =
+        Box::pin(FrameGuard::new(body.into_inner(), limit));
+    let body = web::Payload::from_request(&req, &mut Payload::from(guarded))
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("taking the socket's payload: {e}")))?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::new(
             ErrorCode::UpgradeRequired,
             format!("this endpoint speaks WebSocket only: {e}"),
         )
     })?;
-    let limit = state.settings.realtime.max_frame_bytes;
     let stream = stream
         .max_frame_size(limit)
         .aggregate_continuations()

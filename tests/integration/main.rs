@@ -7,6 +7,7 @@ mod experiments;
 mod explainer;
 mod explanations;
 mod groups;
+mod hardening;
 mod helpers;
 mod inference;
 mod llm_standin;

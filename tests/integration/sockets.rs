@@ -219,3 +219,144 @@ pub fn events(frames: &[Value]) -> Vec<(i64, String)> {
         })
         .collect()
 }
+
+/// A socket driven byte by byte, for what a well-behaved client library will not send: frame
+/// headers without their payload, giant declared lengths, never reading.
+pub struct RawSocket {
+    stream: TcpStream,
+    /// Bytes read past the last parsed server frame.
+    read: Vec<u8>,
+}
+
+impl RawSocket {
+    /// Upgrades with a fresh ticket and checks the 101.
+    pub async fn connect(app: &TestApp, token: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ticket = ticket(app, token).await;
+        let host = app.address.trim_start_matches("http://").to_string();
+        let mut stream = TcpStream::connect(&host).await.expect("connect");
+        let request = format!(
+            "GET /api/v1/ws?ticket={ticket} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut read = Vec::new();
+        let mut buf = [0u8; 4096];
+        let head_end = loop {
+            let n = tokio::time::timeout(FRAME_TIMEOUT, stream.read(&mut buf))
+                .await
+                .expect("an upgrade answer")
+                .unwrap();
+            assert!(n > 0, "the server closed during the upgrade");
+            read.extend_from_slice(&buf[..n]);
+            if let Some(at) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&read[..head_end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        read.drain(..head_end);
+        Self { stream, read }
+    }
+
+    /// A masked client frame header (zero mask key, so payload bytes go as they are).
+    pub fn header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        match len {
+            0..=125 => out.push(0x80 | len as u8),
+            126..=0xFFFF => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out
+    }
+
+    pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Self::header(fin, opcode, payload.len() as u64);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// Writes bytes; `false` once the server has closed the connection.
+    pub async fn write(&mut self, bytes: &[u8]) -> bool {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.is_ok()
+    }
+
+    /// The next server frame `(opcode, payload)` within `wait`; `None` on timeout or end.
+    pub async fn read_frame(&mut self, wait: Duration) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some((opcode, payload, used)) = parse_server_frame(&self.read) {
+                self.read.drain(..used);
+                return Some((opcode, payload));
+            }
+            let mut buf = [0u8; 65536];
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.read.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Text frames (as JSON) until one of type `kind`, within `wait`.
+    pub async fn text_frames_until(&mut self, kind: &str, wait: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut frames = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some((opcode, payload)) = self.read_frame(left).await else {
+                return frames;
+            };
+            if opcode == 0x1 {
+                let frame: Value = serde_json::from_slice(&payload).expect("frames are JSON");
+                let done = frame["type"] == kind;
+                frames.push(frame);
+                if done {
+                    return frames;
+                }
+            }
+        }
+    }
+
+    /// Reads frames until a close frame and returns its code, or `None` if none came in `wait`.
+    pub async fn close_code(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (opcode, payload) = self.read_frame(left).await?;
+            if opcode == 0x8 {
+                return Some(u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    }
+}
+
+/// One unmasked server frame from the front of `bytes`: opcode, payload, bytes used.
+fn parse_server_frame(bytes: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    if bytes.len() < 2 {
+        return None;
+    }
+    let (len, at) = match bytes[1] & 0x7F {
+        126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+        127 if bytes.len() >= 10 => (
+            u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+            10,
+        ),
+        126 | 127 => return None,
+        short => (short as usize, 2),
+    };
+    (bytes.len() >= at + len).then(|| (bytes[0] & 0x0F, bytes[at..at + len].to_vec(), at + len))
+}
