@@ -121,8 +121,17 @@ pub async fn redeem_ticket(cache: &dyn Cache, ticket: &str) -> Result<Option<Use
         .and_then(|id| UserId::parse(&id).ok()))
 }
 
+static CACHE_WARNINGS: std::sync::LazyLock<crate::telemetry::LogThrottle> =
+    std::sync::LazyLock::new(|| crate::telemetry::LogThrottle::new(TICKET_TTL / 3));
+
 fn cache_unavailable(err: anyhow::Error) -> ApiError {
-    tracing::error!(error = format!("{err:#}"), "cache unavailable");
+    if let Some(held_back) = CACHE_WARNINGS.admit() {
+        tracing::warn!(
+            error = format!("{err:#}"),
+            similar_since_last = held_back,
+            "session cache unavailable; socket tickets refused"
+        );
+    }
     ApiError::new(
         ErrorCode::DependencyUnavailable,
         "the session cache is not reachable",

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_latency: HistogramVec,
     pub rate_limited: IntCounterVec,
+    pub rate_limiter_errors: IntCounter,
     pub catalog_tracks: IntGauge,
     pub inference_batch_size: HistogramVec,
     pub inference_duration: HistogramVec,
@@ -60,6 +61,11 @@ impl Metrics {
                 "Requests refused by a rate limit, by scope",
             ),
             &["scope"],
+        )
+        .expect("valid metric");
+        let rate_limiter_errors = IntCounter::new(
+            "rate_limiter_errors_total",
+            "Rate-limit checks whose store failed or timed out (the request was allowed)",
         )
         .expect("valid metric");
         let catalog_tracks = IntGauge::new("catalog_tracks", "Tracks in the in-memory catalog")
@@ -168,6 +174,7 @@ impl Metrics {
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
             Box::new(rate_limited.clone()),
+            Box::new(rate_limiter_errors.clone()),
             Box::new(catalog_tracks.clone()),
             Box::new(inference_batch_size.clone()),
             Box::new(inference_duration.clone()),
@@ -196,6 +203,7 @@ impl Metrics {
             http_requests,
             http_latency,
             rate_limited,
+            rate_limiter_errors,
             catalog_tracks,
             inference_batch_size,
             inference_duration,

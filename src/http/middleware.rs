@@ -1,6 +1,9 @@
 //! Cross-cutting request handling: metrics and access logs, and rate limits.
 
-use std::time::Instant;
+use std::{
+    sync::LazyLock,
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     body::{EitherBody, MessageBody},
@@ -16,6 +19,7 @@ use crate::{
     error::{ApiError, ErrorCode},
     limits::{Decision, Quota},
     state::AppState,
+    telemetry::LogThrottle,
 };
 
 /// Records latency and status per route pattern and writes one access-log line per request.
@@ -55,6 +59,9 @@ pub async fn observe(
     );
     result
 }
+
+static LIMITER_WARNINGS: LazyLock<LogThrottle> =
+    LazyLock::new(|| LogThrottle::new(Duration::from_secs(10)));
 
 /// Per-IP limit for every API request, plus a per-token limit when a bearer token is present
 /// (keyed by the token's hash, so the limiter's store never holds a token).
@@ -117,12 +124,19 @@ pub async fn rate_limit(
                     .into_response(error.error_response())
                     .map_into_right_body());
             }
-            // A limiter outage must not take the API down with it: fail open, loudly.
-            Err(err) => tracing::warn!(
-                error = format!("{err:#}"),
-                scope,
-                "rate limiter unavailable; allowing request"
-            ),
+            // A limiter outage must not take the API down with it: fail open, loudly (but one
+            // line every few seconds, not one per request).
+            Err(err) => {
+                state.metrics.rate_limiter_errors.inc();
+                if let Some(held_back) = LIMITER_WARNINGS.admit() {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        scope,
+                        similar_since_last = held_back,
+                        "rate limiter unavailable; allowing requests"
+                    );
+                }
+            }
         }
     }
     next.call(req)

@@ -2,8 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use chorus::config::RateLimitSettings;
+use serde_json::{json, Value};
+
 use crate::{
-    helpers::spawn_app,
+    helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, PrivateRedis, TestApp},
     sockets::RawSocket,
 };
 
@@ -36,9 +39,7 @@ async fn a_giant_frame_being_streamed_is_cut_off() {
     let app = spawn_app().await;
     let (_, token) = app.create_user("Mallory").await;
     let mut socket = RawSocket::connect(&app, &token).await;
-    socket
-        .write(&RawSocket::header(true, TEXT, 1 << 30))
-        .await;
+    socket.write(&RawSocket::header(true, TEXT, 1 << 30)).await;
     let chunk = vec![b'x'; 64 * 1024];
     let mut sent = 0usize;
     // Keep writing until the server stops taking bytes (it closed) or 64 MiB went through.
@@ -62,7 +63,11 @@ async fn a_fragmented_message_over_the_limit_closes_1009() {
     let app = spawn_app().await;
     let (_, token) = app.create_user("Mallory").await;
     let mut socket = RawSocket::connect(&app, &token).await;
-    assert!(socket.write(&RawSocket::frame(false, TEXT, &[b' '; 60_000])).await);
+    assert!(
+        socket
+            .write(&RawSocket::frame(false, TEXT, &[b' '; 60_000]))
+            .await
+    );
     assert!(
         socket
             .write(&RawSocket::header(false, CONTINUATION, 10_000))
@@ -75,6 +80,108 @@ async fn a_fragmented_message_over_the_limit_closes_1009() {
     let mut bytes = RawSocket::frame(false, TEXT, br#"{"type":"#);
     bytes.extend(RawSocket::frame(true, CONTINUATION, br#""ping"}"#));
     assert!(socket.write(&bytes).await);
-    let frames = socket.text_frames_until("pong", Duration::from_secs(3)).await;
+    let frames = socket
+        .text_frames_until("pong", Duration::from_secs(3))
+        .await;
     assert_eq!(frames.last().unwrap()["type"], "pong", "{frames:?}");
+}
+
+/// Finding 2: with Redis killed, requests that need it fail fast and clearly and the rest keep
+/// working (the limiter fails open, tokens resolve in process); `/ready` says `down` at once;
+/// once Redis is back, so is everything, within seconds. Previously: 58 s per request.
+#[actix_web::test]
+async fn a_redis_outage_neither_hangs_requests_nor_outlasts_redis() {
+    let mut redis = PrivateRedis::start();
+    let app = spawn_app_with(AppOptions {
+        redis_url: Some(redis.url()),
+        rate_limit: Some(RateLimitSettings::default()),
+        ..AppOptions::default()
+    })
+    .await;
+    let (_, token) = app.create_user("Ada").await;
+    assert_eq!(ticket_status(&app, &token).await, 200);
+
+    redis.kill();
+    for round in 0..3 {
+        let started = Instant::now();
+        let tracks = app.get("/api/v1/tracks?q=love&limit=3").await;
+        assert_eq!(
+            tracks.status(),
+            200,
+            "round {round}: the limiter fails open"
+        );
+        let ready = app.get("/ready").await;
+        assert_eq!(ready.status(), 503);
+        let ready: Value = ready.json().await.unwrap();
+        assert_eq!(ready["checks"]["cache"]["status"], "down", "{ready}");
+        app.create_user("Bob").await;
+        let me = app.get_as("/api/v1/me/profile", &token).await;
+        assert_eq!(me.status(), 200);
+        let ticket = app
+            .post_json_as("/api/v1/ws-ticket", &json!({}), &token)
+            .await;
+        let body = assert_error(ticket, 503, "dependency_unavailable").await;
+        assert!(body["error"]["message"].as_str().unwrap().contains("cache"));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "round {round}: five requests took {:?} with Redis down",
+            started.elapsed()
+        );
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !metrics.contains("chorus_rate_limiter_errors_total 0"),
+        "checks failed and were counted"
+    );
+
+    redis.restart();
+    let back = Instant::now();
+    loop {
+        let started = Instant::now();
+        let status = ticket_status(&app, &token).await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+        if status == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "still failing {:?} after Redis came back",
+            back.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.get("/ready").await.status(), 200);
+}
+
+async fn ticket_status(app: &TestApp, token: &str) -> u16 {
+    app.post_json_as("/api/v1/ws-ticket", &json!({}), token)
+        .await
+        .status()
+        .as_u16()
+}
+
+/// Finding 2: a server told to use a Redis that is not there says so and stops within seconds
+/// (previously: silence for 120 s, then exit 1).
+#[actix_web::test]
+async fn startup_with_redis_down_fails_clearly_within_seconds() {
+    let redis = PrivateRedis::start();
+    let url = redis.url();
+    drop(redis);
+    let mut settings = chorus::config::Settings::default();
+    settings.server.bind = "127.0.0.1:0".parse().unwrap();
+    let db = crate::helpers::TestDb::new(crate::helpers::Store::Sqlite).await;
+    settings.database.url = chorus::config::Secret::new(db.url.clone());
+    settings.catalog.load_demo = false;
+    settings.redis.url = Some(chorus::config::Secret::new(url));
+    let started = Instant::now();
+    let err = match chorus::startup::Application::build(settings).await {
+        Ok(_) => panic!("started without its Redis"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("Redis (REDIS_URL) is not reachable"), "{err}");
 }

@@ -129,6 +129,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-3f9c";
 pub struct AppOptions {
     pub store: Store,
     pub redis: bool,
+    /// A Redis other than the shared one (a [`PrivateRedis`] a test may kill); implies `redis`.
+    pub redis_url: Option<String>,
     pub rate_limit: Option<RateLimitSettings>,
     pub load_demo: bool,
     pub seed_fixture: bool,
@@ -151,6 +153,7 @@ impl Default for AppOptions {
         Self {
             store: Store::Sqlite,
             redis: false,
+            redis_url: None,
             rate_limit: None,
             load_demo: false,
             seed_fixture: true,
@@ -165,6 +168,64 @@ impl Default for AppOptions {
             web_dir: None,
             database: None,
         }
+    }
+}
+
+/// A redis-server of a test's own on a free port, which the test may kill and restart (the
+/// shared one on 6379 must stay up for every other test). Killed when dropped.
+pub struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is required for these tests (Debian's redis-server package)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -227,8 +288,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         enabled: false,
         ..RateLimitSettings::default()
     });
-    if options.redis {
-        settings.redis.url = Some(Secret::new(redis_url()));
+    if options.redis || options.redis_url.is_some() {
+        let url = options.redis_url.unwrap_or_else(redis_url);
+        settings.redis.url = Some(Secret::new(url));
         settings.redis.key_prefix = format!("chorus-test:{}:", uuid::Uuid::new_v4().simple());
     }
     let app = Application::build(settings)
