@@ -252,6 +252,9 @@ pub struct RealtimeSettings {
     /// Frames queued for one socket at most; a client that falls further behind is closed
     /// with 4008.
     pub outbox_frames: usize,
+    /// Bytes queued for one socket at most (snapshots are large); past it, 4008 as well. A
+    /// reconnect replay larger than half of this is sent as a snapshot instead.
+    pub outbox_bytes: usize,
     /// Largest accepted client frame; bigger ones close the socket with 1009.
     pub max_frame_bytes: usize,
     /// Operations per second one socket may send on average, and in a burst.
@@ -279,6 +282,7 @@ impl Default for RealtimeSettings {
             heartbeat_interval_ms: 5_000,
             client_timeout_ms: 15_000,
             outbox_frames: 256,
+            outbox_bytes: 1 << 20,
             max_frame_bytes: 64 * 1024,
             ops_per_second: 20.0,
             op_burst: 40,
@@ -298,6 +302,11 @@ impl RealtimeSettings {
         }
         if self.outbox_frames == 0 || self.max_frame_bytes < 1024 {
             bail!("realtime.outbox_frames must be positive and max_frame_bytes at least 1024");
+        }
+        if self.outbox_bytes < 256 * 1024 {
+            bail!(
+                "realtime.outbox_bytes must be at least 262144 (a full room's snapshot must fit)"
+            );
         }
         if !(self.ops_per_second.is_finite() && self.ops_per_second > 0.0) || self.op_burst == 0 {
             bail!("realtime.ops_per_second and op_burst must be positive");

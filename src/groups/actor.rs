@@ -39,6 +39,8 @@ use crate::{
 #[rtype(result = "()")]
 pub enum ToSocket {
     Frame(ByteString),
+    /// Frames to write in order as one outbox item (a reconnect's replay).
+    Frames(Vec<ByteString>),
     /// The socket's user is no longer in the group.
     Left {
         group_id: String,
@@ -190,19 +192,30 @@ impl GroupActor {
     }
 
     /// Sends a joining socket what it is missing: the events after `last_seq` when they are
-    /// all still in memory, else a snapshot.
+    /// all still in memory and fit half the socket's outbox, else a snapshot. The replay goes
+    /// as one batch, which the socket streams out frame by frame.
     fn catch_up(&self, socket: &Recipient<ToSocket>, last_seq: Option<i64>) {
         let oldest_kept = self
             .recent
             .front()
             .map_or(self.state.seq + 1, |(seq, _)| *seq);
-        match last_seq {
+        let replay = match last_seq {
             Some(after) if after <= self.state.seq && after + 1 >= oldest_kept => {
-                for (_, frame) in self.recent.iter().filter(|(seq, _)| *seq > after) {
-                    socket.do_send(ToSocket::Frame(frame.clone()));
-                }
+                let frames: Vec<ByteString> = self
+                    .recent
+                    .iter()
+                    .filter(|(seq, _)| *seq > after)
+                    .map(|(_, frame)| frame.clone())
+                    .collect();
+                let bytes: usize = frames.iter().map(|f| f.len()).sum();
+                (bytes <= self.directory.settings().outbox_bytes / 2).then_some(frames)
             }
-            _ => {
+            _ => None,
+        };
+        match replay {
+            Some(frames) if frames.is_empty() => {}
+            Some(frames) => socket.do_send(ToSocket::Frames(frames)),
+            None => {
                 let view = self.view();
                 socket.do_send(ToSocket::Frame(
                     ServerFrame::Snapshot {

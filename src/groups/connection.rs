@@ -1,9 +1,15 @@
 //! The ConnectionActor: one per WebSocket. It owns the socket's outbox, heartbeat, frame limits
 //! and op rate limit, parses client frames and routes them to the group (or the user's taste).
 //!
-//! Writing happens in a separate task that drains a bounded outbox into the `actix_ws::Session`.
-//! A client that reads too slowly fills the outbox; the socket is then closed with
-//! [`close::SLOW_CONSUMER`] instead of buffering without bound.
+//! Frames go into a bounded outbox that the response body pulls from as the client reads
+//! ([`socket_io`]). The outbox is bounded in frames and in bytes (snapshots are large): a client
+//! that reads too slowly fills it, and the socket is then closed with
+//! [`close::SLOW_CONSUMER`] instead of buffering without bound. A reconnect's replay is one
+//! outbox item written frame by frame, so catching up on hundreds of events never trips the
+//! frame bound.
+//!
+//! Every inbound frame (text, binary, ping, pong) takes a token from the socket's op bucket, so
+//! no kind of flood is answered one for one.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -11,14 +17,11 @@ use std::{
 };
 
 use actix::prelude::*;
-use actix_web::web::{self, Bytes};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use actix_http::ws::{CloseCode, CloseReason, ProtocolError};
+use actix_web::web;
 use bytestring::ByteString;
 // tokio's clock, so the heartbeat runs in virtual time under `tokio::time::pause`.
-use tokio::{
-    sync::{mpsc, oneshot},
-    time::Instant,
-};
+use tokio::{sync::mpsc, time::Instant};
 
 use crate::bandit::actor::Outcome;
 
@@ -29,6 +32,7 @@ use super::{
     frame_guard,
     ids::GroupId,
     protocol::{close, ClientFrame, ServerFrame, PROTOCOL_VERSION},
+    socket_io::{Inbound, Incoming, Outbox, Outgoing, PushError},
 };
 use crate::{
     domain::UserId,
@@ -45,15 +49,6 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Explanations one socket may wait for at once.
 const MAX_EXPLANATIONS_IN_FLIGHT: usize = 3;
-
-/// How long a close frame may wait for room in a stuck socket before the connection is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-enum Outgoing {
-    Text(ByteString),
-    Ping,
-    Pong(Bytes),
-}
 
 struct Joined {
     group_id: String,
@@ -95,8 +90,7 @@ pub struct Connection {
     id: u64,
     user: UserId,
     app: web::Data<AppState>,
-    outbox: mpsc::Sender<Outgoing>,
-    closer: Option<oneshot::Sender<CloseReason>>,
+    outbox: Outbox,
     joined: Option<Joined>,
     last_heard: Instant,
     bucket: TokenBucket,
@@ -111,22 +105,18 @@ impl Connection {
     pub fn start(
         user: UserId,
         app: web::Data<AppState>,
-        session: Session,
-        stream: actix_ws::AggregatedMessageStream,
+        outbox: Outbox,
+        incoming: Incoming,
     ) -> Addr<Self> {
         let settings = &app.settings.realtime;
-        let (outbox, frames) = mpsc::channel(settings.outbox_frames);
-        let (closer, close_requests) = oneshot::channel();
-        actix_web::rt::spawn(write_frames(session, frames, close_requests));
         let bucket = TokenBucket::new(settings.ops_per_second, settings.op_burst);
         Connection::create(move |ctx| {
-            ctx.add_stream(stream);
+            ctx.add_stream(incoming);
             Connection {
                 id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
                 user,
                 app,
                 outbox,
-                closer: Some(closer),
                 joined: None,
                 last_heard: Instant::now(),
                 bucket,
@@ -141,15 +131,15 @@ impl Connection {
     }
 
     fn enqueue(&mut self, item: Outgoing, ctx: &mut Context<Self>) {
-        match self.outbox.try_send(item) {
+        match self.outbox.push(item) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.close(
+            Err(PushError::Full) => self.close(
                 ctx,
                 CloseCode::Other(close::SLOW_CONSUMER),
                 "slow_consumer",
                 "the client is not reading its frames fast enough",
             ),
-            Err(mpsc::error::TrySendError::Closed(_)) => ctx.stop(),
+            Err(PushError::Closed) => ctx.stop(),
         }
     }
 
@@ -159,16 +149,16 @@ impl Connection {
 
     /// Sends a close frame (dropping whatever is still queued) and stops.
     fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, reason: &str, description: &str) {
-        if let Some(closer) = self.closer.take() {
+        let reason_frame = CloseReason {
+            code,
+            description: Some(description.to_string()),
+        };
+        if self.outbox.close(reason_frame) {
             self.app
                 .metrics
                 .ws_closed
                 .with_label_values(&[reason])
                 .inc();
-            let _ = closer.send(CloseReason {
-                code,
-                description: Some(description.to_string()),
-            });
         }
         ctx.stop();
     }
@@ -187,22 +177,28 @@ impl Connection {
         }
     }
 
-    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+    /// Counts an inbound frame against the op bucket; `false`: drop it (the first dropped frame
+    /// of a flood gets one `rate_limited` error).
+    fn admit(&mut self, ctx: &mut Context<Self>) -> bool {
         self.app.metrics.ws_frames_in.inc();
-        if !self.bucket.take(Instant::now()) {
-            if !std::mem::replace(&mut self.throttled, true) {
-                let err = ApiError::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "more than {} operations per second; frames are dropped until you slow down",
-                        self.app.settings.realtime.ops_per_second
-                    ),
-                );
-                self.send_error(&err, None, ctx);
-            }
-            return;
+        if self.bucket.take(Instant::now()) {
+            self.throttled = false;
+            return true;
         }
-        self.throttled = false;
+        if !std::mem::replace(&mut self.throttled, true) {
+            let err = ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} frames per second; frames are dropped until you slow down",
+                    self.app.settings.realtime.ops_per_second
+                ),
+            );
+            self.send_error(&err, None, ctx);
+        }
+        false
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         match ClientFrame::parse(text) {
             Ok(frame) => self.dispatch(frame, ctx),
             Err(err) => self.send_error(&err, None, ctx),
@@ -492,6 +488,7 @@ impl Handler<ToSocket> for Connection {
     fn handle(&mut self, msg: ToSocket, ctx: &mut Self::Context) {
         match msg {
             ToSocket::Frame(frame) => self.send(frame, ctx),
+            ToSocket::Frames(frames) => self.enqueue(Outgoing::Batch(frames), ctx),
             ToSocket::Left { group_id, reason } => {
                 if self.joined.as_ref().is_some_and(|j| j.group_id == group_id) {
                     self.joined = None;
@@ -511,21 +508,28 @@ impl Handler<ToSocket> for Connection {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for Connection {
-    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+impl StreamHandler<Result<Inbound, ProtocolError>> for Connection {
+    fn handle(&mut self, item: Result<Inbound, ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        let counted = matches!(
+            item,
+            Ok(Inbound::Text(_) | Inbound::Binary(_) | Inbound::Ping(_) | Inbound::Pong(_))
+        );
+        if counted && !self.admit(ctx) {
+            return;
+        }
         match item {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(_)) => {
+            Ok(Inbound::Text(text)) => self.on_text(&text, ctx),
+            Ok(Inbound::Binary(_)) => {
                 let err = ApiError::new(
                     ErrorCode::UnsupportedFrame,
                     "binary frames are not part of the protocol; send JSON text frames",
                 );
                 self.send_error(&err, None, ctx);
             }
-            Ok(AggregatedMessage::Ping(bytes)) => self.enqueue(Outgoing::Pong(bytes), ctx),
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => {
+            Ok(Inbound::Ping(bytes)) => self.enqueue(Outgoing::Pong(bytes), ctx),
+            Ok(Inbound::Pong(_)) => {}
+            Ok(Inbound::Close(_)) => {
                 self.close(ctx, CloseCode::Normal, "client", "closing as asked")
             }
             Err(ProtocolError::Overflow) => self.too_big(ctx),
@@ -555,47 +559,6 @@ impl Connection {
             &format!("frames and messages are limited to {limit} bytes"),
         );
     }
-}
-
-/// Drains the outbox into the socket until the actor asks to close or goes away. A close
-/// request wins over queued frames, and interrupts a send stuck on a client that stopped
-/// reading.
-async fn write_frames(
-    mut session: Session,
-    mut frames: mpsc::Receiver<Outgoing>,
-    mut close_request: oneshot::Receiver<CloseReason>,
-) {
-    loop {
-        let next = tokio::select! {
-            biased;
-            reason = &mut close_request => return finish(session, reason.ok()).await,
-            next = frames.recv() => next,
-        };
-        let Some(next) = next else {
-            let _ = tokio::time::timeout(CLOSE_GRACE, session.close(None)).await;
-            return;
-        };
-        let sent = tokio::select! {
-            biased;
-            reason = &mut close_request => return finish(session, reason.ok()).await,
-            sent = send(&mut session, next) => sent,
-        };
-        if sent.is_err() {
-            return;
-        }
-    }
-}
-
-async fn send(session: &mut Session, item: Outgoing) -> Result<(), actix_ws::Closed> {
-    match item {
-        Outgoing::Text(text) => session.text(text).await,
-        Outgoing::Ping => session.ping(b"").await,
-        Outgoing::Pong(bytes) => session.pong(&bytes).await,
-    }
-}
-
-async fn finish(session: Session, reason: Option<CloseReason>) {
-    let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
 }
 
 #[cfg(test)]

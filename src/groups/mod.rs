@@ -14,4 +14,5 @@ pub mod frame_guard;
 pub mod ids;
 pub mod protocol;
 pub mod settings;
+pub mod socket_io;
 pub mod state;

@@ -1,17 +1,17 @@
 //! The WebSocket endpoint: redeems the ticket, upgrades, and hands the socket to a
 //! [`Connection`] actor. A bad ticket is refused before the upgrade, as a JSON 401.
 
-use std::pin::Pin;
-
-use actix_web::{dev::Payload, get, web, FromRequest, HttpRequest, HttpResponse};
-use futures_util::Stream;
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::{
     accounts,
     error::{ApiError, ErrorBody, ErrorCode},
-    groups::{connection::Connection, frame_guard::FrameGuard},
+    groups::{
+        connection::Connection,
+        socket_io::{self, SocketLimits},
+    },
     state::AppState,
 };
 
@@ -53,23 +53,19 @@ pub async fn socket(
     let user = accounts::redeem_ticket(state.cache.as_ref(), &ticket)
         .await?
         .ok_or_else(invalid)?;
-    let limit = state.settings.realtime.max_frame_bytes;
-    // Oversize frames are refused from their header, before actix-ws buffers their payload.
-    let guarded: Pin<Box<dyn Stream<Item = _>>> =
-        Box::pin(FrameGuard::new(body.into_inner(), limit));
-    let body = web::Payload::from_request(&req, &mut Payload::from(guarded))
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("taking the socket's payload: {e}")))?;
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::UpgradeRequired,
-            format!("this endpoint speaks WebSocket only: {e}"),
-        )
-    })?;
-    let stream = stream
-        .max_frame_size(limit)
-        .aggregate_continuations()
-        .max_continuation_size(limit);
-    Connection::start(user, state.clone(), session, stream);
+    let realtime = &state.settings.realtime;
+    let limits = SocketLimits {
+        max_frame_bytes: realtime.max_frame_bytes,
+        outbox_frames: realtime.outbox_frames,
+        outbox_bytes: realtime.outbox_bytes,
+    };
+    let (response, incoming, outbox) = socket_io::upgrade(&req, body.into_inner(), limits)
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::UpgradeRequired,
+                format!("this endpoint speaks WebSocket only: {e}"),
+            )
+        })?;
+    Connection::start(user, state.clone(), outbox, incoming);
     Ok(response)
 }

@@ -2,12 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use chorus::config::RateLimitSettings;
+use chorus::config::{RateLimitSettings, RealtimeSettings};
 use serde_json::{json, Value};
 
 use crate::{
+    groups::{connect, group_of, track_id},
     helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, PrivateRedis, TestApp},
-    sockets::RawSocket,
+    sockets::{events, RawEnding, RawSocket},
 };
 
 const TEXT: u8 = 0x1;
@@ -184,4 +185,141 @@ async fn startup_with_redis_down_fails_clearly_within_seconds() {
         started.elapsed()
     );
     assert!(err.contains("Redis (REDIS_URL) is not reachable"), "{err}");
+}
+
+fn busy_sockets() -> RealtimeSettings {
+    RealtimeSettings {
+        ops_per_second: 100_000.0,
+        op_burst: 100_000,
+        ..RealtimeSettings::default()
+    }
+}
+
+/// Finding 3: a member 600 events behind (within `replay_events`) gets all of them, in order,
+/// then the join's ack — not a 4008 close with nothing (the replay no longer goes frame by frame
+/// into the 256-frame outbox).
+#[actix_web::test]
+async fn a_reconnect_hundreds_of_events_behind_is_replayed_in_full() {
+    let app = spawn_app_with(AppOptions {
+        realtime: busy_sockets(),
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["Host", "Guest"], json!({})).await;
+    let mut host = connect(&app, &members[0]).await;
+    host.join(&group_id, None).await;
+    let (ack, _) = host
+        .op(
+            json!({"type": "add_track", "track_id": track_id(&app, 0)}),
+            "add",
+        )
+        .await;
+    let entry = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+        .await["playlist"][0]["entry_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let behind = ack["seq"].as_i64().unwrap();
+    for i in 0..600 {
+        let value = if i % 2 == 0 { 1 } else { 0 };
+        host.send(json!({"type": "vote", "entry_id": entry, "value": value, "client_msg_id": format!("v{i}")}))
+            .await;
+    }
+    let last = host.recv_until_ack("v599").await["seq"].as_i64().unwrap();
+    assert_eq!(last, behind + 600);
+
+    let mut guest = connect(&app, &members[1]).await;
+    let frames = guest.join(&group_id, Some(behind)).await;
+    let seqs: Vec<i64> = events(&frames).iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, ((behind + 1)..=last).collect::<Vec<_>>());
+    assert!(frames.iter().all(|f| f["type"] != "snapshot"));
+    // Still open and live.
+    guest.send(json!({"type": "ping"})).await;
+    guest.next_of("pong").await;
+}
+
+/// Finding 8: the outbox is bounded in bytes, not only frames. A client that never reads and
+/// keeps asking for a large snapshot is closed with 4008 (previously 30 such sockets held
+/// 443 MB).
+#[actix_web::test]
+async fn a_socket_that_never_reads_is_bounded_in_bytes() {
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            outbox_bytes: 256 * 1024,
+            ..busy_sockets()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["Host", "Reader"], json!({})).await;
+    let mut host = connect(&app, &members[0]).await;
+    host.join(&group_id, None).await;
+    for i in 0..300 {
+        host.send(json!({"type": "add_track", "track_id": track_id(&app, i), "client_msg_id": format!("a{i}")}))
+            .await;
+    }
+    host.recv_until_ack("a299").await;
+
+    const JOINS: usize = 120;
+    let mut reader = RawSocket::connect(&app, &members[1].token).await;
+    let join = json!({"type": "join", "group_id": group_id}).to_string();
+    for _ in 0..JOINS {
+        if !reader
+            .write(&RawSocket::frame(true, TEXT, join.as_bytes()))
+            .await
+        {
+            break;
+        }
+    }
+    // Give the server time to answer every join while nothing is read.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Only now read. The server gave up on this socket: the close frame comes after whatever
+    // was queued before it, or, when even that cannot get through, the connection is dropped.
+    let (ending, read) = reader.ending(Duration::from_secs(10)).await;
+    assert!(
+        matches!(ending, RawEnding::Closed(4008) | RawEnding::Dropped),
+        "{ending:?} after {read} bytes"
+    );
+    let snapshot = serde_json::to_vec(
+        &app.get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+            .await,
+    )
+    .unwrap()
+    .len();
+    // What got through is what the kernel's socket buffers held (~4 MB here) and the outbox.
+    let asked = JOINS * snapshot;
+    assert!(read * 10 < asked * 6, "{read} of {asked} bytes delivered");
+    let closed = app
+        .state
+        .metrics
+        .ws_closed
+        .with_label_values(&["slow_consumer"])
+        .get();
+    assert_eq!(closed, 1);
+}
+
+/// Finding 8: every inbound frame counts against the socket's frame limit: a flood of binary
+/// frames or pings gets a bounded number of answers, not one each.
+#[actix_web::test]
+async fn floods_of_binary_frames_and_pings_are_not_answered_one_for_one() {
+    let app = spawn_app().await;
+    let (_, token) = app.create_user("Mallory").await;
+    for (opcode, answer) in [(0x2u8, 0x1u8), (0x9, 0xA)] {
+        let mut socket = RawSocket::connect(&app, &token).await;
+        let mut flood = Vec::new();
+        for _ in 0..2_000 {
+            flood.extend(RawSocket::frame(true, opcode, b"x"));
+        }
+        assert!(socket.write(&flood).await);
+        let mut answers = 0;
+        while let Some((op, _)) = socket.read_frame(Duration::from_millis(500)).await {
+            answers += usize::from(op == answer);
+        }
+        // The welcome frame, the burst (40), one rate_limited error and what refills meanwhile.
+        assert!(
+            answers < 100,
+            "{answers} answers to 2,000 frames of opcode {opcode}"
+        );
+    }
 }

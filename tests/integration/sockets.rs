@@ -119,6 +119,18 @@ impl Client {
         self.recv_until(kind).await.pop().unwrap()
     }
 
+    /// The `ack` (or `error`) answering `client_msg_id`, skipping everything before it.
+    pub async fn recv_until_ack(&mut self, client_msg_id: &str) -> Value {
+        loop {
+            let frame = self.recv().await;
+            if (frame["type"] == "ack" || frame["type"] == "error")
+                && frame["client_msg_id"] == client_msg_id
+            {
+                return frame;
+            }
+        }
+    }
+
     /// Joins and returns every frame up to and including the join's `ack`.
     pub async fn join(&mut self, group_id: &str, last_seq: Option<i64>) -> Vec<Value> {
         let mut frame = json!({"type": "join", "group_id": group_id, "client_msg_id": "join"});
@@ -234,7 +246,14 @@ impl RawSocket {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let ticket = ticket(app, token).await;
         let host = app.address.trim_start_matches("http://").to_string();
-        let mut stream = TcpStream::connect(&host).await.expect("connect");
+        // A small receive buffer (which also stops the kernel growing it), so that a test that
+        // does not read finds out soon, not after tens of megabytes.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let mut stream = socket
+            .connect(host.parse().unwrap())
+            .await
+            .expect("connect");
         let request = format!(
             "GET /api/v1/ws?ticket={ticket} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -331,6 +350,29 @@ impl RawSocket {
         }
     }
 
+    /// Reads everything until the connection ends: how it ended, and the text-frame bytes read.
+    pub async fn ending(&mut self, wait: Duration) -> (RawEnding, usize) {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut text_bytes = 0;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return (RawEnding::StillOpen, text_bytes);
+            }
+            match self.read_frame(left).await {
+                Some((0x8, payload)) => {
+                    let code = u16::from_be_bytes([payload[0], payload[1]]);
+                    return (RawEnding::Closed(code), text_bytes);
+                }
+                Some((op, payload)) => text_bytes += if op == 0x1 { payload.len() } else { 0 },
+                None if tokio::time::Instant::now() < deadline => {
+                    return (RawEnding::Dropped, text_bytes)
+                }
+                None => return (RawEnding::StillOpen, text_bytes),
+            }
+        }
+    }
+
     /// Reads frames until a close frame and returns its code, or `None` if none came in `wait`.
     pub async fn close_code(&mut self, wait: Duration) -> Option<u16> {
         let deadline = tokio::time::Instant::now() + wait;
@@ -342,6 +384,14 @@ impl RawSocket {
             }
         }
     }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum RawEnding {
+    Closed(u16),
+    /// The connection ended without a close frame.
+    Dropped,
+    StillOpen,
 }
 
 /// One unmasked server frame from the front of `bytes`: opcode, payload, bytes used.

@@ -17,6 +17,9 @@ export interface SocketHandlers {
 
 /// Close codes after which reconnecting cannot help.
 const FINAL_CLOSE = new Set([1008, 4003]);
+/// The server dropped this client for reading too slowly: catching up event by event could do
+/// it again, so the next join asks for a snapshot instead.
+const SLOW_CONSUMER = 4008;
 
 export class GroupSocket {
   private socket: WebSocket | null = null;
@@ -81,6 +84,7 @@ export class GroupSocket {
         this.handlers.onStatus('closed', event.reason || 'the server closed the session');
         return;
       }
+      if (event.code === SLOW_CONSUMER) this.lastSeq = null;
       this.retry(event.reason || `connection lost (${event.code})`);
     };
   }
