@@ -68,6 +68,7 @@ error_codes! {
     InvalidCounts => ("invalid_counts", UNPROCESSABLE_ENTITY, "Counts that cannot describe data: zero trials, more successes than trials, n below 2, a negative or non-finite sd."),
     InvalidWeights => ("invalid_weights", UNPROCESSABLE_ENTITY, "Traffic weights must be positive and given for every variant or for none."),
     NoVariance => ("no_variance", UNPROCESSABLE_ENTITY, "Both samples have standard deviation 0, so a t-test is undefined."),
+    NumericOverflow => ("numeric_overflow", UNPROCESSABLE_ENTITY, "The inputs are too large to compute with in double precision (a difference or a variance overflows)."),
     RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many requests; retry after the number of seconds in Retry-After."),
     Overloaded => ("overloaded", SERVICE_UNAVAILABLE, "The recommender's queue is full; retry after the seconds in Retry-After."),
     DependencyUnavailable => ("dependency_unavailable", SERVICE_UNAVAILABLE, "A backing service (database, cache) is not reachable."),

@@ -96,7 +96,7 @@ pub async fn compare_proportions(
     responses(
         (status = 200, body = MeansReport),
         (status = 400, description = "malformed_json, unknown_field", body = ErrorBody),
-        (status = 422, description = "missing_field, invalid_field, too_few_variants, unknown_control, duplicate_variant, invalid_counts, no_variance", body = ErrorBody),
+        (status = 422, description = "missing_field, invalid_field, too_few_variants, unknown_control, duplicate_variant, invalid_counts, no_variance, numeric_overflow", body = ErrorBody),
     ),
     tag = "experiments"
 )]
@@ -127,6 +127,7 @@ impl From<InputError> for ApiError {
             InputError::Counts(_) => ErrorCode::InvalidCounts,
             InputError::Weights(_) => ErrorCode::InvalidWeights,
             InputError::NoVariance(_) => ErrorCode::NoVariance,
+            InputError::Overflow(_) => ErrorCode::NumericOverflow,
         };
         ApiError::new(code, err.to_string())
     }

@@ -89,9 +89,20 @@ pub fn compare(control: &str, arms: &[Summary]) -> Result<MeansReport, InputErro
             }
             let diff = arm.mean - control_arm.mean;
             let se = (a + b).sqrt();
-            let dof =
-                (a + b).powi(2) / (a * a / (arm.n - 1) as f64 + b * b / (control_arm.n - 1) as f64);
+            // Welch–Satterthwaite, (a+b)² / (a²/(n−1) + b²/(m−1)), written in shares of a+b
+            // so that large variances do not overflow the squares.
+            let (share_a, share_b) = (a / (a + b), b / (a + b));
+            let dof = 1.0
+                / (share_a * share_a / (arm.n - 1) as f64
+                    + share_b * share_b / (control_arm.n - 1) as f64);
             let t = diff / se;
+            if ![diff, se, dof, t].iter().all(|v| v.is_finite()) {
+                return Err(InputError::Overflow(format!(
+                    "variant {:?} against the control overflows double precision (a mean \
+                     difference or squared standard error beyond ±1.8e308); rescale the data",
+                    arm.name
+                )));
+            }
             let half = t_quantile(0.975, dof) * se;
             row.diff = Some(diff);
             row.diff_ci95 = Some([diff - half, diff + half]);
@@ -118,4 +129,32 @@ pub fn compare(control: &str, arms: &[Summary]) -> Result<MeansReport, InputErro
 /// sd² / n, the squared standard error of the mean.
 fn squared_se(arm: &Summary) -> f64 {
     arm.sd * arm.sd / arm.n as f64
+}
+
+#[cfg(test)]
+mod overflow_tests {
+    use super::*;
+
+    fn arm(name: &str, mean: f64, sd: f64) -> Summary {
+        Summary {
+            name: name.into(),
+            n: 50,
+            mean,
+            sd,
+        }
+    }
+
+    #[test]
+    fn inputs_that_overflow_are_refused_not_reported_significant() {
+        for (control, variant) in [
+            (arm("a", -1e308, 1.0), arm("b", 1e308, 1.0)),
+            (arm("a", 0.0, 1e200), arm("b", 1.0, 1.0)),
+        ] {
+            let err = compare("a", &[control, variant]).unwrap_err();
+            assert!(matches!(err, InputError::Overflow(_)), "{err}");
+        }
+        // Large but representable inputs still get an answer.
+        let report = compare("a", &[arm("a", -1e150, 1e140), arm("b", 1e150, 1e140)]).unwrap();
+        assert!(report.variants[1].p_value.unwrap() < 1e-10);
+    }
 }

@@ -31,6 +31,8 @@ pub enum InputError {
     Weights(String),
     #[error("{0}")]
     NoVariance(String),
+    #[error("{0}")]
+    Overflow(String),
 }
 
 /// Checks names (2 to `MAX_VARIANTS` variants, unique, non-empty, the control among them) and

@@ -323,3 +323,20 @@ async fn floods_of_binary_frames_and_pings_are_not_answered_one_for_one() {
         );
     }
 }
+
+/// Finding 11: means of ±1e308 overflow the difference; that is a 422, not `p_value: 0`.
+#[actix_web::test]
+async fn statistics_that_overflow_are_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            "/api/v1/stats/means",
+            &json!({"control": "a", "variants": [
+                {"name": "a", "n": 100, "mean": -1e308, "sd": 1.0},
+                {"name": "b", "n": 100, "mean": 1e308, "sd": 1.0},
+            ]}),
+        )
+        .await;
+    let body = assert_error(response, 422, "numeric_overflow").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("\"b\""));
+}
