@@ -3,6 +3,7 @@
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use serde::Serialize;
+use serde_json::error::Category;
 use utoipa::ToSchema;
 
 macro_rules! error_codes {
@@ -126,6 +127,24 @@ impl ApiError {
                 message: self.message.clone(),
             },
         }
+    }
+}
+
+/// Maps serde_json's error categories (and its stable message prefixes for data errors) to codes.
+pub fn deserialize_error(err: &serde_json::Error) -> ApiError {
+    let message = err.to_string();
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("the body is not valid JSON: {message}"),
+        ),
+        Category::Data if message.starts_with("unknown field") => {
+            ApiError::new(ErrorCode::UnknownField, message)
+        }
+        Category::Data if message.starts_with("missing field") => {
+            ApiError::new(ErrorCode::MissingField, message)
+        }
+        Category::Data => ApiError::new(ErrorCode::InvalidField, message),
     }
 }
 

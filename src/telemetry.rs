@@ -2,7 +2,13 @@
 //! `CHORUS_LOG_FORMAT=json`. Request logs carry the route pattern, never headers or query
 //! strings, so tokens and socket tickets cannot reach a log line.
 
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing::{field::Field, Event, Level, Subscriber};
+use tracing_subscriber::{
+    fmt,
+    layer::{Context, Layer, SubscriberExt},
+    util::SubscriberInitExt,
+    EnvFilter,
+};
 
 use crate::config::{LogFormat, LogSettings};
 
@@ -16,11 +22,75 @@ pub fn init(settings: &LogSettings) {
         );
         EnvFilter::new("info")
     });
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry()
+        .with(QuietClientErrors)
+        .with(filter);
     let _ = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().compact().with_writer(std::io::stderr))
+            .try_init(),
     };
+}
+
+/// actix-http logs every connection it drops at ERROR ("stream error: …"), including the ones a
+/// client caused on purpose: a malformed request line or header, a head over 128 KB, 96+
+/// headers, a negative Content-Length, a reset connection, a slow request. Any client could
+/// fill the error log with those, so they are logged here at DEBUG (target `chorus::http`)
+/// instead; server-side causes (service, body, upgrade, internal errors) stay at ERROR.
+pub struct QuietClientErrors;
+
+/// Display prefixes of actix-http's `DispatchError` variants that a client can cause.
+const CLIENT_CAUSED: &[&str] = &[
+    "stream error: request parse error",
+    "stream error: I/O error",
+    "stream error: request did not complete within the specified timeout",
+    "stream error: connection shutdown timeout",
+    "stream error: handler dropped payload before reading EOF",
+];
+
+#[derive(Default)]
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_string();
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for QuietClientErrors {
+    fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != Level::ERROR || !meta.target().starts_with("actix_http::h1") {
+            return true;
+        }
+        let mut message = Message::default();
+        event.record(&mut message);
+        if !CLIENT_CAUSED.iter().any(|p| message.0.starts_with(p)) {
+            return true;
+        }
+        tracing::debug!(
+            target: "chorus::http",
+            error = message.0.trim_start_matches("stream error: "),
+            "dropped a connection the client broke"
+        );
+        false
+    }
 }
 
 /// Lets a recurring warning through at most once per interval, counting what it held back, so

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{events::Event, settings::SettingsPatch, state::GroupView};
 use crate::{
-    error::{ApiError, ErrorCode},
-    http::extract::deserialize_error,
+    error::{deserialize_error, ApiError, ErrorCode},
     recommend::GroupRecommendations,
     taste::FeedbackKind,
 };

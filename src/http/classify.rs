@@ -6,6 +6,7 @@ use actix_web::{post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::extract::JsonBody;
 use crate::{
     catalog::AudioFeatures,
     error::{ApiError, ErrorBody, ErrorCode},
@@ -86,7 +87,7 @@ pub struct Classification {
 #[post("/api/v1/classify")]
 pub async fn classify(
     state: web::Data<AppState>,
-    body: web::Json<ClassifyRequest>,
+    body: JsonBody<ClassifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let defaults = state.inference.space().content_defaults();

@@ -6,7 +6,7 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::extract::AdminAuth;
+use super::extract::{AdminAuth, JsonBody};
 use crate::{
     domain::now_ms,
     error::{ApiError, ErrorBody, ErrorCode},
@@ -51,7 +51,7 @@ pub struct ExperimentList {
 pub async fn create_experiment(
     state: web::Data<AppState>,
     _admin: AdminAuth,
-    body: web::Json<NewExperiment>,
+    body: JsonBody<NewExperiment>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let (variants, mixture_sd) = body.validate()?;

@@ -15,6 +15,7 @@ use crate::{
         actor::{explainer_gone, Explain},
         gather,
     },
+    groups::ids::GroupId,
     state::AppState,
 };
 
@@ -77,6 +78,9 @@ pub async fn explanation(
         .ok_or_else(|| ApiError::new(ErrorCode::TrackNotFound, format!("no track has id {id}")))?;
     let facts = match &params.group {
         Some(group) => {
+            // A malformed id here is a bad query parameter, not a bad path.
+            GroupId::parse(group)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("group: {e}")))?;
             let (_, actor) = member_group(&state, group, &user.id).await?;
             gather::for_group(&state, &actor, item).await?
         }

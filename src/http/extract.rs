@@ -3,15 +3,15 @@
 
 use actix_web::{
     error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError},
-    web, FromRequest, HttpRequest,
+    web, FromRequest, HttpMessage, HttpRequest,
 };
 use futures_util::future::LocalBoxFuture;
-use serde_json::error::Category;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::{
     accounts,
     domain::TokenHash,
-    error::{ApiError, ErrorCode},
+    error::{deserialize_error, ApiError, ErrorCode},
     state::AppState,
     storage::users::UserRecord,
 };
@@ -54,21 +54,64 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
     }
 }
 
-/// Maps serde_json's error categories (and its stable message prefixes for data errors) to codes.
-pub fn deserialize_error(err: &serde_json::Error) -> ApiError {
-    let message = err.to_string();
-    match err.classify() {
-        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
-            ErrorCode::MalformedJson,
-            format!("the body is not valid JSON: {message}"),
-        ),
-        Category::Data if message.starts_with("unknown field") => {
-            ApiError::new(ErrorCode::UnknownField, message)
-        }
-        Category::Data if message.starts_with("missing field") => {
-            ApiError::new(ErrorCode::MissingField, message)
-        }
-        Category::Data => ApiError::new(ErrorCode::InvalidField, message),
+/// A JSON request body, read whole within `server.max_body_bytes` and checked for syntax before
+/// its shape. (actix's `web::Json` deserializes while parsing, so `{"a":`, `[1,2` or `{} x` met a
+/// field error first and were answered `unknown_field`, `invalid_field` or `missing_field`.)
+pub struct JsonBody<T>(pub T);
+
+impl<T> JsonBody<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for JsonBody<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(64 * 1024, |s| s.settings.server.max_body_bytes);
+        let json = req
+            .mime_type()
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !json {
+                return Err(json_error(JsonPayloadError::ContentType, limit));
+            }
+            let bytes = bytes
+                .await
+                .map_err(|err| match err.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => {
+                        json_error(JsonPayloadError::Payload(PayloadError::Overflow), limit)
+                    }
+                    _ => ApiError::new(
+                        ErrorCode::MalformedJson,
+                        format!("could not read the body: {err}"),
+                    ),
+                })?;
+            serde_json::from_slice::<IgnoredAny>(&bytes).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::MalformedJson,
+                    format!("the body is not valid JSON: {e}"),
+                )
+            })?;
+            serde_json::from_slice::<T>(&bytes)
+                .map(JsonBody)
+                .map_err(|e| deserialize_error(&e))
+        })
     }
 }
 

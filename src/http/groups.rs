@@ -6,7 +6,7 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::AuthUser;
+use super::extract::{AuthUser, JsonBody};
 use crate::{
     domain::UserId,
     error::{ApiError, ErrorBody, ErrorCode},
@@ -74,7 +74,7 @@ pub struct CreatedGroup {
 pub async fn create_group(
     state: web::Data<AppState>,
     AuthUser(user): AuthUser,
-    body: web::Json<CreateGroup>,
+    body: JsonBody<CreateGroup>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let name = body.name.trim().to_string();
@@ -161,7 +161,7 @@ pub struct JoinedGroup {
 pub async fn join_group(
     state: web::Data<AppState>,
     AuthUser(user): AuthUser,
-    body: web::Json<JoinGroup>,
+    body: JsonBody<JoinGroup>,
 ) -> Result<HttpResponse, ApiError> {
     let code = normalize_join_code(&body.join_code).ok_or_else(|| {
         ApiError::new(

@@ -4,7 +4,7 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::AuthUser;
+use super::extract::{AuthUser, JsonBody};
 use crate::{
     bandit::actor::{BanditKind, Choose, Outcome, Shown},
     domain::now_ms,
@@ -84,7 +84,7 @@ pub struct RecommendationList {
 pub async fn recommendations(
     state: web::Data<AppState>,
     AuthUser(user): AuthUser,
-    body: web::Json<RecommendationRequest>,
+    body: JsonBody<RecommendationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let limit = body.limit.unwrap_or(DEFAULT_LIMIT);
@@ -201,7 +201,7 @@ pub struct FeedbackAccepted {
 pub async fn feedback(
     state: web::Data<AppState>,
     AuthUser(user): AuthUser,
-    body: web::Json<FeedbackRequest>,
+    body: JsonBody<FeedbackRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let item = state.track_index(&body.track_id, "track_id")?;
@@ -287,7 +287,7 @@ pub struct ComparisonAccepted {
 pub async fn compare(
     state: web::Data<AppState>,
     AuthUser(user): AuthUser,
-    body: web::Json<ComparisonRequest>,
+    body: JsonBody<ComparisonRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     if body.a == body.b {

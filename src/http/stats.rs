@@ -5,6 +5,7 @@ use actix_web::{post, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::extract::JsonBody;
 use crate::{
     error::{ApiError, ErrorBody, ErrorCode},
     stats::{
@@ -70,7 +71,7 @@ pub struct MeanInput {
 )]
 #[post("/api/v1/stats/proportions")]
 pub async fn compare_proportions(
-    body: web::Json<ProportionsRequest>,
+    body: JsonBody<ProportionsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let arms: Vec<Counts> = body
@@ -101,7 +102,7 @@ pub async fn compare_proportions(
     tag = "experiments"
 )]
 #[post("/api/v1/stats/means")]
-pub async fn compare_means(body: web::Json<MeansRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn compare_means(body: JsonBody<MeansRequest>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let arms: Vec<Summary> = body
         .variants

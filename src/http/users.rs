@@ -4,7 +4,7 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::AuthUser;
+use super::extract::{AuthUser, JsonBody};
 use crate::{
     accounts,
     domain::DisplayName,
@@ -44,7 +44,7 @@ pub struct CreatedUser {
 #[post("/api/v1/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
-    body: web::Json<CreateUser>,
+    body: JsonBody<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let name = DisplayName::parse(&body.display_name)
         .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;

@@ -108,7 +108,7 @@ async fn a_group_hears_about_the_group_and_nothing_about_any_member() {
         )
         .await,
         400,
-        "invalid_id",
+        "invalid_query",
     )
     .await;
     assert_error(

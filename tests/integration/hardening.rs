@@ -342,3 +342,104 @@ async fn statistics_that_overflow_are_refused() {
     let body = assert_error(response, 422, "numeric_overflow").await;
     assert!(body["error"]["message"].as_str().unwrap().contains("\"b\""));
 }
+
+/// Finding 10: a body that is not JSON at all is `malformed_json` whatever serde met first.
+#[actix_web::test]
+async fn every_invalid_json_body_is_malformed_json() {
+    let app = spawn_app().await;
+    let (_, token) = app.create_user("Ada").await;
+    let bodies = [
+        "[1,2",
+        "{} x",
+        r#"{"a":"#,
+        r#"{"display_name":"Bo""#,
+        r#"{"display_name":"Bo"} {}"#,
+        r#"{"unknown": 1,"#,
+        "nul",
+        "",
+    ];
+    for path in [
+        "/api/v1/users",
+        "/api/v1/stats/means",
+        "/api/v1/groups",
+        "/api/v1/feedback",
+    ] {
+        for body in bodies {
+            let response = app
+                .client
+                .post(app.url(path))
+                .header("content-type", "application/json")
+                .bearer_auth(&token)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let error = assert_error(response, 400, "malformed_json").await;
+            assert!(
+                error["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not valid JSON"),
+                "{path} {body:?}: {error}"
+            );
+        }
+    }
+    // Valid JSON of the wrong shape still gets the precise code.
+    let response = app
+        .post_json("/api/v1/users", &json!({"display_name": "Bo", "extra": 1}))
+        .await;
+    assert_error(response, 400, "unknown_field").await;
+}
+
+/// Finding 10: a malformed id in a query parameter is `invalid_query`, as documented.
+#[actix_web::test]
+async fn a_bad_group_query_parameter_is_invalid_query() {
+    let app = spawn_app().await;
+    let (_, token) = app.create_user("Ada").await;
+    let track = track_id(&app, 0);
+    let response = app
+        .get_as(
+            &format!("/api/v1/tracks/{track}/explanation?group=bad"),
+            &token,
+        )
+        .await;
+    assert_error(response, 400, "invalid_query").await;
+}
+
+/// Finding 10: requests the HTTP parser refuses are answered (400/431) and logged at DEBUG,
+/// not as an ERROR line any client can trigger.
+#[actix_web::test]
+async fn requests_the_http_parser_refuses_leave_no_error_log() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let host = app.address.trim_start_matches("http://").to_string();
+    let many_headers: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let huge_head = format!("X-Big: {}\r\n", "a".repeat(140 * 1024));
+    let requests = [
+        "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n".to_string(),
+        "GET /api/v1/tracks HTTP/1.1\r\nHost: x\r\nX-Bad: a\u{1}b\r\n\r\n".to_string(),
+        "GET /api/v1/tr\u{7f}acks HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+        format!("GET /health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+        format!("GET /health HTTP/1.1\r\nHost: x\r\n{huge_head}\r\n"),
+    ];
+    for request in &requests {
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400") || answer.starts_with("HTTP/1.1 431"),
+            "{:?}: {answer}",
+            &request[..40]
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = crate::helpers::captured_logs();
+    let errors: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("actix_http"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(logs.contains("dropped a connection the client broke"));
+}

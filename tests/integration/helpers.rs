@@ -434,9 +434,15 @@ fn init_logs() {
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = buffer.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug,h2=info,hyper=info,reqwest=info")
-            .with_writer(move || BufferWriter(writer.clone()))
+        use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+        let _ = tracing_subscriber::registry()
+            .with(chorus::telemetry::QuietClientErrors)
+            .with(tracing_subscriber::EnvFilter::new(
+                "debug,h2=info,hyper=info,reqwest=info",
+            ))
+            .with(
+                tracing_subscriber::fmt::layer().with_writer(move || BufferWriter(writer.clone())),
+            )
             .try_init();
         buffer
     });
