@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-/// A display name: trimmed, 1–64 characters, no control characters.
+/// A display name: trimmed, 1–64 characters, a single line ([`super::text::check_line`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
@@ -19,9 +19,7 @@ impl DisplayName {
                 Self::MAX_CHARS
             ));
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err("display_name must not contain control characters".into());
-        }
+        super::text::check_line("display_name", trimmed)?;
         Ok(Self(trimmed.to_string()))
     }
 

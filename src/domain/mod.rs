@@ -1,6 +1,7 @@
 //! Domain types parsed at the edge: once a value has one of these types it is known to be valid.
 
 mod display_name;
+pub mod text;
 mod token;
 mod track_id;
 mod user_id;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
+    domain::text,
     error::{ApiError, ErrorCode},
     recommend::Strategy,
     stats::{sequential::DEFAULT_MIXTURE_SD, MAX_VARIANTS},
@@ -160,6 +161,9 @@ impl NewExperiment {
                 "name must be 1 to 100 characters",
             ));
         }
+        text::check_line("name", name).map_err(|e| invalid(ErrorCode::InvalidField, e))?;
+        text::check_text("description", &self.description)
+            .map_err(|e| invalid(ErrorCode::InvalidField, e))?;
         if self.description.chars().count() > 2_000 {
             return Err(invalid(
                 ErrorCode::InvalidField,
@@ -183,6 +187,8 @@ impl NewExperiment {
                     format!("variants[{i}].name must be 1 to 100 characters"),
                 ));
             }
+            text::check_line(&format!("variants[{i}].name"), &v.name)
+                .map_err(|e| invalid(ErrorCode::InvalidField, e))?;
             if !names.insert(v.name.as_str()) {
                 return Err(invalid(
                     ErrorCode::DuplicateVariant,

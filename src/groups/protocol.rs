@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{events::Event, settings::SettingsPatch, state::GroupView};
 use crate::{
+    domain::text,
     error::{deserialize_error, ApiError, ErrorCode},
     recommend::GroupRecommendations,
     taste::FeedbackKind,
@@ -128,6 +129,12 @@ impl ClientFrame {
                 format!("the frame is not valid JSON: {e}"),
             )
         })?;
+        if let Some(path) = text::find_nul(&value) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("frame{path}: text must not contain NUL characters"),
+            ));
+        }
         let Some(object) = value.as_object() else {
             return Err(ApiError::new(
                 ErrorCode::InvalidField,
@@ -165,6 +172,20 @@ impl ClientFrame {
                 return Err(ApiError::new(
                     ErrorCode::InvalidField,
                     format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters"),
+                ));
+            }
+            text::check_line("client_msg_id", id)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
+        }
+        if let ClientFrame::Feedback(Feedback {
+            request_id: Some(id),
+            ..
+        }) = &frame
+        {
+            if uuid::Uuid::parse_str(id).is_err() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    "request_id must be a request_id returned by this server (a UUID)",
                 ));
             }
         }

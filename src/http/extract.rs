@@ -6,11 +6,11 @@ use actix_web::{
     web, FromRequest, HttpMessage, HttpRequest,
 };
 use futures_util::future::LocalBoxFuture;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 
 use crate::{
     accounts,
-    domain::TokenHash,
+    domain::{text, TokenHash},
     error::{deserialize_error, ApiError, ErrorCode},
     state::AppState,
     storage::users::UserRecord,
@@ -55,7 +55,7 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
 }
 
 /// A JSON request body, read whole within `server.max_body_bytes` and checked for syntax before
-/// its shape. (actix's `web::Json` deserializes while parsing, so `{"a":`, `[1,2` or `{} x` met a
+/// its shape; no string in it may hold a NUL ([`text::find_nul`]). (actix's `web::Json` deserializes while parsing, so `{"a":`, `[1,2` or `{} x` met a
 /// field error first and were answered `unknown_field`, `invalid_field` or `missing_field`.)
 pub struct JsonBody<T>(pub T);
 
@@ -102,13 +102,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                         format!("could not read the body: {err}"),
                     ),
                 })?;
-            serde_json::from_slice::<IgnoredAny>(&bytes).map_err(|e| {
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
                 ApiError::new(
                     ErrorCode::MalformedJson,
                     format!("the body is not valid JSON: {e}"),
                 )
             })?;
-            serde_json::from_slice::<T>(&bytes)
+            if let Some(path) = text::find_nul(&value) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("body{path}: text must not contain NUL characters"),
+                ));
+            }
+            serde_json::from_value::<T>(value)
                 .map(JsonBody)
                 .map_err(|e| deserialize_error(&e))
         })

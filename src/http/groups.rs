@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{AuthUser, JsonBody};
 use crate::{
+    domain::text,
     domain::UserId,
     error::{ApiError, ErrorBody, ErrorCode},
     groups::{
@@ -84,6 +85,7 @@ pub async fn create_group(
             format!("name must be 1 to {MAX_NAME_CHARS} characters"),
         ));
     }
+    text::check_line("name", &name).map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
     let settings = GroupSettings::default()
         .patched(&body.settings.unwrap_or_default())
         .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;

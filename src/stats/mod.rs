@@ -54,6 +54,7 @@ fn validate_arms<'a>(
                 "variant names must be 1 to 100 characters".into(),
             ));
         }
+        crate::domain::text::check_line("variant name", name).map_err(InputError::Name)?;
         if !seen.insert(name) {
             return Err(InputError::DuplicateVariant(format!(
                 "two variants are named {name:?}; names must be unique"

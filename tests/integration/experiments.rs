@@ -10,7 +10,7 @@ use crate::helpers::{
     assert_error, spawn_app, spawn_app_with, AppOptions, Store, TestApp, ADMIN_TOKEN,
 };
 
-fn experiment(name: &str) -> Value {
+pub fn experiment(name: &str) -> Value {
     json!({
         "name": name,
         "description": "does popularity beat the hybrid ranker?",

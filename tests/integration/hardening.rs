@@ -6,8 +6,12 @@ use chorus::config::{RateLimitSettings, RealtimeSettings};
 use serde_json::{json, Value};
 
 use crate::{
+    experiments::experiment,
     groups::{connect, group_of, track_id},
-    helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, PrivateRedis, TestApp},
+    helpers::{
+        assert_error, spawn_app, spawn_app_with, AppOptions, PrivateRedis, Store, TestApp,
+        ADMIN_TOKEN,
+    },
     sockets::{events, RawEnding, RawSocket},
 };
 
@@ -442,4 +446,67 @@ async fn requests_the_http_parser_refuses_leave_no_error_log() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     assert!(logs.contains("dropped a connection the client broke"));
+}
+
+/// Finding 7: NUL (which PostgreSQL refuses and SQLite keeps), control characters and
+/// bidirectional overrides in names are a 422 on both stores, never a 500; free text keeps its
+/// line breaks; a socket op whose client_msg_id holds a NUL gets an error frame and the socket
+/// goes on working (previously `dependency_unavailable` on every retry).
+#[actix_web::test]
+async fn text_with_nul_controls_or_bidi_overrides_is_refused_on_both_stores() {
+    for store in [Store::Sqlite, Store::Postgres] {
+        let app = spawn_app_with(AppOptions {
+            store,
+            ..AppOptions::default()
+        })
+        .await;
+        let (_, token) = app.create_user("Ada").await;
+        for name in [
+            "Friday\u{0}night",
+            "Friday\u{202E}thgin",
+            "two\nlines",
+            "bell\u{7}",
+        ] {
+            let response = app
+                .post_json_as("/api/v1/groups", &json!({ "name": name }), &token)
+                .await;
+            assert_error(response, 422, "invalid_field").await;
+        }
+        let response = app
+            .post_json("/api/v1/users", &json!({"display_name": "\u{2066}Admin"}))
+            .await;
+        assert_error(response, 422, "invalid_field").await;
+
+        let mut body = experiment("nul");
+        body["description"] = json!("first line\u{0}");
+        let response = app
+            .post_json_as("/api/v1/experiments", &body, ADMIN_TOKEN)
+            .await;
+        assert_error(response, 422, "invalid_field").await;
+        body["description"] = json!("first line\nsecond line\twith a tab");
+        let response = app
+            .post_json_as("/api/v1/experiments", &body, ADMIN_TOKEN)
+            .await;
+        assert_eq!(response.status(), 201, "{store:?}");
+
+        let (group_id, members) = group_of(&app, &["Host"], json!({})).await;
+        let mut host = connect(&app, &members[0]).await;
+        host.join(&group_id, None).await;
+        let track = track_id(&app, 0);
+        for id in ["bad\u{0}id", "bad\u{202E}id"] {
+            host.send(json!({"type": "add_track", "track_id": track, "client_msg_id": id}))
+                .await;
+            let error = host.next_of("error").await;
+            assert_eq!(error["code"], "invalid_field", "{error}");
+        }
+        host.send(
+            json!({"type": "feedback", "track_id": track, "kind": "like", "request_id": "x\u{0}"}),
+        )
+        .await;
+        assert_eq!(host.next_of("error").await["code"], "invalid_field");
+        let (ack, _) = host
+            .op(json!({"type": "add_track", "track_id": track}), "fine")
+            .await;
+        assert_eq!(ack["type"], "ack", "{store:?}: {ack}");
+    }
 }
