@@ -2,6 +2,7 @@
 //! stable assignment of listeners to variants, the running experiment, and the report.
 
 pub mod assign;
+pub mod attribution;
 pub mod definition;
 pub mod report;
 

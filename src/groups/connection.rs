@@ -23,7 +23,7 @@ use bytestring::ByteString;
 // tokio's clock, so the heartbeat runs in virtual time under `tokio::time::pause`.
 use tokio::{sync::mpsc, time::Instant};
 
-use crate::bandit::actor::Outcome;
+use crate::{bandit::actor::Outcome, experiments::attribution::credited_request};
 
 use super::{
     actor::{Attach, Detach, Execute, GroupActor, Origin, SendRecommendations, ToSocket},
@@ -338,26 +338,32 @@ impl Connection {
             Ok(item) => item,
             Err(err) => return self.send_error(&err, client_msg_id.as_deref(), ctx),
         };
-        let outcome = feedback.request_id.clone().map(|request_id| Outcome {
-            request_id,
-            kind: feedback.kind,
-        });
-        let message = RecordFeedback {
-            item,
-            track_id: self.app.catalog.track(item).id.as_str().to_string(),
-            kind: feedback.kind,
-            request_id: feedback.request_id,
-            group_id: self.joined.as_ref().map(|j| j.group_id.clone()),
-        };
+        let track_id = self.app.catalog.track(item).id.as_str().to_string();
+        let kind = feedback.kind;
+        let group_id = self.joined.as_ref().map(|j| j.group_id.clone());
+        let db = self.app.db.clone();
         let bandit = self.app.bandit.clone();
         let users = self.app.users.clone();
         let user = self.user.clone();
-        let work = async move { users.send(&user, message).await.and_then(|r| r) };
+        let quoted = feedback.request_id;
+        let work = async move {
+            // Only a list shown to this listener, for a track in it, earns a reward.
+            let request_id = credited_request(&db, quoted, &user, &track_id).await?;
+            let message = RecordFeedback {
+                item,
+                track_id,
+                kind,
+                request_id: request_id.clone(),
+                group_id,
+            };
+            users.send(&user, message).await.and_then(|r| r)?;
+            Ok::<_, ApiError>(request_id.map(|request_id| Outcome { request_id, kind }))
+        };
         ctx.spawn(
             work.into_actor(self)
                 .map(move |result, connection, ctx| match result {
                     // The groups the user is in hear of it through the member index.
-                    Ok(_) => {
+                    Ok(outcome) => {
                         if let Some(outcome) = outcome {
                             bandit.do_send(outcome);
                         }

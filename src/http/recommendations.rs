@@ -9,7 +9,7 @@ use crate::{
     bandit::actor::{BanditKind, Choose, Outcome, Shown},
     domain::now_ms,
     error::{ApiError, ErrorBody, ErrorCode},
-    experiments::assign,
+    experiments::{assign, attribution::credited_request},
     recommend::{self, Pair, Recommended},
     state::AppState,
     storage::experiments::{self, NewExposure},
@@ -181,6 +181,9 @@ pub struct FeedbackAccepted {
     interaction_id: String,
     track_id: String,
     kind: FeedbackKind,
+    /// Whether the quoted `request_id` was credited: only a list shown to you, for a track in
+    /// it. Otherwise the feedback is kept as plain feedback.
+    credited: bool,
 }
 
 /// Records a like, dislike, skip, play or add. Stored before the answer; the next
@@ -205,7 +208,9 @@ pub async fn feedback(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let item = state.track_index(&body.track_id, "track_id")?;
-    let request_id = body.request_id.map(|r| request_id(&r)).transpose()?;
+    let quoted = body.request_id.map(|r| request_id(&r)).transpose()?;
+    let track_id = state.catalog.track(item).id.as_str().to_string();
+    let request_id = credited_request(&state.db, quoted, &user.id, &track_id).await?;
     let interaction_id = state
         .users
         .send(
@@ -219,6 +224,7 @@ pub async fn feedback(
             },
         )
         .await??;
+    let credited = request_id.is_some();
     if let Some(request_id) = request_id {
         state.bandit.do_send(Outcome {
             request_id,
@@ -229,6 +235,7 @@ pub async fn feedback(
         interaction_id,
         track_id: body.track_id,
         kind: body.kind,
+        credited,
     }))
 }
 

@@ -35,6 +35,25 @@ pub async fn insert_exposure(db: &Db, row: &NewExposure<'_>) -> Result<(), sqlx:
     Ok(())
 }
 
+/// The listener and tracks of a shown list, if `request_id` names one.
+pub async fn find_exposure(
+    db: &Db,
+    request_id: &str,
+) -> Result<Option<crate::experiments::attribution::ShownList>, sqlx::Error> {
+    let row = sqlx::query("SELECT user_id, track_ids FROM exposures WHERE request_id = $1")
+        .bind(request_id)
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let track_ids: String = row.try_get("track_ids")?;
+    Ok(Some(crate::experiments::attribution::ShownList {
+        user_id: row.try_get("user_id")?,
+        track_ids: serde_json::from_str(&track_ids).unwrap_or_default(),
+    }))
+}
+
 /// One bandit arm as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredArm {

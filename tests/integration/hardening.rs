@@ -510,3 +510,142 @@ async fn text_with_nul_controls_or_bidi_overrides_is_refused_on_both_stores() {
         assert_eq!(ack["type"], "ack", "{store:?}: {ack}");
     }
 }
+
+/// Finding 5: feedback quoting someone else's list, or a track that was not in the list, is kept
+/// as plain feedback: it neither converts the listener in an experiment nor rewards the bandit.
+#[actix_web::test]
+async fn rewards_count_only_for_the_listener_shown_the_list_and_its_tracks() {
+    // A/B: Mallory's like on Ada's list used to make Ada a converted listener.
+    let app = spawn_app().await;
+    let response = app
+        .post_json_as("/api/v1/experiments", &experiment("spoof"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(response.status(), 201);
+    let experiment_id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, ada) = app.create_user("Ada").await;
+    let (_, mallory) = app.create_user("Mallory").await;
+    let list = app.recommend(&ada, 3).await;
+    let request_id = list["request_id"].as_str().unwrap();
+    let in_list = list["items"][0]["track"]["id"].as_str().unwrap();
+    let listed: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["track"]["id"].as_str().unwrap())
+        .collect();
+    let not_in_list = (0..50)
+        .map(|i| track_id(&app, i))
+        .find(|t| !listed.contains(&t.as_str()))
+        .unwrap();
+    let like = |track: &str| json!({"track_id": track, "kind": "like", "request_id": request_id});
+    let credited = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 202);
+        response.json::<Value>().await.unwrap()["credited"].clone()
+    };
+    // The report waits for a listener in every variant: bring in others until it has them.
+    for i in 0..40 {
+        let report = app
+            .get_json_as(
+                &format!("/api/v1/analytics/ab/{experiment_id}"),
+                ADMIN_TOKEN,
+            )
+            .await;
+        if report["ready"] == true {
+            break;
+        }
+        let (_, other) = app.create_user(&format!("Other {i}")).await;
+        app.recommend(&other, 3).await;
+    }
+    let spoofed = app
+        .post_json_as("/api/v1/feedback", &like(in_list), &mallory)
+        .await;
+    assert_eq!(credited(spoofed).await, false);
+    let off_list = app
+        .post_json_as("/api/v1/feedback", &like(&not_in_list), &ada)
+        .await;
+    assert_eq!(credited(off_list).await, false);
+    let report = app
+        .get_json_as(
+            &format!("/api/v1/analytics/ab/{experiment_id}"),
+            ADMIN_TOKEN,
+        )
+        .await;
+    let converted = |report: &Value| -> u64 {
+        report["primary"]["variants"]
+            .as_array()
+            .map(|v| v.iter().map(|v| v["successes"].as_u64().unwrap()).sum())
+            .unwrap_or(0)
+    };
+    assert_eq!(converted(&report), 0, "{report}");
+    let genuine = app
+        .post_json_as("/api/v1/feedback", &like(in_list), &ada)
+        .await;
+    assert_eq!(credited(genuine).await, true);
+    let report = app
+        .get_json_as(
+            &format!("/api/v1/analytics/ab/{experiment_id}"),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(converted(&report), 1, "{report}");
+}
+
+/// Finding 5, bandit side, over the socket too: a spoofed like does not use up the list's
+/// reward, and the listener's own like still earns it.
+#[actix_web::test]
+async fn a_spoofed_reward_does_not_reach_the_bandit() {
+    let app = spawn_app_with(AppOptions {
+        bandit: chorus::config::BanditSettings {
+            enabled: true,
+            exploration_floor: 0.05,
+            reward_window_s: 60,
+            persist_interval_ms: 100,
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (_, ada) = app.create_user("Ada").await;
+    let (mallory_id, mallory) = app.create_user("Mallory").await;
+    // A taste first, so the list is ranked by a bandit arm (a cold start is no pull).
+    let cold = app.recommend(&ada, 3).await;
+    for item in cold["items"].as_array().unwrap() {
+        let body = json!({"track_id": item["track"]["id"], "kind": "like"});
+        app.post_json_as("/api/v1/feedback", &body, &ada).await;
+    }
+    let list = app.recommend(&ada, 3).await;
+    let arm = list["strategy"].as_str().unwrap().to_string();
+    let before = arm_rewards(&app, &arm).await;
+    let mut socket = crate::sockets::Client::connect(&app, &mallory_id, &mallory).await;
+    let spoof = json!({"type": "feedback", "track_id": list["items"][0]["track"]["id"],
+        "kind": "like", "request_id": list["request_id"]});
+    let (ack, _) = socket.op(spoof, "spoof").await;
+    assert_eq!(ack["type"], "ack");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        arm_rewards(&app, &arm).await,
+        before,
+        "Mallory's like rewarded Ada's list"
+    );
+    let body = json!({"track_id": list["items"][0]["track"]["id"], "kind": "like",
+        "request_id": list["request_id"]});
+    app.post_json_as("/api/v1/feedback", &body, &ada).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(arm_rewards(&app, &arm).await, before + 1.0);
+}
+
+async fn arm_rewards(app: &TestApp, arm: &str) -> f64 {
+    let all = app
+        .get_json_as("/api/v1/analytics/bandit", ADMIN_TOKEN)
+        .await;
+    all["bandits"][0]["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == arm)
+        .unwrap()["rewards"]
+        .as_f64()
+        .unwrap()
+}
