@@ -643,6 +643,7 @@ impl Handler<Execute> for GroupActor {
         let rules = Rules {
             actor: actor.as_str(),
             online_members: self.online_members(),
+            connections: &self.online,
             new_entry_id: generate_entry_id(),
         };
         let bodies = match decide(&self.state, &command, &rules) {

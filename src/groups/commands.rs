@@ -7,6 +7,8 @@ use super::{
     settings::{skip_votes_needed, SettingsPatch},
     state::GroupState,
 };
+use std::collections::HashMap;
+
 use crate::error::{ApiError, ErrorCode};
 
 /// Playlist entries at most.
@@ -31,6 +33,8 @@ pub struct Context<'a> {
     pub actor: &'a str,
     /// Members with at least one open socket (skip votes are counted against them).
     pub online_members: usize,
+    /// Open sockets per user (a leaving host hands over to someone who is here).
+    pub connections: &'a HashMap<String, usize>,
     /// A fresh entry id, used if the command adds a track.
     pub new_entry_id: String,
 }
@@ -54,7 +58,7 @@ pub fn decide(
     let is_host = state.host == actor;
     match command {
         Command::Join { .. } => unreachable!("handled above"),
-        Command::Leave => Ok(leave(state, actor, LeaveReason::Left)),
+        Command::Leave => Ok(leave(state, actor, LeaveReason::Left, ctx.connections)),
         Command::AddTrack { track } => {
             if !is_host && !state.settings.guest_controls {
                 return Err(not_allowed(
@@ -157,7 +161,7 @@ pub fn decide(
                 ));
             }
             member(state, user_id)?;
-            Ok(leave(state, user_id, LeaveReason::Kicked))
+            Ok(leave(state, user_id, LeaveReason::Kicked, ctx.connections))
         }
         Command::SetHost { user_id } => {
             host_only(is_host, "hand over host")?;
@@ -205,20 +209,38 @@ fn join(state: &GroupState, actor: &str, display_name: &str) -> Result<Vec<Event
             format!("the group is full ({} members)", state.settings.max_members),
         ));
     }
-    Ok(vec![EventBody::MemberJoined {
+    let mut events = vec![EventBody::MemberJoined {
         user_id: actor.to_string(),
         display_name: display_name.to_string(),
-    }])
+    }];
+    // The host left an empty room: whoever comes in next runs it (the old host, rejoining,
+    // is a member like any other if someone took over meanwhile).
+    if !state.is_member(&state.host) {
+        events.push(EventBody::HostChanged {
+            user_id: actor.to_string(),
+        });
+    }
+    Ok(events)
 }
 
-/// A member leaving; if it is the host, the longest-standing remaining member takes over.
-fn leave(state: &GroupState, user: &str, reason: LeaveReason) -> Vec<EventBody> {
+/// A member leaving; if it is the host, the longest-standing member who is online takes over
+/// (else the longest-standing member). A host who leaves an empty room leaves it hostless; the
+/// next member to join takes over then ([`join`]).
+fn leave(
+    state: &GroupState,
+    user: &str,
+    reason: LeaveReason,
+    connections: &HashMap<String, usize>,
+) -> Vec<EventBody> {
     let mut events = vec![EventBody::MemberLeft {
         user_id: user.to_string(),
         reason,
     }];
     if state.host == user {
-        if let Some(next) = state.members.iter().find(|m| m.user_id != user) {
+        let others = || state.members.iter().filter(|m| m.user_id != user);
+        let online =
+            |m: &&super::state::Member| connections.get(&m.user_id).is_some_and(|&n| n > 0);
+        if let Some(next) = others().find(online).or_else(|| others().next()) {
             events.push(EventBody::HostChanged {
                 user_id: next.user_id.clone(),
             });
@@ -309,9 +331,11 @@ mod tests {
         command: Command,
     ) -> Result<Vec<EventBody>, ApiError> {
         let online = state.members.len();
+        let connections = HashMap::new();
         let ctx = Context {
             actor,
             online_members: online,
+            connections: &connections,
             new_entry_id: format!("e_{}", state.seq + 1),
         };
         let events = decide(state, &command, &ctx)?;
@@ -571,6 +595,48 @@ mod tests {
             )),
             ErrorCode::InvalidField
         );
+    }
+
+    #[test]
+    fn a_leaving_host_prefers_a_member_who_is_online() {
+        let g = group();
+        // GUEST joined first, but only OTHER is here.
+        let connections = HashMap::from([(OTHER.to_string(), 1)]);
+        let ctx = Context {
+            actor: HOST,
+            online_members: 1,
+            connections: &connections,
+            new_entry_id: "e".into(),
+        };
+        let events = decide(&g, &Command::Leave, &ctx).unwrap();
+        assert_eq!(
+            events[1],
+            EventBody::HostChanged {
+                user_id: OTHER.into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_room_its_host_left_empty_is_run_by_the_next_to_join() {
+        const NEW: &str = "u_new";
+        let mut g = group();
+        run(&mut g, GUEST, Command::Leave);
+        run(&mut g, OTHER, Command::Leave);
+        run(&mut g, HOST, Command::Leave);
+        assert!(g.members.is_empty());
+        let join = |name: &str| Command::Join {
+            display_name: name.into(),
+        };
+        assert_eq!(run(&mut g, NEW, join("New")).len(), 2);
+        assert_eq!(g.host, NEW);
+        // The old host comes back as a member, not as host.
+        assert_eq!(run(&mut g, HOST, join("Host")).len(), 1);
+        assert_eq!(g.host, NEW);
+        let kick = Command::Kick {
+            user_id: NEW.into(),
+        };
+        assert_eq!(code(try_run(&mut g, HOST, kick)), ErrorCode::NotAllowed);
     }
 
     #[test]

@@ -649,3 +649,61 @@ async fn arm_rewards(app: &TestApp, arm: &str) -> f64 {
         .as_f64()
         .unwrap()
 }
+
+/// Finding 6: a host who leaves their room empty does not orphan it: the next member to join
+/// runs it (an event says so), and the old host comes back as a member.
+#[actix_web::test]
+async fn a_room_left_by_its_host_is_run_by_the_next_member() {
+    let app = spawn_app().await;
+    let (group_id, members) = group_of(&app, &["Host"], json!({})).await;
+    let code = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+        .await["join_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut host = connect(&app, &members[0]).await;
+    host.join(&group_id, None).await;
+    let (ack, _) = host.op(json!({"type": "leave"}), "bye").await;
+    assert_eq!(ack["type"], "ack");
+
+    let (guest_id, guest_token) = app.create_user("Guest").await;
+    let joined = app
+        .post_json_as("/api/v1/groups/join", &json!({ "join_code": code }), &guest_token)
+        .await;
+    assert_eq!(joined.status(), 200);
+    let view = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &guest_token)
+        .await;
+    assert_eq!(view["host"], guest_id.as_str());
+    let log = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}/events?after=0"), &guest_token)
+        .await;
+    let kinds: Vec<&str> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[kinds.len() - 2..], ["member_joined", "host_changed"]);
+    let guest = crate::groups::Member {
+        user_id: guest_id.clone(),
+        token: guest_token.clone(),
+    };
+    let mut guest_socket = connect(&app, &guest).await;
+    guest_socket.join(&group_id, None).await;
+    let (ack, _) = guest_socket
+        .op(json!({"type": "update_settings", "settings": {"skip_threshold": 0.7}}), "admin")
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+
+    // The old host rejoins: a member, not the host.
+    let rejoined = app
+        .post_json_as("/api/v1/groups/join", &json!({ "join_code": code }), &members[0].token)
+        .await;
+    assert_eq!(rejoined.status(), 200);
+    let view = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+        .await;
+    assert_eq!(view["host"], guest_id.as_str());
+}
