@@ -31,6 +31,24 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    shutdown: Shutdown,
+}
+
+/// Starts a graceful shutdown: sockets close at once with 1012 (service restart, so clients
+/// reconnect elsewhere) and take no more operations; HTTP requests in flight get
+/// `server.shutdown_timeout_s` to finish. What SIGTERM and SIGINT do; tests trigger it directly.
+#[derive(Clone)]
+pub struct Shutdown {
+    sockets: tokio::sync::watch::Sender<bool>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Shutdown {
+    pub async fn begin(&self) {
+        tracing::info!("shutting down: closing sockets (1012), finishing requests in flight");
+        self.sockets.send_replace(true);
+        self.server.stop(true).await;
+    }
 }
 
 impl Application {
@@ -85,6 +103,7 @@ impl Application {
             .await
             .context("loading the running experiment")?;
         spawn_registry_reload(Arc::downgrade(&experiments), db.clone());
+        let (shutdown_sockets, closing) = tokio::sync::watch::channel(false);
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
@@ -103,12 +122,18 @@ impl Application {
             explainer,
             experiments,
             tokens: TokenCache::default(),
+            closing,
         });
         let server = serve(listener, state.clone())?;
+        let shutdown = Shutdown {
+            sockets: shutdown_sockets,
+            server: server.handle(),
+        };
         Ok(Self {
             port,
             server,
             state,
+            shutdown,
         })
     }
 
@@ -124,11 +149,22 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM (or a handle's `stop`), lets in-flight requests finish, then
-    /// closes the database pool.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or [`Shutdown::begin`], or a handle's `stop`), lets
+    /// in-flight requests finish, then closes the database pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "listening");
-        self.server.await.context("running the HTTP server")?;
+        let shutdown = self.shutdown.clone();
+        let signals = actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            shutdown.begin().await;
+        });
+        let served = self.server.await.context("running the HTTP server");
+        signals.abort();
+        served?;
         self.state.db.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -150,11 +186,29 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .wrap(actix_web::middleware::from_fn(http::middleware::observe))
     })
     .shutdown_timeout(server_settings.shutdown_timeout_s)
+    // Signals are ours (`run_until_stopped`): sockets must close with 1012 before the grace.
+    .disable_signals()
     .listen(listener)?;
     if server_settings.workers > 0 {
         server = server.workers(server_settings.workers);
     }
     Ok(server.run())
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
 }
 
 /// Loads every stored track into memory, first importing the embedded demo catalog if the store

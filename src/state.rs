@@ -38,6 +38,8 @@ pub struct AppState {
     pub explainer: Addr<ExplainerActor>,
     pub experiments: Arc<Registry>,
     pub tokens: TokenCache,
+    /// Turns true when the server begins shutting down; every socket then closes with 1012.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

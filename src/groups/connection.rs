@@ -478,6 +478,26 @@ impl Actor for Connection {
         self.send(welcome, ctx);
         let interval = Duration::from_millis(realtime.heartbeat_interval_ms);
         ctx.run_interval(interval, |connection, ctx| connection.heartbeat(ctx));
+        // A shutdown closes the socket at once, ahead of anything queued, and no later frame
+        // is read: the client reconnects (elsewhere) and resends what was not acknowledged.
+        let mut closing = app.closing.clone();
+        ctx.spawn(
+            async move {
+                if closing.wait_for(|closing| *closing).await.is_err() {
+                    // The application is gone without a shutdown: nothing to wait for.
+                    std::future::pending::<()>().await;
+                }
+            }
+            .into_actor(self)
+            .map(|(), connection, ctx| {
+                connection.close(
+                    ctx,
+                    CloseCode::Restart,
+                    "shutdown",
+                    "the server is restarting; reconnect",
+                )
+            }),
+        );
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {

@@ -12,7 +12,7 @@ use crate::{
         assert_error, spawn_app, spawn_app_with, AppOptions, PrivateRedis, Store, TestApp,
         ADMIN_TOKEN,
     },
-    sockets::{events, RawEnding, RawSocket},
+    sockets::{events, Ending, RawEnding, RawSocket},
 };
 
 const TEXT: u8 = 0x1;
@@ -669,7 +669,11 @@ async fn a_room_left_by_its_host_is_run_by_the_next_member() {
 
     let (guest_id, guest_token) = app.create_user("Guest").await;
     let joined = app
-        .post_json_as("/api/v1/groups/join", &json!({ "join_code": code }), &guest_token)
+        .post_json_as(
+            "/api/v1/groups/join",
+            &json!({ "join_code": code }),
+            &guest_token,
+        )
         .await;
     assert_eq!(joined.status(), 200);
     let view = app
@@ -677,7 +681,10 @@ async fn a_room_left_by_its_host_is_run_by_the_next_member() {
         .await;
     assert_eq!(view["host"], guest_id.as_str());
     let log = app
-        .get_json_as(&format!("/api/v1/groups/{group_id}/events?after=0"), &guest_token)
+        .get_json_as(
+            &format!("/api/v1/groups/{group_id}/events?after=0"),
+            &guest_token,
+        )
         .await;
     let kinds: Vec<&str> = log["events"]
         .as_array()
@@ -693,17 +700,150 @@ async fn a_room_left_by_its_host_is_run_by_the_next_member() {
     let mut guest_socket = connect(&app, &guest).await;
     guest_socket.join(&group_id, None).await;
     let (ack, _) = guest_socket
-        .op(json!({"type": "update_settings", "settings": {"skip_threshold": 0.7}}), "admin")
+        .op(
+            json!({"type": "update_settings", "settings": {"skip_threshold": 0.7}}),
+            "admin",
+        )
         .await;
     assert_eq!(ack["type"], "ack", "{ack}");
 
     // The old host rejoins: a member, not the host.
     let rejoined = app
-        .post_json_as("/api/v1/groups/join", &json!({ "join_code": code }), &members[0].token)
+        .post_json_as(
+            "/api/v1/groups/join",
+            &json!({ "join_code": code }),
+            &members[0].token,
+        )
         .await;
     assert_eq!(rejoined.status(), 200);
     let view = app
         .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
         .await;
     assert_eq!(view["host"], guest_id.as_str());
+}
+
+/// Finding 9: a shutdown closes every socket at once with 1012 (service restart) instead of
+/// taking operations through the grace period and then dropping them (1006); the server then
+/// stops without waiting out the grace.
+#[actix_web::test]
+async fn shutdown_closes_sockets_with_1012_at_once() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let (group_id, members) = group_of(&app, &["Host", "Guest"], json!({})).await;
+    let mut host = connect(&app, &members[0]).await;
+    host.join(&group_id, None).await;
+    let mut guest = connect(&app, &members[1]).await;
+    let started = Instant::now();
+    let shutdown = app.shutdown.clone();
+    let stopping = actix_web::rt::spawn(async move { shutdown.begin().await });
+    for client in [&mut host, &mut guest] {
+        let (_, ending) = client.drain_until_end(Duration::from_secs(3)).await;
+        assert!(
+            matches!(ending, Ending::Closed { code: 1012, .. }),
+            "{ending:?}"
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("the server stops")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let closed = app
+        .state
+        .metrics
+        .ws_closed
+        .with_label_values(&["shutdown"])
+        .get();
+    assert_eq!(closed, 2);
+}
+
+/// Finding 9 with a real process and a real SIGTERM.
+#[actix_web::test]
+async fn sigterm_closes_a_real_servers_sockets_with_1012() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CHORUS_BIND", "127.0.0.1:0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/c.db", dir.path().display()),
+        )
+        .env("CHORUS_LOAD_DEMO_CATALOG", "false")
+        .env("CHORUS_RATE_LIMIT", "false")
+        .env("CHORUS_LOG_FORMAT", "json")
+        .env_remove("REDIS_URL")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the chorus binary starts");
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in stderr.lines().map_while(Result::ok) {
+            if !sent && line.contains("\"listening\"") {
+                let log: Value = serde_json::from_str(&line).unwrap();
+                port_tx.send(log["port"].as_u64().unwrap()).unwrap();
+                sent = true;
+            }
+        }
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server says where it listens");
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let user: Value = client
+        .post(format!("{address}/api/v1/users"))
+        .json(&json!({"display_name": "Ada"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket: Value = client
+        .post(format!("{address}/api/v1/ws-ticket"))
+        .bearer_auth(user["token"].as_str().unwrap())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "ws://127.0.0.1:{port}/api/v1/ws?ticket={}",
+        ticket["ticket"].as_str().unwrap()
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    use futures_util::StreamExt;
+    socket.next().await.unwrap().unwrap(); // welcome
+    let started = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.unwrap().code), 1012);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

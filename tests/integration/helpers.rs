@@ -234,6 +234,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
     pub handle: ServerHandle,
+    pub shutdown: chorus::startup::Shutdown,
     pub db: Arc<TestDb>,
 }
 
@@ -299,12 +300,14 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     let handle = app.handle();
+    let shutdown = app.shutdown();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
         state,
         handle,
+        shutdown,
         db,
     }
 }
