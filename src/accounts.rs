@@ -78,8 +78,19 @@ pub async fn authenticate(
             "the token is not known to this server",
         )
     })?;
+    // Seen now: the account is in use (see `expire_unused`). At most once per cache miss.
+    if let Err(err) = users::touch(db, &user.id, crate::domain::now_ms()).await {
+        tracing::warn!(error = %err, "recording when an account was last seen");
+    }
     tokens.entries.insert(hash, user.clone(), TOKEN_CACHE_TTL);
     Ok(user)
+}
+
+/// Deletes guest accounts that were never used and not seen for `ttl` (see
+/// [`users::delete_unused`]); their tokens stop working. Returns how many went.
+pub async fn expire_unused(db: &Db, ttl: Duration) -> Result<u64, sqlx::Error> {
+    let cutoff = crate::domain::now_ms() - ttl.as_millis() as i64;
+    users::delete_unused(db, cutoff).await
 }
 
 /// The credential of an `Authorization: Bearer <credential>` header value (scheme matched

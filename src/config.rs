@@ -47,8 +47,25 @@ pub struct Settings {
     pub explainer: ExplainerSettings,
     pub spotify: SpotifySettings,
     pub log: LogSettings,
+    pub accounts: AccountSettings,
     /// Bearer token that grants experiment administration. Unset: nobody is admin.
     pub admin_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountSettings {
+    /// Guest accounts that never did anything (no feedback, comparison, list or room) and were
+    /// not seen for this many hours are deleted, hourly. 0 keeps them forever.
+    pub unused_guest_ttl_h: u64,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            unused_guest_ttl_h: 72,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +154,9 @@ pub struct RateLimitSettings {
     /// Sustained requests per second allowed for one bearer token.
     pub per_token_per_second: f64,
     pub per_token_burst: u32,
+    /// Guest accounts one IP address may create per hour on average, and at once.
+    pub signups_per_ip_per_hour: f64,
+    pub signup_burst: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -147,6 +167,8 @@ impl Default for RateLimitSettings {
             per_ip_burst: 200,
             per_token_per_second: 30.0,
             per_token_burst: 60,
+            signups_per_ip_per_hour: 60.0,
+            signup_burst: 20,
         }
     }
 }
@@ -274,6 +296,8 @@ pub struct RealtimeSettings {
     /// Recent events kept in memory per group for reconnect replay; a client further behind
     /// gets a snapshot.
     pub replay_events: usize,
+    /// Rooms one user may create in any 24 hours.
+    pub rooms_per_user_per_day: u32,
 }
 
 impl Default for RealtimeSettings {
@@ -291,6 +315,7 @@ impl Default for RealtimeSettings {
             group_candidates: 100,
             group_idle_timeout_s: 300,
             replay_events: 1_000,
+            rooms_per_user_per_day: 50,
         }
     }
 }
@@ -310,6 +335,9 @@ impl RealtimeSettings {
         }
         if !(self.ops_per_second.is_finite() && self.ops_per_second > 0.0) || self.op_burst == 0 {
             bail!("realtime.ops_per_second and op_burst must be positive");
+        }
+        if self.rooms_per_user_per_day == 0 {
+            bail!("realtime.rooms_per_user_per_day must be positive");
         }
         if !(10..=2_000).contains(&self.group_candidates) {
             bail!("realtime.group_candidates must be between 10 and 2000");
@@ -618,7 +646,10 @@ impl Settings {
                 || !rl.per_token_per_second.is_finite()
                 || rl.per_token_per_second <= 0.0
                 || rl.per_ip_burst == 0
-                || rl.per_token_burst == 0)
+                || rl.per_token_burst == 0
+                || !rl.signups_per_ip_per_hour.is_finite()
+                || rl.signups_per_ip_per_hour <= 0.0
+                || rl.signup_burst == 0)
         {
             bail!("rate limits must be positive (disable them with CHORUS_RATE_LIMIT=false)");
         }

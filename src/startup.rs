@@ -103,6 +103,7 @@ impl Application {
             .await
             .context("loading the running experiment")?;
         spawn_registry_reload(Arc::downgrade(&experiments), db.clone());
+        spawn_account_expiry(&settings, db.clone());
         let (shutdown_sockets, closing) = tokio::sync::watch::channel(false);
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
@@ -257,6 +258,29 @@ async fn connect_shared_state(
         Arc::new(RedisCache::new(connection.clone(), prefix.clone())),
         Arc::new(RedisRateLimiter::new(connection, prefix)),
     ))
+}
+
+/// Every hour, deletes guest accounts that were never used (`accounts.unused_guest_ttl_h`).
+fn spawn_account_expiry(settings: &Settings, db: Db) {
+    let ttl_h = settings.accounts.unused_guest_ttl_h;
+    if ttl_h == 0 {
+        return;
+    }
+    let ttl = std::time::Duration::from_secs(ttl_h * 3600);
+    actix_web::rt::spawn(async move {
+        let mut every = actix_web::rt::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if db.pool().is_closed() {
+                return;
+            }
+            match crate::accounts::expire_unused(&db, ttl).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, ttl_h, "unused guest accounts deleted"),
+                Err(err) => tracing::warn!(error = %err, "deleting unused guest accounts"),
+            }
+        }
+    });
 }
 
 /// Re-reads the running experiment every few seconds (other processes may start or stop one)

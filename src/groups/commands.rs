@@ -4,7 +4,7 @@
 
 use super::{
     events::{EventBody, LeaveReason, TrackSummary},
-    settings::{skip_votes_needed, SettingsPatch},
+    settings::{skip_votes_needed, Admission, SettingsPatch},
     state::GroupState,
 };
 use std::collections::HashMap;
@@ -13,6 +13,8 @@ use crate::error::{ApiError, ErrorCode};
 
 /// Playlist entries at most.
 pub const MAX_PLAYLIST: usize = 500;
+/// Join requests waiting for the host at most.
+pub const MAX_PENDING: usize = 50;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -24,6 +26,8 @@ pub enum Command {
     Vote { entry_id: String, value: i8 },
     SkipVote { entry_id: String },
     Kick { user_id: String },
+    Admit { user_id: String },
+    Decline { user_id: String },
     SetHost { user_id: String },
     UpdateSettings(SettingsPatch),
 }
@@ -152,6 +156,14 @@ pub fn decide(
             }
             Ok(events)
         }
+        Command::Admit { user_id } => {
+            host_only(is_host, "let people in")?;
+            admit(state, user_id, true)
+        }
+        Command::Decline { user_id } => {
+            host_only(is_host, "turn people away")?;
+            admit(state, user_id, false)
+        }
         Command::Kick { user_id } => {
             host_only(is_host, "kick members")?;
             if user_id == actor {
@@ -203,24 +215,74 @@ fn join(state: &GroupState, actor: &str, display_name: &str) -> Result<Vec<Event
     if state.banned.contains(actor) {
         return Err(not_allowed("the host removed you from this group"));
     }
-    if state.members.len() >= state.settings.max_members as usize {
-        return Err(ApiError::new(
-            ErrorCode::GroupFull,
-            format!("the group is full ({} members)", state.settings.max_members),
-        ));
+    let hostless = !state.is_member(&state.host);
+    match state.settings.admission {
+        Admission::Locked if !hostless => {
+            return Err(not_allowed(
+                "the host has locked this room; nobody new can join",
+            ))
+        }
+        // A room nobody runs has nobody to approve: the newcomer comes in (and runs it).
+        Admission::Approval if !hostless => {
+            if state.is_pending(actor) {
+                return Ok(Vec::new());
+            }
+            if state.pending.len() >= MAX_PENDING {
+                return Err(ApiError::new(
+                    ErrorCode::GroupFull,
+                    format!("{MAX_PENDING} people are already waiting to be let in; try later"),
+                ));
+            }
+            return Ok(vec![EventBody::JoinRequested {
+                user_id: actor.to_string(),
+                display_name: display_name.to_string(),
+            }]);
+        }
+        _ => {}
     }
+    ensure_room_for_one_more(state)?;
     let mut events = vec![EventBody::MemberJoined {
         user_id: actor.to_string(),
         display_name: display_name.to_string(),
     }];
     // The host left an empty room: whoever comes in next runs it (the old host, rejoining,
     // is a member like any other if someone took over meanwhile).
-    if !state.is_member(&state.host) {
+    if hostless {
         events.push(EventBody::HostChanged {
             user_id: actor.to_string(),
         });
     }
     Ok(events)
+}
+
+fn ensure_room_for_one_more(state: &GroupState) -> Result<(), ApiError> {
+    if state.members.len() >= state.settings.max_members as usize {
+        return Err(ApiError::new(
+            ErrorCode::GroupFull,
+            format!("the group is full ({} members)", state.settings.max_members),
+        ));
+    }
+    Ok(())
+}
+
+/// The host lets a waiting user in, or turns them away for good.
+fn admit(state: &GroupState, user_id: &str, welcome: bool) -> Result<Vec<EventBody>, ApiError> {
+    let Some(request) = state.pending.iter().find(|p| p.user_id == user_id) else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("{user_id} is not waiting to join"),
+        ));
+    };
+    if !welcome {
+        return Ok(vec![EventBody::JoinDeclined {
+            user_id: user_id.to_string(),
+        }]);
+    }
+    ensure_room_for_one_more(state)?;
+    Ok(vec![EventBody::MemberJoined {
+        user_id: user_id.to_string(),
+        display_name: request.display_name.clone(),
+    }])
 }
 
 /// A member leaving; if it is the host, the longest-standing member who is online takes over
@@ -637,6 +699,60 @@ mod tests {
             user_id: NEW.into(),
         };
         assert_eq!(code(try_run(&mut g, HOST, kick)), ErrorCode::NotAllowed);
+    }
+
+    #[test]
+    fn admission_approval_and_lock() {
+        const NEW: &str = "u_new";
+        let join = || Command::Join {
+            display_name: "New".into(),
+        };
+        let set = |admission| {
+            Command::UpdateSettings(SettingsPatch {
+                admission: Some(admission),
+                ..Default::default()
+            })
+        };
+        let mut g = group();
+        run(&mut g, HOST, set(Admission::Approval));
+        let asked = run(&mut g, NEW, join());
+        assert!(matches!(asked[..], [EventBody::JoinRequested { .. }]));
+        assert!(g.is_pending(NEW) && !g.is_member(NEW));
+        assert!(
+            run(&mut g, NEW, join()).is_empty(),
+            "asking twice is harmless"
+        );
+        let admit = Command::Admit {
+            user_id: NEW.into(),
+        };
+        assert_eq!(
+            code(try_run(&mut g, GUEST, admit.clone())),
+            ErrorCode::NotAllowed
+        );
+        run(&mut g, HOST, admit.clone());
+        assert!(g.is_member(NEW) && g.pending.is_empty());
+        assert_eq!(code(try_run(&mut g, HOST, admit)), ErrorCode::InvalidField);
+
+        run(&mut g, NEW, Command::Leave);
+        run(&mut g, NEW, join());
+        run(
+            &mut g,
+            HOST,
+            Command::Decline {
+                user_id: NEW.into(),
+            },
+        );
+        assert_eq!(code(try_run(&mut g, NEW, join())), ErrorCode::NotAllowed);
+
+        let mut g = group();
+        run(&mut g, HOST, set(Admission::Locked));
+        assert_eq!(code(try_run(&mut g, NEW, join())), ErrorCode::NotAllowed);
+        // A room nobody runs lets the next one in, whatever the setting.
+        for user in [GUEST, OTHER, HOST] {
+            run(&mut g, user, Command::Leave);
+        }
+        assert_eq!(run(&mut g, NEW, join()).len(), 2);
+        assert_eq!(g.host, NEW);
     }
 
     #[test]

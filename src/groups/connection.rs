@@ -256,6 +256,12 @@ impl Connection {
             ClientFrame::SetHost(op) => Ok(Command::SetHost {
                 user_id: op.user_id,
             }),
+            ClientFrame::Admit(op) => Ok(Command::Admit {
+                user_id: op.user_id,
+            }),
+            ClientFrame::Decline(op) => Ok(Command::Decline {
+                user_id: op.user_id,
+            }),
             ClientFrame::UpdateSettings(op) => Ok(Command::UpdateSettings(op.settings)),
         };
         let Some(joined) = &self.joined else {

@@ -54,6 +54,15 @@ pub enum EventBody {
         user_id: String,
         reason: LeaveReason,
     },
+    /// Someone with the code asked to join a room that needs the host's approval.
+    JoinRequested {
+        user_id: String,
+        display_name: String,
+    },
+    /// The host turned a request down; that user may not ask again.
+    JoinDeclined {
+        user_id: String,
+    },
     TrackAdded {
         entry_id: String,
         track: TrackSummary,
@@ -108,7 +117,12 @@ impl EventBody {
 
     /// Whether the change can alter what the group should be recommended.
     pub fn affects_recommendations(&self) -> bool {
-        !matches!(self, EventBody::HostChanged { .. })
+        !matches!(
+            self,
+            EventBody::HostChanged { .. }
+                | EventBody::JoinRequested { .. }
+                | EventBody::JoinDeclined { .. }
+        )
     }
 }
 

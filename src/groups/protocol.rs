@@ -38,6 +38,8 @@ pub enum ClientFrame {
     SkipVote(EntryOp),
     Kick(UserOp),
     SetHost(UserOp),
+    Admit(UserOp),
+    Decline(UserOp),
     UpdateSettings(UpdateSettings),
     Feedback(Feedback),
     RequestRecommendations(Plain),
@@ -203,7 +205,10 @@ impl ClientFrame {
             ClientFrame::RemoveTrack(f) | ClientFrame::SkipVote(f) => f.client_msg_id.as_deref(),
             ClientFrame::MoveTrack(f) => f.client_msg_id.as_deref(),
             ClientFrame::Vote(f) => f.client_msg_id.as_deref(),
-            ClientFrame::Kick(f) | ClientFrame::SetHost(f) => f.client_msg_id.as_deref(),
+            ClientFrame::Kick(f)
+            | ClientFrame::SetHost(f)
+            | ClientFrame::Admit(f)
+            | ClientFrame::Decline(f) => f.client_msg_id.as_deref(),
             ClientFrame::UpdateSettings(f) => f.client_msg_id.as_deref(),
             ClientFrame::Feedback(f) => f.client_msg_id.as_deref(),
         }
@@ -220,6 +225,8 @@ pub const CLIENT_TYPES: &[&str] = &[
     "skip_vote",
     "kick",
     "set_host",
+    "admit",
+    "decline",
     "update_settings",
     "feedback",
     "request_recommendations",

@@ -30,6 +30,19 @@ impl Aggregation {
     }
 }
 
+/// Who may come in with the join code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// Anyone with the code joins at once.
+    #[default]
+    Open,
+    /// Anyone with the code asks; the host admits or declines (a declined user stays out).
+    Approval,
+    /// Nobody new comes in; members stay.
+    Locked,
+}
+
 pub const DEFAULT_MAX_MEMBERS: u32 = 32;
 /// A room can be configured up to this size; larger events belong to a broadcast product.
 pub const MEMBERS_LIMIT: u32 = 500;
@@ -49,6 +62,9 @@ pub struct GroupSettings {
     /// When on, members may add tracks and remove or move their own entries; when off only the
     /// host changes the playlist (everyone can still vote and skip-vote).
     pub guest_controls: bool,
+    /// `open` (the code is enough), `approval` (the host admits each newcomer) or `locked`.
+    #[serde(default)]
+    pub admission: Admission,
 }
 
 impl Default for GroupSettings {
@@ -58,6 +74,7 @@ impl Default for GroupSettings {
             skip_threshold: DEFAULT_SKIP_THRESHOLD,
             aggregation: Aggregation::Fair,
             guest_controls: true,
+            admission: Admission::Open,
         }
     }
 }
@@ -70,6 +87,7 @@ pub struct SettingsPatch {
     pub skip_threshold: Option<f64>,
     pub aggregation: Option<Aggregation>,
     pub guest_controls: Option<bool>,
+    pub admission: Option<Admission>,
 }
 
 impl GroupSettings {
@@ -80,6 +98,7 @@ impl GroupSettings {
             skip_threshold: patch.skip_threshold.unwrap_or(self.skip_threshold),
             aggregation: patch.aggregation.unwrap_or(self.aggregation),
             guest_controls: patch.guest_controls.unwrap_or(self.guest_controls),
+            admission: patch.admission.unwrap_or(self.admission),
         };
         if !(2..=MEMBERS_LIMIT).contains(&next.max_members) {
             return Err(format!(

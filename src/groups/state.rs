@@ -40,8 +40,10 @@ pub struct GroupState {
     pub settings: GroupSettings,
     /// In joining order.
     pub members: Vec<Member>,
-    /// Kicked users may not join again.
+    /// Kicked (and declined) users may not join again.
     pub banned: HashSet<String>,
+    /// Join requests waiting for the host, oldest first.
+    pub pending: Vec<Member>,
     pub playlist: Vec<Entry>,
     pub seq: i64,
     pub created_at: i64,
@@ -72,6 +74,7 @@ impl GroupState {
             settings: GroupSettings::default(),
             members: Vec::new(),
             banned: HashSet::new(),
+            pending: Vec::new(),
             playlist: Vec::new(),
             seq: 0,
             created_at: first.ts,
@@ -105,7 +108,26 @@ impl GroupState {
             EventBody::MemberJoined {
                 user_id,
                 display_name,
-            } => self.add_member(user_id, display_name, event.ts),
+            } => {
+                self.pending.retain(|p| &p.user_id != user_id);
+                self.add_member(user_id, display_name, event.ts)
+            }
+            EventBody::JoinRequested {
+                user_id,
+                display_name,
+            } => {
+                if !self.is_member(user_id) && !self.is_pending(user_id) {
+                    self.pending.push(Member {
+                        user_id: user_id.clone(),
+                        display_name: display_name.clone(),
+                        joined_at: event.ts,
+                    });
+                }
+            }
+            EventBody::JoinDeclined { user_id } => {
+                self.pending.retain(|p| &p.user_id != user_id);
+                self.banned.insert(user_id.clone());
+            }
             EventBody::MemberLeft { user_id, reason } => {
                 self.members.retain(|m| &m.user_id != user_id);
                 for entry in &mut self.playlist {
@@ -198,6 +220,10 @@ impl GroupState {
         self.members.iter().any(|m| m.user_id == user_id)
     }
 
+    pub fn is_pending(&self, user_id: &str) -> bool {
+        self.pending.iter().any(|p| p.user_id == user_id)
+    }
+
     pub fn member(&self, user_id: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.user_id == user_id)
     }
@@ -257,6 +283,15 @@ impl GroupState {
                     skip_needed,
                 })
                 .collect(),
+            pending: self
+                .pending
+                .iter()
+                .map(|p| PendingView {
+                    user_id: p.user_id.clone(),
+                    display_name: p.display_name.clone(),
+                    requested_at: p.joined_at,
+                })
+                .collect(),
             seq: self.seq,
             created_at: self.created_at,
         }
@@ -275,9 +310,18 @@ pub struct GroupView {
     pub members: Vec<MemberView>,
     /// In play order.
     pub playlist: Vec<EntryView>,
+    /// People waiting for the host to let them in (admission `approval`), oldest first.
+    pub pending: Vec<PendingView>,
     /// The seq of the last event folded into this view.
     pub seq: i64,
     pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PendingView {
+    pub user_id: String,
+    pub display_name: String,
+    pub requested_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

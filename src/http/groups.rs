@@ -8,8 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{AuthUser, JsonBody};
 use crate::{
-    domain::text,
-    domain::UserId,
+    domain::{now_ms, text, UserId},
     error::{ApiError, ErrorBody, ErrorCode},
     groups::{
         actor::{
@@ -67,6 +66,7 @@ pub struct CreatedGroup {
         (status = 400, description = "malformed_json, unknown_field", body = ErrorBody),
         (status = 401, description = "missing_token, invalid_token", body = ErrorBody),
         (status = 422, description = "missing_field, invalid_field", body = ErrorBody),
+        (status = 429, description = "quota_exceeded (rooms per user per day)", body = ErrorBody),
     ),
     security(("bearer" = [])),
     tag = "groups"
@@ -86,6 +86,7 @@ pub async fn create_group(
         ));
     }
     text::check_line("name", &name).map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
+    enforce_room_quota(&state, &user.id).await?;
     let settings = GroupSettings::default()
         .patched(&body.settings.unwrap_or_default())
         .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
@@ -130,6 +131,24 @@ pub async fn create_group(
     )))
 }
 
+/// At most `realtime.rooms_per_user_per_day` rooms per user in any 24 hours. (Counted in the
+/// store, so several processes share the count; two creations racing may both pass.)
+async fn enforce_room_quota(state: &AppState, user: &UserId) -> Result<(), ApiError> {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let quota = state.settings.realtime.rooms_per_user_per_day;
+    let now = now_ms();
+    let (rooms, oldest) = groups::created_by_since(&state.db, user, now - DAY_MS).await?;
+    if rooms < i64::from(quota) {
+        return Ok(());
+    }
+    let wait_s = (oldest.unwrap_or(now) + DAY_MS - now).max(1000) / 1000;
+    Err(ApiError::new(
+        ErrorCode::QuotaExceeded,
+        format!("you created {rooms} rooms in the last 24 hours (at most {quota}); join one of them or try later"),
+    )
+    .retry_after(wait_s as u64))
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinGroup {
@@ -143,15 +162,20 @@ pub struct JoinedGroup {
     name: String,
     /// The group's seq after joining.
     seq: i64,
+    /// `member`, or `pending` while the host has not let you in yet (ask again to find out).
+    status: &'static str,
 }
 
 /// Joins a group by its code (joining again is harmless). Then open a socket and send `join`.
+/// In a room whose host approves newcomers the answer is 202 `pending` until the host lets you
+/// in; ask again (every few seconds) to find out.
 #[utoipa::path(
     request_body = JoinGroup,
     responses(
         (status = 200, body = JoinedGroup),
+        (status = 202, description = "waiting for the host's approval", body = JoinedGroup),
         (status = 401, description = "missing_token, invalid_token", body = ErrorBody),
-        (status = 403, description = "not_allowed (removed by the host)", body = ErrorBody),
+        (status = 403, description = "not_allowed (removed or declined by the host, or the room is locked)", body = ErrorBody),
         (status = 404, description = "join_code_not_found", body = ErrorBody),
         (status = 409, description = "group_full", body = ErrorBody),
         (status = 422, description = "missing_field, invalid_field", body = ErrorBody),
@@ -192,10 +216,20 @@ pub async fn join_group(
         })
         .await
         .map_err(mailbox)??;
-    Ok(HttpResponse::Ok().json(JoinedGroup {
+    let member = group
+        .send(IsMember(user.id.clone()))
+        .await
+        .map_err(mailbox)?;
+    let (mut response, status) = if member {
+        (HttpResponse::Ok(), "member")
+    } else {
+        (HttpResponse::Accepted(), "pending")
+    };
+    Ok(response.json(JoinedGroup {
         group_id: row.id,
         name: row.name,
         seq,
+        status,
     }))
 }
 

@@ -1,6 +1,6 @@
 //! Guest accounts and socket tickets.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -9,6 +9,7 @@ use crate::{
     accounts,
     domain::DisplayName,
     error::{ApiError, ErrorBody, ErrorCode},
+    limits::{Decision, Quota},
     state::AppState,
 };
 
@@ -38,16 +39,19 @@ pub struct CreatedUser {
         (status = 201, body = CreatedUser),
         (status = 400, description = "malformed_json, unknown_field", body = ErrorBody),
         (status = 422, description = "missing_field, invalid_field", body = ErrorBody),
+        (status = 429, description = "rate_limited, quota_exceeded (accounts per address per hour)", body = ErrorBody),
     ),
     tag = "accounts"
 )]
 #[post("/api/v1/users")]
 pub async fn create_user(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: JsonBody<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let name = DisplayName::parse(&body.display_name)
         .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
+    limit_signups(&req, &state).await?;
     let account = accounts::create_guest(&state.db, &name).await?;
     tracing::info!(user_id = %account.user.id, "guest account created");
     Ok(HttpResponse::Created().json(CreatedUser {
@@ -55,6 +59,46 @@ pub async fn create_user(
         display_name: account.user.display_name,
         token: account.token.expose().to_string(),
     }))
+}
+
+/// Accounts per client address: `rate_limit.signups_per_ip_per_hour` on average, up to
+/// `signup_burst` at once (a store outage lets sign-ups through, like every other limit).
+async fn limit_signups(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let settings = &state.settings.rate_limit;
+    if !settings.enabled {
+        return Ok(());
+    }
+    let ip = req
+        .peer_addr()
+        .map(|addr| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let quota = Quota {
+        per_second: settings.signups_per_ip_per_hour / 3600.0,
+        burst: settings.signup_burst,
+    };
+    match state.limiter.check(&format!("signup:{ip}"), quota).await {
+        Ok(Decision::Limited { retry_after }) => {
+            let seconds = retry_after.as_secs().max(1);
+            Err(ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "too many accounts from this address (at most {} per hour); keep using one, \
+                     or retry in {seconds} s",
+                    settings.signups_per_ip_per_hour
+                ),
+            )
+            .retry_after(seconds))
+        }
+        Ok(Decision::Allowed) => Ok(()),
+        Err(err) => {
+            state.metrics.rate_limiter_errors.inc();
+            tracing::debug!(
+                error = format!("{err:#}"),
+                "sign-up limit unavailable; allowing"
+            );
+            Ok(())
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

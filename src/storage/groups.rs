@@ -82,6 +82,23 @@ pub async fn create(db: &Db, group: &NewGroup<'_>) -> Result<i64, sqlx::Error> {
     Ok(now)
 }
 
+/// How many rooms `host` created at or after `since`, and when the oldest of them was created.
+pub async fn created_by_since(
+    db: &Db,
+    host: &UserId,
+    since: i64,
+) -> Result<(i64, Option<i64>), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS rooms, MIN(created_at) AS oldest FROM group_sessions \
+         WHERE host_user_id = $1 AND created_at >= $2",
+    )
+    .bind(host.as_str())
+    .bind(since)
+    .fetch_one(db.pool())
+    .await?;
+    Ok((row.try_get("rooms")?, row.try_get("oldest")?))
+}
+
 pub async fn find(db: &Db, id: &str) -> Result<Option<GroupRow>, sqlx::Error> {
     sqlx::query(
         "SELECT id, name, join_code, last_seq, created_at FROM group_sessions WHERE id = $1",

@@ -63,3 +63,36 @@ fn record(row: &sqlx::any::AnyRow) -> Result<UserRecord, sqlx::Error> {
         created_at: row.try_get("created_at")?,
     })
 }
+
+/// Marks the account as seen now (authentication calls it at most once per token-cache miss).
+pub async fn touch(db: &Db, id: &UserId, at: i64) -> Result<(), sqlx::Error> {
+    let _turn = db.write_turn().await;
+    sqlx::query("UPDATE users SET last_seen_at = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(at)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Deletes accounts not seen since `cutoff` that never left a trace: no feedback, comparison,
+/// taste, list shown, experiment assignment, room hosted or joined, or group event. Returns how
+/// many went.
+pub async fn delete_unused(db: &Db, cutoff: i64) -> Result<u64, sqlx::Error> {
+    let _turn = db.write_turn().await;
+    let deleted = sqlx::query(
+        "DELETE FROM users WHERE COALESCE(last_seen_at, created_at) < $1 \
+         AND NOT EXISTS (SELECT 1 FROM interactions t WHERE t.user_id = users.id) \
+         AND NOT EXISTS (SELECT 1 FROM comparisons t WHERE t.user_id = users.id) \
+         AND NOT EXISTS (SELECT 1 FROM user_state t WHERE t.user_id = users.id) \
+         AND NOT EXISTS (SELECT 1 FROM exposures t WHERE t.user_id = users.id) \
+         AND NOT EXISTS (SELECT 1 FROM experiment_assignments t WHERE t.user_id = users.id) \
+         AND NOT EXISTS (SELECT 1 FROM group_sessions t WHERE t.host_user_id = users.id) \
+         AND NOT EXISTS (SELECT 1 FROM group_members t WHERE t.user_id = users.id) \
+         AND NOT EXISTS (SELECT 1 FROM group_events t WHERE t.actor_user_id = users.id)",
+    )
+    .bind(cutoff)
+    .execute(db.pool())
+    .await?;
+    Ok(deleted.rows_affected())
+}

@@ -847,3 +847,200 @@ async fn sigterm_closes_a_real_servers_sockets_with_1012() {
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Finding 12: rooms per user per day are capped (3,000 rooms in 1.3 s before).
+#[actix_web::test]
+async fn rooms_per_user_are_capped() {
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            rooms_per_user_per_day: 3,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (_, token) = app.create_user("Ada").await;
+    for i in 0..3 {
+        let response = app
+            .post_json_as(
+                "/api/v1/groups",
+                &json!({"name": format!("Room {i}")}),
+                &token,
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+    }
+    let response = app
+        .post_json_as("/api/v1/groups", &json!({"name": "One too many"}), &token)
+        .await;
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((86_000..=86_400).contains(&retry), "{retry}");
+    assert_error(response, 429, "quota_exceeded").await;
+    // Someone else is not affected.
+    let (_, other) = app.create_user("Bo").await;
+    let response = app
+        .post_json_as("/api/v1/groups", &json!({"name": "Mine"}), &other)
+        .await;
+    assert_eq!(response.status(), 201);
+}
+
+/// Finding 12: sign-ups per address are limited (≈100/s per IP before).
+#[actix_web::test]
+async fn sign_ups_per_address_are_limited() {
+    let app = spawn_app_with(AppOptions {
+        rate_limit: Some(RateLimitSettings {
+            signups_per_ip_per_hour: 1.0,
+            signup_burst: 3,
+            ..RateLimitSettings::default()
+        }),
+        ..AppOptions::default()
+    })
+    .await;
+    for i in 0..3 {
+        app.create_user(&format!("Bot {i}")).await;
+    }
+    let response = app
+        .post_json("/api/v1/users", &json!({"display_name": "Bot 4"}))
+        .await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(response, 429, "quota_exceeded").await;
+}
+
+/// Finding 12: guest accounts that were never used expire; used ones stay (both stores).
+#[actix_web::test]
+async fn unused_guest_accounts_expire() {
+    for store in [Store::Sqlite, Store::Postgres] {
+        let app = spawn_app_with(AppOptions {
+            store,
+            ..AppOptions::default()
+        })
+        .await;
+        let (_, idle) = app.create_user("Idle").await;
+        let (_, busy) = app.create_user("Busy").await;
+        let track = track_id(&app, 0);
+        let liked = app
+            .post_json_as(
+                "/api/v1/feedback",
+                &json!({"track_id": track, "kind": "like"}),
+                &busy,
+            )
+            .await;
+        assert_eq!(liked.status(), 202);
+        let (_, fresh) = app.create_user("Fresh").await;
+        // Make the first two look a week old (the third was just created).
+        let db = app.db.connect().await;
+        sqlx::query(
+            "UPDATE users SET created_at = $1, last_seen_at = NULL WHERE display_name <> 'Fresh'",
+        )
+        .bind(chorus::domain::now_ms() - 7 * 24 * 3600 * 1000)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let deleted = chorus::accounts::expire_unused(&db, Duration::from_secs(72 * 3600))
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1, "{store:?}");
+        db.close().await;
+        // The token cache still knows Idle's token; a fresh server would not.
+        let restarted = spawn_app_with(AppOptions {
+            database: Some(app.db.clone()),
+            ..AppOptions::default()
+        })
+        .await;
+        assert_error(
+            restarted.get_as("/api/v1/me", &idle).await,
+            401,
+            "invalid_token",
+        )
+        .await;
+        assert_eq!(restarted.get_as("/api/v1/me", &busy).await.status(), 200);
+        assert_eq!(restarted.get_as("/api/v1/me", &fresh).await.status(), 200);
+    }
+}
+
+/// Finding 12: the host decides who is in: `approval` makes newcomers wait for the host
+/// (admit or decline; declined stays out), `locked` lets nobody new in; members stay.
+#[actix_web::test]
+async fn the_host_approves_joiners_or_locks_the_room() {
+    let app = spawn_app().await;
+    let (group_id, members) = group_of(&app, &["Host", "Early"], json!({})).await;
+    let code = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+        .await["join_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let join = |token: String| {
+        let app = &app;
+        let code = code.clone();
+        async move {
+            app.post_json_as("/api/v1/groups/join", &json!({ "join_code": code }), &token)
+                .await
+        }
+    };
+    let mut host = connect(&app, &members[0]).await;
+    host.join(&group_id, None).await;
+    let approval = json!({"type": "update_settings", "settings": {"admission": "approval"}});
+    assert_eq!(host.op(approval, "approval").await.0["type"], "ack");
+
+    let (asker_id, asker) = app.create_user("Asker").await;
+    let waiting = join(asker.clone()).await;
+    assert_eq!(waiting.status(), 202);
+    assert_eq!(waiting.json::<Value>().await.unwrap()["status"], "pending");
+    let event = host.next_of("event").await;
+    assert_eq!(event["event"]["kind"], "join_requested");
+    assert_eq!(event["event"]["payload"]["user_id"], asker_id.as_str());
+    assert_error(
+        app.get_as(&format!("/api/v1/groups/{group_id}"), &asker)
+            .await,
+        403,
+        "not_a_member",
+    )
+    .await;
+    let view = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
+        .await;
+    assert_eq!(view["pending"][0]["user_id"], asker_id.as_str());
+    // Only the host admits.
+    let mut early = connect(&app, &members[1]).await;
+    early.join(&group_id, None).await;
+    let (refused, _) = early
+        .op(json!({"type": "admit", "user_id": asker_id}), "not-mine")
+        .await;
+    assert_eq!(refused["code"], "not_allowed");
+    let (ack, _) = host
+        .op(json!({"type": "admit", "user_id": asker_id}), "welcome")
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let member = join(asker.clone()).await;
+    assert_eq!(member.status(), 200);
+    assert_eq!(member.json::<Value>().await.unwrap()["status"], "member");
+
+    let (pest_id, pest) = app.create_user("Pest").await;
+    assert_eq!(join(pest.clone()).await.status(), 202);
+    let (ack, _) = host
+        .op(json!({"type": "decline", "user_id": pest_id}), "no")
+        .await;
+    assert_eq!(ack["type"], "ack");
+    assert_error(join(pest.clone()).await, 403, "not_allowed").await;
+
+    // Locked: nobody new, members stay.
+    let (ack, _) = host
+        .op(
+            json!({"type": "update_settings", "settings": {"admission": "locked"}}),
+            "lock",
+        )
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let (_, late) = app.create_user("Late").await;
+    let locked = assert_error(join(late).await, 403, "not_allowed").await;
+    assert!(locked["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("locked"));
+    assert_eq!(join(asker).await.status(), 200, "members stay members");
+}

@@ -9,6 +9,7 @@ fn strict(per_ip_burst: u32, per_token_burst: u32) -> Option<RateLimitSettings> 
         per_ip_burst,
         per_token_per_second: 0.5,
         per_token_burst,
+        ..RateLimitSettings::default()
     })
 }
 

@@ -65,11 +65,20 @@ export interface Entry {
   skip_needed: number;
 }
 
+export type Admission = 'open' | 'approval' | 'locked';
+
 export interface GroupSettings {
   max_members: number;
   skip_threshold: number;
   aggregation: string;
   guest_controls: boolean;
+  admission: Admission;
+}
+
+export interface PendingJoin {
+  user_id: string;
+  display_name: string;
+  requested_at: number;
 }
 
 export interface GroupView {
@@ -80,6 +89,7 @@ export interface GroupView {
   settings: GroupSettings;
   members: Member[];
   playlist: Entry[];
+  pending: PendingJoin[];
   seq: number;
 }
 

@@ -48,7 +48,8 @@ interface Row {
 interface AbReport {
   experiment: Experiment;
   variants: { name: string; strategy: string; listeners: number; exposures: number }[];
-  primary: { variants: Row[]; chi_square: { p_value: number }; srm: { p_value: number; mismatch: boolean } };
+  /// Null until every variant has a listener.
+  primary: { variants: Row[]; chi_square: { p_value: number }; srm: { p_value: number; mismatch: boolean } } | null;
   srm_warning: boolean;
   warnings: string[];
 }
@@ -173,11 +174,28 @@ function AbSection(props: { token: string; onRejected: (m: string) => void }) {
 function AbTable(props: { report: AbReport }) {
   const { report } = props;
   const byName = new Map(report.variants.map((v) => [v.name, v]));
+  if (!report.primary) {
+    return (
+      <div class="report" data-testid="ab-report" data-ready="false">
+        {report.warnings.map((w) => (
+          <p class="notice">{w}</p>
+        ))}
+        <ul class="plain">
+          {report.variants.map((v) => (
+            <li data-waiting-variant={v.name}>
+              <strong>{v.name}</strong> ({v.strategy}): {v.listeners} listener{v.listeners === 1 ? '' : 's'}, {v.exposures} list{v.exposures === 1 ? '' : 's'} shown
+            </li>
+          ))}
+        </ul>
+      </div>
+    );
+  }
+  const primary = report.primary;
   return (
     <div class="report" data-testid="ab-report">
       {report.srm_warning && (
         <p class="warning" role="alert">
-          Sample ratio mismatch (p = {pValue(report.primary.srm.p_value)}): listeners are not split as configured, so the comparison may be biased. Check assignment before trusting these numbers.
+          Sample ratio mismatch (p = {pValue(primary.srm.p_value)}): listeners are not split as configured, so the comparison may be biased. Check assignment before trusting these numbers.
         </p>
       )}
       {report.warnings.map((w) => (
@@ -200,7 +218,7 @@ function AbTable(props: { report: AbReport }) {
             </tr>
           </thead>
           <tbody>
-            {report.primary.variants.map((row) => (
+            {primary.variants.map((row) => (
               <tr data-variant={row.name}>
                 <th scope="row">
                   {row.name}
@@ -220,7 +238,7 @@ function AbTable(props: { report: AbReport }) {
           </tbody>
         </table>
       </div>
-      <p class="muted small">Omnibus chi-square p = {pValue(report.primary.chi_square.p_value)}.</p>
+      <p class="muted small">Omnibus chi-square p = {pValue(primary.chi_square.p_value)}.</p>
     </div>
   );
 }

@@ -6,7 +6,7 @@
 import QRCode from 'qrcode';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 
-import { api, Entry, errorText, GroupRecommendations, GroupView, Session, Track } from './api';
+import { Admission, api, Entry, errorText, GroupRecommendations, GroupView, Session, Track } from './api';
 import { applyEvent, applyPresence, nameOf } from './groupState';
 import { go } from './router';
 import { Frame, GroupSocket, SocketStatus } from './socket';
@@ -176,7 +176,8 @@ function RoomHeader(props: { group: GroupView; isHost: boolean; onLeave: () => v
         <h1>{group.name}</h1>
         <p class="muted">
           Code <strong class="code" data-testid="join-code">{group.join_code}</strong> ·{' '}
-          {group.settings.aggregation.replace('_', ' ')} picks{props.isHost ? ' · you are the host' : ''}
+          {group.settings.aggregation.replace('_', ' ')} picks · {ADMISSION_TEXT[group.settings.admission ?? 'open']}
+          {props.isHost ? ' · you are the host' : ''}
         </p>
       </div>
       <div class="actions">
@@ -193,6 +194,12 @@ function RoomHeader(props: { group: GroupView; isHost: boolean; onLeave: () => v
     </header>
   );
 }
+
+const ADMISSION_TEXT: Record<Admission, string> = {
+  open: 'anyone with the code joins',
+  approval: 'the host lets people in',
+  locked: 'locked',
+};
 
 function PlaylistEntry(props: {
   entry: Entry;
@@ -241,8 +248,36 @@ function PlaylistEntry(props: {
 
 function Members(props: { group: GroupView; me: string; isHost: boolean; op: (frame: Frame) => void }) {
   const { group, me, isHost, op } = props;
+  const pending = group.pending ?? [];
   return (
     <section class="card" aria-labelledby="members-title">
+      {isHost && (
+        <div class="admission">
+          <label for="admission">Who can join</label>
+          <select id="admission" value={group.settings.admission ?? 'open'}
+            onChange={(e) => op({ type: 'update_settings', settings: { admission: (e.target as HTMLSelectElement).value } })}>
+            <option value="open">Anyone with the code</option>
+            <option value="approval">People I let in</option>
+            <option value="locked">Nobody new (locked)</option>
+          </select>
+        </div>
+      )}
+      {isHost && pending.length > 0 && (
+        <div class="pending" role="region" aria-labelledby="pending-title">
+          <h3 id="pending-title">Waiting to join <span class="count">{pending.length}</span></h3>
+          <ul class="members">
+            {pending.map((r) => (
+              <li key={r.user_id} data-pending={r.user_id}>
+                <span class="name">{r.display_name}</span>
+                <span class="member-actions">
+                  <button class="link" onClick={() => op({ type: 'admit', user_id: r.user_id })}>Let in</button>
+                  <button class="link danger" onClick={() => op({ type: 'decline', user_id: r.user_id })}>Decline</button>
+                </span>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
       <h2 id="members-title">In the room <span class="count">{group.members.filter((m) => m.online).length}/{group.members.length}</span></h2>
       <ul class="members">
         {group.members.map((m) => (

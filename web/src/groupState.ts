@@ -5,7 +5,13 @@ import type { Entry, GroupView } from './api';
 import type { Frame } from './socket';
 
 export function applyEvent(group: GroupView, event: Frame): GroupView {
-  const g: GroupView = { ...group, seq: event.seq, playlist: [...group.playlist], members: [...group.members] };
+  const g: GroupView = {
+    ...group,
+    seq: event.seq,
+    playlist: [...group.playlist],
+    members: [...group.members],
+    pending: [...(group.pending ?? [])],
+  };
   const p = event.payload ?? {};
   const entry = (id: string) => g.playlist.findIndex((e) => e.entry_id === id);
   const update = (id: string, change: (e: Entry) => Entry) => {
@@ -13,7 +19,16 @@ export function applyEvent(group: GroupView, event: Frame): GroupView {
     if (i >= 0) g.playlist[i] = change(g.playlist[i]);
   };
   switch (event.kind) {
+    case 'join_requested':
+      if (!g.pending.some((r) => r.user_id === p.user_id) && !g.members.some((m) => m.user_id === p.user_id)) {
+        g.pending.push({ user_id: p.user_id, display_name: p.display_name, requested_at: event.ts });
+      }
+      break;
+    case 'join_declined':
+      g.pending = g.pending.filter((r) => r.user_id !== p.user_id);
+      break;
     case 'member_joined':
+      g.pending = g.pending.filter((r) => r.user_id !== p.user_id);
       if (!g.members.some((m) => m.user_id === p.user_id)) {
         g.members.push({ user_id: p.user_id, display_name: p.display_name, role: 'member', online: false, connections: 0 });
       }

@@ -2,7 +2,7 @@
 // listener's session, and the home page that starts or joins a group.
 
 import { render } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 
 import { api, errorText, forgetSession, loadSession, Session, signUp } from './api';
 import { Dashboard } from './dashboard';
@@ -47,6 +47,9 @@ function Home(props: { session: Session | null; onSession: (s: Session) => void;
   const [code, setCode] = useState(props.code ?? '');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  const [waiting, setWaiting] = useState('');
+  const retry = useRef<number | undefined>(undefined);
+  useEffect(() => () => window.clearTimeout(retry.current), []);
   const session = props.session;
   if (!session) {
     return <NameGate onSession={props.onSession}
@@ -67,21 +70,40 @@ function Home(props: { session: Session | null; onSession: (s: Session) => void;
       setBusy(false);
     }
   };
-  const join = async (e: Event) => {
-    e.preventDefault();
+  // In a room whose host approves newcomers, the answer is `pending` until the host lets us
+  // in: ask again every few seconds while the page says so.
+  const join = async (e?: Event) => {
+    e?.preventDefault();
     setBusy(true);
     setError('');
     try {
-      const joined = await api<{ group_id: string }>('POST', '/api/v1/groups/join', {
+      const joined = await api<{ group_id: string; name: string; status: string }>('POST', '/api/v1/groups/join', {
         body: { join_code: code },
         token: session.token,
       });
+      if (joined.status === 'pending') {
+        setWaiting(joined.name);
+        window.clearTimeout(retry.current);
+        retry.current = window.setTimeout(() => void join(), 3000);
+        return;
+      }
+      setWaiting('');
       go(`group/${joined.group_id}`);
     } catch (err) {
+      setWaiting('');
       setError(errorText(err));
       setBusy(false);
     }
   };
+  if (waiting) {
+    return (
+      <div class="card narrow" role="status" aria-live="polite" data-testid="waiting">
+        <h2>Waiting for the host</h2>
+        <p>You asked to join <strong>{waiting}</strong>. The host will let you in shortly.</p>
+        <button class="quiet" onClick={() => { window.clearTimeout(retry.current); setWaiting(''); setBusy(false); }}>Cancel</button>
+      </div>
+    );
+  }
   return (
     <div class="home">
       <section class="hero">

@@ -46,6 +46,24 @@ async function addBySearch(page, query) {
   return id;
 }
 
+/// Asserts the page fits its viewport: no horizontal scrolling, the header spans the screen.
+async function noSidewaysScroll(page, who) {
+  const widths = await page.evaluate(() => {
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5)
+      .slice(0, 6)
+      .map((el) => `${el.tagName.toLowerCase()}.${el.className} right=${Math.round(el.getBoundingClientRect().right)}`);
+    return {
+      page: document.documentElement.scrollWidth,
+      view: window.innerWidth,
+      header: document.querySelector('.topbar').getBoundingClientRect().width,
+      wide,
+    };
+  });
+  assert(widths.page <= widths.view, `${who}: no sideways scrolling at ${widths.view} px, page is ${widths.page} px (${widths.wide.join('; ')})`);
+  assert(widths.header >= widths.view - 1, `${who}: the header spans the screen (${widths.header} px)`);
+}
+
 const results = [];
 let pa;
 let pb;
@@ -182,8 +200,36 @@ await test('the room works on a phone-sized screen', async () => {
   await page.fill('#join-code', code);
   await page.click('button:has-text("Join")');
   await page.waitForSelector('.playlist li.entry');
+  await page.waitForSelector('.recs .rec-list li');
   await shot(page, '07-room-phone');
+  await noSidewaysScroll(page, 'a guest');
+  // The host's view has more controls per row (reorder, remove, members, who can join).
+  await pa.setViewportSize({ width: 390, height: 844 });
+  await pa.click('button:has-text("QR code")');
+  await shot(pa, '07b-room-phone-host');
+  await noSidewaysScroll(pa, 'the host');
+  await pa.click('button:has-text("QR code")');
+  await pa.setViewportSize({ width: 1280, height: 860 });
   await phone.close();
+});
+
+await test('a host who approves newcomers lets a friend in', async () => {
+  await pa.selectOption('#admission', 'approval');
+  await pa.waitForSelector('.room-header :text("the host lets people in")');
+  const guest = await context();
+  const page = await guest.newPage();
+  await page.goto(`${server.url}/#/join/${code}`);
+  await signUp(page, 'Cleo');
+  await page.click('button:has-text("Join")');
+  await page.waitForSelector('[data-testid=waiting]');
+  await shot(page, '08-waiting-for-the-host');
+  await pa.waitForSelector('.pending li:has-text("Cleo")', { timeout: 5_000 });
+  await shot(pa, '09-host-sees-request');
+  await pa.click('.pending li:has-text("Cleo") button:has-text("Let in")');
+  await page.waitForSelector('[data-testid=join-code]', { timeout: 10_000 });
+  await pa.waitForSelector('.members li:has-text("Cleo")', { timeout: 5_000 });
+  await pa.selectOption('#admission', 'open');
+  await guest.close();
 });
 
 await test('solo recommendations change after likes and the taste chart appears', async () => {
@@ -225,13 +271,25 @@ await test('the dashboard shows the same numbers as the API', async () => {
     variants: [{ name: 'control', strategy: 'hybrid' }, { name: 'ncf', strategy: 'ncf' }],
     primary_metric: 'like_rate',
   }, ADMIN_TOKEN);
+  // Before any listener: the dashboard says what it is waiting for.
+  const early = await context({ width: 1280, height: 1000 });
+  const earlyPage = await early.newPage();
+  await earlyPage.goto(`${server.url}/#/experiments`);
+  await earlyPage.fill('#admin-token', ADMIN_TOKEN);
+  await earlyPage.click('button:has-text("Open the dashboard")');
+  await earlyPage.waitForSelector('[data-testid=ab-report][data-ready=false] [data-waiting-variant=ncf]');
+  await shot(earlyPage, '10-dashboard-waiting');
+  await early.close();
   const tracks = (await server.api('GET', '/api/v1/tracks?q=love&limit=20')).items;
-  for (let i = 0; i < 8; i += 1) {
+  // Listeners until both variants have some (assignment is a hash of the user id).
+  const seen = new Set();
+  for (let i = 0; i < 8 || (seen.size < 2 && i < 17); i += 1) {
     const user = await server.api('POST', '/api/v1/users', { display_name: `Listener ${i}` });
     for (const t of tracks.slice(i, i + 3)) {
       await server.api('POST', '/api/v1/feedback', { track_id: t.id, kind: 'like' }, user.token);
     }
     const list = await server.api('POST', '/api/v1/recommendations', { limit: 5 }, user.token);
+    seen.add(list.variant);
     if (i % 2 === 0) {
       await server.api('POST', '/api/v1/feedback', {
         track_id: list.items[0].track.id, kind: 'like', request_id: list.request_id,
