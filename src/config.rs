@@ -298,6 +298,12 @@ pub struct RealtimeSettings {
     pub replay_events: usize,
     /// Rooms one user may create in any 24 hours.
     pub rooms_per_user_per_day: u32,
+    /// Sockets one user may hold open at once (per process).
+    pub sockets_per_user: usize,
+    /// Changes one member may make to one room per second on average, and at once, over all
+    /// their sockets and REST calls together.
+    pub room_ops_per_second: f64,
+    pub room_op_burst: u32,
 }
 
 impl Default for RealtimeSettings {
@@ -316,6 +322,9 @@ impl Default for RealtimeSettings {
             group_idle_timeout_s: 300,
             replay_events: 1_000,
             rooms_per_user_per_day: 50,
+            sockets_per_user: 8,
+            room_ops_per_second: 5.0,
+            room_op_burst: 20,
         }
     }
 }
@@ -336,8 +345,13 @@ impl RealtimeSettings {
         if !(self.ops_per_second.is_finite() && self.ops_per_second > 0.0) || self.op_burst == 0 {
             bail!("realtime.ops_per_second and op_burst must be positive");
         }
-        if self.rooms_per_user_per_day == 0 {
-            bail!("realtime.rooms_per_user_per_day must be positive");
+        if self.rooms_per_user_per_day == 0 || self.sockets_per_user == 0 {
+            bail!("realtime.rooms_per_user_per_day and sockets_per_user must be positive");
+        }
+        if !(self.room_ops_per_second.is_finite() && self.room_ops_per_second > 0.0)
+            || self.room_op_burst == 0
+        {
+            bail!("realtime.room_ops_per_second and room_op_burst must be positive");
         }
         if !(10..=2_000).contains(&self.group_candidates) {
             bail!("realtime.group_candidates must be between 10 and 2000");

@@ -71,6 +71,7 @@ error_codes! {
     NoVariance => ("no_variance", UNPROCESSABLE_ENTITY, "Both samples have standard deviation 0, so a t-test is undefined."),
     NumericOverflow => ("numeric_overflow", UNPROCESSABLE_ENTITY, "The inputs are too large to compute with in double precision (a difference or a variance overflows)."),
     RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many requests; retry after the number of seconds in Retry-After."),
+    TooManyConnections => ("too_many_connections", TOO_MANY_REQUESTS, "You have as many sockets open as allowed; close one (another tab or device) first."),
     QuotaExceeded => ("quota_exceeded", TOO_MANY_REQUESTS, "You have created as many rooms (or accounts) as allowed for now; retry after the seconds in Retry-After."),
     Overloaded => ("overloaded", SERVICE_UNAVAILABLE, "The recommender's queue is full; retry after the seconds in Retry-After."),
     DependencyUnavailable => ("dependency_unavailable", SERVICE_UNAVAILABLE, "A backing service (database, cache) is not reachable."),

@@ -3,8 +3,8 @@
 //! label cardinality stays bounded.
 
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -25,6 +25,7 @@ pub struct Metrics {
     pub ws_frames_in: IntCounter,
     pub live_groups: IntGauge,
     pub group_events: IntCounter,
+    pub group_load_events: Histogram,
     pub group_recommendation_duration: HistogramVec,
     pub explanations: IntCounterVec,
     pub explainer_cache_hits: IntCounter,
@@ -61,6 +62,16 @@ impl Metrics {
                 "Requests refused by a rate limit, by scope",
             ),
             &["scope"],
+        )
+        .expect("valid metric");
+        let group_load_events = Histogram::with_opts(
+            HistogramOpts::new(
+                "group_load_events",
+                "Events folded when a group is loaded (after its latest snapshot)",
+            )
+            .buckets(vec![
+                0.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 5000.0, 20000.0, 100000.0,
+            ]),
         )
         .expect("valid metric");
         let rate_limiter_errors = IntCounter::new(
@@ -175,6 +186,7 @@ impl Metrics {
             Box::new(http_latency.clone()),
             Box::new(rate_limited.clone()),
             Box::new(rate_limiter_errors.clone()),
+            Box::new(group_load_events.clone()),
             Box::new(catalog_tracks.clone()),
             Box::new(inference_batch_size.clone()),
             Box::new(inference_duration.clone()),
@@ -204,6 +216,7 @@ impl Metrics {
             http_latency,
             rate_limited,
             rate_limiter_errors,
+            group_load_events,
             catalog_tracks,
             inference_batch_size,
             inference_duration,

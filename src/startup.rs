@@ -123,6 +123,7 @@ impl Application {
             explainer,
             experiments,
             tokens: TokenCache::default(),
+            sockets: Arc::default(),
             closing,
         });
         let server = serve(listener, state.clone())?;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub explainer: Addr<ExplainerActor>,
     pub experiments: Arc<Registry>,
     pub tokens: TokenCache,
+    /// Open sockets per user.
+    pub sockets: Arc<crate::groups::connection::SocketCounts>,
     /// Turns true when the server begins shutting down; every socket then closes with 1012.
     pub closing: tokio::sync::watch::Receiver<bool>,
 }

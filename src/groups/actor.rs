@@ -29,6 +29,7 @@ use crate::{
     bandit::actor::{BanditKind, Choose, Rewarded, Shown},
     domain::UserId,
     error::{ApiError, ErrorCode},
+    limits::{gcra, Decision, Quota},
     recommend::{GroupRecommendations, GroupRequest},
     storage::groups,
     taste::{actor::RecordFeedback, FeedbackKind},
@@ -130,10 +131,26 @@ pub struct GroupActor {
     waiters: Vec<Waiter>,
     /// Bumped whenever the last socket leaves; an idle timer only stops the generation it saw.
     idle_generation: u64,
+    /// The seq of the latest stored snapshot of this group (0: none).
+    snapshot_seq: i64,
+    /// Per member: the GCRA schedule of their changes to this room (µs on `op_clock`).
+    op_schedule: HashMap<String, u64>,
+    op_clock: Instant,
 }
 
+/// A snapshot is stored after this many events since the last one, so loading a group folds at
+/// most about this many events (plus the replay window it reads anyway).
+const SNAPSHOT_EVERY: i64 = 1_000;
+/// Unloading an idle group stores a snapshot if at least this many events came since the last.
+const SNAPSHOT_ON_UNLOAD: i64 = 50;
+
 impl GroupActor {
-    pub fn new(state: GroupState, directory: GroupDirectory, recent: Vec<Event>) -> Self {
+    pub fn new(
+        state: GroupState,
+        directory: GroupDirectory,
+        recent: Vec<Event>,
+        snapshot_seq: i64,
+    ) -> Self {
         let mut actor = Self {
             state,
             directory,
@@ -147,6 +164,9 @@ impl GroupActor {
             refresh_again: false,
             waiters: Vec::new(),
             idle_generation: 0,
+            snapshot_seq,
+            op_schedule: HashMap::new(),
+            op_clock: Instant::now(),
         };
         for event in &recent {
             actor.remember(event.seq, event_frame(event));
@@ -158,6 +178,65 @@ impl GroupActor {
         self.recent.push_back((seq, frame));
         while self.recent.len() > self.directory.settings().replay_events {
             self.recent.pop_front();
+        }
+    }
+
+    /// Stores a snapshot of the state now (in the background; a failure only means the next
+    /// load folds more events).
+    fn save_snapshot(&mut self) {
+        let snapshot = self.state.to_snapshot();
+        let seq = snapshot.seq;
+        let json = match serde_json::to_string(&snapshot) {
+            Ok(json) => json,
+            Err(err) => {
+                return tracing::error!(group = %self.state.id, error = %err, "serialising a group snapshot")
+            }
+        };
+        self.snapshot_seq = seq;
+        let db = self.directory.db().clone();
+        let group = self.state.id.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(err) = groups::save_snapshot(&db, &group, seq, &json).await {
+                tracing::warn!(group = %group, seq, error = %err, "storing a group snapshot");
+            }
+        });
+    }
+
+    /// One member's changes to this room are limited over all their sockets and REST calls
+    /// (`realtime.room_ops_per_second`, `room_op_burst`), so many sockets do not multiply the
+    /// rate at which one member can grow the room's log.
+    fn admit_op(&mut self, user: &str) -> Result<(), ApiError> {
+        let settings = self.directory.settings();
+        let quota = Quota {
+            per_second: settings.room_ops_per_second,
+            burst: settings.room_op_burst,
+        };
+        let now_us = self.op_clock.elapsed().as_micros() as u64;
+        let tat = self.op_schedule.get(user).copied();
+        match gcra(tat, now_us, quota) {
+            (Decision::Allowed, Some(next)) => {
+                // Forget members whose schedule has long run out, so the map stays small.
+                if self.op_schedule.len() > 2 * self.state.members.len() + 16 {
+                    self.op_schedule.retain(|_, tat| *tat > now_us);
+                }
+                self.op_schedule.insert(user.to_string(), next);
+                Ok(())
+            }
+            (decision, _) => {
+                let wait = match decision {
+                    Decision::Limited { retry_after } => retry_after,
+                    Decision::Allowed => Duration::ZERO,
+                };
+                Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "more than {} changes per second to this room; retry in {} ms",
+                        settings.room_ops_per_second,
+                        wait.as_millis().max(1)
+                    ),
+                )
+                .retry_after(wait.as_secs() + 1))
+            }
         }
     }
 
@@ -274,6 +353,9 @@ impl GroupActor {
             affects_recommendations |= event.body.affects_recommendations();
             self.reward_recommendations(&event);
             feedback.extend(self.follow_up(&event, ctx));
+        }
+        if self.state.seq - self.snapshot_seq >= SNAPSHOT_EVERY {
+            self.save_snapshot();
         }
         if feedback.is_empty() {
             if affects_recommendations {
@@ -552,6 +634,10 @@ impl Actor for GroupActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.directory.metrics().live_groups.inc();
+        // Loaded by folding a long log: store a snapshot so the next load does not.
+        if self.state.seq - self.snapshot_seq >= SNAPSHOT_EVERY {
+            self.save_snapshot();
+        }
         for member in &self.state.members {
             self.directory.index_member(&member.user_id, &ctx.address());
         }
@@ -561,6 +647,9 @@ impl Actor for GroupActor {
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.directory.metrics().live_groups.dec();
+        if self.state.seq - self.snapshot_seq >= SNAPSHOT_ON_UNLOAD {
+            self.save_snapshot();
+        }
         let addr = ctx.address();
         for member in &self.state.members {
             self.directory.unindex_member(&member.user_id, &addr);
@@ -639,6 +728,10 @@ impl Handler<Execute> for GroupActor {
                 Self::reply(&origin, ack(Some(id), seq));
                 return done(Ok(seq));
             }
+        }
+        if let Err(err) = self.admit_op(actor.as_str()) {
+            Self::reply(&origin, ServerFrame::error(&err, client_msg_id.as_deref()));
+            return done(Err(err));
         }
         let rules = Rules {
             actor: actor.as_str(),

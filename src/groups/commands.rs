@@ -701,6 +701,90 @@ mod tests {
         assert_eq!(code(try_run(&mut g, HOST, kick)), ErrorCode::NotAllowed);
     }
 
+    /// Runs `command` on both states as the actor would (with a client id), returning nothing.
+    fn run_with_id(states: [&mut GroupState; 2], actor: &str, command: Command, id: &str) {
+        let ctx_entry = format!("e_{}", states[0].seq + 1);
+        let connections = HashMap::new();
+        let ctx = Context {
+            actor,
+            online_members: states[0].members.len(),
+            connections: &connections,
+            new_entry_id: ctx_entry,
+        };
+        let Ok(events) = decide(states[0], &command, &ctx) else {
+            return;
+        };
+        for state in states {
+            for body in &events {
+                let seq = state.seq + 1;
+                state.apply(&Event {
+                    seq,
+                    body: body.clone(),
+                    actor: Some(actor.into()),
+                    client_msg_id: Some(id.into()),
+                    ts: seq,
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_folds_on_exactly_like_the_whole_log() {
+        let mut whole = group();
+        run(&mut whole, HOST, Command::AddTrack { track: track("t1") });
+        run(
+            &mut whole,
+            GUEST,
+            Command::Vote {
+                entry_id: "e_4".into(),
+                value: 1,
+            },
+        );
+        run(
+            &mut whole,
+            HOST,
+            Command::Kick {
+                user_id: OTHER.into(),
+            },
+        );
+        let json = serde_json::to_string(&whole.to_snapshot()).unwrap();
+        let mut resumed =
+            GroupState::from_snapshot("g", "ABCDEF", serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(resumed.to_snapshot(), whole.to_snapshot());
+        let steps = [
+            (GUEST, Command::AddTrack { track: track("t2") }, "a"),
+            (
+                HOST,
+                Command::SkipVote {
+                    entry_id: "e_4".into(),
+                },
+                "b",
+            ),
+            (GUEST, Command::Leave, "c"),
+            (
+                OTHER,
+                Command::Join {
+                    display_name: "Back".into(),
+                },
+                "d",
+            ),
+        ];
+        for (actor, command, id) in steps {
+            run_with_id([&mut whole, &mut resumed], actor, command, id);
+        }
+        assert_eq!(resumed.to_snapshot(), whole.to_snapshot());
+        let online = HashMap::new();
+        assert_eq!(
+            serde_json::to_value(resumed.view(&online)).unwrap(),
+            serde_json::to_value(whole.view(&online)).unwrap()
+        );
+        assert_eq!(resumed.applied_op(GUEST, "a"), whole.applied_op(GUEST, "a"));
+        assert!(resumed.banned.contains(OTHER), "bans survive a snapshot");
+        let mut future = whole.to_snapshot();
+        future.version = 99;
+        assert!(GroupState::from_snapshot("g", "ABCDEF", future).is_err());
+    }
+
     #[test]
     fn admission_approval_and_lock() {
         const NEW: &str = "u_new";

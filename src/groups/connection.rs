@@ -12,7 +12,10 @@
 //! no kind of flood is answered one for one.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -46,6 +49,46 @@ use crate::{
 };
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// Open sockets per user in this process, so one account cannot hold an unbounded number
+/// (`realtime.sockets_per_user`). A [`SocketPermit`] holds one place until dropped.
+#[derive(Default)]
+pub struct SocketCounts {
+    open: std::sync::Mutex<std::collections::HashMap<UserId, usize>>,
+}
+
+impl SocketCounts {
+    /// A place for one more socket of `user`, unless they already hold `max`.
+    pub fn acquire(self: &Arc<Self>, user: &UserId, max: usize) -> Option<SocketPermit> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(user.clone()).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(SocketPermit {
+            counts: Arc::clone(self),
+            user: user.clone(),
+        })
+    }
+}
+
+pub struct SocketPermit {
+    counts: Arc<SocketCounts>,
+    user: UserId,
+}
+
+impl Drop for SocketPermit {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
 
 /// Explanations one socket may wait for at once.
 const MAX_EXPLANATIONS_IN_FLIGHT: usize = 3;
@@ -91,6 +134,8 @@ pub struct Connection {
     user: UserId,
     app: web::Data<AppState>,
     outbox: Outbox,
+    /// This socket's place in the user's socket count, given back when the actor goes.
+    _permit: SocketPermit,
     joined: Option<Joined>,
     last_heard: Instant,
     bucket: TokenBucket,
@@ -107,6 +152,7 @@ impl Connection {
         app: web::Data<AppState>,
         outbox: Outbox,
         incoming: Incoming,
+        permit: SocketPermit,
     ) -> Addr<Self> {
         let settings = &app.settings.realtime;
         let bucket = TokenBucket::new(settings.ops_per_second, settings.op_burst);
@@ -117,6 +163,7 @@ impl Connection {
                 user,
                 app,
                 outbox,
+                _permit: permit,
                 joined: None,
                 last_heard: Instant::now(),
                 bucket,

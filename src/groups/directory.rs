@@ -1,5 +1,5 @@
-//! Finds a group's live actor, loading the group from the store (the fold of its whole log) on
-//! first use: after a restart, groups come back as members reconnect or read them. Actors remove
+//! Finds a group's live actor, loading the group from the store (its latest snapshot and the
+//! events after it) on first use: after a restart, groups come back as members reconnect or read them. Actors remove
 //! themselves when they stop.
 //!
 //! It also indexes live groups by member, so a change to a member's taste (from any endpoint)
@@ -14,8 +14,9 @@ use actix::prelude::*;
 
 use super::{
     actor::{stored_events, GroupActor, TasteChanged},
+    events::Event,
     ids::GroupId,
-    state::GroupState,
+    state::{GroupState, Snapshot},
 };
 use crate::{
     bandit::actor::BanditActor,
@@ -111,19 +112,65 @@ impl GroupDirectory {
         let row = groups::find(db, id.as_str()).await?.ok_or_else(|| {
             ApiError::new(ErrorCode::GroupNotFound, format!("no group has id {id}"))
         })?;
-        let events = stored_events(groups::events_after(db, id.as_str(), 0, i64::MAX).await?);
-        let keep = self.inner.settings.replay_events.min(events.len());
-        let recent = events[events.len() - keep..].to_vec();
-        let state = GroupState::from_events(&row.id, &row.join_code, events)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("group {id}: {e}")))?;
+        let (state, recent, snapshot_seq) = self.load(&row).await?;
         let mut actors = self.inner.actors.lock().expect("directory lock");
         // Another request may have loaded it meanwhile; the first one wins.
         if let Some(addr) = actors.get(id.as_str()).filter(|a| a.connected()) {
             return Ok(addr.clone());
         }
-        let addr = GroupActor::new(state, self.clone(), recent).start();
+        let addr = GroupActor::new(state, self.clone(), recent, snapshot_seq).start();
         actors.insert(id.as_str().to_string(), addr.clone());
         Ok(addr)
+    }
+
+    /// The group's state, from its latest snapshot and the events after it (or the whole log
+    /// when there is no usable snapshot), and the recent events kept for replay.
+    /// Also returns the seq of the snapshot it started from (0: none).
+    async fn load(
+        &self,
+        row: &groups::GroupRow,
+    ) -> Result<(GroupState, Vec<Event>, i64), ApiError> {
+        let db = &self.inner.db;
+        let started = std::time::Instant::now();
+        let snapshot = match groups::load_snapshot(db, &row.id).await? {
+            Some((seq, json)) => match serde_json::from_str::<Snapshot>(&json)
+                .map_err(|e| e.to_string())
+                .and_then(|snapshot| GroupState::from_snapshot(&row.id, &row.join_code, snapshot))
+            {
+                Ok(state) => Some(state),
+                Err(err) => {
+                    tracing::warn!(group = %row.id, seq, error = %err, "unusable group snapshot; folding the whole log");
+                    None
+                }
+            },
+            None => None,
+        };
+        let replay = self.inner.settings.replay_events as i64;
+        let snapshot_seq = snapshot.as_ref().map_or(0, |s| s.seq);
+        let from = snapshot_seq.min((row.last_seq - replay).max(0));
+        let events = stored_events(groups::events_after(db, &row.id, from, i64::MAX).await?);
+        let folded = events.iter().filter(|e| e.seq > snapshot_seq).count();
+        let state = match snapshot {
+            Some(mut state) => {
+                for event in events.iter().filter(|e| e.seq > snapshot_seq) {
+                    state.apply(event);
+                }
+                state
+            }
+            None => GroupState::from_events(&row.id, &row.join_code, events.iter().cloned())
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("group {}: {e}", row.id)))?,
+        };
+        let keep = (replay as usize).min(events.len());
+        let recent = events[events.len() - keep..].to_vec();
+        self.inner.metrics.group_load_events.observe(folded as f64);
+        tracing::debug!(
+            group = %row.id,
+            snapshot_seq,
+            folded,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "group loaded"
+        );
+        Ok((state, recent, snapshot_seq))
     }
 
     fn live(&self, id: &str) -> Option<Addr<GroupActor>> {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
@@ -14,14 +14,14 @@ use super::{
 /// Client operation ids remembered per group for de-duplicating retried operations.
 const REMEMBERED_OPS: usize = 4_096;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     pub user_id: String,
     pub display_name: String,
     pub joined_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub entry_id: String,
     pub track: TrackSummary,
@@ -84,6 +84,60 @@ impl GroupState {
         state.apply(&first);
         for event in events {
             state.apply(&event);
+        }
+        Ok(state)
+    }
+
+    /// The state as a stored snapshot: what [`Self::from_snapshot`] needs to carry on folding
+    /// exactly as if it had folded the whole log.
+    pub fn to_snapshot(&self) -> Snapshot {
+        let mut banned: Vec<String> = self.banned.iter().cloned().collect();
+        banned.sort();
+        Snapshot {
+            version: Snapshot::VERSION,
+            name: self.name.clone(),
+            host: self.host.clone(),
+            settings: self.settings.clone(),
+            members: self.members.clone(),
+            banned,
+            pending: self.pending.clone(),
+            playlist: self.playlist.clone(),
+            seq: self.seq,
+            created_at: self.created_at,
+            recent_ops: self
+                .recent_order
+                .iter()
+                .map(|key| (key.0.clone(), key.1.clone(), self.recent_ops[key]))
+                .collect(),
+        }
+    }
+
+    /// The state a snapshot describes (then fold the events after `snapshot.seq`).
+    pub fn from_snapshot(id: &str, join_code: &str, snapshot: Snapshot) -> Result<Self, String> {
+        if snapshot.version != Snapshot::VERSION {
+            return Err(format!(
+                "snapshot version {} (this server reads {})",
+                snapshot.version,
+                Snapshot::VERSION
+            ));
+        }
+        let mut state = Self {
+            id: id.to_string(),
+            join_code: join_code.to_string(),
+            name: snapshot.name,
+            host: snapshot.host,
+            settings: snapshot.settings,
+            members: snapshot.members,
+            banned: snapshot.banned.into_iter().collect(),
+            pending: snapshot.pending,
+            playlist: snapshot.playlist,
+            seq: snapshot.seq,
+            created_at: snapshot.created_at,
+            recent_ops: HashMap::new(),
+            recent_order: VecDeque::new(),
+        };
+        for (actor, id, seq) in snapshot.recent_ops {
+            state.remember_op(&actor, &id, seq);
         }
         Ok(state)
     }
@@ -296,6 +350,28 @@ impl GroupState {
             created_at: self.created_at,
         }
     }
+}
+
+/// A group's state at `seq`, stored every so often so that loading a group reads the snapshot
+/// and the events after it rather than the whole log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    pub name: String,
+    pub host: String,
+    pub settings: GroupSettings,
+    pub members: Vec<Member>,
+    pub banned: Vec<String>,
+    pub pending: Vec<Member>,
+    pub playlist: Vec<Entry>,
+    pub seq: i64,
+    pub created_at: i64,
+    /// `(actor, client_msg_id, seq)` oldest first: retried operations stay de-duplicated.
+    pub recent_ops: Vec<(String, String, i64)>,
+}
+
+impl Snapshot {
+    pub const VERSION: u32 = 1;
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -33,6 +33,7 @@ pub struct SocketQuery {
         (status = 101, description = "switching to the WebSocket protocol"),
         (status = 400, description = "invalid_query, upgrade_required", body = ErrorBody),
         (status = 401, description = "invalid_ticket", body = ErrorBody),
+        (status = 429, description = "too_many_connections", body = ErrorBody),
     ),
     tag = "groups"
 )]
@@ -54,6 +55,18 @@ pub async fn socket(
         .await?
         .ok_or_else(invalid)?;
     let realtime = &state.settings.realtime;
+    let permit = state
+        .sockets
+        .acquire(&user, realtime.sockets_per_user)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TooManyConnections,
+                format!(
+                    "you have {} sockets open; close one (another tab or device) first",
+                    realtime.sockets_per_user
+                ),
+            )
+        })?;
     let limits = SocketLimits {
         max_frame_bytes: realtime.max_frame_bytes,
         outbox_frames: realtime.outbox_frames,
@@ -66,6 +79,6 @@ pub async fn socket(
                 format!("this endpoint speaks WebSocket only: {e}"),
             )
         })?;
-    Connection::start(user, state.clone(), outbox, incoming);
+    Connection::start(user, state.clone(), outbox, incoming, permit);
     Ok(response)
 }

@@ -132,6 +132,39 @@ fn group_row(row: &AnyRow) -> Result<GroupRow, sqlx::Error> {
     })
 }
 
+/// Stores a snapshot of the group's state at `seq`, unless a later one is already stored
+/// (processes may race; the newest wins).
+pub async fn save_snapshot(
+    db: &Db,
+    group_id: &str,
+    seq: i64,
+    state_json: &str,
+) -> Result<(), sqlx::Error> {
+    let _turn = db.write_turn().await;
+    sqlx::query(
+        "INSERT INTO group_snapshots (group_id, seq, state, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (group_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, \
+         created_at = excluded.created_at WHERE group_snapshots.seq < excluded.seq",
+    )
+    .bind(group_id)
+    .bind(seq)
+    .bind(state_json)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The group's latest snapshot: its seq and state (JSON).
+pub async fn load_snapshot(db: &Db, group_id: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+    let row = sqlx::query("SELECT seq, state FROM group_snapshots WHERE group_id = $1")
+        .bind(group_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|row| Ok((row.try_get("seq")?, row.try_get("state")?)))
+        .transpose()
+}
+
 /// Appends one event and returns its seq. `Ok(None)` if the group does not exist.
 pub async fn append_event(
     db: &Db,
