@@ -4,6 +4,10 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
 use anyhow::{bail, Context};
+use figment::{
+    value::{Dict, Map, Value},
+    Figment, Metadata, Profile, Provider,
+};
 use serde::{Deserialize, Deserializer};
 
 /// A value that must never be printed (tokens, API keys, passwords inside URLs).
@@ -173,12 +177,21 @@ impl Default for RateLimitSettings {
     }
 }
 
+/// Read case-insensitively (`CUDA` works), from the file as from the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum ExecutionProvider {
     Cpu,
     Cuda,
     Auto,
+}
+
+impl TryFrom<String> for ExecutionProvider {
+    type Error = anyhow::Error;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
 }
 
 impl FromStr for ExecutionProvider {
@@ -500,146 +513,31 @@ impl Settings {
 
     /// Like [`Settings::load`] with an injectable environment (tests use a map).
     pub fn load_from(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let mut settings = match env("CHORUS_CONFIG") {
-            Some(path) => Self::from_toml_file(&PathBuf::from(path))?,
-            None => Self::default(),
-        };
-        settings.apply_env(env)?;
+        let mut figment = Figment::new();
+        if let Some(path) = env("CHORUS_CONFIG") {
+            figment = figment.merge(ConfigFile::read(&PathBuf::from(path))?);
+        }
+        for &(var, key, kind) in ENVIRONMENT {
+            if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                figment = figment.merge(EnvVar {
+                    var,
+                    key,
+                    kind,
+                    value,
+                });
+            }
+        }
+        let settings: Self = figment.extract().map_err(figment_error)?;
+        settings.validate()?;
         settings.inference.validate()?;
         Ok(settings)
     }
 
+    /// The file's settings over the defaults (no environment).
     pub fn from_toml_file(path: &PathBuf) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
-    }
-
-    /// Every environment variable Chorus reads, applied over the current values.
-    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        fn parsed<T: FromStr>(name: &str, value: String) -> anyhow::Result<T>
-        where
-            T::Err: fmt::Display,
-        {
-            value
-                .trim()
-                .parse()
-                .map_err(|e| anyhow::anyhow!("environment variable {name}: {e}"))
-        }
-        let set = |name: &str, apply: &mut dyn FnMut(String) -> anyhow::Result<()>| match env(name)
-        {
-            Some(value) if !value.is_empty() => apply(value),
-            _ => Ok(()),
-        };
-        set("CHORUS_BIND", &mut |v| {
-            self.server.bind = parsed("CHORUS_BIND", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_MAX_BODY_BYTES", &mut |v| {
-            self.server.max_body_bytes = parsed("CHORUS_MAX_BODY_BYTES", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_WEB_DIR", &mut |v| {
-            self.server.web_dir = PathBuf::from(v);
-            Ok(())
-        })?;
-        set("CHORUS_WORKERS", &mut |v| {
-            self.server.workers = parsed("CHORUS_WORKERS", v)?;
-            Ok(())
-        })?;
-        set("DATABASE_URL", &mut |v| {
-            self.database.url = Secret::new(v);
-            Ok(())
-        })?;
-        set("REDIS_URL", &mut |v| {
-            self.redis.url = Some(Secret::new(v));
-            Ok(())
-        })?;
-        set("CHORUS_LOAD_DEMO_CATALOG", &mut |v| {
-            self.catalog.load_demo = parsed("CHORUS_LOAD_DEMO_CATALOG", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_RATE_LIMIT", &mut |v| {
-            self.rate_limit.enabled = parsed("CHORUS_RATE_LIMIT", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_RATE_LIMIT_PER_IP", &mut |v| {
-            self.rate_limit.per_ip_per_second = parsed("CHORUS_RATE_LIMIT_PER_IP", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_RATE_LIMIT_PER_TOKEN", &mut |v| {
-            self.rate_limit.per_token_per_second = parsed("CHORUS_RATE_LIMIT_PER_TOKEN", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_MODELS_DIR", &mut |v| {
-            self.models.dir = PathBuf::from(v);
-            Ok(())
-        })?;
-        set("CHORUS_EXECUTION_PROVIDER", &mut |v| {
-            self.models.execution_provider = parsed("CHORUS_EXECUTION_PROVIDER", v)?;
-            Ok(())
-        })?;
-        set("ORT_DYLIB_PATH", &mut |v| {
-            self.models.ort_dylib_path = Some(PathBuf::from(v));
-            Ok(())
-        })?;
-        set("CHORUS_INFERENCE_MAX_BATCH", &mut |v| {
-            self.inference.max_batch = parsed("CHORUS_INFERENCE_MAX_BATCH", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_INFERENCE_MAX_DELAY_US", &mut |v| {
-            self.inference.max_delay_us = parsed("CHORUS_INFERENCE_MAX_DELAY_US", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_INFERENCE_QUEUE", &mut |v| {
-            self.inference.queue_capacity = parsed("CHORUS_INFERENCE_QUEUE", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_INFERENCE_THREADS", &mut |v| {
-            self.inference.threads = parsed("CHORUS_INFERENCE_THREADS", v)?;
-            Ok(())
-        })?;
-        set("EXPLAINER_BASE_URL", &mut |v| {
-            self.explainer.base_url = Some(v);
-            Ok(())
-        })?;
-        set("EXPLAINER_MODEL", &mut |v| {
-            self.explainer.model = Some(v);
-            Ok(())
-        })?;
-        set("EXPLAINER_API_KEY", &mut |v| {
-            self.explainer.api_key = Some(Secret::new(v));
-            Ok(())
-        })?;
-        set("EXPLAINER_DEADLINE_MS", &mut |v| {
-            self.explainer.deadline_ms = parsed("EXPLAINER_DEADLINE_MS", v)?;
-            Ok(())
-        })?;
-        set("CHORUS_ADMIN_TOKEN", &mut |v| {
-            self.admin_token = Some(Secret::new(v));
-            Ok(())
-        })?;
-        set("SPOTIFY_CLIENT_ID", &mut |v| {
-            self.spotify.client_id = Some(v);
-            Ok(())
-        })?;
-        set("SPOTIFY_CLIENT_SECRET", &mut |v| {
-            self.spotify.client_secret = Some(Secret::new(v));
-            Ok(())
-        })?;
-        set("CHORUS_LOG", &mut |v| {
-            self.log.filter = v;
-            Ok(())
-        })?;
-        set("CHORUS_LOG_FORMAT", &mut |v| {
-            self.log.format = match v.as_str() {
-                "json" => LogFormat::Json,
-                "pretty" => LogFormat::Pretty,
-                other => bail!("environment variable CHORUS_LOG_FORMAT: expected json or pretty, got {other:?}"),
-            };
-            Ok(())
-        })?;
-        self.validate()
+        Figment::from(ConfigFile::read(path)?)
+            .extract()
+            .map_err(figment_error)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -672,6 +570,159 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Every environment variable Chorus reads, the settings key it sets, and whether its value is
+/// text as given (else it is read as a number, boolean or address, as the key needs).
+const ENVIRONMENT: &[(&str, &str, EnvKind)] = &[
+    ("CHORUS_BIND", "server.bind", EnvKind::Value),
+    (
+        "CHORUS_MAX_BODY_BYTES",
+        "server.max_body_bytes",
+        EnvKind::Value,
+    ),
+    ("CHORUS_WEB_DIR", "server.web_dir", EnvKind::Text),
+    ("CHORUS_WORKERS", "server.workers", EnvKind::Value),
+    ("DATABASE_URL", "database.url", EnvKind::Text),
+    ("REDIS_URL", "redis.url", EnvKind::Text),
+    (
+        "CHORUS_LOAD_DEMO_CATALOG",
+        "catalog.load_demo",
+        EnvKind::Value,
+    ),
+    ("CHORUS_RATE_LIMIT", "rate_limit.enabled", EnvKind::Value),
+    (
+        "CHORUS_RATE_LIMIT_PER_IP",
+        "rate_limit.per_ip_per_second",
+        EnvKind::Value,
+    ),
+    (
+        "CHORUS_RATE_LIMIT_PER_TOKEN",
+        "rate_limit.per_token_per_second",
+        EnvKind::Value,
+    ),
+    ("CHORUS_MODELS_DIR", "models.dir", EnvKind::Text),
+    (
+        "CHORUS_EXECUTION_PROVIDER",
+        "models.execution_provider",
+        EnvKind::Text,
+    ),
+    ("ORT_DYLIB_PATH", "models.ort_dylib_path", EnvKind::Text),
+    (
+        "CHORUS_INFERENCE_MAX_BATCH",
+        "inference.max_batch",
+        EnvKind::Value,
+    ),
+    (
+        "CHORUS_INFERENCE_MAX_DELAY_US",
+        "inference.max_delay_us",
+        EnvKind::Value,
+    ),
+    (
+        "CHORUS_INFERENCE_QUEUE",
+        "inference.queue_capacity",
+        EnvKind::Value,
+    ),
+    (
+        "CHORUS_INFERENCE_THREADS",
+        "inference.threads",
+        EnvKind::Value,
+    ),
+    ("EXPLAINER_BASE_URL", "explainer.base_url", EnvKind::Text),
+    ("EXPLAINER_MODEL", "explainer.model", EnvKind::Text),
+    ("EXPLAINER_API_KEY", "explainer.api_key", EnvKind::Text),
+    (
+        "EXPLAINER_DEADLINE_MS",
+        "explainer.deadline_ms",
+        EnvKind::Value,
+    ),
+    ("CHORUS_ADMIN_TOKEN", "admin_token", EnvKind::Text),
+    ("SPOTIFY_CLIENT_ID", "spotify.client_id", EnvKind::Text),
+    (
+        "SPOTIFY_CLIENT_SECRET",
+        "spotify.client_secret",
+        EnvKind::Text,
+    ),
+    ("CHORUS_LOG", "log.filter", EnvKind::Text),
+    ("CHORUS_LOG_FORMAT", "log.format", EnvKind::Text),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum EnvKind {
+    /// Kept as the string it is (a token of digits stays a string).
+    Text,
+    /// Read as a number, boolean or string, whichever it looks like.
+    Value,
+}
+
+/// One environment variable as a figment source, named after the variable so that an error
+/// says which variable to fix.
+struct EnvVar {
+    var: &'static str,
+    key: &'static str,
+    kind: EnvKind,
+    value: String,
+}
+
+impl Provider for EnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.var))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let value = match self.kind {
+            EnvKind::Text => Value::from(self.value.clone()),
+            EnvKind::Value => self
+                .value
+                .trim()
+                .parse()
+                .expect("parsing a figment value is total"),
+        };
+        Ok(Profile::Default.collect(
+            figment::util::nest(self.key, value)
+                .into_dict()
+                .expect("nest makes a dict"),
+        ))
+    }
+}
+
+/// The TOML file named by `CHORUS_CONFIG`, read with the `toml` crate.
+struct ConfigFile {
+    path: PathBuf,
+    data: Dict,
+}
+
+impl ConfigFile {
+    fn read(path: &PathBuf) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let table: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("parsing config file {}", path.display()))?;
+        let data = Value::serialize(table)
+            .ok()
+            .and_then(Value::into_dict)
+            .ok_or_else(|| anyhow::anyhow!("config file {} is not a table", path.display()))?;
+        Ok(Self {
+            path: path.clone(),
+            data,
+        })
+    }
+}
+
+impl Provider for ConfigFile {
+    fn metadata(&self) -> Metadata {
+        Metadata::from("config file", self.path.as_path())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.data.clone()))
+    }
+}
+
+/// A figment error as one line: what is wrong, with the key and the file or variable it came
+/// from (for example "… for key \"default.server.bind\" in environment variable CHORUS_BIND").
+fn figment_error(err: figment::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}", err.to_string().replace("key \"default.", "key \""))
 }
 
 #[cfg(test)]
@@ -738,6 +789,33 @@ mod tests {
         assert!(err.to_string().contains("EXPLAINER_MODEL"), "{err}");
         let err = Settings::load_from(env(&[("EXPLAINER_DEADLINE_MS", "5")])).unwrap_err();
         assert!(err.to_string().contains("deadline_ms"), "{err}");
+    }
+
+    #[test]
+    fn environment_values_keep_their_type() {
+        let s = Settings::load_from(env(&[
+            ("CHORUS_ADMIN_TOKEN", "0123456"),
+            ("CHORUS_WORKERS", " 3 "),
+            ("CHORUS_RATE_LIMIT", "false"),
+            ("CHORUS_EXECUTION_PROVIDER", "CPU"),
+            ("CHORUS_LOG_FORMAT", "json"),
+            ("CHORUS_BIND", ""),
+        ]))
+        .unwrap();
+        assert_eq!(s.admin_token.unwrap().expose(), "0123456", "digits stay text");
+        assert_eq!(s.server.workers, 3);
+        assert!(!s.rate_limit.enabled);
+        assert_eq!(s.models.execution_provider, ExecutionProvider::Cpu);
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.server.bind.to_string(), "127.0.0.1:8080", "empty means unset");
+        let err = Settings::load_from(env(&[("CHORUS_WORKERS", "many")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid type: found string \"many\", expected usize for key \"server.workers\" \
+             in environment variable CHORUS_WORKERS"
+        );
+        let err = Settings::load_from(env(&[("CHORUS_LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(err.to_string().contains("CHORUS_LOG_FORMAT"), "{err}");
     }
 
     #[test]
