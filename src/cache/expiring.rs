@@ -56,6 +56,10 @@ impl<K: Eq + Hash, V: Clone> ExpiringMap<K, V> {
         entries.insert(key, (value, now + ttl));
     }
 
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Removes and returns the value if it has not expired.
     pub fn take(&self, key: &K) -> Option<V> {
         self.lock()

@@ -8,6 +8,16 @@ use super::{expiring::ExpiringMap, Cache};
 
 const SWEEP_ABOVE: usize = 100_000;
 
+impl MemoryCache {
+    /// Entries kept at most.
+    pub const CAPACITY: usize = SWEEP_ABOVE;
+
+    /// Entries held now (expired ones included until they are swept).
+    pub fn entries(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 pub struct MemoryCache {
     entries: ExpiringMap<String, Vec<u8>>,
 }
