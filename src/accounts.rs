@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::{
-    cache::{Cache, ExpiringMap},
+    cache::Cache,
     domain::{AccessToken, DisplayName, TokenHash, UserId},
     error::{ApiError, ErrorCode},
     storage::{users, users::UserRecord, Db},
@@ -30,20 +30,24 @@ pub async fn create_guest(db: &Db, name: &DisplayName) -> Result<NewAccount, Api
 
 /// How long an authenticated token is remembered in process.
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
-/// Remembered tokens at most; when full, expired entries are dropped, then everything.
-pub const TOKEN_CACHE_CAPACITY: usize = 100_000;
+/// Remembered tokens at most; when full, the least useful are forgotten (moka's TinyLFU).
+pub const TOKEN_CACHE_CAPACITY: u64 = 100_000;
 
 /// Tokens (by hash) recently resolved to their user, so busy endpoints skip a database round
-/// trip per request. Sound because a token is never reassigned or revoked in this version; the
-/// TTL bounds how long any future revocation would take to apply.
+/// trip per request. Sound because a token is never reassigned or revoked in this version
+/// (an expired guest account was unused for days, so it is not cached); the TTL bounds how long
+/// any future revocation would take to apply.
 pub struct TokenCache {
-    entries: ExpiringMap<TokenHash, UserRecord>,
+    entries: moka::sync::Cache<TokenHash, UserRecord>,
 }
 
 impl Default for TokenCache {
     fn default() -> Self {
         Self {
-            entries: ExpiringMap::new(TOKEN_CACHE_CAPACITY, Some(TOKEN_CACHE_CAPACITY)),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(TOKEN_CACHE_CAPACITY)
+                .time_to_live(TOKEN_CACHE_TTL)
+                .build(),
         }
     }
 }
@@ -82,7 +86,7 @@ pub async fn authenticate(
     if let Err(err) = users::touch(db, &user.id, crate::domain::now_ms()).await {
         tracing::warn!(error = %err, "recording when an account was last seen");
     }
-    tokens.entries.insert(hash, user.clone(), TOKEN_CACHE_TTL);
+    tokens.entries.insert(hash, user.clone());
     Ok(user)
 }
 

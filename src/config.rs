@@ -802,12 +802,20 @@ mod tests {
             ("CHORUS_BIND", ""),
         ]))
         .unwrap();
-        assert_eq!(s.admin_token.unwrap().expose(), "0123456", "digits stay text");
+        assert_eq!(
+            s.admin_token.unwrap().expose(),
+            "0123456",
+            "digits stay text"
+        );
         assert_eq!(s.server.workers, 3);
         assert!(!s.rate_limit.enabled);
         assert_eq!(s.models.execution_provider, ExecutionProvider::Cpu);
         assert_eq!(s.log.format, LogFormat::Json);
-        assert_eq!(s.server.bind.to_string(), "127.0.0.1:8080", "empty means unset");
+        assert_eq!(
+            s.server.bind.to_string(),
+            "127.0.0.1:8080",
+            "empty means unset"
+        );
         let err = Settings::load_from(env(&[("CHORUS_WORKERS", "many")])).unwrap_err();
         assert_eq!(
             err.to_string(),

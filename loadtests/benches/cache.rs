@@ -48,7 +48,9 @@ fn main() {
     let cache = Arc::new(MemoryCache::default());
     let set = run(&cache, |c, k| {
         Box::pin(async move {
-            c.set(&format!("k{k}"), b"0123456789abcdef", TTL).await.unwrap();
+            c.set(&format!("k{k}"), b"0123456789abcdef", TTL)
+                .await
+                .unwrap();
         })
     });
     let get = run(&cache, |c, k| {

@@ -2,7 +2,6 @@
 //! `REDIS_URL` is set (then every process sees the same entries, which single-use socket tickets
 //! need). Values are bytes; callers choose the encoding.
 
-mod expiring;
 mod memory;
 mod redis;
 
@@ -10,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use self::expiring::ExpiringMap;
 pub use self::memory::MemoryCache;
 pub use self::redis::RedisCache;
 
