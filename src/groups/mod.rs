@@ -12,6 +12,8 @@ pub mod directory;
 pub mod events;
 pub mod frame_guard;
 pub mod ids;
+#[cfg(test)]
+mod properties;
 pub mod protocol;
 pub mod settings;
 pub mod socket_io;
