@@ -27,6 +27,9 @@ use crate::{
     storage::{groups, Db},
 };
 
+/// Events read per query when loading a group.
+const LOAD_PAGE: i64 = 5_000;
+
 #[derive(Clone)]
 pub struct GroupDirectory {
     inner: Arc<Inner>,
@@ -148,20 +151,45 @@ impl GroupDirectory {
         let replay = self.inner.settings.replay_events as i64;
         let snapshot_seq = snapshot.as_ref().map_or(0, |s| s.seq);
         let from = snapshot_seq.min((row.last_seq - replay).max(0));
-        let events = stored_events(groups::events_after(db, &row.id, from, i64::MAX).await?);
-        let folded = events.iter().filter(|e| e.seq > snapshot_seq).count();
-        let state = match snapshot {
-            Some(mut state) => {
-                for event in events.iter().filter(|e| e.seq > snapshot_seq) {
-                    state.apply(event);
+        // Read in pages, folding as it goes and keeping only the replay window, so a long log
+        // without a snapshot (data from before snapshots) never sits in memory whole.
+        let mut state = snapshot;
+        let mut recent = std::collections::VecDeque::with_capacity(replay as usize);
+        let (mut after, mut folded) = (from, 0usize);
+        loop {
+            let page = stored_events(groups::events_after(db, &row.id, after, LOAD_PAGE).await?);
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            let full = page.len() as i64 == LOAD_PAGE;
+            for event in page {
+                if event.seq > snapshot_seq {
+                    folded += 1;
+                    match &mut state {
+                        Some(state) => state.apply(&event),
+                        None => {
+                            let first =
+                                GroupState::from_events(&row.id, &row.join_code, [event.clone()])
+                                    .map_err(|e| {
+                                    ApiError::internal(anyhow::anyhow!("group {}: {e}", row.id))
+                                })?;
+                            state = Some(first);
+                        }
+                    }
                 }
-                state
+                if recent.len() == replay as usize {
+                    recent.pop_front();
+                }
+                if replay > 0 {
+                    recent.push_back(event);
+                }
             }
-            None => GroupState::from_events(&row.id, &row.join_code, events.iter().cloned())
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("group {}: {e}", row.id)))?,
-        };
-        let keep = (replay as usize).min(events.len());
-        let recent = events[events.len() - keep..].to_vec();
+            if !full {
+                break;
+            }
+        }
+        let state = state
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("group {} has no events", row.id)))?;
+        let recent: Vec<Event> = recent.into();
         self.inner.metrics.group_load_events.observe(folded as f64);
         tracing::debug!(
             group = %row.id,
