@@ -39,6 +39,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::frame_guard::FrameGuard;
 
+const MAX_CLOSE_REASON_BYTES: usize = 123;
+
 /// What the connection sends: one outbox item each.
 pub enum Outgoing {
     Text(ByteString),
@@ -107,7 +109,16 @@ impl Outbox {
 
     /// Sends a close frame ahead of anything still queued, then ends the body. Only the first
     /// call counts; `false` when the socket was already closing.
-    pub fn close(&mut self, reason: CloseReason) -> bool {
+    pub fn close(&mut self, mut reason: CloseReason) -> bool {
+        // A close frame is a control frame: 125 bytes at most, 2 of them the code (browsers
+        // treat a longer one as a protocol error).
+        if let Some(text) = reason.description.as_mut() {
+            let mut end = text.len().min(MAX_CLOSE_REASON_BYTES);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
         match self.closer.take() {
             Some(closer) => {
                 let _ = closer.send(reason);
@@ -412,6 +423,20 @@ mod tests {
         }
         assert_eq!(seen[..3], ["frame 0", "frame 1", "frame 2"]);
         assert_eq!(outbox.queued_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[actix_web::test]
+    async fn a_long_close_reason_is_cut_to_a_valid_control_frame() {
+        let (mut body, mut outbox) = body_and_outbox(10, 1 << 20);
+        outbox.close(CloseReason {
+            code: ws::CloseCode::Protocol,
+            description: Some("é".repeat(200)),
+        });
+        let bytes = body.next().await.unwrap().unwrap();
+        assert!(bytes.len() <= 2 + 125, "{} bytes", bytes.len());
+        let mut bytes = BytesMut::from(&bytes[..]);
+        let frame = Codec::new().client_mode().decode(&mut bytes).unwrap();
+        assert!(matches!(frame, Some(Frame::Close(Some(_)))), "{frame:?}");
     }
 
     #[actix_web::test]
