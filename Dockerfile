@@ -4,7 +4,11 @@
 # migrations, in a slim Debian image that serves on :8080 with the README's defaults (SQLite in
 # /data, demo catalog, the web app at /).
 
-FROM rust:1.95-bookworm AS build
+# Without a registry, scripts/container-bases.sh makes local stand-ins for both bases (README).
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+FROM ${RUST_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-pip nodejs npm \
  && rm -rf /var/lib/apt/lists/*
@@ -20,7 +24,7 @@ COPY loadtests loadtests
 COPY tests tests
 RUN cargo build --release --locked --bin chorus
 
-FROM debian:bookworm-slim
+FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
