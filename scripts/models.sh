@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the shipped models, models/manifest.json and docs/QUALITY.md from the datasets
 # (default: ../shared/datasets). Installs the pinned training environment into .local/ first.
-# Takes about 15 minutes on 2 cores. Usage: scripts/models.sh [DATASETS_DIR] [--quick]
+# Takes about 17 minutes on 2 cores. Usage: scripts/models.sh [DATASETS_DIR] [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASETS="${1:-../shared/datasets}"
@@ -18,3 +18,8 @@ PYTHONPATH=models/train "${VENV}/bin/python" -m chorus_train.pipeline \
   --spotify "${DATASETS}/spotify-songs/spotify_songs.csv" \
   --lastfm "${DATASETS}/lastfm-2k" \
   --models-dir models --quality docs/QUALITY.md "$@"
+# Then, on the served code: the ranker's calibration (into the manifest) and the group benchmark
+# (docs/QUALITY.md, "Groups"); a minute on 2 cores.
+scripts/setup.sh
+cargo run --release --quiet --bin chorus -- eval-groups --groups 150 --write-calibration \
+  --quality docs/QUALITY.md

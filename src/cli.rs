@@ -43,6 +43,28 @@ enum Command {
         /// Path to the CSV file (`-` for standard input).
         path: PathBuf,
     },
+    /// The offline group benchmark (docs/QUALITY.md, "Groups") on the shipped models and the
+    /// embedded catalog's held-out playlists; prints a markdown table, progress to stderr.
+    EvalGroups {
+        /// Groups per kind and size.
+        #[arg(long, default_value_t = 60)]
+        groups: usize,
+        #[arg(long, default_value_t = 20200121)]
+        seed: u64,
+        /// Candidates scored for every member (the server's realtime.group_candidates).
+        #[arg(long, default_value_t = 100)]
+        candidates: usize,
+        /// Also the utility scales the server does not use, to compare.
+        #[arg(long)]
+        compare: bool,
+        /// Store the fitted Platt scaling in models/manifest.json (models.hybrid.calibration).
+        #[arg(long)]
+        write_calibration: bool,
+        /// Write the calibration and group tables into this markdown file (between the
+        /// `<!-- groups:begin -->` and `<!-- groups:end -->` markers, appended if absent).
+        #[arg(long)]
+        quality: Option<PathBuf>,
+    },
     /// Generate a synthetic catalog and listeners for load tests.
     Generate {
         #[arg(long)]
@@ -113,6 +135,33 @@ pub async fn run() -> anyhow::Result<()> {
             }
             store(&db, &report.tracks, source).await
         }
+        Command::EvalGroups {
+            groups,
+            seed,
+            candidates,
+            compare,
+            write_calibration,
+            quality,
+        } => {
+            let models = settings.models.clone();
+            let options = EvalGroups {
+                per_cell: groups,
+                seed,
+                candidates,
+                compare,
+                write_calibration,
+            };
+            let report =
+                tokio::task::spawn_blocking(move || eval_groups(&models, &options)).await??;
+            match quality {
+                Some(path) => {
+                    write_section(&path, "groups", &report)?;
+                    eprintln!("wrote the Groups section of {}", path.display());
+                }
+                None => println!("{report}"),
+            }
+            Ok(())
+        }
         Command::Generate {
             tracks: n,
             users,
@@ -131,6 +180,204 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+struct EvalGroups {
+    per_cell: usize,
+    seed: u64,
+    candidates: usize,
+    compare: bool,
+    write_calibration: bool,
+}
+
+/// The calibration of the ranker's logits and the group benchmark, as markdown.
+fn eval_groups(
+    models: &crate::config::ModelSettings,
+    options: &EvalGroups,
+) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+
+    use crate::{
+        aggregate::Strategy,
+        catalog::{demo, Catalog},
+        eval::{
+            calibration,
+            groups::{self, Bench, Method},
+        },
+        inference::group::Utility,
+        models::Manifest,
+    };
+    let started = Instant::now();
+    let catalog = Catalog::new(demo::parse()?.tracks);
+    let manifest = Manifest::load(&models.dir)?;
+    let heldout: std::collections::HashSet<String> = manifest.split["heldout_playlists"]
+        .as_array()
+        .context("models/manifest.json has no split.heldout_playlists")?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let members = groups::members(demo::csv()?.as_slice(), &heldout, &catalog)?;
+    eprintln!(
+        "{} held-out playlists as members; loading the models",
+        members.len()
+    );
+    let loaded = crate::inference::load(models, 1, 1, &catalog)?;
+    let space = std::sync::Arc::clone(&loaded.space);
+    let mut engine = loaded.into_engines().remove(0);
+    let mut bench = Bench::new(&mut engine, &space, &catalog, &members, options.candidates);
+
+    // Platt scaling: fitted on half the members and checked on the other half (both ways),
+    // then fitted on all of them for serving.
+    let mut out = String::new();
+    writeln!(
+        out,
+        "### Calibration of the ranker's scores (solo and group)\n"
+    )?;
+    writeln!(
+        out,
+        "Each held-out playlist's first half are a listener's likes; the served ranker scores \
+         its 200 candidates, and a candidate is relevant when it is in the playlist's other \
+         half. Platt scaling p = σ(a·logit + b) is fitted on half the playlists and checked on \
+         the other half, both ways; the shipped fit uses all of them.\n"
+    )?;
+    let halves = |parity: usize| (0..members.len()).filter(move |m| m % 2 == parity);
+    let mut pooled: Vec<(f32, f32, bool)> = Vec::new();
+    for (fit_on, check_on) in [(0, 1), (1, 0)] {
+        let platt = calibration::fit(&bench.logits(halves(fit_on))?);
+        for (x, y) in bench.logits(halves(check_on))? {
+            pooled.push((platt.probability(x), 1.0 / (1.0 + (-x).exp()), y));
+        }
+    }
+    let scaled: Vec<(f32, bool)> = pooled.iter().map(|&(p, _, y)| (p, y)).collect();
+    let raw: Vec<(f32, bool)> = pooled.iter().map(|&(_, r, y)| (r, y)).collect();
+    let (table, ece) = calibration::reliability(&scaled, 10);
+    let (raw_table, raw_ece) = calibration::reliability(&raw, 10);
+    let raw_range = (
+        raw_table.first().map_or(0.0, |b| b.lower),
+        raw_table.last().map_or(0.0, |b| b.upper),
+    );
+    writeln!(
+        out,
+        "| decile of predictions (Platt, held-out half) | candidates | mean predicted | observed relevant |"
+    )?;
+    writeln!(out, "| --- | --- | --- | --- |")?;
+    for bin in &table {
+        writeln!(
+            out,
+            "| {:.4}–{:.4} | {} | {:.4} | {:.4} |",
+            bin.lower, bin.upper, bin.count, bin.mean_predicted, bin.observed
+        )?;
+    }
+    writeln!(
+        out,
+        "\nExpected calibration error (over these deciles): **{ece:.4}** with Platt scaling, \
+         {raw_ece:.4} for σ(logit) as served before, whose predictions ran from {:.4} to {:.4}. \
+         {} candidates of {} listeners; {:.2}% relevant.\n",
+        raw_range.0,
+        raw_range.1,
+        pooled.len(),
+        members.len(),
+        100.0 * pooled.iter().filter(|s| s.2).count() as f64 / pooled.len().max(1) as f64
+    )?;
+    let platt = calibration::fit(&bench.logits(0..members.len())?);
+    eprintln!("Platt on all members: {platt:?}; held-out ECE {ece:.4} (raw {raw_ece:.4})");
+    if options.write_calibration {
+        write_calibration(&models.dir, platt, ece, raw_ece, members.len())?;
+    }
+
+    let served = |strategy, utility, own_candidates| Method::Served {
+        strategy,
+        utility,
+        own_candidates,
+    };
+    let mut methods = vec![
+        Method::Popularity,
+        Method::RoundRobin,
+        // The earlier design: raw probabilities over a pooled candidate list.
+        served(Strategy::Average, Utility::Sigmoid, false),
+        served(Strategy::Fair, Utility::Sigmoid, false),
+    ];
+    if options.compare {
+        for utility in [
+            Utility::Sigmoid,
+            Utility::Catalog,
+            Utility::Pool,
+            Utility::Blend,
+        ] {
+            methods.push(served(Strategy::Average, utility, true));
+            methods.push(served(Strategy::Fair, utility, true));
+        }
+    }
+    for strategy in Strategy::ALL {
+        methods.push(served(strategy, Utility::Platt(platt), true));
+    }
+    writeln!(out, "### Group benchmark\n")?;
+    writeln!(
+        out,
+        "`chorus eval-groups --seed {} --groups {}`: {} held-out playlists as members (seeds: \
+         the first half, targets: the rest), {} groups per kind and size, the served ranking \
+         with {} candidates. \"least-served\" is the worst member of each group, averaged over \
+         groups; \"own-genre share\" is the smallest share of the top 10 in any member's \
+         playlist genre.\n",
+        options.seed,
+        options.per_cell,
+        members.len(),
+        options.per_cell,
+        options.candidates
+    )?;
+    out += &groups::run(
+        &mut bench,
+        &methods,
+        &[2, 3, 5, 8],
+        options.per_cell,
+        options.seed,
+    )?;
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(out)
+}
+
+/// Stores the fit in `manifest.json` (models.hybrid.calibration), leaving everything else as is.
+fn write_calibration(
+    dir: &Path,
+    platt: crate::inference::group::Platt,
+    ece: f64,
+    raw_ece: f64,
+    listeners: usize,
+) -> anyhow::Result<()> {
+    let path = dir.join("manifest.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut manifest: serde_json::Value = serde_json::from_str(&text)?;
+    manifest["models"]["hybrid"]["calibration"] = serde_json::json!({
+        "method": "platt",
+        "slope": platt.slope,
+        "intercept": platt.intercept,
+        "fitted_on": format!(
+            "the served ranker's 200 candidates for each of {listeners} held-out spotify-songs playlists (likes: its first half; relevant: its other half)"
+        ),
+        "ece_cross_fitted": (ece * 1e4).round() / 1e4,
+        "ece_sigmoid": (raw_ece * 1e4).round() / 1e4,
+        "command": "chorus eval-groups --write-calibration",
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest)?)?;
+    eprintln!("wrote models.hybrid.calibration to {}", path.display());
+    Ok(())
+}
+
+/// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in a markdown file,
+/// or appends the section with its markers.
+fn write_section(path: &Path, name: &str, body: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let section = format!("{begin}\n{body}\n{end}");
+    let updated = match (text.find(&begin), text.find(&end)) {
+        (Some(b), Some(e)) if b < e => format!("{}{section}{}", &text[..b], &text[e + end.len()..]),
+        _ => format!("{}\n\n## Groups\n\n{section}\n", text.trim_end()),
+    };
+    std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
 }
 
 async fn store(db: &Db, all: &[crate::catalog::Track], source: &str) -> anyhow::Result<()> {

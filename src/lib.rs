@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod eval;
 pub mod experiments;
 pub mod explain;
 pub mod groups;

@@ -5,7 +5,8 @@
 //! thread (the server's defaults). The models are loaded as the server would load them, so
 //! `CHORUS_EXECUTION_PROVIDER=cuda` (with a `--features cuda` build and `ORT_DYLIB_PATH` naming
 //! ONNX Runtime's GPU build) times the CUDA execution provider; `CHORUS_BENCH_BATCHES` (e.g.
-//! `1,8,64,256`) picks the batch sizes.
+//! `1,8,64,256`) picks the batch sizes. Then the cost of a group refresh (5 members), as rooms
+//! rank now and as they ranked before issue 17.
 
 use std::{
     sync::Arc,
@@ -13,11 +14,13 @@ use std::{
 };
 
 use chorus::{
+    aggregate::Strategy,
     catalog::{demo, Catalog},
     config::Settings,
     inference::{
         engine::{PhaseTimes, RankBy, RankJob},
         features::Listener,
+        group::{GroupRankJob, Utility},
         load,
         retrieval::{top_k, Metric, RetrievalQuery},
     },
@@ -39,6 +42,7 @@ fn main() {
     );
     let batches = batch_sizes();
     let space = Arc::clone(&loaded.space);
+    let calibration = loaded.calibration;
     let mut engine = loaded.into_engines().remove(0);
     let mut rng = StdRng::seed_from_u64(1);
     let jobs: Vec<RankJob> = (0..REQUESTS)
@@ -81,6 +85,78 @@ fn main() {
             per(p.hybrid),
             per(p.explain)
         );
+    }
+
+    // Group refreshes: 5 members, 100 candidates, top 10, the way rooms rank (issue 17's pool
+    // and calibrated utilities) against the earlier pooled list with σ(logit), in one run.
+    let calibration = calibration.expect("models/manifest.json has the ranker's calibration");
+    let groups: Vec<Vec<Arc<Listener>>> = jobs
+        .chunks(5)
+        .take(REQUESTS / 5)
+        .map(|members| members.iter().map(|j| Arc::clone(&j.listener)).collect())
+        .collect();
+    println!("\n| group refresh (5 members, 100 candidates) | batch | µs per refresh | retrieval | features | ncf | hybrid | explain |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (design, utility, own_candidates) in [
+        ("earlier: pooled list, σ(logit)", Utility::Sigmoid, false),
+        (
+            "issue 17: every member's own candidates, Platt",
+            Utility::Platt(calibration),
+            true,
+        ),
+    ] {
+        for &batch in &[1usize, 16] {
+            // As in a busy room: one member's taste is new at each refresh (a fresh `Listener`,
+            // as feedback makes), the others' are the ones seen before.
+            let group_jobs: Vec<GroupRankJob> = groups
+                .iter()
+                .map(|members| {
+                    let mut members = members.clone();
+                    members[0] = Arc::new((*members[0]).clone());
+                    let mut exclude: Vec<u32> =
+                        members.iter().flat_map(|m| m.history.clone()).collect();
+                    exclude.sort_unstable();
+                    exclude.dedup();
+                    GroupRankJob {
+                        members,
+                        exclude,
+                        candidates: 100,
+                        strategy: Strategy::Fair,
+                        top: 10,
+                        utility,
+                        own_candidates,
+                    }
+                })
+                .collect();
+            // Warm-up: every member's taste as it was before this round's change.
+            let before: Vec<GroupRankJob> = groups
+                .iter()
+                .zip(&group_jobs)
+                .map(|(members, job)| GroupRankJob {
+                    members: members.clone(),
+                    ..job.clone()
+                })
+                .collect();
+            for chunk in before.chunks(batch) {
+                engine.rank_groups(chunk).expect("warm-up");
+            }
+            engine.phases = PhaseTimes::default();
+            let started = Instant::now();
+            for chunk in group_jobs.chunks(batch) {
+                engine.rank_groups(chunk).expect("rank groups");
+            }
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / group_jobs.len() as f64;
+            let p = engine.phases;
+            println!(
+                "| {design} | {batch} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                per(started.elapsed()),
+                per(p.retrieval),
+                per(p.features),
+                per(p.ncf),
+                per(p.hybrid),
+                per(p.explain)
+            );
+        }
     }
 
     println!("\nretrieval alone (300 of {} items):", space.len());

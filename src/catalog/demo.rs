@@ -15,11 +15,16 @@ static SPOTIFY_SONGS_GZ: &[u8] = include_bytes!("../../models/data/spotify_songs
 pub const SOURCE: &str = "spotify-songs";
 
 pub fn parse() -> anyhow::Result<ImportReport> {
+    parse_spotify_songs(csv()?.as_slice())
+}
+
+/// The embedded CSV itself (one row per track and playlist).
+pub fn csv() -> anyhow::Result<Vec<u8>> {
     let mut csv = Vec::with_capacity(8 << 20);
     GzDecoder::new(SPOTIFY_SONGS_GZ)
         .read_to_end(&mut csv)
         .context("decompressing the embedded demo catalog")?;
-    parse_spotify_songs(csv.as_slice())
+    Ok(csv)
 }
 
 #[cfg(test)]

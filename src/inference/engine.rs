@@ -235,6 +235,9 @@ pub struct Engine {
     pub models: Models,
     pub space: Arc<ItemSpace>,
     pub phases: PhaseTimes,
+    /// Group members' own best tracks by dot product, kept while their taste is unchanged
+    /// (see `super::group`).
+    pub(super) own_hits: super::group::OwnHits,
 }
 
 impl Engine {
@@ -243,6 +246,7 @@ impl Engine {
             models,
             space,
             phases: PhaseTimes::default(),
+            own_hits: Default::default(),
         }
     }
 }

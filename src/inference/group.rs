@@ -1,8 +1,10 @@
-//! Ranking for a group: one candidate list (the group vector's dot product and the members'
-//! pooled item-item scores), every member's scores for the same candidates in one NCF + hybrid
-//! pass, the group's aggregation strategy, and reasons for the picks averaged over the members.
+//! Ranking for a group: one pool of candidates that every member contributes to (each member's
+//! own best by item-item and dot product, a guaranteed share each, then the group vector's and
+//! the members' pooled item-item scores), every member's scores for the pool in one NCF + hybrid
+//! pass, each member's utility for each candidate on a common 0–1 scale ([`Utility`]), the
+//! group's aggregation strategy, and reasons for the picks averaged over the members.
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::HashSet, sync::Arc, time::Instant};
 
 use super::{
     candidates,
@@ -22,6 +24,86 @@ pub struct GroupRankJob {
     pub candidates: usize,
     pub strategy: Strategy,
     pub top: usize,
+    pub utility: Utility,
+    /// Whether every member contributes their own best candidates (else the pool is only the
+    /// group vector's and the pooled item-item scores: the earlier design, kept to compare).
+    pub own_candidates: bool,
+}
+
+/// `p = σ(slope · logit + intercept)`: the hybrid ranker's logit as a calibrated probability
+/// (fitted by `chorus eval-groups`, see `crate::eval::calibration`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Platt {
+    pub slope: f32,
+    pub intercept: f32,
+}
+
+impl Platt {
+    pub fn probability(self, logit: f32) -> f32 {
+        sigmoid(self.slope * logit + self.intercept)
+    }
+}
+
+/// How a member's liking of a candidate is put on the 0–1 scale the strategies compare.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Utility {
+    /// σ(the hybrid ranker's logit). Saturates near 1 for almost every candidate, so members
+    /// look alike (the earlier design, kept to compare).
+    Sigmoid,
+    /// Where the track falls in the whole catalog for this member (the percentile of its dot
+    /// product among an even sample of the catalog): "would pick it over a random track".
+    Catalog,
+    /// Where the member's hybrid score for the track falls among the member's scores for the
+    /// whole pool.
+    Pool,
+    /// The mean of `Catalog` and `Pool`: the catalog scale keeps absolute distance (a metal fan
+    /// is cold on reggaeton), the pool scale brings in the ranker's finer order.
+    #[default]
+    Blend,
+    /// The hybrid logit through Platt scaling: a probability of liking the track.
+    Platt(Platt),
+}
+
+/// Candidates each member contributes at least (when the pool has room).
+const MIN_OWN_SHARE: usize = 8;
+
+/// Members' own best tracks by dot product, per taste. A taste is one `Listener` value (a
+/// member's feedback makes a new one), so the hits stay valid while its `Arc` is alive: in a
+/// busy room one member's taste changes per operation and the others' hits are reused, which
+/// keeps a refresh at about one retrieval query more than a single group query. Hits are kept
+/// unfiltered, twice as many as a share needs, and filtered by each room's exclusions at use.
+#[derive(Default)]
+pub struct OwnHits {
+    /// Keyed by the taste's address; the `Weak` confirms it is still that taste, and the
+    /// number is how many hits were asked for.
+    entries: std::collections::HashMap<
+        usize,
+        (std::sync::Weak<Listener>, usize, Vec<super::retrieval::Hit>),
+    >,
+}
+
+/// Tastes whose hits are kept at most (then the cache starts over).
+const OWN_HITS_KEPT: usize = 20_000;
+
+impl OwnHits {
+    fn get(&self, member: &Arc<Listener>, k: usize) -> Option<&Vec<super::retrieval::Hit>> {
+        let (weak, asked, hits) = self.entries.get(&(Arc::as_ptr(member) as usize))?;
+        (*asked >= k && weak.upgrade().is_some_and(|m| Arc::ptr_eq(&m, member))).then_some(hits)
+    }
+
+    fn insert(&mut self, member: &Arc<Listener>, asked: usize, hits: Vec<super::retrieval::Hit>) {
+        if self.entries.len() >= OWN_HITS_KEPT {
+            self.entries
+                .retain(|_, (weak, _, _)| weak.strong_count() > 0);
+            if self.entries.len() >= OWN_HITS_KEPT {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(
+            Arc::as_ptr(member) as usize,
+            (Arc::downgrade(member), asked, hits),
+        );
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,12 +149,63 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// A member's utility (0–1) for each candidate of the pool, from the member's hybrid logits.
+fn utilities(
+    space: &super::space::ItemSpace,
+    member: &Listener,
+    pool: &[u32],
+    logits: &[f32],
+    utility: Utility,
+) -> Vec<f32> {
+    let catalog = || {
+        let scale = space.percentiles(&member.vector[..DIM]);
+        pool.iter()
+            .map(|&i| scale.of(dot(&member.vector[..DIM], space.vector_slice(i))))
+            .collect::<Vec<f32>>()
+    };
+    let within_pool = || {
+        let mut sorted = logits.to_vec();
+        sorted.sort_unstable_by(f32::total_cmp);
+        let n = sorted.len().max(1) as f32;
+        logits
+            .iter()
+            .map(|&x| {
+                let below = sorted.partition_point(|&s| s < x);
+                let not_above = sorted.partition_point(|&s| s <= x);
+                (below + not_above) as f32 / (2.0 * n)
+            })
+            .collect::<Vec<f32>>()
+    };
+    match utility {
+        Utility::Sigmoid => logits.iter().map(|&x| sigmoid(x)).collect(),
+        Utility::Platt(platt) => logits.iter().map(|&x| platt.probability(x)).collect(),
+        Utility::Catalog => catalog(),
+        Utility::Pool => within_pool(),
+        Utility::Blend => catalog()
+            .into_iter()
+            .zip(within_pool())
+            .map(|(c, p)| 0.5 * (c + p))
+            .collect(),
+    }
+}
+
 impl Engine {
     pub fn rank_groups(&mut self, jobs: &[GroupRankJob]) -> Result<Vec<GroupRanked>, String> {
         let clock = Instant::now();
         let space = Arc::clone(&self.space);
         let vectors: Vec<Vec<f32>> = jobs.iter().map(|j| group_vector(&j.members)).collect();
-        let queries: Vec<RetrievalQuery> = jobs
+        // One retrieval pass for every query: each group's vector, then each member's own.
+        let shares: Vec<usize> = jobs
+            .iter()
+            .map(|job| {
+                if job.own_candidates {
+                    (job.candidates / (job.members.len() + 1)).max(MIN_OWN_SHARE)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let mut queries: Vec<RetrievalQuery> = jobs
             .iter()
             .zip(&vectors)
             .map(|(job, vector)| RetrievalQuery {
@@ -81,8 +214,30 @@ impl Engine {
                 k: job.candidates,
             })
             .collect();
-        let hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
-        // Each member's item-item scores, and the group's list built from the pooled scores.
+        // Members whose own hits are not cached yet (each taste once, however many rooms, for
+        // the largest share any of its rooms needs).
+        let mut missing: Vec<(Arc<Listener>, usize)> = Vec::new();
+        for (job, &share) in jobs.iter().zip(&shares) {
+            for member in job.members.iter().filter(|_| share > 0) {
+                if self.own_hits.get(member, 2 * share).is_some() {
+                    continue;
+                }
+                match missing.iter_mut().find(|(m, _)| Arc::ptr_eq(m, member)) {
+                    Some((_, asked)) => *asked = (*asked).max(2 * share),
+                    None => missing.push((Arc::clone(member), 2 * share)),
+                }
+            }
+        }
+        queries.extend(missing.iter().map(|(member, asked)| RetrievalQuery {
+            vector: member.vector[..DIM].to_vec(),
+            exclude: Vec::new(),
+            k: *asked,
+        }));
+        let mut hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
+        for ((member, asked), own) in missing.iter().zip(hits.split_off(jobs.len())) {
+            self.own_hits.insert(member, *asked, own);
+        }
+        // Each member's item-item scores.
         let member_scores: Vec<Vec<_>> = jobs
             .iter()
             .map(|job| {
@@ -92,27 +247,64 @@ impl Engine {
                     .collect()
             })
             .collect();
-        let lists: Vec<Vec<Candidate>> = jobs
+        let pools: Vec<Vec<u32>> = jobs
             .iter()
             .zip(&hits)
             .zip(&vectors)
             .zip(&member_scores)
-            .map(|(((job, hits), vector), scores)| {
+            .zip(&shares)
+            .map(|((((job, hits), vector), scores), &share)| {
+                let mut pool = Vec::with_capacity(job.candidates);
+                let mut taken = HashSet::new();
+                if share > 0 {
+                    for (member, own) in job.members.iter().zip(scores) {
+                        let own_hits: Vec<_> = self
+                            .own_hits
+                            .get(member, 2 * share)
+                            .map(Vec::as_slice)
+                            .unwrap_or_default()
+                            .iter()
+                            .filter(|h| job.exclude.binary_search(&h.item).is_err())
+                            .copied()
+                            .collect();
+                        let own_list = candidates::merge(
+                            &space,
+                            &member.vector[..DIM],
+                            own,
+                            &job.exclude,
+                            &own_hits,
+                            share,
+                        );
+                        pool.extend(own_list.iter().map(|c| c.item).filter(|&i| taken.insert(i)));
+                    }
+                }
                 let pooled = candidates::group_scores(scores);
-                candidates::merge(&space, vector, &pooled, &job.exclude, hits, job.candidates)
+                let group_list =
+                    candidates::merge(&space, vector, &pooled, &job.exclude, hits, job.candidates);
+                for c in group_list {
+                    if pool.len() >= job.candidates.max(share * job.members.len()) {
+                        break;
+                    }
+                    if taken.insert(c.item) {
+                        pool.push(c.item);
+                    }
+                }
+                pool
             })
             .collect();
         self.phases.retrieval += clock.elapsed();
-        // Every member row gets the group's candidates with the member's own item-item scores;
-        // "group agreement" is each candidate's cosine with the group vector (unit length, so
-        // the retrieval score over the item norm).
+        // Every member row scores the whole pool with the member's own dot product and
+        // item-item scores; "group agreement" is each candidate's cosine with the group vector.
         let members: Vec<Listener> = jobs
             .iter()
-            .zip(&lists)
-            .flat_map(|(job, list)| {
-                let agreement: Vec<f32> = list
+            .zip(&pools)
+            .zip(&vectors)
+            .flat_map(|((job, pool), vector)| {
+                let agreement: Vec<f32> = pool
                     .iter()
-                    .map(|c| c.retrieval / (space.norms()[c.item as usize] + 1e-9))
+                    .map(|&i| {
+                        dot(vector, space.vector_slice(i)) / (space.norms()[i as usize] + 1e-9)
+                    })
                     .collect();
                 job.members.iter().map(move |m| Listener {
                     agreement: Some(agreement.clone()),
@@ -122,15 +314,17 @@ impl Engine {
             .collect();
         let mut rows = Vec::with_capacity(members.len());
         let mut listeners = members.iter();
-        for (list, scores) in lists.iter().zip(&member_scores) {
+        for (pool, scores) in pools.iter().zip(&member_scores) {
             for own in scores {
+                let listener = listeners.next().expect("one listener per member");
                 rows.push(ScoreRow {
-                    listener: listeners.next().expect("one listener per member"),
-                    candidates: list
+                    listener,
+                    candidates: pool
                         .iter()
-                        .map(|c| Candidate {
-                            item_item: candidates::item_item_score(own, c.item),
-                            ..*c
+                        .map(|&item| Candidate {
+                            item,
+                            retrieval: dot(&listener.vector[..DIM], space.vector_slice(item)),
+                            item_item: candidates::item_item_score(own, item),
                         })
                         .collect(),
                 });
@@ -140,14 +334,14 @@ impl Engine {
         let mut selections = Vec::with_capacity(jobs.len());
         let mut picks_per_row: Vec<Vec<usize>> = Vec::with_capacity(rows.len());
         let mut first_row = 0;
-        for (job, list) in jobs.iter().zip(&lists) {
+        for (job, pool) in jobs.iter().zip(&pools) {
             let member_rows = first_row..first_row + job.members.len();
             let utilities: Vec<Vec<f32>> = member_rows
                 .clone()
-                .map(|r| {
-                    (0..list.len())
-                        .map(|j| sigmoid(scored.score(r, j)))
-                        .collect()
+                .zip(&job.members)
+                .map(|(r, member)| {
+                    let logits: Vec<f32> = (0..pool.len()).map(|j| scored.score(r, j)).collect();
+                    utilities(&space, member, pool, &logits, job.utility)
                 })
                 .collect();
             let selection = aggregate::select(job.strategy, &utilities, job.top);
@@ -160,7 +354,7 @@ impl Engine {
         let contributions = self.occlude(&scored, &picks_per_row)?;
         let mut first_row = 0;
         let mut out = Vec::with_capacity(jobs.len());
-        for ((job, list), (selection, utilities)) in jobs.iter().zip(&lists).zip(selections) {
+        for ((job, pool), (selection, utilities)) in jobs.iter().zip(&pools).zip(selections) {
             let n = job.members.len() as f32;
             let items = selection
                 .picks
@@ -180,7 +374,7 @@ impl Engine {
                         }
                     }
                     GroupRankedItem {
-                        item: list[j].item,
+                        item: pool[j],
                         utilities: utilities.iter().map(|u| u[j]).collect(),
                         features,
                         contributions: mean_contributions,
@@ -191,7 +385,7 @@ impl Engine {
                 items,
                 satisfaction: selection.satisfaction,
                 harmony: selection.harmony,
-                considered: list.len(),
+                considered: pool.len(),
             });
             first_row += job.members.len();
         }

@@ -62,6 +62,7 @@ impl From<InferenceError> for ApiError {
 pub struct Inference {
     addr: Addr<InferenceActor>,
     space: Arc<ItemSpace>,
+    calibration: group::Platt,
     genres: Arc<Vec<String>>,
     moods: Arc<Vec<String>>,
     provider: &'static str,
@@ -76,6 +77,7 @@ impl Inference {
     ) -> anyhow::Result<Self> {
         let started = Instant::now();
         let models = models.clone();
+        let models_dir = models.dir.clone();
         let threads = settings.threads;
         let intra_threads = settings.intra_threads;
         let loaded =
@@ -90,6 +92,13 @@ impl Inference {
             "models loaded"
         );
         let space = Arc::clone(&loaded.space);
+        let calibration = loaded.calibration.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}/manifest.json: models.hybrid.calibration is missing; fit it with \
+                 `chorus eval-groups --write-calibration` (scripts/models.sh runs it)",
+                models_dir.display()
+            )
+        })?;
         let genres = Arc::new(loaded.genres.clone());
         let moods = Arc::new(loaded.moods.clone());
         let provider = loaded.provider;
@@ -97,6 +106,7 @@ impl Inference {
         Ok(Self {
             addr,
             space,
+            calibration,
             genres,
             moods,
             provider,
@@ -105,6 +115,11 @@ impl Inference {
 
     pub fn space(&self) -> &Arc<ItemSpace> {
         &self.space
+    }
+
+    /// The hybrid ranker's logit as a calibrated probability of liking the track.
+    pub fn calibration(&self) -> group::Platt {
+        self.calibration
     }
 
     pub fn genres(&self) -> &[String] {
@@ -155,6 +170,8 @@ async fn wait<R>(
 pub struct Loaded {
     pub models: Vec<Models>,
     pub space: Arc<ItemSpace>,
+    /// From the manifest; `None` until `chorus eval-groups --write-calibration` has fitted it.
+    pub calibration: Option<group::Platt>,
     pub genres: Vec<String>,
     pub moods: Vec<String>,
     pub provider: &'static str,
@@ -252,9 +269,17 @@ pub fn load(
         embeddings,
     );
     let content = &manifest.models["content"];
+    let calibration = manifest.models["hybrid"]
+        .calibration
+        .as_ref()
+        .map(|c| group::Platt {
+            slope: c.slope,
+            intercept: c.intercept,
+        });
     Ok(Loaded {
         models,
         space: Arc::new(space),
+        calibration,
         genres: content.genres.clone(),
         moods: content.moods.clone(),
         provider: if options.cuda { "cuda" } else { "cpu" },

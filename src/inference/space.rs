@@ -40,6 +40,31 @@ pub struct ItemSpace {
     defaults: ContentDefaults,
     neighbours: Neighbours,
     item_item_share: f32,
+    /// An even sample of catalog rows that a listener's scores are ranked against
+    /// ([`ItemSpace::percentiles`]).
+    reference: Vec<u32>,
+}
+
+/// Catalog rows in the percentile reference at most.
+const REFERENCE_ROWS: usize = 1_000;
+
+/// A listener's dot-product scores over the reference sample, sorted: where a track's score
+/// falls among them is its catalog percentile for that listener.
+#[derive(Debug, Clone)]
+pub struct Percentiles {
+    sorted: Vec<f32>,
+}
+
+impl Percentiles {
+    /// The share (0–1) of the catalog this score beats (ties count half).
+    pub fn of(&self, score: f32) -> f32 {
+        if self.sorted.is_empty() {
+            return 0.5;
+        }
+        let below = self.sorted.partition_point(|&s| s < score);
+        let not_above = self.sorted.partition_point(|&s| s <= score);
+        (below + not_above) as f32 / (2 * self.sorted.len()) as f32
+    }
 }
 
 impl ItemSpace {
@@ -100,9 +125,22 @@ impl ItemSpace {
             defaults: content_defaults(tracks),
             neighbours: shipped_neighbours.remap(&shipped_rows),
             item_item_share: item_item_share.clamp(0.0, 1.0),
+            reference: (0..n as u32).step_by((n / REFERENCE_ROWS).max(1)).collect(),
         };
         space.starters = space.choose_starters(catalog.by_popularity());
         space
+    }
+
+    /// Where tracks fall in the catalog for a listener with this item vector: the percentile
+    /// scale of its dot-product scores.
+    pub fn percentiles(&self, vector: &[f32]) -> Percentiles {
+        let mut sorted: Vec<f32> = self
+            .reference
+            .iter()
+            .map(|&i| dot(vector, self.vector_slice(i)))
+            .collect();
+        sorted.sort_unstable_by(f32::total_cmp);
+        Percentiles { sorted }
     }
 
     /// Item-item neighbours over catalog rows (empty rows for tracks the models never saw).

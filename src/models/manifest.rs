@@ -43,6 +43,17 @@ pub struct ModelSpec {
     #[serde(default)]
     pub moods: Vec<String>,
     pub metrics: serde_json::Value,
+    /// The hybrid ranker's logit as a probability (`chorus eval-groups --write-calibration`).
+    #[serde(default)]
+    pub calibration: Option<CalibrationSpec>,
+}
+
+/// `p = σ(slope · logit + intercept)`, and where it was fitted.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CalibrationSpec {
+    pub method: String,
+    pub slope: f32,
+    pub intercept: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

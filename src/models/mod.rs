@@ -18,7 +18,7 @@ use ort::{
     value::{TensorElementType, ValueType},
 };
 
-pub use manifest::{Dim, Manifest, ModelSpec, TensorSpec};
+pub use manifest::{CalibrationSpec, Dim, Manifest, ModelSpec, TensorSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

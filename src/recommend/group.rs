@@ -13,7 +13,7 @@ use crate::{
     catalog::Track,
     domain::{now_ms, UserId},
     error::ApiError,
-    inference::group::GroupRankJob,
+    inference::group::{GroupRankJob, Utility},
     taste::actor::GetSnapshot,
 };
 
@@ -130,6 +130,8 @@ impl Recommender {
                 candidates: request.candidates,
                 strategy: request.strategy,
                 top: request.limit,
+                utility: Utility::Platt(self.inference.calibration()),
+                own_candidates: true,
             })
             .await?;
         let items = ranked

@@ -29,7 +29,6 @@ use crate::{
     taste::{
         actor::{GetSnapshot, Snapshot},
         directory::UserDirectory,
-        sigmoid,
     },
 };
 
@@ -89,8 +88,9 @@ pub struct Recommended {
     pub track: Track,
     /// The ranker's score; higher is better; compare only within one answer.
     pub score: f32,
-    /// 0–1: the NCF model's probability that the listener picks this track over a random one
-    /// (0 for cold-start picks, which rest on popularity alone).
+    /// 0–1: the calibrated probability that the listener likes this track (the ranker's score
+    /// through the Platt scaling in `models/manifest.json`, on the same scale as a group
+    /// member's `fit`; 0 for cold-start picks, which rest on popularity alone).
     pub confidence: f32,
     /// Each ranking signal's contribution to the score, largest first.
     pub reasons: Vec<Reason>,
@@ -227,7 +227,7 @@ impl Recommender {
         Recommended {
             track: self.catalog.track(r.item).clone(),
             score: r.score,
-            confidence: sigmoid(r.ncf),
+            confidence: self.inference.calibration().probability(r.score),
             reasons: reasons::from_contributions(&r.features, &r.contributions),
             because_you_liked: because,
         }

@@ -181,6 +181,8 @@ async fn liked_tracks_bring_their_item_item_neighbours_alone_and_in_groups() {
             candidates: 100,
             strategy: chorus::aggregate::Strategy::Average,
             top: 100,
+            utility: Default::default(),
+            own_candidates: true,
         })
         .await
         .unwrap();

@@ -6,6 +6,7 @@ mod errors;
 mod experiments;
 mod explainer;
 mod explanations;
+mod group_quality;
 mod groups;
 mod hardening;
 mod helpers;
