@@ -62,6 +62,9 @@ pub struct MemberFit {
 pub struct MemberSatisfaction {
     pub user_id: String,
     pub satisfaction: f64,
+    /// How many of the list's tracks this member is predicted to like most of everyone in the
+    /// room ("3 of these 10 are for you").
+    pub picks: usize,
 }
 
 /// What a group asks for.
@@ -74,6 +77,18 @@ pub struct GroupRequest<'a> {
     /// Retrieval candidates scored for every member.
     pub candidates: usize,
     pub seq: i64,
+}
+
+/// The member with the highest utility (the first on a tie).
+fn keenest(utilities: &[f32]) -> Option<usize> {
+    utilities
+        .iter()
+        .enumerate()
+        .fold(None, |best: Option<(usize, f32)>, (m, &u)| match best {
+            Some((_, b)) if b >= u => best,
+            _ => Some((m, u)),
+        })
+        .map(|(m, _)| m)
 }
 
 impl Recommender {
@@ -163,9 +178,15 @@ impl Recommender {
             members: scored
                 .into_iter()
                 .zip(ranked.satisfaction)
-                .map(|(user_id, satisfaction)| MemberSatisfaction {
+                .enumerate()
+                .map(|(m, (user_id, satisfaction))| MemberSatisfaction {
                     user_id,
                     satisfaction,
+                    picks: ranked
+                        .items
+                        .iter()
+                        .filter(|item| keenest(&item.utilities) == Some(m))
+                        .count(),
                 })
                 .collect(),
             members_without_taste: without_taste,

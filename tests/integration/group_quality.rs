@@ -191,6 +191,15 @@ async fn a_divergent_room_is_served_for_every_member_and_says_so() {
         agree >= 8,
         "only {agree} of 10 picks are liked most by the member whose region they are in"
     );
+    // Each member's share of the list is reported, and adds up to the list.
+    let picks: Vec<u64> = fair["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["picks"].as_u64().unwrap())
+        .collect();
+    assert_eq!(picks.iter().sum::<u64>(), 10, "{picks:?}");
+    assert!(picks.iter().all(|&p| p >= 2), "{picks:?}");
     // Harmony says the room is divergent.
     let harmony = &fair["harmony"];
     eprintln!(

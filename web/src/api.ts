@@ -107,7 +107,8 @@ export interface GroupRecommendations {
   items: GroupItem[];
   /// Absent while no member has a taste (the list is then popular_diverse).
   harmony: { least: number; average: number } | null;
-  members: { user_id: string; satisfaction: number }[];
+  /// `picks`: how many of the list's tracks this member is predicted to like most of the room.
+  members: { user_id: string; satisfaction: number; picks: number }[];
   members_without_taste: string[];
   seq: number;
 }

@@ -130,7 +130,7 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
         </section>
         <aside class="side">
           <Members group={group} me={me} isHost={isHost} op={op} />
-          <Recommendations recs={recs} inPlaylist={inPlaylist} why={why} onExplain={explain}
+          <Recommendations recs={recs} me={me} inPlaylist={inPlaylist} why={why} onExplain={explain}
             onAdd={(t) => op({ type: 'add_track', track_id: t.id })} />
         </aside>
       </div>
@@ -321,8 +321,23 @@ function Harmony(props: { least: number; average: number }) {
   );
 }
 
+/// "3 of these 10 are for you": the tracks this listener is predicted to like most of the room.
+function YourShare(props: { recs: GroupRecommendations; me: string }) {
+  const mine = props.recs.members.find((m) => m.user_id === props.me);
+  if (!mine) return null;
+  const total = props.recs.items.length;
+  return (
+    <p class="share" data-testid="your-share">
+      {mine.picks === 0
+        ? `None of these ${total} is mostly for you yet; like or add what you enjoy.`
+        : `${mine.picks} of these ${total} ${mine.picks === 1 ? 'is' : 'are'} for you.`}
+    </p>
+  );
+}
+
 function Recommendations(props: {
   recs: GroupRecommendations | null;
+  me: string;
   inPlaylist: Set<string>;
   why: Record<string, Why>;
   onExplain: (trackId: string) => void;
@@ -337,7 +352,10 @@ function Recommendations(props: {
       ) : (
         <>
           {recs.harmony ? (
-            <Harmony least={recs.harmony.least} average={recs.harmony.average} />
+            <>
+              <Harmony least={recs.harmony.least} average={recs.harmony.average} />
+              <YourShare recs={recs} me={props.me} />
+            </>
           ) : (
             <p class="muted small">Harmony appears once members have a taste.</p>
           )}
@@ -350,11 +368,16 @@ function Recommendations(props: {
           <ul class="rec-list">
             {recs.items.map((item) => {
               const w = props.why[item.track.id];
+              const keenest = item.fit.reduce<{ user_id: string; probability: number } | null>(
+                (best, f) => (best && best.probability >= f.probability ? best : f),
+                null,
+              );
+              const forMe = item.fit.length > 1 && keenest?.user_id === props.me;
               return (
-                <li key={item.track.id} data-track={item.track.id}>
+                <li key={item.track.id} data-track={item.track.id} data-for-me={forMe ? 'true' : undefined}>
                   <div class="track">
                     <span class="title">{item.track.title}</span>
-                    <span class="artist">{item.track.artist}</span>
+                    <span class="artist">{item.track.artist}{forMe && <span class="badge for-you">for you</span>}</span>
                   </div>
                   <div class="rec-actions">
                     <button class="link" onClick={() => props.onExplain(item.track.id)} aria-expanded={!!w}>Why?</button>

@@ -332,6 +332,74 @@ await test('the dashboard shows the same numbers as the API', async () => {
   await dash.close();
 });
 
+await test('three listeners with different tastes each get tracks for them, and harmony rises as they converge', async () => {
+  const fans = [
+    ['Mo', ['Metallica', 'AC/DC', 'Iron Maiden', 'Black Sabbath', "Guns N' Roses"]],
+    ['Rey', ['Bad Bunny', 'J Balvin', 'Daddy Yankee', 'Ozuna', 'Anuel AA']],
+    ['Eddie', ['Avicii', 'Martin Garrix', 'Hardwell', 'Tiësto', 'Armin van Buuren']],
+  ];
+  const byArtist = async (artist, n) =>
+    (await server.api('GET', `/api/v1/tracks?q=${encodeURIComponent(artist)}&limit=20`)).items
+      .filter((t) => t.artist === artist)
+      .slice(0, n);
+  const sessions = [];
+  for (const [name, artists] of fans) {
+    const user = await server.api('POST', '/api/v1/users', { display_name: name });
+    for (const artist of artists) {
+      for (const t of await byArtist(artist, 3)) {
+        await server.api('POST', '/api/v1/feedback', { track_id: t.id, kind: 'like' }, user.token);
+      }
+    }
+    sessions.push({ userId: user.user_id, name: user.display_name, token: user.token });
+  }
+  const room = await server.api('POST', '/api/v1/groups', { name: 'Three tastes' }, sessions[0].token);
+  for (const s of sessions.slice(1)) {
+    await server.api('POST', '/api/v1/groups/join', { join_code: room.join_code }, s.token);
+  }
+  const pages = [];
+  for (const [i, session] of sessions.entries()) {
+    const ctx = await context(i === 1 ? { width: 390, height: 844 } : { width: 1280, height: 1000 });
+    await ctx.addInitScript((s) => {
+      // Also runs on about:blank, where storage is off limits.
+      if (location.protocol.startsWith('http')) localStorage.setItem('chorus.session', JSON.stringify(s));
+    }, session);
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/#/group/${room.group_id}`);
+    pages.push([ctx, page]);
+  }
+  const shares = [];
+  for (const [i, [, page]] of pages.entries()) {
+    await page.waitForSelector('[data-testid=your-share]', { timeout: 15_000 });
+    const text = await page.textContent('[data-testid=your-share]');
+    const mine = Number(/^(\d+) of these/.exec(text)?.[1] ?? 0);
+    shares.push(mine);
+    assert(mine >= 2, `${fans[i][0]} sees "${text}"`);
+  }
+  const least = async (page) =>
+    Number(await page.getAttribute('.harmony .bar[role=meter] >> nth=0', 'aria-valuenow'));
+  const divergent = await least(pages[0][1]);
+  assert(divergent < 90, `least happy member ${divergent}% in a divergent room`);
+  console.error(`     shares ${shares.join(' / ')}, least happy member ${divergent}%`);
+  await shot(pages[0][1], '11-three-tastes');
+  await shot(pages[1][1], '12-three-tastes-phone');
+  // Rey and Eddie come round to metal: the room's harmony rises.
+  for (const s of sessions.slice(1)) {
+    for (const artist of fans[0][1]) {
+      for (const t of await byArtist(artist, 6)) {
+        await server.api('POST', '/api/v1/feedback', { track_id: t.id, kind: 'like' }, s.token);
+      }
+    }
+  }
+  await pages[0][1].waitForFunction(
+    (before) => Number(document.querySelector('.harmony .bar[role=meter]')?.getAttribute('aria-valuenow')) > before + 10,
+    divergent,
+    { timeout: 15_000 },
+  );
+  console.error(`     after converging: least happy member ${await least(pages[0][1])}%`);
+  await shot(pages[0][1], '13-three-tastes-converged');
+  for (const [ctx] of pages) await ctx.close();
+});
+
 await test('no page threw an uncaught error', async () => {
   assert(errors.length === 0, errors.join('\n'));
 });
