@@ -70,6 +70,18 @@ pub struct Selection {
 /// Picks `k` candidates for the members whose utilities are given (members × candidates, every
 /// row the same length). Ties go to the lower candidate index, so the result is deterministic.
 pub fn select(strategy: Strategy, utilities: &[Vec<f32>], k: usize) -> Selection {
+    select_after(strategy, utilities, k, &[])
+}
+
+/// [`select`] for a session in progress: `served[m]` (0–1) is how much the session has already
+/// given member m, as a satisfaction `fair` starts them with (so the least served are
+/// favoured). The other strategies ignore it, and the reported satisfaction is the list's alone.
+pub fn select_after(
+    strategy: Strategy,
+    utilities: &[Vec<f32>],
+    k: usize,
+    served: &[f64],
+) -> Selection {
     let candidates = utilities.first().map_or(0, Vec::len);
     let k = k.min(candidates);
     let ideal: Vec<f64> = utilities.iter().map(|u| best_sum(u, k)).collect();
@@ -89,7 +101,7 @@ pub fn select(strategy: Strategy, utilities: &[Vec<f32>], k: usize) -> Selection
                 .map(|u| u[i] as f64)
                 .fold(f64::NEG_INFINITY, f64::max)
         }),
-        Strategy::Fair => proportionally_fair(utilities, &ideal, k),
+        Strategy::Fair => proportionally_fair(utilities, &ideal, k, served),
     };
     let satisfaction: Vec<f64> = utilities
         .iter()
@@ -140,9 +152,19 @@ fn top_by(candidates: usize, k: usize, score: impl Fn(usize) -> f64) -> Vec<usiz
     order
 }
 
-fn proportionally_fair(utilities: &[Vec<f32>], ideal: &[f64], k: usize) -> Vec<usize> {
+fn proportionally_fair(
+    utilities: &[Vec<f32>],
+    ideal: &[f64],
+    k: usize,
+    served: &[f64],
+) -> Vec<usize> {
     let candidates = utilities.first().map_or(0, Vec::len);
-    let mut got = vec![0f64; utilities.len()];
+    // What the session already gave each member, in the units of this list.
+    let mut got: Vec<f64> = ideal
+        .iter()
+        .enumerate()
+        .map(|(m, &best)| served.get(m).copied().unwrap_or(0.0).clamp(0.0, 1.0) * best)
+        .collect();
     let mut taken = vec![false; candidates];
     let mut picks = Vec::with_capacity(k);
     for _ in 0..k {
@@ -210,6 +232,25 @@ mod tests {
         let average = select(Strategy::Average, &u, 3);
         let fair = select(Strategy::Fair, &u, 3);
         assert!(fair.harmony.least > average.harmony.least + 0.2);
+    }
+
+    #[test]
+    fn fair_over_the_session_favours_the_member_served_least_so_far() {
+        let u = opposed();
+        // On its own the list starts with the compromise…
+        assert_eq!(select(Strategy::Fair, &u, 1).picks, vec![1]);
+        // …but after a session that gave member 0 everything, member 1's favourite comes first.
+        assert_eq!(
+            select_after(Strategy::Fair, &u, 1, &[1.0, 0.0]).picks,
+            vec![2]
+        );
+        assert_eq!(
+            select_after(Strategy::Fair, &u, 1, &[0.0, 1.0]).picks,
+            vec![0]
+        );
+        // The other strategies and the reported satisfaction ignore the session.
+        let average = select_after(Strategy::Average, &u, 2, &[1.0, 0.0]);
+        assert_eq!(average, select(Strategy::Average, &u, 2));
     }
 
     #[test]

@@ -124,6 +124,7 @@ fn main() {
                         strategy: Strategy::Fair,
                         top: 10,
                         utility,
+                        served: Vec::new(),
                         own_candidates,
                     }
                 })

@@ -400,6 +400,7 @@ impl<'a> Bench<'a> {
                         strategy,
                         top: LIST,
                         utility,
+                        served: Vec::new(),
                         own_candidates,
                     }])
                     .map_err(|e| anyhow::anyhow!(e))?;

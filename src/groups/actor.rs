@@ -240,6 +240,26 @@ impl GroupActor {
         }
     }
 
+    /// For a track added from the room's current list: the member it was recommended for (the
+    /// one predicted to like it most).
+    fn recommended_for(&self, command: &Command) -> Option<String> {
+        let Command::AddTrack { track } = command else {
+            return None;
+        };
+        let (list, _) = self.recommendations.as_ref()?;
+        let item = list
+            .items
+            .iter()
+            .find(|i| i.track.id.as_str() == track.id)?;
+        item.fit
+            .iter()
+            .fold(None::<&crate::recommend::MemberFit>, |best, f| match best {
+                Some(b) if b.probability >= f.probability => Some(b),
+                _ => Some(f),
+            })
+            .map(|f| f.user_id.clone())
+    }
+
     fn broadcast(&self, frame: &ByteString) {
         for socket in self.sockets.values() {
             socket.recipient.do_send(ToSocket::Frame(frame.clone()));
@@ -533,6 +553,16 @@ impl GroupActor {
         let limit = self.directory.settings().group_recommendations;
         let candidates = self.directory.settings().group_candidates;
         let seq = self.state.seq;
+        // The session's fairness: each member's share of the playlist so far, weighted by how
+        // long the playlist is next to one list (a short playlist says little yet).
+        let served = if self.state.settings.session_fairness {
+            let weight = (self.state.playlist.len() as f64 / limit.max(1) as f64).min(1.0);
+            let mut shares = self.state.session_shares();
+            shares.values_mut().for_each(|s| *s *= weight);
+            shares
+        } else {
+            Default::default()
+        };
         let started = Instant::now();
         let work = async move {
             // `auto`: the group-aggregation bandit picks (the default strategy if it is gone).
@@ -553,6 +583,7 @@ impl GroupActor {
                     limit,
                     candidates,
                     seq,
+                    served,
                 })
                 .await
         };
@@ -738,6 +769,7 @@ impl Handler<Execute> for GroupActor {
             online_members: self.online_members(),
             connections: &self.online,
             new_entry_id: generate_entry_id(),
+            recommended_for: self.recommended_for(&command),
         };
         let bodies = match decide(&self.state, &command, &rules) {
             Ok(bodies) => bodies,

@@ -41,6 +41,9 @@ pub struct Context<'a> {
     pub connections: &'a HashMap<String, usize>,
     /// A fresh entry id, used if the command adds a track.
     pub new_entry_id: String,
+    /// If the command adds a track from the room's current recommendations: the member it was
+    /// recommended for.
+    pub recommended_for: Option<String>,
 }
 
 /// The events `command` produces, in order; empty when it changes nothing (a repeated vote).
@@ -85,6 +88,7 @@ pub fn decide(
                 entry_id: ctx.new_entry_id.clone(),
                 track: track.clone(),
                 added_by: actor.to_string(),
+                recommended_for: ctx.recommended_for.clone(),
             }])
         }
         Command::RemoveTrack { entry_id } => {
@@ -399,6 +403,7 @@ mod tests {
             online_members: online,
             connections: &connections,
             new_entry_id: format!("e_{}", state.seq + 1),
+            recommended_for: None,
         };
         let events = decide(state, &command, &ctx)?;
         for body in &events {
@@ -669,6 +674,7 @@ mod tests {
             online_members: 1,
             connections: &connections,
             new_entry_id: "e".into(),
+            recommended_for: None,
         };
         let events = decide(&g, &Command::Leave, &ctx).unwrap();
         assert_eq!(
@@ -710,6 +716,7 @@ mod tests {
             online_members: states[0].members.len(),
             connections: &connections,
             new_entry_id: ctx_entry,
+            recommended_for: None,
         };
         let Ok(events) = decide(states[0], &command, &ctx) else {
             return;

@@ -67,6 +67,10 @@ pub enum EventBody {
         entry_id: String,
         track: TrackSummary,
         added_by: String,
+        /// When the track came from the room's recommendations: the member it was for (the one
+        /// predicted to like it most). The session's fairness counts it for them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recommended_for: Option<String>,
     },
     TrackRemoved {
         entry_id: String,

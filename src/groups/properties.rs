@@ -189,6 +189,7 @@ proptest! {
                 online_members: live.members.iter().filter(|m| connections.contains_key(&m.user_id)).count(),
                 connections: &connections,
                 new_entry_id: format!("e_{}", live.seq + 1),
+                recommended_for: (user % 2 == 0).then(|| USERS[(user + 1) % USERS.len()].to_string()),
             };
             let Ok(bodies) = decide(&live, &command, &ctx) else { continue };
             for body in bodies {

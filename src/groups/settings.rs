@@ -65,6 +65,14 @@ pub struct GroupSettings {
     /// `open` (the code is enough), `approval` (the host admits each newcomer) or `locked`.
     #[serde(default)]
     pub admission: Admission,
+    /// When on, `fair` favours the members the playlist so far has served least (see
+    /// `GroupState::session_shares`); off, every list is fair on its own.
+    #[serde(default = "on")]
+    pub session_fairness: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 impl Default for GroupSettings {
@@ -75,6 +83,7 @@ impl Default for GroupSettings {
             aggregation: Aggregation::Fair,
             guest_controls: true,
             admission: Admission::Open,
+            session_fairness: true,
         }
     }
 }
@@ -88,6 +97,7 @@ pub struct SettingsPatch {
     pub aggregation: Option<Aggregation>,
     pub guest_controls: Option<bool>,
     pub admission: Option<Admission>,
+    pub session_fairness: Option<bool>,
 }
 
 impl GroupSettings {
@@ -99,6 +109,7 @@ impl GroupSettings {
             aggregation: patch.aggregation.unwrap_or(self.aggregation),
             guest_controls: patch.guest_controls.unwrap_or(self.guest_controls),
             admission: patch.admission.unwrap_or(self.admission),
+            session_fairness: patch.session_fairness.unwrap_or(self.session_fairness),
         };
         if !(2..=MEMBERS_LIMIT).contains(&next.max_members) {
             return Err(format!(

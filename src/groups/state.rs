@@ -26,6 +26,10 @@ pub struct Entry {
     pub entry_id: String,
     pub track: TrackSummary,
     pub added_by: String,
+    /// The member this entry counts for in the session's fairness: whom it was recommended
+    /// for, else who added it.
+    #[serde(default)]
+    pub for_member: String,
     pub added_at: i64,
     pub votes: BTreeMap<String, i8>,
     pub skip_votes: BTreeSet<String>,
@@ -130,7 +134,17 @@ impl GroupState {
             members: snapshot.members,
             banned: snapshot.banned.into_iter().collect(),
             pending: snapshot.pending,
-            playlist: snapshot.playlist,
+            playlist: snapshot
+                .playlist
+                .into_iter()
+                .map(|mut entry| {
+                    // Snapshots from before session fairness: the adder, as the fold would say.
+                    if entry.for_member.is_empty() {
+                        entry.for_member = entry.added_by.clone();
+                    }
+                    entry
+                })
+                .collect(),
             seq: snapshot.seq,
             created_at: snapshot.created_at,
             recent_ops: HashMap::new(),
@@ -196,10 +210,12 @@ impl GroupState {
                 entry_id,
                 track,
                 added_by,
+                recommended_for,
             } => self.playlist.push(Entry {
                 entry_id: entry_id.clone(),
                 track: track.clone(),
                 added_by: added_by.clone(),
+                for_member: recommended_for.clone().unwrap_or_else(|| added_by.clone()),
                 added_at: event.ts,
                 votes: BTreeMap::new(),
                 skip_votes: BTreeSet::new(),
@@ -272,6 +288,20 @@ impl GroupState {
 
     pub fn is_member(&self, user_id: &str) -> bool {
         self.members.iter().any(|m| m.user_id == user_id)
+    }
+
+    /// Each current member's share (0–1) of the playlist so far: the entries that count for
+    /// them ([`Entry::for_member`]) over all entries. Empty while the playlist is.
+    pub fn session_shares(&self) -> HashMap<String, f64> {
+        let mut counts: HashMap<String, f64> = HashMap::new();
+        for entry in &self.playlist {
+            if self.is_member(&entry.for_member) {
+                *counts.entry(entry.for_member.clone()).or_default() += 1.0;
+            }
+        }
+        let total = self.playlist.len() as f64;
+        counts.values_mut().for_each(|c| *c /= total);
+        counts
     }
 
     pub fn is_pending(&self, user_id: &str) -> bool {

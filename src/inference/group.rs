@@ -25,6 +25,9 @@ pub struct GroupRankJob {
     pub strategy: Strategy,
     pub top: usize,
     pub utility: Utility,
+    /// Per member, in `members` order: how much the session has already served them (0–1),
+    /// which `fair` takes into account; empty: nothing yet.
+    pub served: Vec<f64>,
     /// Whether every member contributes their own best candidates (else the pool is only the
     /// group vector's and the pooled item-item scores: the earlier design, kept to compare).
     pub own_candidates: bool,
@@ -344,7 +347,7 @@ impl Engine {
                     utilities(&space, member, pool, &logits, job.utility)
                 })
                 .collect();
-            let selection = aggregate::select(job.strategy, &utilities, job.top);
+            let selection = aggregate::select_after(job.strategy, &utilities, job.top, &job.served);
             for _ in member_rows {
                 picks_per_row.push(selection.picks.clone());
             }

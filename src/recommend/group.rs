@@ -77,6 +77,8 @@ pub struct GroupRequest<'a> {
     /// Retrieval candidates scored for every member.
     pub candidates: usize,
     pub seq: i64,
+    /// Each member's share of the playlist so far (empty when session fairness is off).
+    pub served: std::collections::HashMap<String, f64>,
 }
 
 /// The member with the highest utility (the first on a tie).
@@ -146,6 +148,10 @@ impl Recommender {
                 strategy: request.strategy,
                 top: request.limit,
                 utility: Utility::Platt(self.inference.calibration()),
+                served: scored
+                    .iter()
+                    .map(|user| request.served.get(user).copied().unwrap_or(0.0))
+                    .collect(),
                 own_candidates: true,
             })
             .await?;

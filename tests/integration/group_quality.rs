@@ -65,10 +65,26 @@ fn url_escape(s: &str) -> String {
 
 /// A room of these members, its recommendations with the given aggregation.
 async fn room(app: &TestApp, members: &[&Member], aggregation: &str) -> Value {
+    room_with(
+        app,
+        members,
+        json!({ "aggregation": aggregation }),
+        |_| async {},
+    )
+    .await
+}
+
+/// A room of these members with these settings, `before` run once everyone is in; then the
+/// room's recommendations for its final state.
+async fn room_with<F, Fut>(app: &TestApp, members: &[&Member], settings: Value, before: F) -> Value
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let created: Value = app
         .post_json_as(
             "/api/v1/groups",
-            &json!({"name": "Three tastes", "settings": {"aggregation": aggregation}}),
+            &json!({"name": "Three tastes", "settings": settings}),
             &members[0].token,
         )
         .await
@@ -86,6 +102,7 @@ async fn room(app: &TestApp, members: &[&Member], aggregation: &str) -> Value {
         assert_eq!(joined.status(), 200);
     }
     let id = created["group_id"].as_str().unwrap();
+    before(id.to_string()).await;
     // The list is recomputed after changes (debounced): wait for the one of the full room.
     let seq = app
         .get_json_as(&format!("/api/v1/groups/{id}"), &members[0].token)
@@ -267,5 +284,72 @@ async fn the_shipped_calibration_is_reproduced() {
     assert!(
         (shipped.intercept - refit.intercept).abs() < 1e-3,
         "{shipped:?} vs {refit:?}"
+    );
+}
+
+/// Fair over the session: after a night of one member's tracks, the next list leans to the
+/// others; with `session_fairness` off it does not.
+#[actix_web::test]
+async fn the_next_picks_favour_the_members_the_playlist_has_served_least() {
+    let app = spawn_demo_app().await;
+    let metal = fan(&app, "Metal", METAL).await;
+    let reggaeton = fan(&app, "Reggaeton", REGGAETON).await;
+    let edm = fan(&app, "EDM", EDM).await;
+    let members = [&metal, &reggaeton, &edm];
+    let mut metal_picks = Vec::new();
+    for session_fairness in [true, false] {
+        let list = room_with(
+            &app,
+            &members,
+            json!({"aggregation": "fair", "session_fairness": session_fairness}),
+            |group_id| {
+                let app = &app;
+                let metal = &metal;
+                async move {
+                    // The metal fan fills the playlist with six metal tracks.
+                    let mut socket = crate::groups::connect(app, metal).await;
+                    socket.join(&group_id, None).await;
+                    for artist in &METAL[..2] {
+                        let found = app
+                            .get_json(&format!("/api/v1/tracks?q={}&limit=10", url_escape(artist)))
+                            .await;
+                        for track in found["items"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .filter(|t| t["artist"] == *artist)
+                            .take(3)
+                        {
+                            let (ack, _) = socket
+                                .op(
+                                    json!({"type": "add_track", "track_id": track["id"]}),
+                                    track["id"].as_str().unwrap(),
+                                )
+                                .await;
+                            assert_eq!(ack["type"], "ack", "{ack}");
+                        }
+                    }
+                }
+            },
+        )
+        .await;
+        let mine = list["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user_id"] == metal.user_id.as_str())
+            .unwrap()["picks"]
+            .as_u64()
+            .unwrap();
+        metal_picks.push(mine);
+    }
+    eprintln!(
+        "metal fan's picks after six metal tracks: {metal_picks:?} (session fairness on, off)"
+    );
+    assert!(
+        metal_picks[0] < metal_picks[1],
+        "the metal fan's picks with session fairness {} vs without {}",
+        metal_picks[0],
+        metal_picks[1]
     );
 }

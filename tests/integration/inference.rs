@@ -182,6 +182,7 @@ async fn liked_tracks_bring_their_item_item_neighbours_alone_and_in_groups() {
             strategy: chorus::aggregate::Strategy::Average,
             top: 100,
             utility: Default::default(),
+            served: Vec::new(),
             own_candidates: true,
         })
         .await

@@ -73,6 +73,7 @@ export interface GroupSettings {
   aggregation: string;
   guest_controls: boolean;
   admission: Admission;
+  session_fairness: boolean;
 }
 
 export interface PendingJoin {

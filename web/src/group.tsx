@@ -260,6 +260,11 @@ function Members(props: { group: GroupView; me: string; isHost: boolean; op: (fr
             <option value="approval">People I let in</option>
             <option value="locked">Nobody new (locked)</option>
           </select>
+          <label class="check" title="The next picks favour whoever the playlist has served least so far">
+            <input type="checkbox" checked={group.settings.session_fairness ?? true}
+              onChange={(e) => op({ type: 'update_settings', settings: { session_fairness: (e.target as HTMLInputElement).checked } })} />
+            Balance the whole night
+          </label>
         </div>
       )}
       {isHost && pending.length > 0 && (
