@@ -19,7 +19,9 @@ PYTHONPATH=models/train "${VENV}/bin/python" -m chorus_train.pipeline \
   --lastfm "${DATASETS}/lastfm-2k" \
   --models-dir models --quality docs/QUALITY.md "$@"
 # Then, on the served code: the ranker's calibration (into the manifest) and the group benchmark
-# (docs/QUALITY.md, "Groups"); a minute on 2 cores.
+# (docs/QUALITY.md, "Groups"), then the bandits' priors; a few minutes on 2 cores.
 scripts/setup.sh
 cargo run --release --quiet --bin chorus -- eval-groups --groups 150 --write-calibration \
   --quality docs/QUALITY.md
+# The bandits' warm start: each arm's offline quality per context (into the manifest).
+cargo run --release --quiet --bin chorus -- eval-priors --write --quality docs/QUALITY.md

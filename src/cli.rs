@@ -65,6 +65,42 @@ enum Command {
         #[arg(long)]
         quality: Option<PathBuf>,
     },
+    /// Each bandit arm's offline quality per context (docs/QUALITY.md, "Bandit priors"), which
+    /// the bandits' warm start turns into priors; prints a markdown table, progress to stderr.
+    EvalPriors {
+        /// Random groups per room size.
+        #[arg(long, default_value_t = 60)]
+        groups: usize,
+        #[arg(long, default_value_t = 20200121)]
+        seed: u64,
+        /// Candidates ranked per list (the server's inference.candidates and
+        /// realtime.group_candidates).
+        #[arg(long, default_value_t = 200)]
+        candidates: usize,
+        #[arg(long, default_value_t = 100)]
+        group_candidates: usize,
+        /// Store the measurements in models/manifest.json (bandit_prior).
+        #[arg(long)]
+        write: bool,
+        /// Write the table into this markdown file (between the `<!-- bandit-priors:begin -->`
+        /// and `<!-- bandit-priors:end -->` markers, appended if absent).
+        #[arg(long)]
+        quality: Option<PathBuf>,
+    },
+    /// The bandits' stored state: apply the configured priors, or forget what was learned.
+    Bandit {
+        #[command(subcommand)]
+        action: BanditAction,
+    },
+    /// The seeded bandit simulation (docs/QUALITY.md, "Bandit"): regret of today's and the
+    /// warm-started contextual bandit over a population of cold and warm listeners.
+    SimulateBandit {
+        #[arg(long, default_value_t = 20)]
+        runs: u64,
+        /// Write the table into this markdown file (`bandit-simulation` markers).
+        #[arg(long)]
+        quality: Option<PathBuf>,
+    },
     /// Generate a synthetic catalog and listeners for load tests.
     Generate {
         #[arg(long)]
@@ -79,6 +115,19 @@ enum Command {
         /// Also import the generated tracks into the database.
         #[arg(long)]
         import: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BanditAction {
+    /// Replace the stored priors with the configured ones (the manifest's bandit_prior,
+    /// bandit.prior_weight and bandit.prior_rate); what was learned stays.
+    SetPriors,
+    /// Forget what was learned (counts to zero, pending lists dropped); the priors stay.
+    Reset {
+        /// Only this bandit (solo_strategy or group_aggregation).
+        #[arg(long)]
+        bandit: Option<String>,
     },
 }
 
@@ -155,8 +204,55 @@ pub async fn run() -> anyhow::Result<()> {
                 tokio::task::spawn_blocking(move || eval_groups(&models, &options)).await??;
             match quality {
                 Some(path) => {
-                    write_section(&path, "groups", &report)?;
+                    write_section(&path, "groups", "Groups", &report)?;
                     eprintln!("wrote the Groups section of {}", path.display());
+                }
+                None => println!("{report}"),
+            }
+            Ok(())
+        }
+        Command::EvalPriors {
+            groups,
+            seed,
+            candidates,
+            group_candidates,
+            write,
+            quality,
+        } => {
+            let models = settings.models.clone();
+            let bandit = settings.bandit.clone();
+            let (measured, report) = tokio::task::spawn_blocking(move || {
+                eval_priors(&models, &bandit, groups, seed, candidates, group_candidates)
+            })
+            .await??;
+            if write {
+                let path = settings.models.dir.join("manifest.json");
+                let mut manifest: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                )?;
+                manifest["bandit_prior"] = serde_json::to_value(&measured)?;
+                std::fs::write(&path, serde_json::to_string_pretty(&manifest)?)?;
+                eprintln!("wrote bandit_prior to {}", path.display());
+            }
+            match quality {
+                Some(path) => {
+                    write_section(&path, "bandit-priors", "Bandit priors", &report)?;
+                    eprintln!("wrote the Bandit priors section of {}", path.display());
+                }
+                None => println!("{report}"),
+            }
+            Ok(())
+        }
+        Command::Bandit { action } => bandit_admin(&settings, action).await,
+        Command::SimulateBandit { runs, quality } => {
+            let report =
+                tokio::task::spawn_blocking(move || crate::bandit::simulation::report(runs))
+                    .await?;
+            match quality {
+                Some(path) => {
+                    write_section(&path, "bandit-simulation", "Bandit", &report)?;
+                    eprintln!("wrote the Bandit section of {}", path.display());
                 }
                 None => println!("{report}"),
             }
@@ -199,29 +295,14 @@ fn eval_groups(
 
     use crate::{
         aggregate::Strategy,
-        catalog::{demo, Catalog},
         eval::{
             calibration,
             groups::{self, Bench, Method},
         },
         inference::group::Utility,
-        models::Manifest,
     };
     let started = Instant::now();
-    let catalog = Catalog::new(demo::parse()?.tracks);
-    let manifest = Manifest::load(&models.dir)?;
-    let heldout: std::collections::HashSet<String> = manifest.split["heldout_playlists"]
-        .as_array()
-        .context("models/manifest.json has no split.heldout_playlists")?
-        .iter()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
-    let members = groups::members(demo::csv()?.as_slice(), &heldout, &catalog)?;
-    eprintln!(
-        "{} held-out playlists as members; loading the models",
-        members.len()
-    );
-    let loaded = crate::inference::load(models, 1, 1, &catalog)?;
+    let (catalog, members, loaded) = load_eval(models)?;
     let space = std::sync::Arc::clone(&loaded.space);
     let mut engine = loaded.into_engines().remove(0);
     let mut bench = Bench::new(&mut engine, &space, &catalog, &members, options.candidates);
@@ -336,6 +417,125 @@ fn eval_groups(
     Ok(out)
 }
 
+/// The embedded catalog, its held-out playlists as members, and the shipped models.
+fn load_eval(
+    models: &crate::config::ModelSettings,
+) -> anyhow::Result<(
+    crate::catalog::Catalog,
+    Vec<crate::eval::groups::Member>,
+    crate::inference::Loaded,
+)> {
+    use crate::{
+        catalog::{demo, Catalog},
+        eval::groups,
+        models::Manifest,
+    };
+    let catalog = Catalog::new(demo::parse()?.tracks);
+    let manifest = Manifest::load(&models.dir)?;
+    let heldout: std::collections::HashSet<String> = manifest.split["heldout_playlists"]
+        .as_array()
+        .context("models/manifest.json has no split.heldout_playlists")?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let members = groups::members(demo::csv()?.as_slice(), &heldout, &catalog)?;
+    eprintln!(
+        "{} held-out playlists as members; loading the models",
+        members.len()
+    );
+    let loaded = crate::inference::load(models, 1, 1, &catalog)?;
+    Ok((catalog, members, loaded))
+}
+
+/// Each bandit arm's offline quality per context, and the markdown report.
+fn eval_priors(
+    models: &crate::config::ModelSettings,
+    bandit: &crate::config::BanditSettings,
+    per_size: usize,
+    seed: u64,
+    candidates: usize,
+    group_candidates: usize,
+) -> anyhow::Result<(crate::bandit::prior::OfflineQuality, String)> {
+    use crate::{eval::priors, inference::group::Utility};
+    let started = Instant::now();
+    let (catalog, members, loaded) = load_eval(models)?;
+    let platt = loaded.calibration.context(
+        "the manifest has no calibration: run chorus eval-groups --write-calibration first",
+    )?;
+    let space = std::sync::Arc::clone(&loaded.space);
+    let mut engine = loaded.into_engines().remove(0);
+    let mut cells = priors::solo(&mut engine, &space, &members, candidates)?;
+    let mut bench =
+        crate::eval::groups::Bench::new(&mut engine, &space, &catalog, &members, group_candidates);
+    cells.extend(priors::group(
+        &mut bench,
+        Utility::Platt(platt),
+        per_size,
+        seed,
+    )?);
+    let measured_on = format!(
+        "{} held-out spotify-songs playlists; solo: the first 2, 5 or 15 tracks liked; groups: \
+         {per_size} random groups of 2, 3 and 5 (seed {seed}), likes the first half",
+        members.len()
+    );
+    let quality = priors::quality(&cells, measured_on);
+    let mut report = format!(
+        "`chorus eval-priors --seed {seed} --groups {per_size}`: {}. Each arm's NDCG@10 on \
+         the rest of the playlist(s), from the served code; the priors shown are what the \
+         defaults (bandit.prior_weight {}, bandit.prior_rate {}) make of them.\n\n",
+        quality.measured_on, bandit.prior_weight, bandit.prior_rate
+    );
+    report += &priors::table(&cells, bandit);
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok((quality, report))
+}
+
+/// `chorus bandit set-priors | reset`: explicit, and logged.
+async fn bandit_admin(settings: &Settings, action: BanditAction) -> anyhow::Result<()> {
+    use crate::{
+        bandit::{actor::prior_rows, context::BanditKind},
+        domain::now_ms,
+        models::Manifest,
+        storage::bandit as store,
+    };
+    let db = Db::connect(&settings.database).await?;
+    match action {
+        BanditAction::SetPriors => {
+            let manifest = Manifest::load(&settings.models.dir)?;
+            let rows = prior_rows(manifest.bandit_prior.as_ref(), &settings.bandit);
+            let written = store::store_priors(&db, &rows, true, now_ms()).await?;
+            tracing::warn!(
+                arms = written,
+                prior_weight = settings.bandit.prior_weight,
+                prior_rate = settings.bandit.prior_rate,
+                "bandit priors replaced by the configured ones"
+            );
+            eprintln!("set the priors of {written} bandit arms");
+        }
+        BanditAction::Reset { bandit } => {
+            if let Some(name) = &bandit {
+                if BanditKind::parse(name).is_none() {
+                    anyhow::bail!(
+                        "--bandit must be solo_strategy or group_aggregation, not {name:?}"
+                    );
+                }
+            }
+            let dropped = store::reset(&db, bandit.as_deref(), now_ms()).await?;
+            tracing::warn!(
+                bandit = bandit.as_deref().unwrap_or("all"),
+                pending_dropped = dropped,
+                "bandit reset: what was learned is forgotten, the priors stay"
+            );
+            eprintln!(
+                "reset {}; {dropped} pending lists dropped",
+                bandit.as_deref().unwrap_or("both bandits")
+            );
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
 /// Stores the fit in `manifest.json` (models.hybrid.calibration), leaving everything else as is.
 fn write_calibration(
     dir: &Path,
@@ -365,8 +565,8 @@ fn write_calibration(
 }
 
 /// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in a markdown file,
-/// or appends the section with its markers.
-fn write_section(path: &Path, name: &str, body: &str) -> anyhow::Result<()> {
+/// or appends the section with its markers under `## HEADING`.
+fn write_section(path: &Path, name: &str, heading: &str, body: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let (begin, end) = (
         format!("<!-- {name}:begin -->"),
@@ -375,7 +575,7 @@ fn write_section(path: &Path, name: &str, body: &str) -> anyhow::Result<()> {
     let section = format!("{begin}\n{body}\n{end}");
     let updated = match (text.find(&begin), text.find(&end)) {
         (Some(b), Some(e)) if b < e => format!("{}{section}{}", &text[..b], &text[e + end.len()..]),
-        _ => format!("{}\n\n## Groups\n\n{section}\n", text.trim_end()),
+        _ => format!("{}\n\n## {heading}\n\n{section}\n", text.trim_end()),
     };
     std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
 }

@@ -387,8 +387,18 @@ pub struct BanditSettings {
     /// A list earns its reward when a like or add quotes its `request_id` within this window;
     /// one that earns none by then counts as a failure.
     pub reward_window_s: u64,
-    /// How often changed posteriors are written to the store.
+    /// How often shown lists, rewards and expiries are written to the store (and the other
+    /// processes' read back).
     pub persist_interval_ms: u64,
+    /// Pseudo-observations the offline prior is worth per (context, arm); 0: every arm starts
+    /// at Beta(1, 1). See `src/bandit/prior.rs`.
+    pub prior_weight: f64,
+    /// The reward rate assumed for the offline best arm of each context.
+    pub prior_rate: f64,
+    /// Posteriors are added to the history table at most this often (seconds).
+    pub history_interval_s: u64,
+    /// History older than this is deleted (days).
+    pub history_days: u64,
 }
 
 impl Default for BanditSettings {
@@ -398,6 +408,10 @@ impl Default for BanditSettings {
             exploration_floor: 0.02,
             reward_window_s: 600,
             persist_interval_ms: 2_000,
+            prior_weight: 200.0,
+            prior_rate: 0.1,
+            history_interval_s: 60,
+            history_days: 30,
         }
     }
 }
@@ -409,6 +423,15 @@ impl BanditSettings {
         }
         if self.reward_window_s == 0 || self.persist_interval_ms == 0 {
             bail!("bandit.reward_window_s and persist_interval_ms must be positive");
+        }
+        if !(0.0..=100_000.0).contains(&self.prior_weight) {
+            bail!("bandit.prior_weight must be between 0 and 100000");
+        }
+        if !(self.prior_rate > 0.0 && self.prior_rate < 1.0) {
+            bail!("bandit.prior_rate must be between 0 and 1 (exclusive)");
+        }
+        if self.history_interval_s == 0 || self.history_days == 0 {
+            bail!("bandit.history_interval_s and history_days must be positive");
         }
         Ok(())
     }

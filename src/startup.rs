@@ -79,7 +79,10 @@ impl Application {
             catalog: Arc::clone(&catalog),
             candidates: settings.inference.candidates,
         };
-        let bandit = BanditActor::load(db.clone(), settings.bandit.clone())
+        // The models loaded, so the manifest is known good; its bandit_prior warm-starts the
+        // bandits' arms the store does not have yet.
+        let bandit_prior = crate::models::Manifest::load(&settings.models.dir)?.bandit_prior;
+        let bandit = BanditActor::load(db.clone(), settings.bandit.clone(), bandit_prior.as_ref())
             .await
             .context("loading the strategy bandit")?
             .start();
@@ -166,6 +169,12 @@ impl Application {
         });
         let served = self.server.await.context("running the HTTP server");
         signals.abort();
+        // The bandits' last shows and rewards, before the pool closes.
+        match self.state.bandit.send(crate::bandit::actor::FlushNow).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "saving the bandits at shutdown"),
+            Err(_) => tracing::warn!("the bandit actor was gone at shutdown"),
+        }
         served?;
         self.state.db.close().await;
         tracing::info!("stopped");

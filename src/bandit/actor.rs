@@ -1,98 +1,65 @@
-//! The BanditActor: owns the bandits' posteriors — solo recommendation strategies, and group
-//! aggregation strategies for groups set to `auto` — attributes rewards to the exposure that
-//! earned them, and persists itself.
+//! The BanditActor: owns the bandits' posteriors — solo recommendation strategies per listener
+//! maturity, and group aggregation strategies per room size for rooms set to `auto` — and
+//! keeps them in the store.
 //!
-//! A list shown is a pull of its strategy's arm and waits, under its `request_id`, for a
+//! A list shown is a pull of its (context, arm) and waits, under its `request_id`, for a
 //! reward: for a solo list the first like or add that quotes the id within the reward window,
 //! for a group's list a member adding one of its tracks; a list that earns none by then is a
-//! failure. So late feedback still
-//! counts for the arm that caused it, whatever the bandit chose in between. Pending exposures
-//! live in memory (a restart forgets them, and they count as neither). Every
-//! `persist_interval_ms` the counts this process gathered are added to `bandit_arms` and the
-//! totals read back, so several processes sharing the store learn together.
+//! failure. So late feedback still counts for the arm that caused it, whatever the bandit chose
+//! in between. Every `persist_interval_ms` the lists shown, the rewards and the expiries this
+//! process saw are written in one transaction (`storage::bandit::flush`): shown lists become
+//! pending rows, and settling deletes a pending row and counts its outcome together, so a
+//! restart neither forgets a pending list nor counts one twice, and a reward may arrive at any
+//! process sharing the store. The totals are then read back, which brings in what the other
+//! processes saw. A crash loses at most the last interval's shows and rewards (counted as
+//! neither).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap},
     time::{Duration, Instant},
 };
 
 use actix::prelude::*;
 use rand::rngs::StdRng;
 
-use super::thompson::{Arm, Thompson};
+use super::{
+    context::{BanditKind, Context, Maturity, Pull, RoomSize},
+    prior::{self, OfflineQuality},
+    thompson::{Arm, Thompson},
+};
 use crate::{
     aggregate,
     config::BanditSettings,
     domain::now_ms,
-    recommend::Strategy,
+    recommend,
     storage::{
-        experiments::{add_to_arms, load_arms, ArmDelta, StoredArm},
+        bandit::{self as store, ArmKey, PosteriorRow, PriorRow},
         Db,
     },
     taste::FeedbackKind,
 };
 
-/// The two bandits, as named in `bandit_arms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BanditKind {
-    /// Solo lists: hybrid, ncf, content, popularity.
-    SoloStrategy,
-    /// Group lists of groups whose aggregation is `auto`: average, least misery, most
-    /// pleasure, fair.
-    GroupAggregation,
-}
+/// Shows and rewards kept for the next flush at most (while the store is unreachable); past it
+/// the oldest shows are dropped (counted as neither) with a warning.
+const MAX_UNSAVED: usize = 100_000;
 
-impl BanditKind {
-    pub const ALL: [BanditKind; 2] = [BanditKind::SoloStrategy, BanditKind::GroupAggregation];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            BanditKind::SoloStrategy => "solo_strategy",
-            BanditKind::GroupAggregation => "group_aggregation",
-        }
-    }
-
-    fn arms(self) -> Vec<&'static str> {
-        match self {
-            BanditKind::SoloStrategy => Strategy::ALL.iter().map(|s| s.as_str()).collect(),
-            BanditKind::GroupAggregation => {
-                aggregate::Strategy::ALL.iter().map(|s| s.name()).collect()
-            }
-        }
-    }
-
-    /// What is served while the bandits are off.
-    fn default_arm(self) -> &'static str {
-        match self {
-            BanditKind::SoloStrategy => Strategy::Hybrid.as_str(),
-            BanditKind::GroupAggregation => aggregate::Strategy::Fair.name(),
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            BanditKind::SoloStrategy => 0,
-            BanditKind::GroupAggregation => 1,
-        }
-    }
-}
-/// Exposures awaiting a reward at most; past it the oldest are settled as failures early.
-const MAX_PENDING: usize = 500_000;
-const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The arm for the next list of this kind (not yet a pull: a solo list may turn out a cold
-/// start).
+/// The strategy for a solo listener's next list (not yet a pull: a list may turn out a cold
+/// start). `Hybrid` while the bandits are off.
 #[derive(Message)]
-#[rtype(result = "String")]
-pub struct Choose(pub BanditKind);
+#[rtype(result = "recommend::Strategy")]
+pub struct ChooseSolo(pub Maturity);
 
-/// A list was shown under `arm`.
+/// The aggregation for an `auto` room's next list; `Fair` while the bandits are off.
+#[derive(Message)]
+#[rtype(result = "aggregate::Strategy")]
+pub struct ChooseGroup(pub RoomSize);
+
+/// A list was shown under `pull`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shown {
-    pub bandit: BanditKind,
     pub request_id: String,
-    pub arm: String,
+    pub pull: Pull,
 }
 
 /// The list `request_id` earned its reward (a group member added one of its tracks).
@@ -110,6 +77,11 @@ pub struct Outcome {
     pub kind: FeedbackKind,
 }
 
+/// Writes what this process gathered now (graceful shutdown; tests), then reads the totals.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct FlushNow;
+
 /// The current state of one bandit, for reports (computed off the actor).
 #[derive(Message)]
 #[rtype(result = "BanditState")]
@@ -117,187 +89,297 @@ pub struct GetState(pub BanditKind);
 
 #[derive(Debug, Clone)]
 pub struct BanditState {
-    pub name: &'static str,
+    pub kind: BanditKind,
     pub enabled: bool,
-    pub policy: Thompson,
-    /// Exposures still inside the reward window, per arm.
-    pub pending: Vec<u64>,
+    /// Each context's policy, in `BanditKind::contexts` order.
+    pub contexts: Vec<(Context, Thompson)>,
     pub reward_window_s: u64,
+    pub prior_weight: f64,
+    pub prior_rate: f64,
+    /// When each context's priors were last set (ms), per arm as in the policy.
+    pub prior_set_at: HashMap<(Context, String), i64>,
+}
+
+/// What one write did.
+struct Written {
+    result: Result<Vec<PosteriorRow>, sqlx::Error>,
+    /// What to put back when the flush failed.
+    restore: Option<store::Flush>,
+    changed: BTreeSet<ArmKey>,
+    history_written: bool,
 }
 
 pub struct BanditActor {
     db: Db,
     settings: BanditSettings,
-    /// Indexed by [`BanditKind::index`]: the stored counts plus what this process saw since.
-    policies: [Thompson; 2],
-    /// What this process saw since it last saved, per bandit and arm.
-    unsaved: [Vec<Arm>; 2],
+    policies: HashMap<Context, Thompson>,
+    prior_set_at: HashMap<(Context, String), i64>,
     rng: StdRng,
-    pending: HashMap<String, (BanditKind, usize)>,
-    /// Pending request ids in the order shown (entries already rewarded are skipped).
-    shown: VecDeque<(Instant, String)>,
-    saving: bool,
+    /// Gathered since the last flush.
+    shown: Vec<store::Shown>,
+    rewards: Vec<(String, f64)>,
+    flushing: bool,
+    /// Arms changed since the last history write.
+    changed: BTreeSet<ArmKey>,
+    history_written: Instant,
+}
+
+/// The priors the configuration and the offline evaluation give, as rows to store.
+pub fn prior_rows(quality: Option<&OfflineQuality>, settings: &BanditSettings) -> Vec<PriorRow> {
+    let priors = prior::priors(quality, settings);
+    let mut rows = Vec::new();
+    for kind in BanditKind::ALL {
+        for context in kind.contexts() {
+            for arm in kind.arms() {
+                let p = priors[&(context, arm)];
+                rows.push(PriorRow {
+                    bandit: kind.name(),
+                    context: context.name(),
+                    arm,
+                    alpha: p.alpha,
+                    beta: p.beta,
+                });
+            }
+        }
+    }
+    rows
 }
 
 impl BanditActor {
-    /// Loads the stored posteriors (arms not stored yet start at Beta(1, 1)).
-    pub async fn load(db: Db, settings: BanditSettings) -> Result<Self, sqlx::Error> {
-        let stored = load_all(&db).await?;
-        let fresh = |kind: BanditKind| Thompson::new(&kind.arms(), settings.exploration_floor);
+    /// Seeds the priors of (context, arm)s the store does not have yet, then loads the stored
+    /// posteriors. Stored priors that differ from the configured ones are kept (changing them is
+    /// explicit: `chorus bandit set-priors`), with a warning.
+    pub async fn load(
+        db: Db,
+        settings: BanditSettings,
+        quality: Option<&OfflineQuality>,
+    ) -> Result<Self, sqlx::Error> {
+        if quality.is_none() {
+            tracing::warn!(
+                "models/manifest.json has no bandit_prior (chorus eval-priors --write): new \
+                 bandit arms start at Beta(1, 1)"
+            );
+        }
+        let wanted = prior_rows(quality, &settings);
+        let seeded = store::store_priors(&db, &wanted, false, now_ms()).await?;
+        if seeded > 0 {
+            tracing::info!(
+                arms = seeded,
+                prior_weight = settings.prior_weight,
+                prior_rate = settings.prior_rate,
+                "bandit priors set from the offline evaluation"
+            );
+        }
+        let stored = store::load_posteriors(&db).await?;
+        let differing = wanted
+            .iter()
+            .filter(|w| {
+                stored.iter().any(|s| {
+                    (s.bandit.as_str(), s.context.as_str(), s.arm.as_str())
+                        == (w.bandit, w.context, w.arm)
+                        && ((s.prior_alpha - w.alpha).abs() > 1e-9
+                            || (s.prior_beta - w.beta).abs() > 1e-9)
+                })
+            })
+            .count();
+        if differing > 0 {
+            tracing::warn!(
+                arms = differing,
+                "the stored bandit priors differ from the configured ones and are kept; \
+                 `chorus bandit set-priors` applies the configured ones"
+            );
+        }
         let mut actor = Self {
-            policies: BanditKind::ALL.map(fresh),
-            unsaved: BanditKind::ALL.map(|kind| fresh(kind).arms),
+            policies: HashMap::new(),
+            prior_set_at: HashMap::new(),
             db,
-            settings,
             rng: rand::make_rng::<StdRng>(),
-            pending: HashMap::new(),
-            shown: VecDeque::new(),
-            saving: false,
+            shown: Vec::new(),
+            rewards: Vec::new(),
+            flushing: false,
+            changed: BTreeSet::new(),
+            history_written: Instant::now(),
+            settings,
         };
-        actor.adopt(stored);
+        actor.adopt(&stored);
         Ok(actor)
     }
 
-    /// Takes the stored totals, plus what this process has not saved yet.
-    fn adopt(&mut self, stored: [Vec<StoredArm>; 2]) {
+    /// Takes the stored totals (arms not stored start at Beta(1, 1)).
+    fn adopt(&mut self, stored: &[PosteriorRow]) {
         for kind in BanditKind::ALL {
-            let k = kind.index();
-            let mut policy = Thompson::new(&kind.arms(), self.settings.exploration_floor);
-            for row in &stored[k] {
-                if let Some(i) = policy.index_of(&row.arm) {
-                    let arm = &mut policy.arms[i];
-                    arm.successes = row.alpha - 1.0;
-                    arm.failures = row.beta - 1.0;
-                    arm.pulls = row.pulls.max(0) as u64;
+            for context in kind.contexts() {
+                let mut policy = Thompson::new(&kind.arms(), self.settings.exploration_floor);
+                for row in stored
+                    .iter()
+                    .filter(|r| r.bandit == kind.name() && r.context == context.name())
+                {
+                    if let Some(i) = policy.index_of(&row.arm) {
+                        policy.arms[i] = Arm {
+                            name: row.arm.clone(),
+                            prior_alpha: row.prior_alpha,
+                            prior_beta: row.prior_beta,
+                            pulls: row.pulls.max(0) as u64,
+                            successes: row.successes,
+                            failures: row.failures,
+                        };
+                        self.prior_set_at
+                            .insert((context, row.arm.clone()), row.prior_set_at);
+                    }
                 }
-            }
-            for (arm, extra) in policy.arms.iter_mut().zip(&self.unsaved[k]) {
-                arm.pulls += extra.pulls;
-                arm.successes += extra.successes;
-                arm.failures += extra.failures;
-            }
-            self.policies[k] = policy;
-        }
-    }
-
-    fn record_pull(&mut self, kind: BanditKind, arm: usize) {
-        self.policies[kind.index()].arms[arm].pulls += 1;
-        self.unsaved[kind.index()][arm].pulls += 1;
-    }
-
-    fn record_reward(&mut self, kind: BanditKind, arm: usize, reward: f64) {
-        self.policies[kind.index()].reward(arm, reward);
-        let unsaved = &mut self.unsaved[kind.index()][arm];
-        unsaved.successes += reward;
-        unsaved.failures += 1.0 - reward;
-    }
-
-    fn settle_expired(&mut self) {
-        let window = Duration::from_secs(self.settings.reward_window_s);
-        while let Some((at, _)) = self.shown.front() {
-            if at.elapsed() < window && self.pending.len() <= MAX_PENDING {
-                break;
-            }
-            let (_, request_id) = self.shown.pop_front().expect("front exists");
-            if let Some((kind, arm)) = self.pending.remove(&request_id) {
-                self.record_reward(kind, arm, 0.0);
+                self.policies.insert(context, policy);
             }
         }
     }
 
-    /// A success for the pending list `request_id` (ignored when unknown or settled).
-    fn reward(&mut self, request_id: &str) {
-        if let Some((kind, arm)) = self.pending.remove(request_id) {
-            self.record_reward(kind, arm, 1.0);
+    fn choose(&mut self, context: Context) -> Option<&'static str> {
+        if !self.settings.enabled {
+            return None;
+        }
+        let policy = &self.policies[&context];
+        let arm = policy.sample(&mut self.rng);
+        context.kind().arms().get(arm).copied()
+    }
+
+    fn take_unsaved(&mut self) -> store::Flush {
+        let now = now_ms();
+        let history_due =
+            self.history_written.elapsed() >= Duration::from_secs(self.settings.history_interval_s);
+        store::Flush {
+            shown: std::mem::take(&mut self.shown),
+            rewards: std::mem::take(&mut self.rewards),
+            expire_before: now - (self.settings.reward_window_s * 1_000) as i64,
+            history_at: history_due.then_some(now),
+            now,
         }
     }
 
-    /// Adds what this process saw to the stored counts (increments, so processes sharing the
-    /// store never overwrite each other), then reads the totals back, which brings in what the
-    /// other processes saw.
-    fn persist(&mut self, ctx: &mut Context<Self>) {
-        if self.saving {
-            return;
-        }
-        self.saving = true;
-        let mut deltas = Vec::new();
-        for kind in BanditKind::ALL {
-            for arm in &mut self.unsaved[kind.index()] {
-                if arm.pulls > 0 || arm.successes > 0.0 || arm.failures > 0.0 {
-                    deltas.push(ArmDelta {
-                        bandit: kind.name(),
-                        arm: arm.name.clone(),
-                        pulls: arm.pulls as i64,
-                        successes: arm.successes,
-                        failures: arm.failures,
-                    });
-                }
-                *arm = Arm::new(arm.name.clone());
-            }
-        }
+    /// Writes a flush, the history when due, and reads the totals back.
+    fn write(
+        &mut self,
+        flush: store::Flush,
+    ) -> impl ActorFuture<Self, Output = Result<(), String>> + use<> {
         let db = self.db.clone();
-        let sync = {
-            let deltas = deltas.clone();
-            async move {
-                if !deltas.is_empty() {
-                    add_to_arms(&db, &deltas, now_ms()).await?;
-                }
-                load_all(&db).await
-            }
-        };
-        ctx.spawn(sync.into_actor(self).map(move |result, actor, _| {
-            actor.saving = false;
-            match result {
-                Ok(stored) => actor.adopt(stored),
+        let keep_after = now_ms() - (self.settings.history_days as i64) * 24 * 3_600 * 1_000;
+        let mut changed = std::mem::take(&mut self.changed);
+        let work = async move {
+            let mut done = Written {
+                result: Ok(Vec::new()),
+                restore: None,
+                changed: BTreeSet::new(),
+                history_written: false,
+            };
+            match store::flush(&db, &flush).await {
+                Ok(flushed) => changed.extend(flushed.changed),
                 Err(err) => {
-                    tracing::warn!(error = %err, "saving the bandits' counts; will retry");
-                    // Put the counts back (the transaction wrote none of them).
-                    for delta in deltas {
-                        let kind = BanditKind::ALL
-                            .into_iter()
-                            .find(|k| k.name() == delta.bandit)
-                            .expect("a known bandit");
-                        if let Some(arm) = actor.unsaved[kind.index()]
-                            .iter_mut()
-                            .find(|a| a.name == delta.arm)
-                        {
-                            arm.pulls += delta.pulls as u64;
-                            arm.successes += delta.successes;
-                            arm.failures += delta.failures;
-                        }
+                    done.result = Err(err);
+                    done.restore = Some(flush);
+                    done.changed = changed;
+                    return done;
+                }
+            }
+            if let Some(at) = flush.history_at {
+                match store::record_history(&db, &changed, at, keep_after).await {
+                    Ok(()) => {
+                        changed.clear();
+                        done.history_written = true;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "writing the bandits' history; will retry")
                     }
                 }
             }
-        }));
+            done.result = store::load_posteriors(&db).await;
+            done.changed = changed;
+            done
+        };
+        work.into_actor(self).map(move |done, actor, _| {
+            actor.changed.extend(done.changed);
+            if done.history_written {
+                actor.history_written = Instant::now();
+            }
+            if let Some(unsaved) = done.restore {
+                // The transaction wrote none of it: put it back, oldest first.
+                let mut shown = unsaved.shown;
+                shown.append(&mut actor.shown);
+                actor.shown = shown;
+                let mut rewards = unsaved.rewards;
+                rewards.append(&mut actor.rewards);
+                actor.rewards = rewards;
+                actor.bound_unsaved();
+            }
+            match done.result {
+                Ok(stored) => {
+                    actor.adopt(&stored);
+                    Ok(())
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "saving the bandits' counts; will retry");
+                    Err(err.to_string())
+                }
+            }
+        })
+    }
+
+    fn bound_unsaved(&mut self) {
+        if self.shown.len() > MAX_UNSAVED {
+            let dropped = self.shown.len() - MAX_UNSAVED;
+            self.shown.drain(..dropped);
+            tracing::warn!(
+                dropped,
+                "the store is unreachable: dropping the oldest bandit pulls"
+            );
+        }
+        if self.rewards.len() > MAX_UNSAVED {
+            let dropped = self.rewards.len() - MAX_UNSAVED;
+            self.rewards.drain(..dropped);
+            tracing::warn!(
+                dropped,
+                "the store is unreachable: dropping the oldest bandit rewards"
+            );
+        }
+    }
+
+    fn persist(&mut self, ctx: &mut actix::Context<Self>) {
+        if self.flushing {
+            return;
+        }
+        self.flushing = true;
+        let flush = self.take_unsaved();
+        ctx.spawn(self.write(flush).map(|_, actor, _| actor.flushing = false));
     }
 }
 
-async fn load_all(db: &Db) -> Result<[Vec<StoredArm>; 2], sqlx::Error> {
-    let solo = load_arms(db, BanditKind::SoloStrategy.name()).await?;
-    let group = load_arms(db, BanditKind::GroupAggregation.name()).await?;
-    Ok([solo, group])
-}
-
 impl Actor for BanditActor {
-    type Context = Context<Self>;
+    type Context = actix::Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(SWEEP_INTERVAL, |actor, _| actor.settle_expired());
         let every = Duration::from_millis(self.settings.persist_interval_ms);
         ctx.run_interval(every, |actor, ctx| actor.persist(ctx));
     }
 }
 
-impl Handler<Choose> for BanditActor {
-    type Result = String;
+impl Handler<ChooseSolo> for BanditActor {
+    type Result = MessageResult<ChooseSolo>;
 
-    fn handle(&mut self, Choose(kind): Choose, _: &mut Self::Context) -> String {
-        if !self.settings.enabled {
-            return kind.default_arm().to_string();
-        }
-        let policy = &self.policies[kind.index()];
-        let arm = policy.sample(&mut self.rng);
-        policy.arms[arm].name.clone()
+    fn handle(&mut self, ChooseSolo(maturity): ChooseSolo, _: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.choose(Context::Solo(maturity))
+                .and_then(recommend::Strategy::parse)
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl Handler<ChooseGroup> for BanditActor {
+    type Result = MessageResult<ChooseGroup>;
+
+    fn handle(&mut self, ChooseGroup(size): ChooseGroup, _: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.choose(Context::Group(size))
+                .and_then(aggregate::Strategy::parse)
+                .unwrap_or(aggregate::Strategy::Fair),
+        )
     }
 }
 
@@ -308,16 +390,15 @@ impl Handler<Shown> for BanditActor {
         if !self.settings.enabled {
             return;
         }
-        let Some(arm) = self.policies[msg.bandit.index()].index_of(&msg.arm) else {
-            return;
-        };
-        self.record_pull(msg.bandit, arm);
-        self.pending
-            .insert(msg.request_id.clone(), (msg.bandit, arm));
-        self.shown.push_back((Instant::now(), msg.request_id));
-        if self.pending.len() > MAX_PENDING {
-            self.settle_expired();
-        }
+        let context = msg.pull.context();
+        self.shown.push(store::Shown {
+            request_id: msg.request_id,
+            bandit: context.kind().name(),
+            context: context.name(),
+            arm: msg.pull.arm(),
+            at: now_ms(),
+        });
+        self.bound_unsaved();
     }
 }
 
@@ -326,7 +407,8 @@ impl Handler<Outcome> for BanditActor {
 
     fn handle(&mut self, msg: Outcome, _: &mut Self::Context) {
         if matches!(msg.kind, FeedbackKind::Like | FeedbackKind::Add) {
-            self.reward(&msg.request_id);
+            self.rewards.push((msg.request_id, 1.0));
+            self.bound_unsaved();
         }
     }
 }
@@ -335,7 +417,17 @@ impl Handler<Rewarded> for BanditActor {
     type Result = ();
 
     fn handle(&mut self, msg: Rewarded, _: &mut Self::Context) {
-        self.reward(&msg.request_id);
+        self.rewards.push((msg.request_id, 1.0));
+        self.bound_unsaved();
+    }
+}
+
+impl Handler<FlushNow> for BanditActor {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+
+    fn handle(&mut self, _: FlushNow, _: &mut Self::Context) -> Self::Result {
+        let flush = self.take_unsaved();
+        Box::pin(self.write(flush))
     }
 }
 
@@ -343,17 +435,18 @@ impl Handler<GetState> for BanditActor {
     type Result = MessageResult<GetState>;
 
     fn handle(&mut self, GetState(kind): GetState, _: &mut Self::Context) -> Self::Result {
-        let policy = &self.policies[kind.index()];
-        let mut pending = vec![0u64; policy.arms.len()];
-        for &(_, arm) in self.pending.values().filter(|(k, _)| *k == kind) {
-            pending[arm] += 1;
-        }
         MessageResult(BanditState {
-            name: kind.name(),
+            kind,
             enabled: self.settings.enabled,
-            policy: policy.clone(),
-            pending,
+            contexts: kind
+                .contexts()
+                .into_iter()
+                .map(|c| (c, self.policies[&c].clone()))
+                .collect(),
             reward_window_s: self.settings.reward_window_s,
+            prior_weight: self.settings.prior_weight,
+            prior_rate: self.settings.prior_rate,
+            prior_set_at: self.prior_set_at.clone(),
         })
     }
 }

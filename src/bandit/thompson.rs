@@ -1,6 +1,7 @@
 //! Beta–Bernoulli Thompson sampling with an exploration floor: pure state and math, no I/O.
 //!
-//! Each arm's success rate has a Beta(1 + successes, 1 + failures) posterior. To choose, draw
+//! Each arm's success rate has a Beta(prior α + successes, prior β + failures) posterior (the
+//! prior is Beta(1, 1) unless warm-started from what is known offline). To choose, draw
 //! one sample per arm and take the largest; except that with probability `floor × arms` an arm
 //! is drawn uniformly, so every arm keeps at least `floor` of the traffic (the world changes;
 //! an arm written off early must still be able to come back). Rewards may arrive late and in
@@ -15,6 +16,9 @@ use crate::stats::posterior::{probability_best, BetaPosterior};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Arm {
     pub name: String,
+    /// The prior's pseudo-counts: Beta(1, 1) when nothing is known.
+    pub prior_alpha: f64,
+    pub prior_beta: f64,
     /// Times the arm was chosen.
     pub pulls: u64,
     /// Resolved pulls that earned the reward (may be fractional for graded rewards).
@@ -25,8 +29,14 @@ pub struct Arm {
 
 impl Arm {
     pub fn new(name: impl Into<String>) -> Self {
+        Self::with_prior(name, 1.0, 1.0)
+    }
+
+    pub fn with_prior(name: impl Into<String>, prior_alpha: f64, prior_beta: f64) -> Self {
         Self {
             name: name.into(),
+            prior_alpha,
+            prior_beta,
             pulls: 0,
             successes: 0.0,
             failures: 0.0,
@@ -34,11 +44,15 @@ impl Arm {
     }
 
     pub fn alpha(&self) -> f64 {
-        1.0 + self.successes
+        self.prior_alpha + self.successes
     }
 
     pub fn beta(&self) -> f64 {
-        1.0 + self.failures
+        self.prior_beta + self.failures
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.alpha() / (self.alpha() + self.beta())
     }
 
     pub fn posterior(&self) -> BetaPosterior {
@@ -77,7 +91,7 @@ impl Thompson {
         }
         let mut best = (0, f64::NEG_INFINITY);
         for (i, arm) in self.arms.iter().enumerate() {
-            // alpha, beta ≥ 1, so the distribution always exists.
+            // alpha, beta > 0 (priors are checked), so the distribution exists.
             let draw = Beta::new(arm.alpha(), arm.beta())
                 .map(|b| b.sample(rng))
                 .unwrap_or(0.5);

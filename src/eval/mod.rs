@@ -3,3 +3,4 @@
 
 pub mod calibration;
 pub mod groups;
+pub mod priors;

@@ -26,7 +26,10 @@ use super::{
 };
 use crate::{
     aggregate::Strategy,
-    bandit::actor::{BanditKind, Choose, Rewarded, Shown},
+    bandit::{
+        actor::{ChooseGroup, Rewarded, Shown},
+        context::{Pull, RoomSize},
+    },
     domain::UserId,
     error::{ApiError, ErrorCode},
     limits::{gcra, Decision, Quota},
@@ -549,6 +552,7 @@ impl GroupActor {
             .collect();
         playlist.sort_unstable();
         let fixed = self.state.settings.aggregation.fixed();
+        let room_size = RoomSize::of_members(members.len());
         let bandit = self.directory.bandit().clone();
         let limit = self.directory.settings().group_recommendations;
         let candidates = self.directory.settings().group_candidates;
@@ -569,10 +573,8 @@ impl GroupActor {
             let strategy = match fixed {
                 Some(strategy) => strategy,
                 None => bandit
-                    .send(Choose(BanditKind::GroupAggregation))
+                    .send(ChooseGroup(room_size))
                     .await
-                    .ok()
-                    .and_then(|arm| Strategy::parse(&arm))
                     .unwrap_or(Strategy::Fair),
             };
             recommender
@@ -591,11 +593,10 @@ impl GroupActor {
             actor.refreshing = false;
             if let (None, Ok(list)) = (fixed, &result) {
                 // A popular start (nobody has a taste) is no pull of any arm.
-                if Strategy::parse(&list.strategy).is_some() {
+                if let Some(strategy) = Strategy::parse(&list.strategy) {
                     actor.directory.bandit().do_send(Shown {
-                        bandit: BanditKind::GroupAggregation,
                         request_id: list.request_id.clone(),
-                        arm: list.strategy.clone(),
+                        pull: Pull::Group(room_size, strategy),
                     });
                 }
             }

@@ -39,6 +39,7 @@ use super::{
         stats::compare_proportions,
         stats::compare_means,
         analytics::bandit_report,
+        analytics::bandit_history,
         experiments::create_experiment,
         experiments::list_experiments,
         experiments::stop_experiment,

@@ -6,11 +6,14 @@ use utoipa::ToSchema;
 
 use super::extract::{AuthUser, JsonBody};
 use crate::{
-    bandit::actor::{BanditKind, Choose, Outcome, Shown},
+    bandit::{
+        actor::{ChooseSolo, Outcome, Shown},
+        context::{Maturity, Pull},
+    },
     domain::now_ms,
     error::{ApiError, ErrorBody, ErrorCode},
     experiments::{assign, attribution::credited_request},
-    recommend::{self, Pair, Recommended},
+    recommend::{self, Pair, Recommended, Recommender},
     state::AppState,
     storage::experiments::{self, NewExposure},
     taste::{
@@ -111,21 +114,20 @@ pub async fn recommendations(
     let variant = experiment
         .as_ref()
         .map(|e| assign::variant_for(&e.variants, &e.id, user.id.as_str()).clone());
+    let snapshot = state.recommender.snapshot(&user.id).await?;
+    let maturity = Maturity::of_signals(Recommender::signals(&snapshot));
     let strategy = match (&experiment, &variant) {
         (Some(experiment), Some(variant)) => experiment.strategy_of(variant),
-        _ => {
-            let arm = state
-                .bandit
-                .send(Choose(BanditKind::SoloStrategy))
-                .await
-                .map_err(|_| ApiError::internal(anyhow::anyhow!("the bandit actor is gone")))?;
-            recommend::Strategy::parse(&arm).unwrap_or_default()
-        }
+        _ => state
+            .bandit
+            .send(ChooseSolo(maturity))
+            .await
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("the bandit actor is gone")))?,
     };
     let list = state
         .recommender
-        .for_user(
-            &user.id,
+        .for_snapshot(
+            &snapshot,
             recommend::Request {
                 limit,
                 genre,
@@ -153,9 +155,8 @@ pub async fn recommendations(
     .await?;
     if experiment.is_none() && list.strategy == strategy.as_str() {
         state.bandit.do_send(Shown {
-            bandit: BanditKind::SoloStrategy,
             request_id: request_id.clone(),
-            arm: strategy.as_str().to_string(),
+            pull: Pull::Solo(maturity, strategy),
         });
     }
     Ok(HttpResponse::Ok().json(RecommendationList {

@@ -91,6 +91,10 @@ pub struct Manifest {
     pub sample: FileRef,
     pub split: serde_json::Value,
     pub models: BTreeMap<String, ModelSpec>,
+    /// Each bandit arm's offline quality per context (`chorus eval-priors --write`), the
+    /// bandits' warm start.
+    #[serde(default)]
+    pub bandit_prior: Option<crate::bandit::prior::OfflineQuality>,
 }
 
 /// The three models the server needs.

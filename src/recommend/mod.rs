@@ -140,13 +140,37 @@ impl Recommender {
         user: &UserId,
         request: Request,
     ) -> Result<Recommendations, ApiError> {
-        let snapshot = self.users.send(user, GetSnapshot).await?;
+        let snapshot = self.snapshot(user).await?;
+        self.for_snapshot(&snapshot, request).await
+    }
+
+    /// The listener's taste as it is now (what [`Recommender::for_snapshot`] ranks for).
+    pub async fn snapshot(&self, user: &UserId) -> Result<Arc<Snapshot>, ApiError> {
+        self.users.send(user, GetSnapshot).await
+    }
+
+    /// Positive signals in a listener's taste (likes, adds, plays, compared winners): what the
+    /// strategy bandit's maturity context counts. 0: the popular start.
+    pub fn signals(snapshot: &Snapshot) -> usize {
+        // A listener with only comparisons has a taste, hence at least one signal.
+        snapshot
+            .listener
+            .as_ref()
+            .map_or(0, |l| l.seeds.len().max(1))
+    }
+
+    /// A list for the listener whose taste is `snapshot`.
+    pub async fn for_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        request: Request,
+    ) -> Result<Recommendations, ApiError> {
         let mut exclude = request.exclude;
         exclude.extend_from_slice(&snapshot.reacted);
         exclude.sort_unstable();
         exclude.dedup();
         let Some(listener) = snapshot.listener.clone() else {
-            return Ok(self.popular_start(&snapshot, &exclude, &request.genre, request.limit));
+            return Ok(self.popular_start(snapshot, &exclude, &request.genre, request.limit));
         };
         let order = match request.strategy {
             Strategy::Hybrid => RankBy::Hybrid,
@@ -154,7 +178,7 @@ impl Recommender {
             Strategy::Content => RankBy::Content,
             Strategy::Popularity => {
                 let mut list =
-                    self.popular_start(&snapshot, &exclude, &request.genre, request.limit);
+                    self.popular_start(snapshot, &exclude, &request.genre, request.limit);
                 list.strategy = Strategy::Popularity.as_str();
                 return Ok(list);
             }

@@ -1,4 +1,4 @@
-//! Exposures (what was shown, under which strategy) and the bandits' persisted posteriors.
+//! Exposures (what was shown, under which strategy) and experiments.
 
 use sqlx::{AssertSqlSafe, Row};
 
@@ -52,73 +52,6 @@ pub async fn find_exposure(
         user_id: row.try_get("user_id")?,
         track_ids: serde_json::from_str(&track_ids).unwrap_or_default(),
     }))
-}
-
-/// One bandit arm as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredArm {
-    pub arm: String,
-    pub alpha: f64,
-    pub beta: f64,
-    pub pulls: i64,
-    pub rewards: f64,
-}
-
-pub async fn load_arms(db: &Db, bandit: &str) -> Result<Vec<StoredArm>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT arm, alpha, beta, pulls, rewards FROM bandit_arms WHERE bandit = $1 ORDER BY arm",
-    )
-    .bind(bandit)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(StoredArm {
-                arm: row.try_get("arm")?,
-                alpha: row.try_get("alpha")?,
-                beta: row.try_get("beta")?,
-                pulls: row.try_get("pulls")?,
-                rewards: row.try_get("rewards")?,
-            })
-        })
-        .collect()
-}
-
-/// Counts one process gathered for one arm since it last saved.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ArmDelta {
-    pub bandit: &'static str,
-    pub arm: String,
-    pub pulls: i64,
-    pub successes: f64,
-    pub failures: f64,
-}
-
-/// Adds every delta to its arm in one transaction. Increments, never overwrites: several
-/// processes sharing the store each add what they saw.
-pub async fn add_to_arms(db: &Db, deltas: &[ArmDelta], now: i64) -> Result<(), sqlx::Error> {
-    let _turn = db.write_turn().await;
-    let mut tx = db.pool().begin().await?;
-    for d in deltas {
-        sqlx::query(
-            "INSERT INTO bandit_arms (bandit, arm, alpha, beta, pulls, rewards, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (bandit, arm) DO UPDATE SET alpha = bandit_arms.alpha + $6, \
-             beta = bandit_arms.beta + $8, pulls = bandit_arms.pulls + $5, \
-             rewards = bandit_arms.rewards + $6, updated_at = $7",
-        )
-        .bind(d.bandit)
-        .bind(d.arm.as_str())
-        .bind(1.0 + d.successes)
-        .bind(1.0 + d.failures)
-        .bind(d.pulls)
-        .bind(d.successes)
-        .bind(now)
-        .bind(d.failures)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
 }
 
 /// An experiment row; `variants` and `guardrails` are JSON.

@@ -5,6 +5,7 @@
 //!
 //! The pool is cloned freely (it is an `Arc` inside); every query runs on tokio without blocking.
 
+pub mod bandit;
 pub mod experiments;
 pub mod feedback;
 pub mod groups;

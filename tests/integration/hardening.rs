@@ -605,6 +605,7 @@ async fn a_spoofed_reward_does_not_reach_the_bandit() {
             exploration_floor: 0.05,
             reward_window_s: 60,
             persist_interval_ms: 100,
+            ..chorus::config::BanditSettings::default()
         },
         ..AppOptions::default()
     })
@@ -642,14 +643,7 @@ async fn arm_rewards(app: &TestApp, arm: &str) -> f64 {
     let all = app
         .get_json_as("/api/v1/analytics/bandit", ADMIN_TOKEN)
         .await;
-    all["bandits"][0]["arms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == arm)
-        .unwrap()["rewards"]
-        .as_f64()
-        .unwrap()
+    crate::bandit::total(&all["bandits"][0], arm, "rewards")
 }
 
 /// Finding 6: a host who leaves their room empty does not orphan it: the next member to join

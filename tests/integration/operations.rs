@@ -98,6 +98,7 @@ async fn openapi_describes_every_route() {
         ("/api/v1/stats/proportions", "post"),
         ("/api/v1/stats/means", "post"),
         ("/api/v1/analytics/bandit", "get"),
+        ("/api/v1/analytics/bandit/history", "get"),
         ("/api/v1/experiments", "post"),
         ("/api/v1/experiments", "get"),
         ("/api/v1/experiments/{id}/stop", "post"),
@@ -111,7 +112,7 @@ async fn openapi_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        30,
+        31,
         "a route was added without updating this test: {:?}",
         paths.keys()
     );

@@ -1,6 +1,7 @@
 // The experiments dashboard (admin token): A/B results with rates, intervals, lift, p-values,
-// chance to beat control and SRM warnings; bandit arms with posterior means, intervals and
-// probability best, plotted over time while the page is open.
+// chance to beat control and SRM warnings; per bandit and context, each arm's prior (the warm
+// start) apart from its data, the posterior mean, interval and probability best, and the
+// posterior history the server records.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 
@@ -11,19 +12,41 @@ const TOKEN_KEY = 'chorus.admin';
 
 interface Arm {
   name: string;
+  prior: { alpha: number; beta: number; mean: number };
   pulls: number;
   rewards: number;
+  failures: number;
   pending: number;
   mean: number;
   interval95: [number, number];
   probability_best: number;
 }
-interface Bandit {
-  bandit: string;
-  enabled: boolean;
+interface BanditContext {
+  context: string;
   arms: Arm[];
   regret_estimate: number;
 }
+interface Bandit {
+  bandit: string;
+  enabled: boolean;
+  prior_weight: number;
+  contexts: BanditContext[];
+}
+interface HistoryPoint {
+  at: number;
+  arm: string;
+  mean: number;
+}
+
+/// What each context means, for the tab's title.
+const CONTEXT_HELP: Record<string, string> = {
+  cold: 'listeners with 1–2 likes',
+  few: 'listeners with 3–9 likes',
+  many: 'listeners with 10 or more likes',
+  small: 'rooms of 1–2 members',
+  medium: 'rooms of 3–4 members',
+  large: 'rooms of 5 or more',
+};
 interface Experiment {
   id: string;
   name: string;
@@ -243,27 +266,9 @@ function AbTable(props: { report: AbReport }) {
   );
 }
 
-interface Point {
-  at: string;
-  means: Record<string, number>;
-}
-
 function BanditSection(props: { token: string; onRejected: (m: string) => void }) {
   const { token } = props;
   const bandits = usePoll(() => api<{ bandits: Bandit[] }>('GET', '/api/v1/analytics/bandit', { token }), 3_000, [token]);
-  const [history, setHistory] = useState<Record<string, Point[]>>({});
-  useEffect(() => {
-    if (!bandits.value) return;
-    const at = new Date().toLocaleTimeString();
-    setHistory((h) => {
-      const next = { ...h };
-      for (const b of bandits.value!.bandits) {
-        const point = { at, means: Object.fromEntries(b.arms.map((a) => [a.name, a.mean])) };
-        next[b.bandit] = [...(h[b.bandit] ?? []), point].slice(-120);
-      }
-      return next;
-    });
-  }, [bandits.value]);
   useEffect(() => {
     const err = bandits.error;
     if (err instanceof ApiError && (err.status === 401 || err.status === 403)) props.onRejected(err.message);
@@ -271,60 +276,125 @@ function BanditSection(props: { token: string; onRejected: (m: string) => void }
   return (
     <section class="card" aria-labelledby="bandit-title">
       <h2 id="bandit-title">Strategy bandits</h2>
+      <p class="muted small">
+        Each context has its own posterior. Arms start from a prior taken from the offline evaluation (worth{' '}
+        {bandits.value?.bandits[0]?.prior_weight ?? '…'} lists); live likes and adds move them from there.
+      </p>
       {bandits.error ? <p class="error" role="alert">{errorText(bandits.error)}</p> : null}
       {!bandits.value && !bandits.error && <p class="empty" aria-busy="true">Loading bandits…</p>}
-      {bandits.value?.bandits.map((b) => (
-        <div class="bandit" data-bandit={b.bandit}>
-          <h3>
-            {b.bandit.replace('_', ' ')} {!b.enabled && <span class="badge">off</span>}
-          </h3>
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Arm</th>
-                  <th scope="col">Pulls</th>
-                  <th scope="col">Rewards</th>
-                  <th scope="col">Posterior mean</th>
-                  <th scope="col">95% interval</th>
-                  <th scope="col">P(best)</th>
-                </tr>
-              </thead>
-              <tbody>
-                {b.arms.map((a) => (
-                  <tr data-arm={a.name}>
-                    <th scope="row">{a.name}</th>
-                    <td data-col="pulls">{a.pulls}</td>
-                    <td>{a.rewards}</td>
-                    <td data-col="mean">{pct(a.mean, 2)}</td>
-                    <td>{pct(a.interval95[0], 1)} – {pct(a.interval95[1], 1)}</td>
-                    <td data-col="best">{pct(a.probability_best)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <MeansChart points={history[b.bandit] ?? []} arms={b.arms.map((a) => a.name)} title={b.bandit} />
-        </div>
-      ))}
+      {bandits.value?.bandits.map((b) => <BanditPanel bandit={b} token={token} />)}
     </section>
   );
 }
 
-function MeansChart(props: { points: Point[]; arms: string[]; title: string }) {
+function BanditPanel(props: { bandit: Bandit; token: string }) {
+  const b = props.bandit;
+  const busiest = [...b.contexts].sort(
+    (x, y) => y.arms.reduce((n, a) => n + a.pulls, 0) - x.arms.reduce((n, a) => n + a.pulls, 0),
+  )[0];
+  const [chosen, setChosen] = useState<string | null>(null);
+  const shown = b.contexts.find((c) => c.context === chosen) ?? busiest;
+  if (!shown) return null;
+  const pulls = shown.arms.reduce((n, a) => n + a.pulls, 0);
+  return (
+    <div class="bandit" data-bandit={b.bandit} data-context={shown.context}>
+      <h3>
+        {b.bandit.replace('_', ' ')} {!b.enabled && <span class="badge">off</span>}
+      </h3>
+      <div class="tabs" role="tablist" aria-label={`${b.bandit.replace('_', ' ')} contexts`}>
+        {b.contexts.map((c) => (
+          <button
+            type="button"
+            role="tab"
+            aria-selected={c.context === shown.context}
+            data-context-tab={c.context}
+            title={CONTEXT_HELP[c.context]}
+            onClick={() => setChosen(c.context)}
+          >
+            {c.context} <span class="muted small">({c.arms.reduce((n, a) => n + a.pulls, 0)})</span>
+          </button>
+        ))}
+      </div>
+      <p class="muted small">
+        {CONTEXT_HELP[shown.context] ?? shown.context}: {pulls} lists shown
+        {pulls === 0 ? ' — the prior alone decides for now.' : '.'}
+      </p>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Arm</th>
+              <th scope="col">Prior mean</th>
+              <th scope="col">Pulls</th>
+              <th scope="col">Rewards</th>
+              <th scope="col">Pending</th>
+              <th scope="col">Posterior mean</th>
+              <th scope="col">95% interval</th>
+              <th scope="col">P(best)</th>
+            </tr>
+          </thead>
+          <tbody>
+            {shown.arms.map((a) => (
+              <tr data-arm={a.name}>
+                <th scope="row">{a.name}</th>
+                <td data-col="prior" title={`Beta(${a.prior.alpha.toFixed(1)}, ${a.prior.beta.toFixed(1)})`}>
+                  {pct(a.prior.mean, 2)}
+                </td>
+                <td data-col="pulls">{a.pulls}</td>
+                <td>{a.rewards}</td>
+                <td>{a.pending}</td>
+                <td data-col="mean">{pct(a.mean, 2)}</td>
+                <td>{pct(a.interval95[0], 1)} – {pct(a.interval95[1], 1)}</td>
+                <td data-col="best">{pct(a.probability_best)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <HistoryChart
+        token={props.token}
+        bandit={b.bandit}
+        context={shown.context}
+        arms={shown.arms.map((a) => a.name)}
+      />
+    </div>
+  );
+}
+
+function HistoryChart(props: { token: string; bandit: string; context: string; arms: string[] }) {
+  const { token, bandit, context } = props;
+  const history = usePoll(
+    () =>
+      api<{ points: HistoryPoint[] }>(
+        'GET',
+        `/api/v1/analytics/bandit/history?bandit=${bandit}&context=${context}&limit=2000`,
+        { token },
+      ),
+    15_000,
+    [token, bandit, context],
+  );
   const canvas = useRef<HTMLCanvasElement>(null);
   const chart = useRef<Chart | null>(null);
+  const points = history.value?.points ?? [];
+  const times = [...new Set(points.map((p) => p.at))].sort((x, y) => x - y);
   useEffect(() => {
-    if (!canvas.current) return;
-    const labels = props.points.map((p) => p.at);
-    const datasets = props.arms.map((arm, i) => ({
-      label: arm,
-      data: props.points.map((p) => p.means[arm] ?? null),
-      borderColor: PALETTE[i % PALETTE.length],
-      backgroundColor: PALETTE[i % PALETTE.length],
-      pointRadius: 0,
-      tension: 0.25,
-    }));
+    if (!canvas.current || times.length === 0) return;
+    const labels = times.map((t) => new Date(t).toLocaleString());
+    // Each arm's mean at each instant: the last recorded value so far (arms are recorded when
+    // they change).
+    const datasets = props.arms.map((arm, i) => {
+      let last: number | null = null;
+      const byTime = new Map(points.filter((p) => p.arm === arm).map((p) => [p.at, p.mean]));
+      return {
+        label: arm,
+        data: times.map((t) => (last = byTime.get(t) ?? last)),
+        borderColor: PALETTE[i % PALETTE.length],
+        backgroundColor: PALETTE[i % PALETTE.length],
+        // Dots while there are few points, so a short history is visible.
+        pointRadius: times.length < 20 ? 3 : 0,
+        tension: 0.25,
+      };
+    });
     if (chart.current) {
       chart.current.data.labels = labels;
       chart.current.data.datasets = datasets;
@@ -336,19 +406,41 @@ function MeansChart(props: { points: Point[]; arms: string[]; title: string }) {
         options: {
           animation: false,
           maintainAspectRatio: false,
-          scales: { y: { min: 0, ticks: { callback: (v) => `${Math.round(Number(v) * 100)}%` } } },
+          scales: { y: { min: 0, ticks: { callback: (v) => `${(Number(v) * 100).toFixed(0)}%` } } },
           plugins: { legend: { position: 'bottom' } },
         },
       });
     }
-  }, [props.points, props.arms.join()]);
-  useEffect(() => () => chart.current?.destroy(), []);
+  }, [history.value, props.arms.join()]);
+  useEffect(
+    () => () => {
+      chart.current?.destroy();
+      chart.current = null;
+    },
+    [bandit, context],
+  );
+  if (history.error) return <p class="error" role="alert">{errorText(history.error)}</p>;
+  if (!history.value) return <p class="empty" aria-busy="true">Loading the history…</p>;
+  if (times.length === 0) {
+    return (
+      <p class="empty" data-testid="no-history">
+        No history for this context yet: the server records the posteriors every minute while lists are shown.
+      </p>
+    );
+  }
   return (
-    <figure class="over-time">
+    <figure class="over-time" data-testid="bandit-history">
       <div class="chart wide">
-        <canvas ref={canvas} role="img" aria-label={`Posterior mean of each ${props.title} arm over time, since this page opened`} />
+        <canvas
+          ref={canvas}
+          role="img"
+          aria-label={`Posterior mean of each ${bandit.replace('_', ' ')} arm for ${context}, as the server recorded it`}
+        />
       </div>
-      <figcaption class="muted small">Posterior means since this page opened (refreshed every 3 s).</figcaption>
+      <figcaption class="muted small">
+        Posterior means as the server recorded them ({times.length} {times.length === 1 ? 'point' : 'points'} since{' '}
+        {new Date(times[0]).toLocaleDateString()}).
+      </figcaption>
     </figure>
   );
 }

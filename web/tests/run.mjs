@@ -317,18 +317,34 @@ await test('the dashboard shows the same numbers as the API', async () => {
     const rate = await page.textContent(`tr[data-variant="${row.name}"] [data-col=rate]`);
     assert(rate === `${(row.rate * 100).toFixed(2)}%`, `${row.name} rate ${rate} vs ${row.rate}`);
   }
+  // Each bandit shows its busiest context first: prior, pulls and posterior mean as the API says.
   for (const bandit of bandits.bandits) {
-    for (const arm of bandit.arms) {
+    const busiest = [...bandit.contexts].sort(
+      (x, y) => y.arms.reduce((n, a) => n + a.pulls, 0) - x.arms.reduce((n, a) => n + a.pulls, 0),
+    )[0];
+    await page.waitForSelector(`.bandit[data-bandit="${bandit.bandit}"][data-context="${busiest.context}"]`);
+    for (const arm of busiest.arms) {
       const cell = `.bandit[data-bandit="${bandit.bandit}"] tr[data-arm="${arm.name}"]`;
       assert((await page.textContent(`${cell} [data-col=pulls]`)) === String(arm.pulls), `${arm.name} pulls`);
       assert(
-        (await page.textContent(`${cell} [data-col=mean]`)) === `${(arm.mean * 100).toFixed(2)}%`,
-        `${arm.name} mean`,
+        (await page.textContent(`${cell} [data-col=prior]`)) === `${(arm.prior.mean * 100).toFixed(2)}%`,
+        `${arm.name} prior`,
       );
     }
   }
-  await page.waitForTimeout(3_500);
+  // The busiest solo context has a history the server recorded, plotted.
+  await page.waitForSelector('.bandit[data-bandit="solo_strategy"] [data-testid=bandit-history] canvas', {
+    timeout: 20_000,
+  });
+  await page.waitForTimeout(500);
   await shot(page, '09-dashboard');
+  // Another context is one click away; with no lists shown there, the prior alone decides.
+  const solo = '.bandit[data-bandit="solo_strategy"]';
+  const other = bandits.bandits[0].contexts.find((c) => c.arms.every((a) => a.pulls === 0)).context;
+  await page.click(`${solo} [data-context-tab="${other}"]`);
+  await page.waitForSelector(`${solo}[data-context="${other}"]`);
+  await page.waitForSelector(`${solo} [data-testid=no-history]`);
+  await shot(page, '09b-dashboard-other-context');
   await dash.close();
 });
 

@@ -2,7 +2,7 @@
 // SQLite file, the demo catalog, the built web app, a known admin token.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, createWriteStream } from 'node:fs';
+import { mkdtempSync, createWriteStream, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -36,6 +36,9 @@ export class ChorusServer {
   async start() {
     if (!this.port) this.port = await freePort();
     const binary = process.env.CHORUS_BIN ?? join(ROOT, 'target/debug/chorus');
+    // The bandits' history every second (default: a minute), so the dashboard has one to plot.
+    const config = join(this.dir, 'chorus.toml');
+    writeFileSync(config, '[bandit]\nhistory_interval_s = 1\n');
     this.child = spawn(binary, ['serve'], {
       cwd: ROOT,
       env: {
@@ -46,6 +49,7 @@ export class ChorusServer {
         CHORUS_RATE_LIMIT: 'false',
         CHORUS_WEB_DIR: join(ROOT, 'web/dist'),
         CHORUS_LOG: 'info,sqlx=warn',
+        CHORUS_CONFIG: config,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
