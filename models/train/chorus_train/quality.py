@@ -75,6 +75,17 @@ def write_quality(path: str, results: dict, manifest: dict) -> None:
                [[name, f(r["recall@20"]), f(r["ndcg@20"]), f(r["hr@10_sampled"]), f(r["ndcg@10_sampled"])]
                 for name, r in lf.items()]),
         "",
+        "## Groups on lastfm-2k",
+        "",
+        "Written by the pipeline (`chorus_train/lastfm_groups.py`): lastfm test users as group members,",
+        "random, similar (nearest by iALS user vector) and divergent (greedily farthest) groups, 60 per",
+        "cell, ranked as the server ranks a room — each member's own best candidates from the served",
+        "hybrid plus the members' mean dot product (100 in all), each member's ranker score through Platt",
+        "scaling, the served aggregation rules — and scored per member on their held-out artists.",
+        "\"least-served\": the worst member of each group, averaged over groups.",
+        "",
+        results.get("lastfm_groups", "(not measured)"),
+        "",
         "## spotify-songs: playlist continuation on held-out playlists",
         "",
         f"{len(manifest['split']['heldout_playlists'])} playlists held out entirely (ids in `models/manifest.json`),",
@@ -105,5 +116,17 @@ def write_quality(path: str, results: dict, manifest: dict) -> None:
         f"{f(results['mood']['accuracy'])} on {results['mood']['tracks']} unseen tracks.",
         "",
     ]
+    # The sections after these (Groups, Bandit priors, Bandit) are written by the server's own
+    # commands (`chorus eval-groups`, `eval-priors`, `simulate-bandit`), with the prose around
+    # their tables: keep them.
+    kept = ""
+    try:
+        with open(path) as existing:
+            text = existing.read()
+        at = text.find("\n## Groups\n")
+        if at >= 0:
+            kept = text[at:]
+    except FileNotFoundError:
+        pass
     with open(path, "w") as out:
-        out.write("\n".join(lines))
+        out.write("\n".join(lines).rstrip("\n") + "\n" + kept)
