@@ -498,6 +498,11 @@ async fn bandit_admin(settings: &Settings, action: BanditAction) -> anyhow::Resu
         models::Manifest,
         storage::bandit as store,
     };
+    if let BanditAction::Reset { bandit: Some(name) } = &action {
+        if BanditKind::parse(name).is_none() {
+            anyhow::bail!("--bandit must be solo_strategy or group_aggregation, not {name:?}");
+        }
+    }
     let db = Db::connect(&settings.database).await?;
     match action {
         BanditAction::SetPriors => {
@@ -513,13 +518,6 @@ async fn bandit_admin(settings: &Settings, action: BanditAction) -> anyhow::Resu
             eprintln!("set the priors of {written} bandit arms");
         }
         BanditAction::Reset { bandit } => {
-            if let Some(name) = &bandit {
-                if BanditKind::parse(name).is_none() {
-                    anyhow::bail!(
-                        "--bandit must be solo_strategy or group_aggregation, not {name:?}"
-                    );
-                }
-            }
             let dropped = store::reset(&db, bandit.as_deref(), now_ms()).await?;
             tracing::warn!(
                 bandit = bandit.as_deref().unwrap_or("all"),

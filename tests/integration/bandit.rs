@@ -577,19 +577,28 @@ async fn priors_change_only_on_command() {
         "{kept}"
     );
 
-    let chorus = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(args)
-            .env("DATABASE_URL", &db.url)
-            .env("CHORUS_LOAD_DEMO_CATALOG", "false")
-            .env_remove("REDIS_URL")
-            .output()
-            .expect("the chorus binary runs");
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stderr).to_string()
+    // The command runs off the test's thread: the servers started here share it, and one may
+    // be inside a transaction the command has to wait for.
+    let chorus = |args: &'static [&'static str]| {
+        let url = db.url.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .args(args)
+                    .env("DATABASE_URL", &url)
+                    .env("CHORUS_LOAD_DEMO_CATALOG", "false")
+                    .env_remove("REDIS_URL")
+                    .output()
+                    .expect("the chorus binary runs")
+            })
+            .await
+            .unwrap();
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stderr).to_string()
+        }
     };
-    let said = chorus(&["bandit", "set-priors"]);
+    let said = chorus(&["bandit", "set-priors"]).await;
     assert!(said.contains("set the priors of 24 bandit arms"), "{said}");
     let replaced = restart(warm.clone()).await;
     // Each context's offline best arm now starts at the prior rate 0.1 with weight 200.
@@ -605,7 +614,7 @@ async fn priors_change_only_on_command() {
     let pulls = |r: &Value| SOLO_ARMS.iter().map(|a| total(r, a, "pulls")).sum::<f64>();
     assert_eq!(pulls(&replaced), 4.0, "the data stays: {replaced}");
 
-    let said = chorus(&["bandit", "reset", "--bandit", "solo_strategy"]);
+    let said = chorus(&["bandit", "reset", "--bandit", "solo_strategy"]).await;
     assert!(said.contains("reset solo_strategy"), "{said}");
     let forgotten = restart(warm).await;
     assert_eq!(pulls(&forgotten), 0.0, "{forgotten}");
