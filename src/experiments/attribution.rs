@@ -5,15 +5,11 @@
 
 use crate::{
     domain::UserId,
-    storage::{experiments::find_exposure, Db},
+    storage::{
+        experiments::{find_exposure, ShownList},
+        Db,
+    },
 };
-
-/// The list a listener was shown, as stored with its exposure.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShownList {
-    pub user_id: Option<String>,
-    pub track_ids: Vec<String>,
-}
 
 /// Whether `user`'s feedback on `track_id` may be credited to `list`.
 pub fn may_credit(list: &ShownList, user: &UserId, track_id: &str) -> bool {

@@ -18,6 +18,13 @@ pub struct NewExposure<'a> {
     pub created_at: i64,
 }
 
+/// The list a listener was shown, as stored with its exposure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShownList {
+    pub user_id: Option<String>,
+    pub track_ids: Vec<String>,
+}
+
 /// Stored through the group-commit writer: one per recommendation response.
 pub async fn insert_exposure(db: &Db, row: &NewExposure<'_>) -> Result<(), sqlx::Error> {
     db.writer
@@ -36,10 +43,7 @@ pub async fn insert_exposure(db: &Db, row: &NewExposure<'_>) -> Result<(), sqlx:
 }
 
 /// The listener and tracks of a shown list, if `request_id` names one.
-pub async fn find_exposure(
-    db: &Db,
-    request_id: &str,
-) -> Result<Option<crate::experiments::attribution::ShownList>, sqlx::Error> {
+pub async fn find_exposure(db: &Db, request_id: &str) -> Result<Option<ShownList>, sqlx::Error> {
     let row = sqlx::query("SELECT user_id, track_ids FROM exposures WHERE request_id = $1")
         .bind(request_id)
         .fetch_optional(db.pool())
@@ -48,7 +52,7 @@ pub async fn find_exposure(
         return Ok(None);
     };
     let track_ids: String = row.try_get("track_ids")?;
-    Ok(Some(crate::experiments::attribution::ShownList {
+    Ok(Some(ShownList {
         user_id: row.try_get("user_id")?,
         track_ids: serde_json::from_str(&track_ids).unwrap_or_default(),
     }))
