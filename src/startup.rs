@@ -15,7 +15,7 @@ use crate::{
     config::Settings,
     experiments::Registry,
     explain::actor::ExplainerActor,
-    groups::directory::GroupDirectory,
+    groups::{connection::ConnectionDeps, Groups},
     http,
     inference::Inference,
     limits::{MemoryRateLimiter, RateLimiter, RedisRateLimiter},
@@ -86,7 +86,7 @@ impl Application {
             .await
             .context("loading the strategy bandit")?
             .start();
-        let groups = GroupDirectory::new(
+        let groups = Groups::new(
             db.clone(),
             recommender.clone(),
             Arc::clone(&metrics),
@@ -112,6 +112,16 @@ impl Application {
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
+            connections: ConnectionDeps {
+                groups: groups.clone(),
+                recommender: recommender.clone(),
+                db: db.clone(),
+                bandit: bandit.clone(),
+                explainer: explainer.clone(),
+                metrics: Arc::clone(&metrics),
+                settings: Arc::new(settings.realtime.clone()),
+                closing,
+            },
             settings,
             db,
             catalog,
@@ -127,7 +137,6 @@ impl Application {
             experiments,
             tokens: TokenCache::default(),
             sockets: Arc::default(),
-            closing,
         });
         let server = serve(listener, state.clone())?;
         let shutdown = Shutdown {

@@ -10,11 +10,10 @@ use crate::{
     cache::Cache,
     catalog::Catalog,
     config::Settings,
-    domain::TrackId,
     error::{ApiError, ErrorCode},
     experiments::Registry,
     explain::actor::ExplainerActor,
-    groups::directory::GroupDirectory,
+    groups::{connection::ConnectionDeps, Groups},
     inference::Inference,
     limits::RateLimiter,
     metrics::Metrics,
@@ -33,28 +32,22 @@ pub struct AppState {
     pub inference: Inference,
     pub users: UserDirectory,
     pub recommender: Recommender,
-    pub groups: GroupDirectory,
+    pub groups: Groups,
     pub bandit: Addr<BanditActor>,
     pub explainer: Addr<ExplainerActor>,
     pub experiments: Arc<Registry>,
     pub tokens: TokenCache,
     /// Open sockets per user.
     pub sockets: Arc<crate::groups::connection::SocketCounts>,
-    /// Turns true when the server begins shutting down; every socket then closes with 1012.
-    pub closing: tokio::sync::watch::Receiver<bool>,
+    /// What each socket's Connection works with (it closes with 1012 when the server begins
+    /// shutting down).
+    pub connections: ConnectionDeps,
 }
 
 impl AppState {
     /// The catalog row of a track id sent in a body field named `field`.
     pub fn track_index(&self, id: &str, field: &str) -> Result<u32, ApiError> {
-        let id = TrackId::parse(id)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("{field}: {e}")))?;
-        self.catalog.index_of(id.as_str()).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::TrackNotFound,
-                format!("{field}: no track has id {id}"),
-            )
-        })
+        self.catalog.lookup(id, field)
     }
 
     /// A genre or sub-genre name known to the catalog, lower-cased.

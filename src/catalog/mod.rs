@@ -74,6 +74,20 @@ impl Catalog {
         self.by_id.get(id).copied()
     }
 
+    /// The row of a track id a client sent in the field `field`: `invalid_field` when it is
+    /// not a track id, `track_not_found` when no track has it.
+    pub fn lookup(&self, id: &str, field: &str) -> Result<u32, crate::error::ApiError> {
+        use crate::error::{ApiError, ErrorCode};
+        let id = crate::domain::TrackId::parse(id)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("{field}: {e}")))?;
+        self.index_of(id.as_str()).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TrackNotFound,
+                format!("{field}: no track has id {id}"),
+            )
+        })
+    }
+
     pub fn track(&self, index: u32) -> &Track {
         &self.tracks[index as usize]
     }

@@ -18,25 +18,40 @@ use tokio::sync::oneshot;
 
 use super::{
     commands::{decide, Command, Context as Rules},
-    directory::GroupDirectory,
     events::{Event, EventBody, LeaveReason},
     ids::generate_entry_id,
     protocol::ServerFrame,
+    registry::LiveGroups,
     state::{GroupState, GroupView},
 };
 use crate::{
     aggregate::Strategy,
     bandit::{
-        actor::{ChooseGroup, Rewarded, Shown},
+        actor::{BanditActor, ChooseGroup, Rewarded, Shown},
         context::{Pull, RoomSize},
     },
+    config::RealtimeSettings,
     domain::UserId,
     error::{ApiError, ErrorCode},
     limits::{gcra, Decision, Quota},
-    recommend::{GroupRecommendations, GroupRequest},
-    storage::groups,
+    metrics::Metrics,
+    recommend::{GroupRecommendations, GroupRequest, Recommender},
+    storage::{groups, Db},
     taste::{actor::RecordFeedback, FeedbackKind},
 };
+
+/// What every GroupActor works with, handed to it when it starts.
+#[derive(Clone)]
+pub struct GroupDeps {
+    pub db: Db,
+    pub recommender: Recommender,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<RealtimeSettings>,
+    /// Picks the aggregation of rooms set to `auto`.
+    pub bandit: Addr<BanditActor>,
+    /// This process's live groups, which the actor joins and leaves.
+    pub live: Arc<LiveGroups<GroupActor>>,
+}
 
 /// What a GroupActor sends to a socket.
 #[derive(Message, Clone)]
@@ -120,7 +135,7 @@ type Waiter = oneshot::Sender<Result<Arc<GroupRecommendations>, String>>;
 
 pub struct GroupActor {
     state: GroupState,
-    directory: GroupDirectory,
+    deps: GroupDeps,
     sockets: HashMap<u64, Socket>,
     /// Open sockets per user.
     online: HashMap<String, usize>,
@@ -148,15 +163,10 @@ const SNAPSHOT_EVERY: i64 = 1_000;
 const SNAPSHOT_ON_UNLOAD: i64 = 50;
 
 impl GroupActor {
-    pub fn new(
-        state: GroupState,
-        directory: GroupDirectory,
-        recent: Vec<Event>,
-        snapshot_seq: i64,
-    ) -> Self {
+    pub fn new(state: GroupState, deps: GroupDeps, recent: Vec<Event>, snapshot_seq: i64) -> Self {
         let mut actor = Self {
             state,
-            directory,
+            deps,
             sockets: HashMap::new(),
             online: HashMap::new(),
             recent: VecDeque::new(),
@@ -179,7 +189,7 @@ impl GroupActor {
 
     fn remember(&mut self, seq: i64, frame: ByteString) {
         self.recent.push_back((seq, frame));
-        while self.recent.len() > self.directory.settings().replay_events {
+        while self.recent.len() > self.deps.settings.replay_events {
             self.recent.pop_front();
         }
     }
@@ -196,7 +206,7 @@ impl GroupActor {
             }
         };
         self.snapshot_seq = seq;
-        let db = self.directory.db().clone();
+        let db = self.deps.db.clone();
         let group = self.state.id.clone();
         actix_web::rt::spawn(async move {
             if let Err(err) = groups::save_snapshot(&db, &group, seq, &json).await {
@@ -209,7 +219,7 @@ impl GroupActor {
     /// (`realtime.room_ops_per_second`, `room_op_burst`), so many sockets do not multiply the
     /// rate at which one member can grow the room's log.
     fn admit_op(&mut self, user: &str) -> Result<(), ApiError> {
-        let settings = self.directory.settings();
+        let settings = &self.deps.settings;
         let quota = Quota {
             per_second: settings.room_ops_per_second,
             burst: settings.room_op_burst,
@@ -310,7 +320,7 @@ impl GroupActor {
                     .map(|(_, frame)| frame.clone())
                     .collect();
                 let bytes: usize = frames.iter().map(|f| f.len()).sum();
-                (bytes <= self.directory.settings().outbox_bytes / 2).then_some(frames)
+                (bytes <= self.deps.settings.outbox_bytes / 2).then_some(frames)
             }
             _ => None,
         };
@@ -349,7 +359,7 @@ impl GroupActor {
     fn schedule_idle_stop(&mut self, ctx: &mut Context<Self>) {
         self.idle_generation += 1;
         let generation = self.idle_generation;
-        let timeout = Duration::from_secs(self.directory.settings().group_idle_timeout_s);
+        let timeout = Duration::from_secs(self.deps.settings.group_idle_timeout_s);
         ctx.run_later(timeout, move |actor, ctx| {
             if actor.idle_generation == generation
                 && actor.sockets.is_empty()
@@ -372,7 +382,7 @@ impl GroupActor {
             let frame = event_frame(&event);
             self.broadcast(&frame);
             self.remember(event.seq, frame);
-            self.directory.metrics().group_events.inc();
+            self.deps.metrics.group_events.inc();
             affects_recommendations |= event.body.affects_recommendations();
             self.reward_recommendations(&event);
             feedback.extend(self.follow_up(&event, ctx));
@@ -386,7 +396,7 @@ impl GroupActor {
             }
             return;
         }
-        let users = self.directory.recommender().users.clone();
+        let users = self.deps.recommender.users.clone();
         let recorded = async move {
             join_all(
                 feedback
@@ -426,7 +436,7 @@ impl GroupActor {
                 .iter()
                 .any(|item| item.track.id.as_str() == track.id)
             {
-                self.directory.bandit().do_send(Rewarded {
+                self.deps.bandit.do_send(Rewarded {
                     request_id: list.request_id.clone(),
                 });
             }
@@ -465,19 +475,19 @@ impl GroupActor {
                 user_id, entry_id, ..
             } => (user_id.clone(), entry_track(entry_id)?, FeedbackKind::Skip),
             EventBody::MemberJoined { user_id, .. } => {
-                self.directory.index_member(user_id, &ctx.address());
+                self.deps.live.index_member(user_id, &ctx.address());
                 return None;
             }
             EventBody::MemberLeft { user_id, reason } => {
                 let user_id = user_id.clone();
-                self.directory.unindex_member(&user_id, &ctx.address());
+                self.deps.live.unindex_member(&user_id, &ctx.address());
                 self.remove_member_sockets(&user_id, *reason, ctx);
                 return None;
             }
             _ => return None,
         };
         let user = UserId::parse(&user).ok()?;
-        let item = self.directory.recommender().catalog.index_of(&track_id)?;
+        let item = self.deps.recommender.catalog.index_of(&track_id)?;
         Some((
             user,
             RecordFeedback {
@@ -514,7 +524,7 @@ impl GroupActor {
         if self.refresh_scheduled {
             return;
         }
-        let interval = Duration::from_millis(self.directory.settings().recommend_interval_ms);
+        let interval = Duration::from_millis(self.deps.settings.recommend_interval_ms);
         let wait = self
             .last_refresh
             .map_or(Duration::ZERO, |at| interval.saturating_sub(at.elapsed()));
@@ -536,7 +546,7 @@ impl GroupActor {
         }
         self.refreshing = true;
         self.last_refresh = Some(Instant::now());
-        let recommender = self.directory.recommender().clone();
+        let recommender = self.deps.recommender.clone();
         let catalog = Arc::clone(&recommender.catalog);
         let members: Vec<UserId> = self
             .state
@@ -553,9 +563,9 @@ impl GroupActor {
         playlist.sort_unstable();
         let fixed = self.state.settings.aggregation.fixed();
         let room_size = RoomSize::of_members(members.len());
-        let bandit = self.directory.bandit().clone();
-        let limit = self.directory.settings().group_recommendations;
-        let candidates = self.directory.settings().group_candidates;
+        let bandit = self.deps.bandit.clone();
+        let limit = self.deps.settings.group_recommendations;
+        let candidates = self.deps.settings.group_candidates;
         let seq = self.state.seq;
         // The session's fairness: each member's share of the playlist so far, weighted by how
         // long the playlist is next to one list (a short playlist says little yet).
@@ -594,7 +604,7 @@ impl GroupActor {
             if let (None, Ok(list)) = (fixed, &result) {
                 // A popular start (nobody has a taste) is no pull of any arm.
                 if let Some(strategy) = Strategy::parse(&list.strategy) {
-                    actor.directory.bandit().do_send(Shown {
+                    actor.deps.bandit.do_send(Shown {
                         request_id: list.request_id.clone(),
                         pull: Pull::Group(room_size, strategy),
                     });
@@ -602,8 +612,8 @@ impl GroupActor {
             }
             let outcome = if result.is_ok() { "ok" } else { "error" };
             actor
-                .directory
-                .metrics()
+                .deps
+                .metrics
                 .group_recommendation_duration
                 .with_label_values(&[outcome])
                 .observe(started.elapsed().as_secs_f64());
@@ -665,28 +675,28 @@ impl Actor for GroupActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.directory.metrics().live_groups.inc();
+        self.deps.metrics.live_groups.inc();
         // Loaded by folding a long log: store a snapshot so the next load does not.
         if self.state.seq - self.snapshot_seq >= SNAPSHOT_EVERY {
             self.save_snapshot();
         }
         for member in &self.state.members {
-            self.directory.index_member(&member.user_id, &ctx.address());
+            self.deps.live.index_member(&member.user_id, &ctx.address());
         }
         // Loaded for a REST call or a socket that never attaches: unload when idle.
         self.schedule_idle_stop(ctx);
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
-        self.directory.metrics().live_groups.dec();
+        self.deps.metrics.live_groups.dec();
         if self.state.seq - self.snapshot_seq >= SNAPSHOT_ON_UNLOAD {
             self.save_snapshot();
         }
         let addr = ctx.address();
         for member in &self.state.members {
-            self.directory.unindex_member(&member.user_id, &addr);
+            self.deps.live.unindex_member(&member.user_id, &addr);
         }
-        self.directory.forget(&self.state.id, &addr);
+        self.deps.live.forget(&self.state.id, &addr);
     }
 }
 
@@ -783,7 +793,7 @@ impl Handler<Execute> for GroupActor {
             Self::reply(&origin, ack(client_msg_id.as_deref(), self.state.seq));
             return done(Ok(self.state.seq));
         }
-        let db = self.directory.db().clone();
+        let db = self.deps.db.clone();
         let group_id = self.state.id.clone();
         let expected = self.state.seq + 1;
         let columns: Vec<(String, String)> = bodies.iter().map(EventBody::to_columns).collect();

@@ -21,32 +21,53 @@ use std::{
 
 use actix::prelude::*;
 use actix_http::ws::{CloseCode, CloseReason, ProtocolError};
-use actix_web::web;
 use bytestring::ByteString;
 // tokio's clock, so the heartbeat runs in virtual time under `tokio::time::pause`.
-use tokio::{sync::mpsc, time::Instant};
-
-use crate::{bandit::actor::Outcome, experiments::attribution::credited_request};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
 
 use super::{
-    actor::{Attach, Detach, Execute, GroupActor, Origin, SendRecommendations, ToSocket},
+    actor::{Attach, ToSocket},
     commands::Command,
     events::TrackSummary,
     frame_guard,
     ids::GroupId,
     protocol::{close, ClientFrame, ServerFrame, PROTOCOL_VERSION},
     socket_io::{Inbound, Incoming, Outbox, Outgoing, PushError},
+    Groups, Room,
 };
 use crate::{
+    bandit::actor::{BanditActor, Outcome},
+    config::RealtimeSettings,
     domain::UserId,
     error::{ApiError, ErrorCode},
+    experiments::attribution::credited_request,
     explain::{
         self,
-        actor::{explainer_gone, Explain},
+        actor::{explainer_gone, Explain, ExplainerActor},
     },
-    state::AppState,
+    metrics::Metrics,
+    recommend::Recommender,
+    storage::Db,
     taste::actor::RecordFeedback,
 };
+
+/// What every socket works with: built once at startup, cloned for each socket.
+#[derive(Clone)]
+pub struct ConnectionDeps {
+    pub groups: Groups,
+    /// Tastes (feedback) and the catalog.
+    pub recommender: Recommender,
+    pub db: Db,
+    pub bandit: Addr<BanditActor>,
+    pub explainer: Addr<ExplainerActor>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<RealtimeSettings>,
+    /// Turns true when the server begins shutting down; every socket then closes with 1012.
+    pub closing: watch::Receiver<bool>,
+}
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -95,7 +116,7 @@ const MAX_EXPLANATIONS_IN_FLIGHT: usize = 3;
 
 struct Joined {
     group_id: String,
-    addr: Addr<GroupActor>,
+    room: Room,
 }
 
 /// Tokens refill at `rate` per second up to `burst`; each client frame takes one.
@@ -132,7 +153,7 @@ impl TokenBucket {
 pub struct Connection {
     id: u64,
     user: UserId,
-    app: web::Data<AppState>,
+    deps: ConnectionDeps,
     outbox: Outbox,
     /// This socket's place in the user's socket count, given back when the actor goes.
     _permit: SocketPermit,
@@ -149,19 +170,19 @@ impl Connection {
     /// Starts the actor for an upgraded socket and the task that writes its frames.
     pub fn start(
         user: UserId,
-        app: web::Data<AppState>,
+        deps: ConnectionDeps,
         outbox: Outbox,
         incoming: Incoming,
         permit: SocketPermit,
     ) -> Addr<Self> {
-        let settings = &app.settings.realtime;
+        let settings = &deps.settings;
         let bucket = TokenBucket::new(settings.ops_per_second, settings.op_burst);
         Connection::create(move |ctx| {
             ctx.add_stream(incoming);
             Connection {
                 id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
                 user,
-                app,
+                deps,
                 outbox,
                 _permit: permit,
                 joined: None,
@@ -201,7 +222,7 @@ impl Connection {
             description: Some(description.to_string()),
         };
         if self.outbox.close(reason_frame) {
-            self.app
+            self.deps
                 .metrics
                 .ws_closed
                 .with_label_values(&[reason])
@@ -211,7 +232,7 @@ impl Connection {
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        let timeout = Duration::from_millis(self.app.settings.realtime.client_timeout_ms);
+        let timeout = Duration::from_millis(self.deps.settings.client_timeout_ms);
         if self.last_heard.elapsed() > timeout {
             self.close(
                 ctx,
@@ -227,7 +248,7 @@ impl Connection {
     /// Counts an inbound frame against the op bucket; `false`: drop it (the first dropped frame
     /// of a flood gets one `rate_limited` error).
     fn admit(&mut self, ctx: &mut Context<Self>) -> bool {
-        self.app.metrics.ws_frames_in.inc();
+        self.deps.metrics.ws_frames_in.inc();
         if self.bucket.take(Instant::now()) {
             self.throttled = false;
             return true;
@@ -237,7 +258,7 @@ impl Connection {
                 ErrorCode::RateLimited,
                 format!(
                     "more than {} frames per second; frames are dropped until you slow down",
-                    self.app.settings.realtime.ops_per_second
+                    self.deps.settings.ops_per_second
                 ),
             );
             self.send_error(&err, None, ctx);
@@ -273,9 +294,7 @@ impl Connection {
             }
             ClientFrame::RequestRecommendations(_) => {
                 return match &self.joined {
-                    Some(joined) => joined.addr.do_send(SendRecommendations {
-                        socket: ctx.address().recipient(),
-                    }),
+                    Some(joined) => joined.room.send_recommendations(ctx.address().recipient()),
                     None => self.send_error(&not_joined(), client_msg_id.as_deref(), ctx),
                 };
             }
@@ -315,21 +334,21 @@ impl Connection {
             return self.send_error(&not_joined(), client_msg_id.as_deref(), ctx);
         };
         match command {
-            Ok(command) => joined.addr.do_send(Execute {
-                actor: self.user.clone(),
+            Ok(command) => joined.room.execute(
+                self.user.clone(),
                 command,
                 client_msg_id,
-                origin: Origin::Socket {
-                    socket: ctx.address().recipient(),
-                },
-            }),
+                ctx.address().recipient(),
+            ),
             Err(err) => self.send_error(&err, client_msg_id.as_deref(), ctx),
         }
     }
 
     fn track(&self, track_id: &str) -> Result<TrackSummary, ApiError> {
-        let item = self.app.track_index(track_id, "track_id")?;
-        Ok(TrackSummary::from(self.app.catalog.track(item)))
+        let item = self.deps.recommender.catalog.lookup(track_id, "track_id")?;
+        Ok(TrackSummary::from(
+            self.deps.recommender.catalog.track(item),
+        ))
     }
 
     /// Attaches to a group; frames that arrive meanwhile wait (`ctx.wait`), so a client may send
@@ -349,9 +368,9 @@ impl Connection {
             }
         };
         if let Some(previous) = self.joined.take() {
-            previous.addr.do_send(Detach { conn: self.id });
+            previous.room.detach(self.id);
         }
-        let directory = self.app.groups.clone();
+        let groups = self.deps.groups.clone();
         let attach = Attach {
             conn: self.id,
             user: self.user.clone(),
@@ -360,20 +379,14 @@ impl Connection {
             client_msg_id: client_msg_id.clone(),
         };
         let id = group_id.clone();
-        let work = async move {
-            let addr = directory.get(&id).await?;
-            addr.send(attach).await.map_err(|_| {
-                ApiError::internal(anyhow::anyhow!("group {id} stopped during join"))
-            })??;
-            Ok::<_, ApiError>(addr)
-        };
+        let work = async move { groups.attach(&id, attach).await };
         ctx.wait(
             work.into_actor(self)
                 .map(move |result, connection, ctx| match result {
-                    Ok(addr) => {
+                    Ok(room) => {
                         connection.joined = Some(Joined {
                             group_id: group_id.as_str().to_string(),
-                            addr,
+                            room,
                         })
                     }
                     Err(err) => connection.send_error(&err, client_msg_id.as_deref(), ctx),
@@ -387,16 +400,28 @@ impl Connection {
         client_msg_id: Option<String>,
         ctx: &mut Context<Self>,
     ) {
-        let item = match self.app.track_index(&feedback.track_id, "track_id") {
+        let item = match self
+            .deps
+            .recommender
+            .catalog
+            .lookup(&feedback.track_id, "track_id")
+        {
             Ok(item) => item,
             Err(err) => return self.send_error(&err, client_msg_id.as_deref(), ctx),
         };
-        let track_id = self.app.catalog.track(item).id.as_str().to_string();
+        let track_id = self
+            .deps
+            .recommender
+            .catalog
+            .track(item)
+            .id
+            .as_str()
+            .to_string();
         let kind = feedback.kind;
         let group_id = self.joined.as_ref().map(|j| j.group_id.clone());
-        let db = self.app.db.clone();
-        let bandit = self.app.bandit.clone();
-        let users = self.app.users.clone();
+        let db = self.deps.db.clone();
+        let bandit = self.deps.bandit.clone();
+        let users = self.deps.recommender.users.clone();
         let user = self.user.clone();
         let quoted = feedback.request_id;
         let work = async move {
@@ -438,7 +463,7 @@ impl Connection {
     /// user. Every frame goes through the actor's mailbox, so the deltas always precede
     /// `explanation_done`.
     fn explain(&mut self, track_id: &str, client_msg_id: Option<String>, ctx: &mut Context<Self>) {
-        let item = match self.app.track_index(track_id, "track_id") {
+        let item = match self.deps.recommender.catalog.lookup(track_id, "track_id") {
             Ok(item) => item,
             Err(err) => return self.send_error(&err, client_msg_id.as_deref(), ctx),
         };
@@ -453,15 +478,15 @@ impl Connection {
             return self.send_error(&err, client_msg_id.as_deref(), ctx);
         }
         self.explaining += 1;
-        let app = self.app.clone();
+        let deps = self.deps.clone();
         let user = self.user.clone();
-        let group = self.joined.as_ref().map(|j| j.addr.clone());
+        let room = self.joined.as_ref().map(|j| j.room.clone());
         let socket = ctx.address().recipient::<ToSocket>();
-        let track_id = app.catalog.track(item).id.as_str().to_string();
+        let track_id = deps.recommender.catalog.track(item).id.as_str().to_string();
         let work = async move {
-            let facts = match &group {
-                Some(group) => explain::gather::for_group(&app, group, item).await,
-                None => explain::gather::for_listener(&app, &user, item).await,
+            let facts = match &room {
+                Some(room) => explain::gather::for_group(&deps.recommender, room, item).await,
+                None => explain::gather::for_listener(&deps.recommender, &user, item).await,
             };
             let facts = match facts {
                 Ok(facts) => facts,
@@ -471,7 +496,7 @@ impl Connection {
                 }
             };
             let (deltas, mut pieces) = mpsc::unbounded_channel();
-            let asked = app.explainer.send(Explain {
+            let asked = deps.explainer.send(Explain {
                 facts,
                 deltas: Some(deltas),
             });
@@ -517,9 +542,9 @@ impl Actor for Connection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.app.metrics.ws_connections.inc();
-        let app = self.app.clone();
-        let realtime = &app.settings.realtime;
+        self.deps.metrics.ws_connections.inc();
+        let deps = self.deps.clone();
+        let realtime = &deps.settings;
         let welcome = ServerFrame::Welcome {
             user_id: self.user.as_str(),
             protocol: PROTOCOL_VERSION,
@@ -533,7 +558,7 @@ impl Actor for Connection {
         ctx.run_interval(interval, |connection, ctx| connection.heartbeat(ctx));
         // A shutdown closes the socket at once, ahead of anything queued, and no later frame
         // is read: the client reconnects (elsewhere) and resends what was not acknowledged.
-        let mut closing = app.closing.clone();
+        let mut closing = deps.closing.clone();
         ctx.spawn(
             async move {
                 if closing.wait_for(|closing| *closing).await.is_err() {
@@ -554,9 +579,9 @@ impl Actor for Connection {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.app.metrics.ws_connections.dec();
+        self.deps.metrics.ws_connections.dec();
         if let Some(joined) = self.joined.take() {
-            joined.addr.do_send(Detach { conn: self.id });
+            joined.room.detach(self.id);
         }
     }
 }
@@ -618,7 +643,7 @@ impl StreamHandler<Result<Inbound, ProtocolError>> for Connection {
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
-        self.app
+        self.deps
             .metrics
             .ws_closed
             .with_label_values(&["disconnected"])
@@ -630,7 +655,7 @@ impl StreamHandler<Result<Inbound, ProtocolError>> for Connection {
 impl Connection {
     /// A frame (or fragmented message) over the limit: close with 1009.
     fn too_big(&mut self, ctx: &mut Context<Self>) {
-        let limit = self.app.settings.realtime.max_frame_bytes;
+        let limit = self.deps.settings.max_frame_bytes;
         self.close(
             ctx,
             CloseCode::Size,

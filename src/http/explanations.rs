@@ -7,7 +7,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{extract::AuthUser, groups::member_group};
+use super::extract::AuthUser;
 use crate::{
     domain::TrackId,
     error::{ApiError, ErrorBody, ErrorCode},
@@ -81,10 +81,10 @@ pub async fn explanation(
             // A malformed id here is a bad query parameter, not a bad path.
             GroupId::parse(group)
                 .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("group: {e}")))?;
-            let (_, actor) = member_group(&state, group, &user.id).await?;
-            gather::for_group(&state, &actor, item).await?
+            let room = state.groups.member_room(group, &user.id).await?;
+            gather::for_group(&state.recommender, &room, item).await?
         }
-        None => gather::for_listener(&state, &user.id, item).await?,
+        None => gather::for_listener(&state.recommender, &user.id, item).await?,
     };
     let answer = state
         .explainer

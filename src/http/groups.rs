@@ -1,36 +1,20 @@
 //! Group sessions over REST: create, join by code, and read-only mirrors of the socket state
 //! (snapshot, event log, recommendations). Changes to a group go over the socket.
 
-use actix::Addr;
 use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{AuthUser, JsonBody};
 use crate::{
-    domain::{now_ms, text, UserId},
     error::{ApiError, ErrorBody, ErrorCode},
-    groups::{
-        actor::{
-            mailbox, stored_events, Execute, GetRecommendations, GetView, GroupActor, IsMember,
-            Origin,
-        },
-        commands::Command,
-        events::{Event, EventBody},
-        ids::{generate_join_code, normalize_join_code, GroupId},
-        settings::{GroupSettings, SettingsPatch},
-        state::GroupView,
-    },
+    groups::{settings::SettingsPatch, state::GroupView, CreatedGroup, EventPage},
     recommend::GroupRecommendations,
     state::AppState,
-    storage::groups,
 };
 
-pub const MAX_NAME_CHARS: usize = 80;
 pub const DEFAULT_EVENTS_PAGE: i64 = 500;
 pub const MAX_EVENTS_PAGE: i64 = 1_000;
-/// Join codes drawn before giving up (a clash is a one-in-millions event).
-const JOIN_CODE_ATTEMPTS: usize = 5;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(create_group)
@@ -47,15 +31,6 @@ pub struct CreateGroup {
     name: String,
     /// Defaults: max_members 32, skip_threshold 0.5, aggregation fair, guest_controls true.
     settings: Option<SettingsPatch>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CreatedGroup {
-    group_id: String,
-    /// Six characters others type (or scan) to join.
-    join_code: String,
-    name: String,
-    settings: GroupSettings,
 }
 
 /// Creates a group session with the caller as host.
@@ -78,75 +53,11 @@ pub async fn create_group(
     body: JsonBody<CreateGroup>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let name = body.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!("name must be 1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    text::check_line("name", &name).map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
-    enforce_room_quota(&state, &user.id).await?;
-    let settings = GroupSettings::default()
-        .patched(&body.settings.unwrap_or_default())
-        .map_err(|e| ApiError::new(ErrorCode::InvalidField, e))?;
-    let group_id = GroupId::generate();
-    let created = EventBody::GroupCreated {
-        name: name.clone(),
-        host: user.id.as_str().to_string(),
-        host_name: user.display_name.clone(),
-        settings: settings.clone(),
-    };
-    let (kind, payload) = created.to_columns();
-    let settings_json = serde_json::to_string(&settings).expect("settings serialise");
-    for _ in 0..JOIN_CODE_ATTEMPTS {
-        let join_code = generate_join_code();
-        let stored = groups::create(
-            &state.db,
-            &groups::NewGroup {
-                id: group_id.as_str(),
-                name: &name,
-                join_code: &join_code,
-                host: &user.id,
-                settings_json: &settings_json,
-                created: (&kind, &payload),
-            },
-        )
-        .await;
-        match stored {
-            Ok(_) => {
-                return Ok(HttpResponse::Created().json(CreatedGroup {
-                    group_id: group_id.as_str().to_string(),
-                    join_code,
-                    name,
-                    settings,
-                }))
-            }
-            Err(err) if groups::is_unique_violation(&err) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(ApiError::internal(anyhow::anyhow!(
-        "no free join code after {JOIN_CODE_ATTEMPTS} attempts"
-    )))
-}
-
-/// At most `realtime.rooms_per_user_per_day` rooms per user in any 24 hours. (Counted in the
-/// store, so several processes share the count; two creations racing may both pass.)
-async fn enforce_room_quota(state: &AppState, user: &UserId) -> Result<(), ApiError> {
-    const DAY_MS: i64 = 24 * 3600 * 1000;
-    let quota = state.settings.realtime.rooms_per_user_per_day;
-    let now = now_ms();
-    let (rooms, oldest) = groups::created_by_since(&state.db, user, now - DAY_MS).await?;
-    if rooms < i64::from(quota) {
-        return Ok(());
-    }
-    let wait_s = (oldest.unwrap_or(now) + DAY_MS - now).max(1000) / 1000;
-    Err(ApiError::new(
-        ErrorCode::QuotaExceeded,
-        format!("you created {rooms} rooms in the last 24 hours (at most {quota}); join one of them or try later"),
-    )
-    .retry_after(wait_s as u64))
+    let created = state
+        .groups
+        .create(&user.id, &user.display_name, &body.name, body.settings)
+        .await?;
+    Ok(HttpResponse::Created().json(created))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -189,65 +100,21 @@ pub async fn join_group(
     AuthUser(user): AuthUser,
     body: JsonBody<JoinGroup>,
 ) -> Result<HttpResponse, ApiError> {
-    let code = normalize_join_code(&body.join_code).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InvalidField,
-            "join_code is six letters or digits, like \"K7P2QX\"",
-        )
-    })?;
-    let row = groups::find_by_join_code(&state.db, &code)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::JoinCodeNotFound,
-                format!("no open group has the code {code}"),
-            )
-        })?;
-    let group_id = GroupId::parse(&row.id).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    let group = state.groups.get(&group_id).await?;
-    let seq = group
-        .send(Execute {
-            actor: user.id.clone(),
-            command: Command::Join {
-                display_name: user.display_name.clone(),
-            },
-            client_msg_id: None,
-            origin: Origin::Rest,
-        })
-        .await
-        .map_err(mailbox)??;
-    let member = group
-        .send(IsMember(user.id.clone()))
-        .await
-        .map_err(mailbox)?;
-    let (mut response, status) = if member {
+    let joined = state
+        .groups
+        .join_by_code(&user.id, &user.display_name, &body.join_code)
+        .await?;
+    let (mut response, status) = if joined.member {
         (HttpResponse::Ok(), "member")
     } else {
         (HttpResponse::Accepted(), "pending")
     };
     Ok(response.json(JoinedGroup {
-        group_id: row.id,
-        name: row.name,
-        seq,
+        group_id: joined.group_id,
+        name: joined.name,
+        seq: joined.seq,
         status,
     }))
-}
-
-/// The group's actor, if the caller is a member.
-pub async fn member_group(
-    state: &AppState,
-    raw_id: &str,
-    user: &UserId,
-) -> Result<(GroupId, Addr<GroupActor>), ApiError> {
-    let id = GroupId::parse(raw_id).map_err(|e| ApiError::new(ErrorCode::InvalidId, e))?;
-    let group = state.groups.get(&id).await?;
-    if !group.send(IsMember(user.clone())).await.map_err(mailbox)? {
-        return Err(ApiError::new(
-            ErrorCode::NotAMember,
-            "only members can read a group; join it with its code first",
-        ));
-    }
-    Ok((id, group))
 }
 
 /// The group as members see it: members with presence, the playlist, settings and `seq`.
@@ -269,9 +136,8 @@ pub async fn get_group(
     AuthUser(user): AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, group) = member_group(&state, &path, &user.id).await?;
-    let view = group.send(GetView).await.map_err(mailbox)?;
-    Ok(HttpResponse::Ok().json(view))
+    let room = state.groups.member_room(&path, &user.id).await?;
+    Ok(HttpResponse::Ok().json(room.view().await?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -281,13 +147,6 @@ pub struct EventsQuery {
     after: Option<i64>,
     /// 1–1000, default 500.
     limit: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct EventPage {
-    events: Vec<Event>,
-    /// True when more events follow the last one returned.
-    has_more: bool,
 }
 
 /// The group's event log after `after`, oldest first: exactly what a socket would have received.
@@ -324,14 +183,8 @@ pub async fn group_events(
             format!("limit must be between 1 and {MAX_EVENTS_PAGE}"),
         ));
     }
-    let (id, _) = member_group(&state, &path, &user.id).await?;
-    let mut rows = groups::events_after(&state.db, id.as_str(), after, limit + 1).await?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    Ok(HttpResponse::Ok().json(EventPage {
-        events: stored_events(rows),
-        has_more,
-    }))
+    let room = state.groups.member_room(&path, &user.id).await?;
+    Ok(HttpResponse::Ok().json(state.groups.events(&room, after, limit).await?))
 }
 
 /// The group's current recommendations with its harmony (computed now if there are none yet).
@@ -354,7 +207,6 @@ pub async fn group_recommendations(
     AuthUser(user): AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, group) = member_group(&state, &path, &user.id).await?;
-    let recommendations = group.send(GetRecommendations).await.map_err(mailbox)??;
-    Ok(HttpResponse::Ok().json(&*recommendations))
+    let room = state.groups.member_room(&path, &user.id).await?;
+    Ok(HttpResponse::Ok().json(&*room.recommendations().await?))
 }

@@ -79,6 +79,6 @@ pub async fn socket(
                 format!("this endpoint speaks WebSocket only: {e}"),
             )
         })?;
-    Connection::start(user, state.clone(), outbox, incoming, permit);
+    Connection::start(user, state.connections.clone(), outbox, incoming, permit);
     Ok(response)
 }
