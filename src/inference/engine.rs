@@ -237,7 +237,8 @@ pub struct Engine {
     pub phases: PhaseTimes,
     /// Group members' own best tracks by dot product, kept while their taste is unchanged
     /// (see `super::group`).
-    pub(super) own_hits: super::group::OwnHits,
+    /// Shared by every engine of a process (see `OwnHits`).
+    pub(super) own_hits: Arc<super::group::OwnHits>,
 }
 
 impl Engine {

@@ -75,34 +75,47 @@ const MIN_OWN_SHARE: usize = 8;
 /// busy room one member's taste changes per operation and the others' hits are reused, which
 /// keeps a refresh at about one retrieval query more than a single group query. Hits are kept
 /// unfiltered, twice as many as a share needs, and filtered by each room's exclusions at use.
+/// One cache serves every inference thread (a room's refreshes go to whichever is free; with a
+/// cache per thread, half the members missed on two threads).
 #[derive(Default)]
 pub struct OwnHits {
     /// Keyed by the taste's address; the `Weak` confirms it is still that taste, and the
     /// number is how many hits were asked for.
-    entries: std::collections::HashMap<
-        usize,
-        (std::sync::Weak<Listener>, usize, Vec<super::retrieval::Hit>),
-    >,
+    entries: std::sync::Mutex<std::collections::HashMap<usize, OwnEntry>>,
 }
+
+/// A taste (weakly), how many hits were asked for, and the hits.
+type OwnEntry = (std::sync::Weak<Listener>, usize, Vec<super::retrieval::Hit>);
 
 /// Tastes whose hits are kept at most (then the cache starts over).
 const OWN_HITS_KEPT: usize = 20_000;
 
 impl OwnHits {
-    fn get(&self, member: &Arc<Listener>, k: usize) -> Option<&Vec<super::retrieval::Hit>> {
-        let (weak, asked, hits) = self.entries.get(&(Arc::as_ptr(member) as usize))?;
-        (*asked >= k && weak.upgrade().is_some_and(|m| Arc::ptr_eq(&m, member))).then_some(hits)
+    fn get(&self, member: &Arc<Listener>, k: usize) -> Option<Vec<super::retrieval::Hit>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (weak, asked, hits) = entries.get(&(Arc::as_ptr(member) as usize))?;
+        (*asked >= k && weak.upgrade().is_some_and(|m| Arc::ptr_eq(&m, member)))
+            .then(|| hits.clone())
     }
 
-    fn insert(&mut self, member: &Arc<Listener>, asked: usize, hits: Vec<super::retrieval::Hit>) {
-        if self.entries.len() >= OWN_HITS_KEPT {
-            self.entries
-                .retain(|_, (weak, _, _)| weak.strong_count() > 0);
-            if self.entries.len() >= OWN_HITS_KEPT {
-                self.entries.clear();
+    fn has(&self, member: &Arc<Listener>, k: usize) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(&(Arc::as_ptr(member) as usize))
+            .is_some_and(|(weak, asked, _)| {
+                *asked >= k && weak.upgrade().is_some_and(|m| Arc::ptr_eq(&m, member))
+            })
+    }
+
+    fn insert(&self, member: &Arc<Listener>, asked: usize, hits: Vec<super::retrieval::Hit>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= OWN_HITS_KEPT {
+            entries.retain(|_, (weak, _, _)| weak.strong_count() > 0);
+            if entries.len() >= OWN_HITS_KEPT {
+                entries.clear();
             }
         }
-        self.entries.insert(
+        entries.insert(
             Arc::as_ptr(member) as usize,
             (Arc::downgrade(member), asked, hits),
         );
@@ -222,7 +235,7 @@ impl Engine {
         let mut missing: Vec<(Arc<Listener>, usize)> = Vec::new();
         for (job, &share) in jobs.iter().zip(&shares) {
             for member in job.members.iter().filter(|_| share > 0) {
-                if self.own_hits.get(member, 2 * share).is_some() {
+                if self.own_hits.has(member, 2 * share) {
                     continue;
                 }
                 match missing.iter_mut().find(|(m, _)| Arc::ptr_eq(m, member)) {
@@ -264,7 +277,6 @@ impl Engine {
                         let own_hits: Vec<_> = self
                             .own_hits
                             .get(member, 2 * share)
-                            .map(Vec::as_slice)
                             .unwrap_or_default()
                             .iter()
                             .filter(|h| job.exclude.binary_search(&h.item).is_err())

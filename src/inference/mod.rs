@@ -180,9 +180,14 @@ pub struct Loaded {
 impl Loaded {
     pub fn into_engines(self) -> Vec<Engine> {
         let space = self.space;
+        let own_hits: Arc<group::OwnHits> = Arc::default();
         self.models
             .into_iter()
-            .map(|models| Engine::new(models, Arc::clone(&space)))
+            .map(|models| {
+                let mut engine = Engine::new(models, Arc::clone(&space));
+                engine.own_hits = Arc::clone(&own_hits);
+                engine
+            })
             .collect()
     }
 }
