@@ -70,10 +70,17 @@ pub enum Utility {
 /// Candidates each member contributes at least (when the pool has room).
 const MIN_OWN_SHARE: usize = 8;
 
-/// Members' own best tracks by dot product, per taste. A taste is one `Listener` value (a
-/// member's feedback makes a new one), so the hits stay valid while its `Arc` is alive: in a
-/// busy room one member's taste changes per operation and the others' hits are reused, which
-/// keeps a refresh at about one retrieval query more than a single group query. Hits are kept
+/// Whether a member's own candidates come from their item-item neighbours alone: when those
+/// offer at least twice the member's share.
+fn own_from_neighbours(own: &std::collections::HashMap<u32, f32>, share: usize) -> bool {
+    own.values().filter(|&&s| s > 0.0).count() >= 2 * share
+}
+
+/// Members' own best tracks by dot product, per taste: needed only for members with few
+/// item-item neighbours (new listeners; see `own_from_neighbours`). A taste is one `Listener`
+/// value (a member's feedback makes a new one), so the hits stay valid while its `Arc` is alive:
+/// in a busy room one member's taste changes per operation and the others' hits are reused,
+/// which keeps a refresh at most one retrieval query more than a single group query. Hits are kept
 /// unfiltered, twice as many as a share needs, and filtered by each room's exclusions at use.
 /// One cache serves every inference thread (a room's refreshes go to whichever is free; with a
 /// cache per thread, half the members missed on two threads).
@@ -230,12 +237,24 @@ impl Engine {
                 k: job.candidates,
             })
             .collect();
+        // Each member's item-item scores.
+        let member_scores: Vec<Vec<_>> = jobs
+            .iter()
+            .map(|job| {
+                job.members
+                    .iter()
+                    .map(|m| space.neighbours().scores(&m.seeds))
+                    .collect()
+            })
+            .collect();
         // Members whose own hits are not cached yet (each taste once, however many rooms, for
-        // the largest share any of its rooms needs).
+        // the largest share any of its rooms needs). A member whose liked tracks have at least
+        // twice a share of item-item neighbours needs none: their own candidates come from
+        // those neighbours, which cost no scan of the catalog.
         let mut missing: Vec<(Arc<Listener>, usize)> = Vec::new();
-        for (job, &share) in jobs.iter().zip(&shares) {
-            for member in job.members.iter().filter(|_| share > 0) {
-                if self.own_hits.has(member, 2 * share) {
+        for ((job, &share), scores) in jobs.iter().zip(&shares).zip(&member_scores) {
+            for (member, own) in job.members.iter().zip(scores).filter(|_| share > 0) {
+                if own_from_neighbours(own, share) || self.own_hits.has(member, 2 * share) {
                     continue;
                 }
                 match missing.iter_mut().find(|(m, _)| Arc::ptr_eq(m, member)) {
@@ -253,16 +272,6 @@ impl Engine {
         for ((member, asked), own) in missing.iter().zip(hits.split_off(jobs.len())) {
             self.own_hits.insert(member, *asked, own);
         }
-        // Each member's item-item scores.
-        let member_scores: Vec<Vec<_>> = jobs
-            .iter()
-            .map(|job| {
-                job.members
-                    .iter()
-                    .map(|m| space.neighbours().scores(&m.seeds))
-                    .collect()
-            })
-            .collect();
         let pools: Vec<Vec<u32>> = jobs
             .iter()
             .zip(&hits)
@@ -274,6 +283,15 @@ impl Engine {
                 let mut taken = HashSet::new();
                 if share > 0 {
                     for (member, own) in job.members.iter().zip(scores) {
+                        if own_from_neighbours(own, share) {
+                            pool.extend(
+                                super::neighbours::best(own, &job.exclude, share)
+                                    .into_iter()
+                                    .map(|(item, _)| item)
+                                    .filter(|&i| taken.insert(i)),
+                            );
+                            continue;
+                        }
                         let own_hits: Vec<_> = self
                             .own_hits
                             .get(member, 2 * share)
