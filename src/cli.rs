@@ -432,13 +432,7 @@ fn load_eval(
     };
     let catalog = Catalog::new(demo::parse()?.tracks);
     let manifest = Manifest::load(&models.dir)?;
-    let heldout: std::collections::HashSet<String> = manifest.split["heldout_playlists"]
-        .as_array()
-        .context("models/manifest.json has no split.heldout_playlists")?
-        .iter()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
-    let members = groups::members(demo::csv()?.as_slice(), &heldout, &catalog)?;
+    let members = groups::heldout_members(&manifest, &catalog)?;
     eprintln!(
         "{} held-out playlists as members; loading the models",
         members.len()

@@ -232,13 +232,12 @@ impl BanditActor {
         }
     }
 
-    fn choose(&mut self, context: Context) -> Option<&'static str> {
-        if !self.settings.enabled {
-            return None;
-        }
-        let policy = &self.policies[&context];
-        let arm = policy.sample(&mut self.rng);
-        context.kind().arms().get(arm).copied()
+    /// The index of the arm to pull in `context` (arms in `BanditKind::arms` order, which is
+    /// each strategy enum's `ALL` order); `None` while the bandits are off.
+    fn choose(&mut self, context: Context) -> Option<usize> {
+        self.settings
+            .enabled
+            .then(|| self.policies[&context].sample(&mut self.rng))
     }
 
     fn take_unsaved(&mut self) -> store::Flush {
@@ -365,8 +364,7 @@ impl Handler<ChooseSolo> for BanditActor {
     fn handle(&mut self, ChooseSolo(maturity): ChooseSolo, _: &mut Self::Context) -> Self::Result {
         MessageResult(
             self.choose(Context::Solo(maturity))
-                .and_then(recommend::Strategy::parse)
-                .unwrap_or_default(),
+                .map_or_else(Default::default, |arm| recommend::Strategy::ALL[arm]),
         )
     }
 }
@@ -377,8 +375,9 @@ impl Handler<ChooseGroup> for BanditActor {
     fn handle(&mut self, ChooseGroup(size): ChooseGroup, _: &mut Self::Context) -> Self::Result {
         MessageResult(
             self.choose(Context::Group(size))
-                .and_then(aggregate::Strategy::parse)
-                .unwrap_or(aggregate::Strategy::Fair),
+                .map_or(aggregate::Strategy::Fair, |arm| {
+                    aggregate::Strategy::ALL[arm]
+                }),
         )
     }
 }

@@ -22,13 +22,14 @@ use rand::{rngs::StdRng, seq::SliceRandom, RngExt, SeedableRng};
 
 use crate::{
     aggregate::Strategy,
-    catalog::Catalog,
+    catalog::{demo, Catalog},
     inference::{
         engine::{Engine, RankBy, RankJob},
         features::Listener,
         group::{GroupRankJob, Utility},
         space::ItemSpace,
     },
+    models::Manifest,
     taste::{FeedbackKind, Taste},
 };
 
@@ -94,6 +95,18 @@ pub fn members(
             })
         })
         .collect())
+}
+
+/// The held-out playlists the manifest names (`split.heldout_playlists`), read from the embedded
+/// demo catalog's CSV, as members (see [`members`]).
+pub fn heldout_members(manifest: &Manifest, catalog: &Catalog) -> anyhow::Result<Vec<Member>> {
+    let heldout: HashSet<String> = manifest.split["heldout_playlists"]
+        .as_array()
+        .context("models/manifest.json has no split.heldout_playlists")?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    members(demo::csv()?.as_slice(), &heldout, catalog)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -55,15 +55,14 @@ pub fn solo(
         let mut n = 0;
         for m in members {
             // The whole playlist but the likes is what the listener would also like.
-            let all: Vec<u32> = m.seeds.iter().chain(&m.targets).copied().collect();
-            if all.len() < likes + 2 {
+            let playlist = all_in_order(m);
+            if playlist.len() < likes + 2 {
                 continue;
             }
-            let seeds: Vec<u32> = all_in_order(m).into_iter().take(likes).collect();
-            let relevant: HashSet<u32> =
-                all.iter().copied().filter(|t| !seeds.contains(t)).collect();
+            let (seeds, rest) = playlist.split_at(likes);
+            let relevant: HashSet<u32> = rest.iter().copied().collect();
             let mut taste = Taste::default();
-            for &item in &seeds {
+            for &item in seeds {
                 taste.record(item, FeedbackKind::Like);
             }
             taste.refresh(space);
@@ -71,7 +70,7 @@ pub fn solo(
                 continue;
             };
             let listener = Arc::new(listener);
-            let mut exclude = seeds.clone();
+            let mut exclude = seeds.to_vec();
             exclude.sort_unstable();
             for (i, strategy) in Strategy::ALL.into_iter().enumerate() {
                 let list: Vec<u32> = match strategy {

@@ -198,13 +198,7 @@ pub async fn flush(db: &Db, flush: &Flush) -> Result<Flushed, sqlx::Error> {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = settled {
-            let d = deltas
-                .entry((
-                    row.try_get("bandit")?,
-                    row.try_get("context")?,
-                    row.try_get("arm")?,
-                ))
-                .or_default();
+            let d = deltas.entry(arm_key(&row)?).or_default();
             d.successes += reward;
             d.failures += 1.0 - reward;
             out.rewarded += 1;
@@ -219,14 +213,7 @@ pub async fn flush(db: &Db, flush: &Flush) -> Result<Flushed, sqlx::Error> {
     .fetch_all(&mut *tx)
     .await?;
     for row in &expired {
-        deltas
-            .entry((
-                row.try_get("bandit")?,
-                row.try_get("context")?,
-                row.try_get("arm")?,
-            ))
-            .or_default()
-            .failures += 1.0;
+        deltas.entry(arm_key(row)?).or_default().failures += 1.0;
     }
     out.expired = expired.len() as u64;
     for ((bandit, context, arm), d) in &deltas {
@@ -254,6 +241,15 @@ pub async fn flush(db: &Db, flush: &Flush) -> Result<Flushed, sqlx::Error> {
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// The (bandit, context, arm) a `RETURNING bandit, context, arm` row names.
+fn arm_key(row: &sqlx::any::AnyRow) -> Result<ArmKey, sqlx::Error> {
+    Ok((
+        row.try_get("bandit")?,
+        row.try_get("context")?,
+        row.try_get("arm")?,
+    ))
 }
 
 /// Adds the current posteriors of every arm of the contexts `arms` belong to (so each point of
@@ -341,15 +337,6 @@ pub async fn pending_counts(db: &Db) -> Result<BTreeMap<ArmKey, i64>, sqlx::Erro
     .fetch_all(db.pool())
     .await?;
     rows.iter()
-        .map(|row| {
-            Ok((
-                (
-                    row.try_get("bandit")?,
-                    row.try_get("context")?,
-                    row.try_get("arm")?,
-                ),
-                row.try_get("n")?,
-            ))
-        })
+        .map(|row| Ok((arm_key(row)?, row.try_get("n")?)))
         .collect()
 }

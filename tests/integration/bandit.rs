@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::{
     groups::{connect, group_of},
-    helpers::{assert_error, spawn_app_with, AppOptions, Store, TestApp, ADMIN_TOKEN},
+    helpers::{assert_error, spawn_app_with, track_ids, AppOptions, Store, TestApp, ADMIN_TOKEN},
 };
 
 /// Uniform priors (weight 0), so what the tests see is the data alone.
@@ -651,7 +651,6 @@ fn recall(ids: &[String], targets: &std::collections::HashSet<String>) -> f64 {
 #[actix_web::test]
 async fn a_fresh_server_serves_mature_listeners_from_the_warm_start() {
     use chorus::{
-        catalog::demo,
         domain::UserId,
         eval::groups,
         models::Manifest,
@@ -670,19 +669,12 @@ async fn a_fresh_server_serves_mature_listeners_from_the_warm_start() {
         manifest.bandit_prior.is_some(),
         "the manifest has the offline priors"
     );
-    let heldout = manifest.split["heldout_playlists"]
-        .as_array()
+    let members: Vec<groups::Member> = groups::heldout_members(&manifest, &catalog)
         .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
+        .into_iter()
+        .filter(|m| m.seeds.len() >= 10)
+        .take(25)
         .collect();
-    let members: Vec<groups::Member> =
-        groups::members(demo::csv().unwrap().as_slice(), &heldout, &catalog)
-            .unwrap()
-            .into_iter()
-            .filter(|m| m.seeds.len() >= 10)
-            .take(25)
-            .collect();
     assert_eq!(members.len(), 25);
 
     let (mut popularity, mut lists) = (0, 0);
@@ -704,13 +696,7 @@ async fn a_fresh_server_serves_mature_listeners_from_the_warm_start() {
             let strategy = list["strategy"].as_str().unwrap().to_string();
             popularity += usize::from(strategy == "popularity");
             lists += 1;
-            let ids: Vec<String> = list["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["track"]["id"].as_str().unwrap().to_string())
-                .collect();
-            rest_recall += recall(&ids, &targets) / 200.0;
+            rest_recall += recall(&track_ids(&list), &targets) / 200.0;
             *strategies.entry(strategy).or_insert(0) += 1;
         }
         let hybrid = app

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::{
     groups::Member,
-    helpers::{spawn_demo_app, TestApp},
+    helpers::{spawn_demo_app, track_genres, track_ids, TestApp},
 };
 
 const METAL: &[&str] = &[
@@ -123,24 +123,6 @@ where
     panic!("no recommendations for the whole room");
 }
 
-fn genres(item: &Value) -> Vec<String> {
-    item["track"]["genres"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g.as_str().unwrap().to_string())
-        .collect()
-}
-
-fn ids(list: &Value) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["track"]["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[actix_web::test]
 async fn a_divergent_room_is_served_for_every_member_and_says_so() {
     let app = spawn_demo_app().await;
@@ -156,14 +138,14 @@ async fn a_divergent_room_is_served_for_every_member_and_says_so() {
     for (genre, who) in [("rock", "metal"), ("latin", "reggaeton"), ("edm", "edm")] {
         let own = items
             .iter()
-            .filter(|i| genres(i).iter().any(|g| g == genre))
+            .filter(|i| track_genres(i).iter().any(|g| g == genre))
             .count();
         assert!(
             own >= 2,
             "{who}: {own} of 10 are {genre}: {:#?}",
             items
                 .iter()
-                .map(|i| (&i["track"]["artist"], genres(i)))
+                .map(|i| (&i["track"]["artist"], track_genres(i)))
                 .collect::<Vec<_>>()
         );
     }
@@ -202,7 +184,7 @@ async fn a_divergent_room_is_served_for_every_member_and_says_so() {
             .find(|(m, _)| keenest == m.user_id.as_str())
             .unwrap()
             .1;
-        agree += usize::from(genres(item).iter().any(|g| g == region));
+        agree += usize::from(track_genres(item).iter().any(|g| g == region));
     }
     assert!(
         agree >= 8,
@@ -229,7 +211,12 @@ async fn a_divergent_room_is_served_for_every_member_and_says_so() {
     let average = room(&app, &members, "average").await;
     let least = room(&app, &members, "least_misery").await;
     let most = room(&app, &members, "most_pleasure").await;
-    let lists = [ids(&fair), ids(&average), ids(&least), ids(&most)];
+    let lists = [
+        track_ids(&fair),
+        track_ids(&average),
+        track_ids(&least),
+        track_ids(&most),
+    ];
     let distinct: std::collections::HashSet<&Vec<String>> = lists.iter().collect();
     assert!(
         distinct.len() >= 3,
@@ -259,13 +246,7 @@ async fn the_shipped_calibration_is_reproduced() {
         let settings = Settings::default();
         let catalog = Catalog::new(demo::parse().unwrap().tracks);
         let manifest = Manifest::load(&settings.models.dir).unwrap();
-        let heldout = manifest.split["heldout_playlists"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect();
-        let members = groups::members(demo::csv().unwrap().as_slice(), &heldout, &catalog).unwrap();
+        let members = groups::heldout_members(&manifest, &catalog).unwrap();
         let loaded = chorus::inference::load(&settings.models, 1, 1, &catalog).unwrap();
         let shipped = loaded.calibration.expect("the manifest has a calibration");
         let space = std::sync::Arc::clone(&loaded.space);

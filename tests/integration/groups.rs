@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, Store, TestApp},
+    helpers::{assert_error, spawn_app, spawn_app_with, track_ids, AppOptions, Store, TestApp},
     sockets::{events, socket_url, ticket, Client, Ending},
 };
 
@@ -833,15 +833,6 @@ pub fn quick_refresh() -> AppOptions {
     }
 }
 
-fn item_ids(recommendations: &Value) -> Vec<String> {
-    recommendations["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["track"]["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[actix_web::test]
 async fn group_recommendations_follow_adds_votes_and_strategy() {
     let app = spawn_app_with(quick_refresh()).await;
@@ -894,7 +885,7 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
     assert_eq!(item["reasons"].as_array().unwrap().len(), 8);
 
     // Adding the top pick: the next list no longer has it and reflects the new seq.
-    let top = item_ids(&first)[0].clone();
+    let top = track_ids(&first)[0].clone();
     let (ack, _) = a
         .op(json!({"type": "add_track", "track_id": top}), "add-top")
         .await;
@@ -905,7 +896,7 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
             break frame;
         }
     };
-    assert!(!item_ids(&after_add).contains(&top));
+    assert!(!track_ids(&after_add).contains(&top));
 
     // B joins and down-votes the entry: B's taste changes, so the group's picks are redone.
     let mut b = connect(&app, &members[1]).await;
@@ -957,7 +948,7 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
         )
         .await;
     assert_eq!(rest["request_id"], switched["request_id"]);
-    assert_eq!(item_ids(&rest), item_ids(&switched));
+    assert_eq!(track_ids(&rest), track_ids(&switched));
 }
 
 /// A solo like (REST, outside any group) reaches every live group of that member.
@@ -993,8 +984,8 @@ async fn a_like_anywhere_refreshes_every_live_group_of_that_member() {
     };
     assert_eq!(warm["members_without_taste"][0], members[0].user_id);
     assert_ne!(
-        item_ids(&warm),
-        item_ids(&cold),
+        track_ids(&warm),
+        track_ids(&cold),
         "the picks follow B's new taste"
     );
 

@@ -391,6 +391,26 @@ impl TestApp {
 }
 
 /// Asserts status and error code, and that the body has exactly the catalog's shape.
+/// The track ids of a list (`{items: [{track: {id}}]}`, solo or group), in order.
+pub fn track_ids(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["track"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The genres of one list item's track.
+pub fn track_genres(item: &Value) -> Vec<String> {
+    item["track"]["genres"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap().to_string())
+        .collect()
+}
+
 pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status for {code}");
     let content_type = response

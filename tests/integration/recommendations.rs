@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, AppOptions, Store, TestApp};
+use crate::helpers::{
+    assert_error, spawn_app, spawn_app_with, track_genres, track_ids, AppOptions, Store, TestApp,
+};
 
 async fn recommend(app: &TestApp, token: &str, body: Value) -> Value {
     let response = app
@@ -13,24 +15,6 @@ async fn recommend(app: &TestApp, token: &str, body: Value) -> Value {
         .await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
-}
-
-fn ids(list: &Value) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["track"]["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn genre_of(item: &Value) -> Vec<String> {
-    item["track"]["genres"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g.as_str().unwrap().to_string())
-        .collect()
 }
 
 /// The `n` most popular tracks of a genre.
@@ -65,7 +49,7 @@ async fn a_new_listener_gets_a_popular_and_diverse_start() {
     assert_eq!(list["strategy"], "popular_diverse");
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 10);
-    let mut genres: Vec<String> = items.iter().flat_map(genre_of).collect();
+    let mut genres: Vec<String> = items.iter().flat_map(track_genres).collect();
     genres.sort();
     genres.dedup();
     assert!(genres.len() >= 3, "diverse start, got genres {genres:?}");
@@ -90,12 +74,12 @@ async fn liking_one_genre_makes_it_dominate_and_explains_why() {
     assert_eq!(items.len(), 10);
     let rock = items
         .iter()
-        .filter(|i| genre_of(i).contains(&"rock".to_string()))
+        .filter(|i| track_genres(i).contains(&"rock".to_string()))
         .count();
     assert!(
         rock >= 7,
         "{rock} of 10 are rock: {:?}",
-        items.iter().map(genre_of).collect::<Vec<_>>()
+        items.iter().map(track_genres).collect::<Vec<_>>()
     );
     for item in items {
         let id = item["track"]["id"].as_str().unwrap();
@@ -155,7 +139,7 @@ async fn a_dislike_removes_the_track_and_similar_ones_sink() {
     {
         give(&app, &token, id, "like").await;
     }
-    let before = ids(&recommend(&app, &token, json!({ "limit": 100 })).await);
+    let before = track_ids(&recommend(&app, &token, json!({ "limit": 100 })).await);
     let disliked = before[0].clone();
     let similar = app
         .get_json(&format!("/api/v1/tracks/{disliked}/similar?limit=10"))
@@ -172,7 +156,7 @@ async fn a_dislike_removes_the_track_and_similar_ones_sink() {
         "the top track has neighbours in the list"
     );
     give(&app, &token, &disliked, "dislike").await;
-    let after = ids(&recommend(&app, &token, json!({ "limit": 100 })).await);
+    let after = track_ids(&recommend(&app, &token, json!({ "limit": 100 })).await);
     assert!(
         !after.contains(&disliked),
         "a disliked track is never recommended"
@@ -202,7 +186,7 @@ async fn comparisons_change_the_order_and_pairs_are_chosen_not_random() {
     for id in popular_in(&app, "latin", 4).await {
         give(&app, &token, &id, "like").await;
     }
-    let before = ids(&recommend(&app, &token, json!({ "limit": 20 })).await);
+    let before = track_ids(&recommend(&app, &token, json!({ "limit": 20 })).await);
     let (top, low) = (before[0].clone(), before[12].clone());
     for _ in 0..3 {
         let response = app
@@ -214,7 +198,7 @@ async fn comparisons_change_the_order_and_pairs_are_chosen_not_random() {
             .await;
         assert_eq!(response.status(), 202);
     }
-    let after = ids(&recommend(&app, &token, json!({ "limit": 20 })).await);
+    let after = track_ids(&recommend(&app, &token, json!({ "limit": 20 })).await);
     let position =
         |list: &[String], t: &str| list.iter().position(|x| x == t).unwrap_or(list.len());
     assert!(
@@ -260,7 +244,7 @@ async fn taste_survives_a_restart(store: Store) {
     let before = recommend(&app, &token, json!({ "limit": 15 })).await;
 
     // A comparison too: the Bradley-Terry offset is rebuilt from the stored answers.
-    let list = ids(&before);
+    let list = track_ids(&before);
     let response = app
         .post_json_as(
             "/api/v1/comparisons",
@@ -280,7 +264,7 @@ async fn taste_survives_a_restart(store: Store) {
     })
     .await;
     let after = recommend(&restarted, &token, json!({ "limit": 15 })).await;
-    assert_eq!(ids(&before), ids(&after));
+    assert_eq!(track_ids(&before), track_ids(&after));
     let profile_after = restarted.get_json_as("/api/v1/me/profile", &token).await;
     assert_eq!(profile_before, profile_after);
 }
@@ -414,8 +398,8 @@ async fn exclude_and_genre_context_shape_the_list() {
     for id in popular_in(&app, "pop", 4).await {
         give(&app, &token, &id, "like").await;
     }
-    let first = ids(&recommend(&app, &token, json!({ "limit": 5 })).await);
-    let next = ids(&recommend(&app, &token, json!({ "limit": 5, "exclude": first })).await);
+    let first = track_ids(&recommend(&app, &token, json!({ "limit": 5 })).await);
+    let next = track_ids(&recommend(&app, &token, json!({ "limit": 5, "exclude": first })).await);
     assert!(next.iter().all(|id| !first.contains(id)));
     let edm = recommend(
         &app,
@@ -425,7 +409,7 @@ async fn exclude_and_genre_context_shape_the_list() {
     .await;
     assert!(!edm["items"].as_array().unwrap().is_empty());
     for item in edm["items"].as_array().unwrap() {
-        assert!(genre_of(item).contains(&"edm".to_string()));
+        assert!(track_genres(item).contains(&"edm".to_string()));
     }
 }
 
