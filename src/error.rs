@@ -55,6 +55,8 @@ error_codes! {
     GroupFull => ("group_full", CONFLICT, "The group has as many members as its settings allow."),
     PlaylistFull => ("playlist_full", CONFLICT, "The group's playlist has as many entries as allowed."),
     DuplicateTrack => ("duplicate_track", CONFLICT, "The track is already in the group's playlist."),
+    RecentlyPlayed => ("recently_played", CONFLICT, "The track played in this room within its no-repeat window (settings.no_repeat_window tracks)."),
+    NothingToPlay => ("nothing_to_play", CONFLICT, "Nothing is playing and nothing is queued to play."),
     AlreadyVoted => ("already_voted", CONFLICT, "You already asked to skip this entry."),
     NotJoined => ("not_joined", CONFLICT, "The socket has not joined a group; send `join` first."),
     UnknownType => ("unknown_type", BAD_REQUEST, "The WebSocket frame's `type` is not part of the protocol."),

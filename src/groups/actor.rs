@@ -17,10 +17,11 @@ use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
 use super::{
-    commands::{decide, Command, Context as Rules},
-    events::{Event, EventBody, LeaveReason},
+    commands::{auto_fill, decide, track_ended, Command, Context as Rules},
+    events::{Event, EventBody, LeaveReason, TrackSummary},
     ids::generate_entry_id,
     protocol::ServerFrame,
+    queue::CHORUS,
     registry::LiveGroups,
     state::{GroupState, GroupView},
 };
@@ -31,7 +32,7 @@ use crate::{
         context::{Pull, RoomSize},
     },
     config::RealtimeSettings,
-    domain::UserId,
+    domain::{now_ms, UserId},
     error::{ApiError, ErrorCode},
     limits::{gcra, Decision, Quota},
     metrics::Metrics,
@@ -101,6 +102,16 @@ pub struct Execute {
     pub origin: Origin,
 }
 
+/// A change the server makes on its own (no member acted), serialised with members' operations.
+#[derive(Message)]
+#[rtype(result = "Result<i64, ApiError>")]
+enum ServerOp {
+    /// The listen-along clock says this entry reached its end.
+    TrackEnded { entry_id: String },
+    /// Top the queue up from the current recommendations (settings.auto_fill).
+    AutoFill,
+}
+
 #[derive(Message)]
 #[rtype(result = "GroupView")]
 pub struct GetView;
@@ -154,6 +165,8 @@ pub struct GroupActor {
     /// Per member: the GCRA schedule of their changes to this room (µs on `op_clock`).
     op_schedule: HashMap<String, u64>,
     op_clock: Instant,
+    /// The listen-along clock: fires when the track playing ends.
+    track_end: Option<SpawnHandle>,
 }
 
 /// A snapshot is stored after this many events since the last one, so loading a group folds at
@@ -180,6 +193,7 @@ impl GroupActor {
             snapshot_seq,
             op_schedule: HashMap::new(),
             op_clock: Instant::now(),
+            track_end: None,
         };
         for event in &recent {
             actor.remember(event.seq, event_frame(event));
@@ -264,13 +278,7 @@ impl GroupActor {
             .items
             .iter()
             .find(|i| i.track.id.as_str() == track.id)?;
-        item.fit
-            .iter()
-            .fold(None::<&crate::recommend::MemberFit>, |best, f| match best {
-                Some(b) if b.probability >= f.probability => Some(b),
-                _ => Some(f),
-            })
-            .map(|f| f.user_id.clone())
+        best_served(&item.fit).map(|f| f.user_id.clone())
     }
 
     fn broadcast(&self, frame: &ByteString) {
@@ -288,7 +296,7 @@ impl GroupActor {
     }
 
     fn view(&self) -> GroupView {
-        self.state.view(&self.online)
+        self.state.view(&self.online, now_ms())
     }
 
     fn announce_presence(&self, user: &str) {
@@ -390,6 +398,8 @@ impl GroupActor {
         if self.state.seq - self.snapshot_seq >= SNAPSHOT_EVERY {
             self.save_snapshot();
         }
+        self.schedule_track_end(ctx);
+        self.request_auto_fill(ctx);
         if feedback.is_empty() {
             if affects_recommendations {
                 self.schedule_refresh(ctx);
@@ -421,12 +431,66 @@ impl GroupActor {
         }));
     }
 
+    /// Listen-along: when the track playing will end, tell the actor (as a server operation, so
+    /// it is ordered with members' operations). Re-armed after every change.
+    fn schedule_track_end(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.track_end.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(now) = &self.state.now_playing else {
+            return;
+        };
+        let Some(ends_at) = now.ends_at() else {
+            return;
+        };
+        let entry_id = now.entry.entry_id.clone();
+        let wait = Duration::from_millis((ends_at - now_ms()).max(0) as u64);
+        self.track_end = Some(ctx.run_later(wait, move |actor, ctx| {
+            actor.track_end = None;
+            ctx.notify(ServerOp::TrackEnded { entry_id });
+        }));
+    }
+
+    /// Auto-fill when the queue is short and there are recommendations to take from.
+    fn request_auto_fill(&self, ctx: &mut Context<Self>) {
+        let settings = &self.state.settings;
+        if settings.auto_fill
+            && self.state.playlist.len() < settings.auto_fill_min as usize
+            && self.recommendations.is_some()
+        {
+            ctx.notify(ServerOp::AutoFill);
+        }
+    }
+
+    /// The current recommendations that auto-fill adds now, each for its best-served member.
+    fn auto_fill_events(&self) -> Vec<EventBody> {
+        let Some((list, _)) = &self.recommendations else {
+            return Vec::new();
+        };
+        let picks: Vec<(TrackSummary, Option<String>)> = list
+            .items
+            .iter()
+            .map(|item| {
+                let for_member = best_served(&item.fit).map(|f| f.user_id.clone());
+                (TrackSummary::from(&item.track), for_member)
+            })
+            .collect();
+        auto_fill(&self.state, &picks, generate_entry_id)
+    }
+
     /// A member added a track from the current list: that list earned its reward (the bandit
     /// ignores lists it did not pick, and rewards each list once).
     fn reward_recommendations(&self, event: &Event) {
-        let EventBody::TrackAdded { track, .. } = &event.body else {
+        let EventBody::TrackAdded {
+            track, added_by, ..
+        } = &event.body
+        else {
             return;
         };
+        // Auto-fill took it: nobody chose this list.
+        if added_by == CHORUS {
+            return;
+        }
         if self.state.settings.aggregation.fixed().is_some() {
             return;
         }
@@ -452,8 +516,8 @@ impl GroupActor {
     ) -> Option<(UserId, RecordFeedback)> {
         let entry_track = |entry_id: &str| {
             self.state
-                .entry_index(entry_id)
-                .map(|i| self.state.playlist[i].track.id.clone())
+                .find_entry(entry_id)
+                .map(|entry| entry.track.id.clone())
         };
         let (user, track_id, kind) = match &event.body {
             EventBody::TrackAdded {
@@ -554,11 +618,16 @@ impl GroupActor {
             .iter()
             .filter_map(|m| UserId::parse(&m.user_id).ok())
             .collect();
-        let mut playlist: Vec<u32> = self
-            .state
-            .playlist
-            .iter()
-            .filter_map(|e| catalog.index_of(&e.track.id))
+        // Never recommend what is queued, playing, or played within the no-repeat window.
+        let state = &self.state;
+        let window = state.settings.no_repeat_window as usize;
+        let queued = state.playlist.iter().map(|e| &e.track.id);
+        let playing = state.now_playing.iter().map(|now| &now.entry.track.id);
+        let played = state.history.iter().rev().take(window).map(|p| &p.track.id);
+        let mut playlist: Vec<u32> = queued
+            .chain(playing)
+            .chain(played)
+            .filter_map(|id| catalog.index_of(id))
             .collect();
         playlist.sort_unstable();
         let fixed = self.state.settings.aggregation.fixed();
@@ -626,6 +695,7 @@ impl GroupActor {
                         let _ = waiter.send(Ok(Arc::clone(&recommendations)));
                     }
                     actor.recommendations = Some((recommendations, frame));
+                    actor.request_auto_fill(ctx);
                 }
                 Err(err) => {
                     if err.code == ErrorCode::Overloaded {
@@ -653,6 +723,15 @@ impl GroupActor {
             socket.do_send(ToSocket::Frame(frame));
         }
     }
+}
+
+/// The member predicted to like an item most (the first of equals).
+fn best_served(fit: &[crate::recommend::MemberFit]) -> Option<&crate::recommend::MemberFit> {
+    fit.iter()
+        .fold(None::<&crate::recommend::MemberFit>, |best, f| match best {
+            Some(b) if b.probability >= f.probability => Some(b),
+            _ => Some(f),
+        })
 }
 
 fn event_frame(event: &Event) -> ByteString {
@@ -683,6 +762,9 @@ impl Actor for GroupActor {
         for member in &self.state.members {
             self.deps.live.index_member(&member.user_id, &ctx.address());
         }
+        // Listen-along goes on from where the clock is (a track that ended while the room was
+        // unloaded ends now, and the next one starts).
+        self.schedule_track_end(ctx);
         // Loaded for a REST call or a socket that never attaches: unload when idle.
         self.schedule_idle_stop(ctx);
     }
@@ -781,6 +863,7 @@ impl Handler<Execute> for GroupActor {
             connections: &self.online,
             new_entry_id: generate_entry_id(),
             recommended_for: self.recommended_for(&command),
+            now: now_ms(),
         };
         let bodies = match decide(&self.state, &command, &rules) {
             Ok(bodies) => bodies,
@@ -793,6 +876,35 @@ impl Handler<Execute> for GroupActor {
             Self::reply(&origin, ack(client_msg_id.as_deref(), self.state.seq));
             return done(Ok(self.state.seq));
         }
+        self.store(bodies, Some(actor), client_msg_id, origin)
+    }
+}
+
+impl Handler<ServerOp> for GroupActor {
+    type Result = AtomicResponse<Self, Result<i64, ApiError>>;
+
+    fn handle(&mut self, op: ServerOp, _ctx: &mut Self::Context) -> Self::Result {
+        let bodies = match op {
+            ServerOp::TrackEnded { entry_id } => track_ended(&self.state, &entry_id),
+            ServerOp::AutoFill => self.auto_fill_events(),
+        };
+        if bodies.is_empty() {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(self.state.seq))));
+        }
+        self.store(bodies, None, None, Origin::Rest)
+    }
+}
+
+impl GroupActor {
+    /// Appends the events to the store, then publishes them; the caller gets the last seq (a
+    /// socket its `ack`, or an `error` when nothing could be stored).
+    fn store(
+        &mut self,
+        bodies: Vec<EventBody>,
+        actor: Option<UserId>,
+        client_msg_id: Option<String>,
+        origin: Origin,
+    ) -> AtomicResponse<Self, Result<i64, ApiError>> {
         let db = self.deps.db.clone();
         let group_id = self.state.id.clone();
         let expected = self.state.seq + 1;
@@ -806,7 +918,7 @@ impl Handler<Execute> for GroupActor {
             let appended = groups::append_events(
                 &db,
                 &group_id,
-                Some(&store_actor),
+                store_actor.as_ref(),
                 store_client_id.as_deref(),
                 &refs,
             )
@@ -830,7 +942,7 @@ impl Handler<Execute> for GroupActor {
                         .map(|(i, body)| Event {
                             seq: first + i as i64,
                             body,
-                            actor: Some(actor.as_str().to_string()),
+                            actor: actor.as_ref().map(|a| a.as_str().to_string()),
                             client_msg_id: client_msg_id.clone(),
                             ts,
                         })

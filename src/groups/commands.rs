@@ -3,9 +3,10 @@
 //! rule is tested without sockets or storage.
 
 use super::{
-    events::{EventBody, LeaveReason, TrackSummary},
+    events::{AdvanceReason, EventBody, LeaveReason, TrackSummary},
+    queue::CHORUS,
     settings::{skip_votes_needed, Admission, SettingsPatch},
-    state::GroupState,
+    state::{GroupState, TrackPlace},
 };
 use std::collections::HashMap;
 
@@ -18,18 +19,54 @@ pub const MAX_PENDING: usize = 50;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Join { display_name: String },
+    Join {
+        display_name: String,
+    },
     Leave,
-    AddTrack { track: TrackSummary },
-    RemoveTrack { entry_id: String },
-    MoveTrack { entry_id: String, to_index: usize },
-    Vote { entry_id: String, value: i8 },
-    SkipVote { entry_id: String },
-    Kick { user_id: String },
-    Admit { user_id: String },
-    Decline { user_id: String },
-    SetHost { user_id: String },
+    AddTrack {
+        track: TrackSummary,
+    },
+    RemoveTrack {
+        entry_id: String,
+    },
+    MoveTrack {
+        entry_id: String,
+        to_index: usize,
+    },
+    Vote {
+        entry_id: String,
+        value: i8,
+    },
+    SkipVote {
+        entry_id: String,
+    },
+    Kick {
+        user_id: String,
+    },
+    Admit {
+        user_id: String,
+    },
+    Decline {
+        user_id: String,
+    },
+    SetHost {
+        user_id: String,
+    },
     UpdateSettings(SettingsPatch),
+    /// Start (the given upcoming entry, else the next), or resume when paused.
+    Play {
+        entry_id: Option<String>,
+    },
+    Pause,
+    /// The entry playing goes to the history and the next one plays.
+    Next,
+    Seek {
+        position_ms: u32,
+    },
+    Pin {
+        entry_id: String,
+        pinned: bool,
+    },
 }
 
 /// Who is acting, and what of the live session the rules need.
@@ -44,6 +81,8 @@ pub struct Context<'a> {
     /// If the command adds a track from the room's current recommendations: the member it was
     /// recommended for.
     pub recommended_for: Option<String>,
+    /// Milliseconds since the epoch (the position of the track playing is read at this time).
+    pub now: i64,
 }
 
 /// The events `command` produces, in order; empty when it changes nothing (a repeated vote).
@@ -72,11 +111,29 @@ pub fn decide(
                     "only the host adds tracks while guest controls are off",
                 ));
             }
-            if state.playlist.iter().any(|e| e.track.id == track.id) {
-                return Err(ApiError::new(
-                    ErrorCode::DuplicateTrack,
-                    format!("{} is already in the playlist", track.title),
-                ));
+            match state.has_track(&track.id) {
+                Some(TrackPlace::Queued) => {
+                    return Err(ApiError::new(
+                        ErrorCode::DuplicateTrack,
+                        format!("{} is already in the playlist", track.title),
+                    ))
+                }
+                Some(TrackPlace::Playing) => {
+                    return Err(ApiError::new(
+                        ErrorCode::DuplicateTrack,
+                        format!("{} is playing now", track.title),
+                    ))
+                }
+                Some(TrackPlace::RecentlyPlayed) => {
+                    return Err(ApiError::new(
+                        ErrorCode::RecentlyPlayed,
+                        format!(
+                            "{} played within the last {} tracks",
+                            track.title, state.settings.no_repeat_window
+                        ),
+                    ))
+                }
+                None => {}
             }
             if state.playlist.len() >= MAX_PLAYLIST {
                 return Err(ApiError::new(
@@ -124,7 +181,7 @@ pub fn decide(
                     "value must be 1, 0 or -1",
                 ));
             }
-            let entry = &state.playlist[entry(state, entry_id)?];
+            let entry = any_entry(state, entry_id)?;
             let current = entry.votes.get(actor).copied().unwrap_or(0);
             if current == *value {
                 return Ok(Vec::new());
@@ -136,7 +193,7 @@ pub fn decide(
             }])
         }
         Command::SkipVote { entry_id } => {
-            let entry = &state.playlist[entry(state, entry_id)?];
+            let entry = any_entry(state, entry_id)?;
             if entry.skip_votes.contains(actor) {
                 return Err(ApiError::new(
                     ErrorCode::AlreadyVoted,
@@ -157,6 +214,9 @@ pub fn decide(
                     votes,
                     needed,
                 });
+                if state.is_playing(entry_id) {
+                    events.push(advance(state, AdvanceReason::Skipped, None));
+                }
             }
             Ok(events)
         }
@@ -209,7 +269,167 @@ pub fn decide(
             }
             Ok(vec![EventBody::SettingsChanged { settings }])
         }
+        Command::Play { entry_id } => {
+            host_only(is_host, "start playback")?;
+            play(state, entry_id.as_deref(), ctx.now)
+        }
+        Command::Pause => {
+            host_only(is_host, "pause playback")?;
+            let now = playing_now(state)?;
+            if !now.playing {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventBody::PlaybackPaused {
+                position_ms: now.position_at(ctx.now),
+            }])
+        }
+        Command::Next => {
+            host_only(is_host, "skip to the next track")?;
+            if state.now_playing.is_none() && state.playlist.is_empty() {
+                return Err(nothing_to_play());
+            }
+            Ok(vec![advance(state, AdvanceReason::Next, None)])
+        }
+        Command::Seek { position_ms } => {
+            host_only(is_host, "seek")?;
+            let now = playing_now(state)?;
+            if *position_ms >= now.entry.track.duration_ms {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!(
+                        "position_ms must be below the track's length ({} ms)",
+                        now.entry.track.duration_ms
+                    ),
+                ));
+            }
+            Ok(vec![EventBody::PlaybackSeeked {
+                position_ms: *position_ms,
+            }])
+        }
+        Command::Pin { entry_id, pinned } => {
+            host_only(is_host, "pin entries")?;
+            let index = entry(state, entry_id)?;
+            if state.playlist[index].pinned == *pinned {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventBody::TrackPinned {
+                entry_id: entry_id.clone(),
+                pinned: *pinned,
+            }])
+        }
     }
+}
+
+/// The track playing reached its end (the listen-along clock, or the host's device). `entry_id`
+/// is the entry the caller saw playing: a stale report (it already changed) does nothing.
+pub fn track_ended(state: &GroupState, entry_id: &str) -> Vec<EventBody> {
+    if !state.is_playing(entry_id) {
+        return Vec::new();
+    }
+    vec![advance(state, AdvanceReason::Ended, None)]
+}
+
+/// Auto-fill: the room's recommendations (best first, each with the member it is for) that may
+/// still be added, as many as the queue is short of `settings.auto_fill_min`. Empty when
+/// auto-fill is off or the queue is long enough.
+pub fn auto_fill(
+    state: &GroupState,
+    picks: &[(TrackSummary, Option<String>)],
+    mut new_entry_id: impl FnMut() -> String,
+) -> Vec<EventBody> {
+    let settings = &state.settings;
+    if !settings.auto_fill {
+        return Vec::new();
+    }
+    let room = MAX_PLAYLIST.saturating_sub(state.playlist.len());
+    let short = (settings.auto_fill_min as usize).saturating_sub(state.playlist.len());
+    let mut events: Vec<EventBody> = picks
+        .iter()
+        .filter(|(track, _)| state.has_track(&track.id).is_none())
+        .take(short.min(room))
+        .map(|(track, for_member)| EventBody::TrackAdded {
+            entry_id: new_entry_id(),
+            track: track.clone(),
+            added_by: CHORUS.to_string(),
+            recommended_for: for_member.clone(),
+        })
+        .collect();
+    // The queue ran dry while playing (something played, nothing plays): keep the music going
+    // with the first track added, as the room would have had it been filled in time.
+    let ran_dry = state.now_playing.is_none() && !state.history.is_empty();
+    if let (true, Some(EventBody::TrackAdded { entry_id, .. })) = (ran_dry, events.first()) {
+        let started = if state.playlist.is_empty() {
+            entry_id.clone()
+        } else {
+            // Entries the host queued come before what auto-fill adds.
+            state
+                .up_next()
+                .next()
+                .map(|e| e.entry_id.clone())
+                .unwrap_or(entry_id.clone())
+        };
+        events.push(EventBody::PlaybackAdvanced {
+            finished: None,
+            started: Some(started),
+            reason: AdvanceReason::Started,
+        });
+    }
+    events
+}
+
+/// The entry playing moves to the history and `started` (else the next in play order) plays;
+/// with nothing left, nothing plays.
+fn advance(state: &GroupState, reason: AdvanceReason, started: Option<&str>) -> EventBody {
+    let finished = state
+        .now_playing
+        .as_ref()
+        .map(|now| now.entry.entry_id.clone());
+    let started = started
+        .map(str::to_string)
+        .or_else(|| state.up_next().next().map(|e| e.entry_id.clone()));
+    EventBody::PlaybackAdvanced {
+        finished,
+        started,
+        reason,
+    }
+}
+
+fn play(state: &GroupState, entry_id: Option<&str>, now: i64) -> Result<Vec<EventBody>, ApiError> {
+    if let Some(id) = entry_id {
+        if !state.is_playing(id) {
+            entry(state, id)?;
+            let reason = if state.now_playing.is_some() {
+                AdvanceReason::Next
+            } else {
+                AdvanceReason::Started
+            };
+            return Ok(vec![advance(state, reason, Some(id))]);
+        }
+    }
+    match &state.now_playing {
+        Some(playing) if playing.playing => Ok(Vec::new()),
+        Some(paused) => Ok(vec![EventBody::PlaybackResumed {
+            position_ms: paused.position_at(now),
+        }]),
+        None if state.playlist.is_empty() => Err(nothing_to_play()),
+        None => Ok(vec![advance(state, AdvanceReason::Started, None)]),
+    }
+}
+
+fn playing_now(state: &GroupState) -> Result<&super::queue::NowPlaying, ApiError> {
+    state.now_playing.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NothingToPlay,
+            "nothing is playing; start playback first",
+        )
+    })
+}
+
+fn nothing_to_play() -> ApiError {
+    ApiError::new(
+        ErrorCode::NothingToPlay,
+        "nothing is playing and the queue is empty; add a track first",
+    )
 }
 
 fn join(state: &GroupState, actor: &str, display_name: &str) -> Result<Vec<EventBody>, ApiError> {
@@ -315,13 +535,34 @@ fn leave(
     events
 }
 
+/// An upcoming entry's index.
 fn entry(state: &GroupState, entry_id: &str) -> Result<usize, ApiError> {
-    state.entry_index(entry_id).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::EntryNotFound,
-            format!("the playlist has no entry {entry_id:?}"),
-        )
-    })
+    if state.is_playing(entry_id) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("entry {entry_id:?} is playing now; move on with next or a skip vote"),
+        ));
+    }
+    state
+        .entry_index(entry_id)
+        .ok_or_else(|| entry_not_found(entry_id))
+}
+
+/// An upcoming entry or the one playing (votes and skip votes count for both).
+fn any_entry<'a>(
+    state: &'a GroupState,
+    entry_id: &str,
+) -> Result<&'a super::state::Entry, ApiError> {
+    state
+        .find_entry(entry_id)
+        .ok_or_else(|| entry_not_found(entry_id))
+}
+
+fn entry_not_found(entry_id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::EntryNotFound,
+        format!("the playlist has no entry {entry_id:?}"),
+    )
 }
 
 /// The entry's index if `actor` may remove or move it: the host always; others their own
@@ -404,6 +645,7 @@ mod tests {
             connections: &connections,
             new_entry_id: format!("e_{}", state.seq + 1),
             recommended_for: None,
+            now: state.seq,
         };
         let events = decide(state, &command, &ctx)?;
         for body in &events {
@@ -675,6 +917,7 @@ mod tests {
             connections: &connections,
             new_entry_id: "e".into(),
             recommended_for: None,
+            now: 0,
         };
         let events = decide(&g, &Command::Leave, &ctx).unwrap();
         assert_eq!(
@@ -717,6 +960,7 @@ mod tests {
             connections: &connections,
             new_entry_id: ctx_entry,
             recommended_for: None,
+            now: 0,
         };
         let Ok(events) = decide(states[0], &command, &ctx) else {
             return;
@@ -782,8 +1026,8 @@ mod tests {
         assert_eq!(resumed.to_snapshot(), whole.to_snapshot());
         let online = HashMap::new();
         assert_eq!(
-            serde_json::to_value(resumed.view(&online)).unwrap(),
-            serde_json::to_value(whole.view(&online)).unwrap()
+            serde_json::to_value(resumed.view(&online, 0)).unwrap(),
+            serde_json::to_value(whole.view(&online, 0)).unwrap()
         );
         assert_eq!(resumed.applied_op(GUEST, "a"), whole.applied_op(GUEST, "a"));
         assert!(resumed.banned.contains(OTHER), "bans survive a snapshot");

@@ -329,6 +329,18 @@ impl Connection {
                 user_id: op.user_id,
             }),
             ClientFrame::UpdateSettings(op) => Ok(Command::UpdateSettings(op.settings)),
+            ClientFrame::Play(op) => Ok(Command::Play {
+                entry_id: op.entry_id,
+            }),
+            ClientFrame::Pause(_) => Ok(Command::Pause),
+            ClientFrame::Next(_) => Ok(Command::Next),
+            ClientFrame::Seek(op) => Ok(Command::Seek {
+                position_ms: op.position_ms,
+            }),
+            ClientFrame::Pin(op) => Ok(Command::Pin {
+                entry_id: op.entry_id,
+                pinned: op.pinned,
+            }),
         };
         let Some(joined) = &self.joined else {
             return self.send_error(&not_joined(), client_msg_id.as_deref(), ctx);

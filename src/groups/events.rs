@@ -36,6 +36,20 @@ pub enum LeaveReason {
     Kicked,
 }
 
+/// Why the track playing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdvanceReason {
+    /// Playback started from an idle room (nothing was playing).
+    Started,
+    /// The track played to its end.
+    Ended,
+    /// The host moved on (next, or played another entry).
+    Next,
+    /// Enough skip votes arrived.
+    Skipped,
+}
+
 /// `kind` names the change, `payload` holds its data (stored in the log's two columns).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
@@ -101,6 +115,31 @@ pub enum EventBody {
     HostChanged {
         user_id: String,
     },
+    /// The track playing changed: `finished` (the entry playing until now, if any) moves to
+    /// the history and `started` (an upcoming entry) plays from 0; none started: the queue ran
+    /// out and nothing plays.
+    PlaybackAdvanced {
+        finished: Option<String>,
+        started: Option<String>,
+        reason: AdvanceReason,
+    },
+    /// The track playing stopped at `position_ms`.
+    PlaybackPaused {
+        position_ms: u32,
+    },
+    /// The track playing goes on from `position_ms`.
+    PlaybackResumed {
+        position_ms: u32,
+    },
+    /// The track playing jumped to `position_ms` (playing or paused as before).
+    PlaybackSeeked {
+        position_ms: u32,
+    },
+    /// The host pinned an upcoming entry (it plays before unpinned ones) or unpinned it.
+    TrackPinned {
+        entry_id: String,
+        pinned: bool,
+    },
     SettingsChanged {
         settings: GroupSettings,
     },
@@ -126,6 +165,10 @@ impl EventBody {
             EventBody::HostChanged { .. }
                 | EventBody::JoinRequested { .. }
                 | EventBody::JoinDeclined { .. }
+                | EventBody::PlaybackPaused { .. }
+                | EventBody::PlaybackResumed { .. }
+                | EventBody::PlaybackSeeked { .. }
+                | EventBody::TrackPinned { .. }
         )
     }
 }

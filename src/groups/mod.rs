@@ -17,8 +17,11 @@ pub mod events;
 pub mod frame_guard;
 pub mod ids;
 #[cfg(test)]
+mod playback_tests;
+#[cfg(test)]
 mod properties;
 pub mod protocol;
+pub mod queue;
 pub mod registry;
 mod service;
 pub mod settings;

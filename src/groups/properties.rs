@@ -9,10 +9,10 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use super::{
-    commands::{decide, Command, Context, MAX_PENDING, MAX_PLAYLIST},
+    commands::{auto_fill, decide, track_ended, Command, Context, MAX_PENDING, MAX_PLAYLIST},
     events::{Event, EventBody, TrackSummary},
     protocol::{ClientFrame, CLIENT_TYPES},
-    settings::{Admission, Aggregation, GroupSettings, SettingsPatch},
+    settings::{Admission, Aggregation, GroupSettings, QueueOrder, SettingsPatch},
     state::GroupState,
 };
 use crate::error::ErrorCode;
@@ -130,6 +130,7 @@ fn operation() -> impl Strategy<Value = (usize, Command)> {
     // The first user (the room's creator) acts more often, so host-only operations happen.
     let user = prop_oneof![2 => Just(0usize), 3 => 0..USERS.len()];
     let entry = (2i64..60).prop_map(|seq| format!("e_{seq}"));
+    let entry_id = entry.clone();
     let someone = (0..USERS.len()).prop_map(|u| USERS[u].to_string());
     let command = prop_oneof![
         3 => Just(Command::Join { display_name: "Someone".into() }),
@@ -138,13 +139,23 @@ fn operation() -> impl Strategy<Value = (usize, Command)> {
         1 => entry.clone().prop_map(|entry_id| Command::RemoveTrack { entry_id }),
         2 => (entry.clone(), 0usize..8).prop_map(|(entry_id, to_index)| Command::MoveTrack { entry_id, to_index }),
         4 => (entry.clone(), -1i8..=1).prop_map(|(entry_id, value)| Command::Vote { entry_id, value }),
-        2 => entry.prop_map(|entry_id| Command::SkipVote { entry_id }),
+        2 => entry_id.prop_map(|entry_id| Command::SkipVote { entry_id }),
         1 => someone.clone().prop_map(|user_id| Command::Kick { user_id }),
         1 => someone.clone().prop_map(|user_id| Command::SetHost { user_id }),
         3 => someone.clone().prop_map(|user_id| Command::Admit { user_id }),
         3 => prop::sample::select(vec![Admission::Open, Admission::Approval, Admission::Locked])
             .prop_map(|admission| Command::UpdateSettings(SettingsPatch { admission: Some(admission), ..Default::default() })),
         1 => someone.prop_map(|user_id| Command::Decline { user_id }),
+        2 => prop::option::of(entry.clone()).prop_map(|entry_id| Command::Play { entry_id }),
+        1 => Just(Command::Pause),
+        2 => Just(Command::Next),
+        1 => (0u32..1200).prop_map(|position_ms| Command::Seek { position_ms }),
+        1 => (entry.clone(), any::<bool>()).prop_map(|(entry_id, pinned)| Command::Pin { entry_id, pinned }),
+        1 => (prop::option::of(prop::sample::select(vec![QueueOrder::Added, QueueOrder::Votes])),
+              prop::option::of(0u32..4), prop::option::of(any::<bool>()))
+            .prop_map(|(queue_order, no_repeat_window, auto_fill)| {
+                Command::UpdateSettings(SettingsPatch { queue_order, no_repeat_window, auto_fill, ..Default::default() })
+            }),
         1 => (prop::option::of(2u32..6), prop::option::of(any::<bool>()),
               prop::option::of(prop::sample::select(vec![Admission::Open, Admission::Approval, Admission::Locked])),
               prop::option::of(prop::sample::select(vec![Aggregation::Average, Aggregation::Fair])))
@@ -190,8 +201,25 @@ proptest! {
                 connections: &connections,
                 new_entry_id: format!("e_{}", live.seq + 1),
                 recommended_for: (user % 2 == 0).then(|| USERS[(user + 1) % USERS.len()].to_string()),
+                now: live.seq + 1,
             };
-            let Ok(bodies) = decide(&live, &command, &ctx) else { continue };
+            // Now and then the server's own changes: the track playing ends, auto-fill tops up.
+            let server = match i % 9 {
+                4 => live.now_playing.as_ref().map(|now| track_ended(&live, &now.entry.entry_id.clone())),
+                7 => {
+                    let picks: Vec<_> = (0u8..6).map(|t| (track(t), Some(USERS[t as usize % 5].to_string()))).collect();
+                    let mut next = live.seq;
+                    Some(auto_fill(&live, &picks, || { next += 1; format!("e_{next}") }))
+                }
+                _ => None,
+            };
+            let bodies = match server {
+                Some(bodies) => bodies,
+                None => match decide(&live, &command, &ctx) {
+                    Ok(bodies) => bodies,
+                    Err(_) => continue,
+                },
+            };
             for body in bodies {
                 let event = Event {
                     seq: live.seq + 1,
@@ -206,8 +234,12 @@ proptest! {
             // The room's invariants hold after every operation.
             prop_assert!(live.playlist.len() <= MAX_PLAYLIST);
             prop_assert!(live.pending.len() <= MAX_PENDING);
-            let tracks: HashSet<&str> = live.playlist.iter().map(|e| e.track.id.as_str()).collect();
-            prop_assert_eq!(tracks.len(), live.playlist.len(), "a track at most once");
+            let playing = live.now_playing.iter().map(|now| &now.entry);
+            let tracks: HashSet<&str> = live.playlist.iter().chain(playing).map(|e| e.track.id.as_str()).collect();
+            prop_assert_eq!(tracks.len(), live.playlist.len() + live.now_playing.iter().count(), "a track at most once, queued or playing");
+            if let Some(now) = &live.now_playing {
+                prop_assert!(now.position_ms <= now.entry.track.duration_ms);
+            }
             let members: HashSet<&str> = live.members.iter().map(|m| m.user_id.as_str()).collect();
             prop_assert_eq!(members.len(), live.members.len(), "a member at most once");
             prop_assert!(live.members.is_empty() || live.is_member(&live.host), "a room with members has its host among them");
@@ -235,8 +267,8 @@ proptest! {
         prop_assert_eq!(resumed.to_snapshot(), live.to_snapshot());
         let nobody = HashMap::new();
         prop_assert_eq!(
-            serde_json::to_value(resumed.view(&nobody)).unwrap(),
-            serde_json::to_value(live.view(&nobody)).unwrap()
+            serde_json::to_value(resumed.view(&nobody, live.seq)).unwrap(),
+            serde_json::to_value(live.view(&nobody, live.seq)).unwrap()
         );
     }
 }

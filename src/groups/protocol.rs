@@ -41,6 +41,11 @@ pub enum ClientFrame {
     Admit(UserOp),
     Decline(UserOp),
     UpdateSettings(UpdateSettings),
+    Play(Play),
+    Pause(Plain),
+    Next(Plain),
+    Seek(Seek),
+    Pin(Pin),
     Feedback(Feedback),
     RequestRecommendations(Plain),
     Explain(ExplainFrame),
@@ -110,6 +115,29 @@ pub struct UserOp {
 #[serde(deny_unknown_fields)]
 pub struct UpdateSettings {
     pub settings: SettingsPatch,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Play {
+    /// An upcoming entry to play now; absent: resume, or start the next in play order.
+    pub entry_id: Option<String>,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seek {
+    pub position_ms: u32,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    pub entry_id: String,
+    pub pinned: bool,
     pub client_msg_id: Option<String>,
 }
 
@@ -199,7 +227,12 @@ impl ClientFrame {
             ClientFrame::Join(f) => f.client_msg_id.as_deref(),
             ClientFrame::Leave(f)
             | ClientFrame::RequestRecommendations(f)
+            | ClientFrame::Pause(f)
+            | ClientFrame::Next(f)
             | ClientFrame::Ping(f) => f.client_msg_id.as_deref(),
+            ClientFrame::Play(f) => f.client_msg_id.as_deref(),
+            ClientFrame::Seek(f) => f.client_msg_id.as_deref(),
+            ClientFrame::Pin(f) => f.client_msg_id.as_deref(),
             ClientFrame::AddTrack(f) => f.client_msg_id.as_deref(),
             ClientFrame::Explain(f) => f.client_msg_id.as_deref(),
             ClientFrame::RemoveTrack(f) | ClientFrame::SkipVote(f) => f.client_msg_id.as_deref(),
@@ -228,6 +261,11 @@ pub const CLIENT_TYPES: &[&str] = &[
     "admit",
     "decline",
     "update_settings",
+    "play",
+    "pause",
+    "next",
+    "seek",
+    "pin",
     "feedback",
     "request_recommendations",
     "explain",

@@ -43,7 +43,23 @@ pub enum Admission {
     Locked,
 }
 
+/// What plays next among the upcoming entries (pinned entries always come first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueOrder {
+    /// The playlist's own order (as added and moved).
+    #[default]
+    Added,
+    /// Highest net votes first; ties keep the playlist's order.
+    Votes,
+}
+
 pub const DEFAULT_MAX_MEMBERS: u32 = 32;
+pub const DEFAULT_NO_REPEAT_WINDOW: u32 = 50;
+/// The longest no-repeat window: the played history a room keeps.
+pub const MAX_NO_REPEAT_WINDOW: u32 = 500;
+pub const DEFAULT_AUTO_FILL_MIN: u32 = 3;
+pub const MAX_AUTO_FILL_MIN: u32 = 20;
 /// A room can be configured up to this size; larger events belong to a broadcast product.
 pub const MEMBERS_LIMIT: u32 = 500;
 pub const DEFAULT_SKIP_THRESHOLD: f64 = 0.5;
@@ -69,10 +85,32 @@ pub struct GroupSettings {
     /// `GroupState::session_shares`); off, every list is fair on its own.
     #[serde(default = "on")]
     pub session_fairness: bool,
+    /// `added` (the playlist's order) or `votes` (highest net votes plays next); the host's
+    /// pinned entries come first either way.
+    #[serde(default)]
+    pub queue_order: QueueOrder,
+    /// A track played within the last this many tracks cannot be added again (0: no limit).
+    #[serde(default = "default_no_repeat_window")]
+    pub no_repeat_window: u32,
+    /// When on, the room's own recommendations top up the queue whenever fewer than
+    /// `auto_fill_min` tracks are waiting (added by "Chorus").
+    #[serde(default)]
+    pub auto_fill: bool,
+    /// Upcoming tracks auto-fill keeps (1–20).
+    #[serde(default = "default_auto_fill_min")]
+    pub auto_fill_min: u32,
 }
 
 fn on() -> bool {
     true
+}
+
+fn default_no_repeat_window() -> u32 {
+    DEFAULT_NO_REPEAT_WINDOW
+}
+
+fn default_auto_fill_min() -> u32 {
+    DEFAULT_AUTO_FILL_MIN
 }
 
 impl Default for GroupSettings {
@@ -84,6 +122,10 @@ impl Default for GroupSettings {
             guest_controls: true,
             admission: Admission::Open,
             session_fairness: true,
+            queue_order: QueueOrder::Added,
+            no_repeat_window: DEFAULT_NO_REPEAT_WINDOW,
+            auto_fill: false,
+            auto_fill_min: DEFAULT_AUTO_FILL_MIN,
         }
     }
 }
@@ -98,6 +140,10 @@ pub struct SettingsPatch {
     pub guest_controls: Option<bool>,
     pub admission: Option<Admission>,
     pub session_fairness: Option<bool>,
+    pub queue_order: Option<QueueOrder>,
+    pub no_repeat_window: Option<u32>,
+    pub auto_fill: Option<bool>,
+    pub auto_fill_min: Option<u32>,
 }
 
 impl GroupSettings {
@@ -110,6 +156,10 @@ impl GroupSettings {
             guest_controls: patch.guest_controls.unwrap_or(self.guest_controls),
             admission: patch.admission.unwrap_or(self.admission),
             session_fairness: patch.session_fairness.unwrap_or(self.session_fairness),
+            queue_order: patch.queue_order.unwrap_or(self.queue_order),
+            no_repeat_window: patch.no_repeat_window.unwrap_or(self.no_repeat_window),
+            auto_fill: patch.auto_fill.unwrap_or(self.auto_fill),
+            auto_fill_min: patch.auto_fill_min.unwrap_or(self.auto_fill_min),
         };
         if !(2..=MEMBERS_LIMIT).contains(&next.max_members) {
             return Err(format!(
@@ -118,6 +168,16 @@ impl GroupSettings {
         }
         if !(next.skip_threshold > 0.0 && next.skip_threshold <= 1.0) {
             return Err("settings.skip_threshold must be above 0 and at most 1".into());
+        }
+        if next.no_repeat_window > MAX_NO_REPEAT_WINDOW {
+            return Err(format!(
+                "settings.no_repeat_window must be between 0 and {MAX_NO_REPEAT_WINDOW}"
+            ));
+        }
+        if !(1..=MAX_AUTO_FILL_MIN).contains(&next.auto_fill_min) {
+            return Err(format!(
+                "settings.auto_fill_min must be between 1 and {MAX_AUTO_FILL_MIN}"
+            ));
         }
         Ok(next)
     }

@@ -6,10 +6,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use super::queue::Entry;
 use super::{
-    events::{Event, EventBody, LeaveReason, TrackSummary},
+    events::{AdvanceReason, Event, EventBody, LeaveReason, TrackSummary},
+    queue::{play_order, recently_played, NowPlaying, Played, HISTORY_KEPT},
     settings::{skip_votes_needed, GroupSettings},
 };
+
+/// Played tracks a view shows, newest last.
+pub const HISTORY_SHOWN: usize = 50;
 
 /// Client operation ids remembered per group for de-duplicating retried operations.
 const REMEMBERED_OPS: usize = 4_096;
@@ -19,20 +24,6 @@ pub struct Member {
     pub user_id: String,
     pub display_name: String,
     pub joined_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    pub entry_id: String,
-    pub track: TrackSummary,
-    pub added_by: String,
-    /// The member this entry counts for in the session's fairness: whom it was recommended
-    /// for, else who added it.
-    #[serde(default)]
-    pub for_member: String,
-    pub added_at: i64,
-    pub votes: BTreeMap<String, i8>,
-    pub skip_votes: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +39,11 @@ pub struct GroupState {
     pub banned: HashSet<String>,
     /// Join requests waiting for the host, oldest first.
     pub pending: Vec<Member>,
+    /// The upcoming entries, in the order built (see [`Self::up_next`] for the play order).
     pub playlist: Vec<Entry>,
+    pub now_playing: Option<NowPlaying>,
+    /// Played entries, oldest first, at most [`HISTORY_KEPT`].
+    pub history: VecDeque<Played>,
     pub seq: i64,
     pub created_at: i64,
     recent_ops: HashMap<(String, String), i64>,
@@ -80,6 +75,8 @@ impl GroupState {
             banned: HashSet::new(),
             pending: Vec::new(),
             playlist: Vec::new(),
+            now_playing: None,
+            history: VecDeque::new(),
             seq: 0,
             created_at: first.ts,
             recent_ops: HashMap::new(),
@@ -106,6 +103,8 @@ impl GroupState {
             banned,
             pending: self.pending.clone(),
             playlist: self.playlist.clone(),
+            now_playing: self.now_playing.clone(),
+            history: self.history.iter().cloned().collect(),
             seq: self.seq,
             created_at: self.created_at,
             recent_ops: self
@@ -145,6 +144,8 @@ impl GroupState {
                     entry
                 })
                 .collect(),
+            now_playing: snapshot.now_playing,
+            history: snapshot.history.into(),
             seq: snapshot.seq,
             created_at: snapshot.created_at,
             recent_ops: HashMap::new(),
@@ -198,7 +199,8 @@ impl GroupState {
             }
             EventBody::MemberLeft { user_id, reason } => {
                 self.members.retain(|m| &m.user_id != user_id);
-                for entry in &mut self.playlist {
+                let playing = self.now_playing.as_mut().map(|now| &mut now.entry);
+                for entry in self.playlist.iter_mut().chain(playing) {
                     entry.votes.remove(user_id);
                     entry.skip_votes.remove(user_id);
                 }
@@ -219,6 +221,7 @@ impl GroupState {
                 added_at: event.ts,
                 votes: BTreeMap::new(),
                 skip_votes: BTreeSet::new(),
+                pinned: false,
             }),
             EventBody::TrackRemoved { entry_id } | EventBody::TrackSkipped { entry_id, .. } => {
                 self.playlist.retain(|e| &e.entry_id != entry_id);
@@ -253,7 +256,105 @@ impl GroupState {
                 }
             }
             EventBody::HostChanged { user_id } => self.host = user_id.clone(),
+            EventBody::PlaybackAdvanced {
+                finished,
+                started,
+                reason,
+            } => self.advance(finished.as_deref(), started.as_deref(), *reason, event.ts),
+            EventBody::PlaybackPaused { position_ms } => {
+                self.set_position(*position_ms, false, event.ts)
+            }
+            EventBody::PlaybackResumed { position_ms } => {
+                self.set_position(*position_ms, true, event.ts)
+            }
+            EventBody::PlaybackSeeked { position_ms } => {
+                if let Some(playing) = self.now_playing.as_ref().map(|now| now.playing) {
+                    self.set_position(*position_ms, playing, event.ts);
+                }
+            }
+            EventBody::TrackPinned { entry_id, pinned } => {
+                if let Some(i) = self.entry_index(entry_id) {
+                    self.playlist[i].pinned = *pinned;
+                }
+            }
             EventBody::SettingsChanged { settings } => self.settings = settings.clone(),
+        }
+    }
+
+    /// The entry playing goes to the history; `started` (an upcoming entry) plays from 0.
+    fn advance(
+        &mut self,
+        finished: Option<&str>,
+        started: Option<&str>,
+        reason: AdvanceReason,
+        at: i64,
+    ) {
+        if let Some(now) = self.now_playing.take() {
+            if Some(now.entry.entry_id.as_str()) == finished {
+                let entry = now.entry;
+                self.history.push_back(Played {
+                    entry_id: entry.entry_id,
+                    track: entry.track,
+                    added_by: entry.added_by,
+                    for_member: entry.for_member,
+                    started_at: now.started_at,
+                    ended_at: at,
+                    reason,
+                });
+                if self.history.len() > HISTORY_KEPT {
+                    self.history.pop_front();
+                }
+            } else {
+                // Not the entry the event names: it keeps playing.
+                self.now_playing = Some(now);
+            }
+        }
+        let Some(index) = started.and_then(|id| self.entry_index(id)) else {
+            return;
+        };
+        if self.now_playing.is_some() {
+            return;
+        }
+        let mut entry = self.playlist.remove(index);
+        entry.skip_votes.clear();
+        self.now_playing = Some(NowPlaying {
+            entry,
+            playing: true,
+            position_ms: 0,
+            since: at,
+            started_at: at,
+        });
+    }
+
+    fn set_position(&mut self, position_ms: u32, playing: bool, at: i64) {
+        if let Some(now) = &mut self.now_playing {
+            now.position_ms = position_ms.min(now.entry.track.duration_ms);
+            now.playing = playing;
+            now.since = at;
+        }
+    }
+
+    /// The upcoming entries in play order.
+    pub fn up_next(&self) -> impl Iterator<Item = &Entry> {
+        play_order(&self.playlist, self.settings.queue_order)
+            .into_iter()
+            .map(|i| &self.playlist[i])
+    }
+
+    /// Whether the track is queued, playing, or played within the no-repeat window.
+    pub fn has_track(&self, track_id: &str) -> Option<TrackPlace> {
+        if self.playlist.iter().any(|e| e.track.id == track_id) {
+            Some(TrackPlace::Queued)
+        } else if self
+            .now_playing
+            .as_ref()
+            .is_some_and(|now| now.entry.track.id == track_id)
+        {
+            Some(TrackPlace::Playing)
+        } else if recently_played(&self.history, track_id, self.settings.no_repeat_window) {
+            Some(TrackPlace::RecentlyPlayed)
+        } else {
+            None
         }
     }
 
@@ -290,16 +391,26 @@ impl GroupState {
         self.members.iter().any(|m| m.user_id == user_id)
     }
 
-    /// Each current member's share (0–1) of the playlist so far: the entries that count for
-    /// them ([`Entry::for_member`]) over all entries. Empty while the playlist is.
+    /// Each current member's share (0–1) of the session so far: the entries queued, playing and
+    /// played that count for them ([`Entry::for_member`]) over all of those. Empty while there
+    /// are none.
     pub fn session_shares(&self) -> HashMap<String, f64> {
         let mut counts: HashMap<String, f64> = HashMap::new();
-        for entry in &self.playlist {
-            if self.is_member(&entry.for_member) {
-                *counts.entry(entry.for_member.clone()).or_default() += 1.0;
+        let playing = self.now_playing.iter().map(|now| &now.entry.for_member);
+        let played = self.history.iter().map(|p| &p.for_member);
+        let mut total = 0.0;
+        for member in self
+            .playlist
+            .iter()
+            .map(|e| &e.for_member)
+            .chain(playing)
+            .chain(played)
+        {
+            total += 1.0;
+            if self.is_member(member) {
+                *counts.entry(member.clone()).or_default() += 1.0;
             }
         }
-        let total = self.playlist.len() as f64;
         counts.values_mut().for_each(|c| *c /= total);
         counts
     }
@@ -316,12 +427,32 @@ impl GroupState {
         self.playlist.iter().position(|e| e.entry_id == entry_id)
     }
 
-    fn entry_mut(&mut self, entry_id: &str) -> Option<&mut Entry> {
-        self.playlist.iter_mut().find(|e| e.entry_id == entry_id)
+    /// An upcoming entry or the one playing.
+    pub fn find_entry(&self, entry_id: &str) -> Option<&Entry> {
+        let playing = self.now_playing.iter().map(|now| &now.entry);
+        self.playlist
+            .iter()
+            .chain(playing)
+            .find(|e| e.entry_id == entry_id)
     }
 
-    /// What members see, with presence from the live session (`online[user] = sockets`).
-    pub fn view(&self, online: &HashMap<String, usize>) -> GroupView {
+    pub fn is_playing(&self, entry_id: &str) -> bool {
+        self.now_playing
+            .as_ref()
+            .is_some_and(|now| now.entry.entry_id == entry_id)
+    }
+
+    fn entry_mut(&mut self, entry_id: &str) -> Option<&mut Entry> {
+        let playing = self.now_playing.as_mut().map(|now| &mut now.entry);
+        self.playlist
+            .iter_mut()
+            .chain(playing)
+            .find(|e| e.entry_id == entry_id)
+    }
+
+    /// What members see at `at` (ms since the epoch), with presence from the live session
+    /// (`online[user] = sockets`).
+    pub fn view(&self, online: &HashMap<String, usize>, at: i64) -> GroupView {
         let online_members = self
             .members
             .iter()
@@ -356,15 +487,26 @@ impl GroupState {
             playlist: self
                 .playlist
                 .iter()
-                .map(|e| EntryView {
-                    entry_id: e.entry_id.clone(),
-                    track: e.track.clone(),
-                    added_by: e.added_by.clone(),
-                    added_at: e.added_at,
-                    score: e.votes.values().map(|&v| v as i64).sum(),
-                    votes: e.votes.clone(),
-                    skip_votes: e.skip_votes.iter().cloned().collect(),
-                    skip_needed,
+                .map(|e| EntryView::of(e, skip_needed))
+                .collect(),
+            up_next: self.up_next().map(|e| e.entry_id.clone()).collect(),
+            now_playing: self.now_playing.as_ref().map(|now| NowPlayingView {
+                entry: EntryView::of(&now.entry, skip_needed),
+                playing: now.playing,
+                position_ms: now.position_at(at),
+                started_at: now.started_at,
+            }),
+            history: self
+                .history
+                .iter()
+                .skip(self.history.len().saturating_sub(HISTORY_SHOWN))
+                .map(|p| PlayedView {
+                    entry_id: p.entry_id.clone(),
+                    track: p.track.clone(),
+                    added_by: p.added_by.clone(),
+                    started_at: p.started_at,
+                    ended_at: p.ended_at,
+                    reason: p.reason,
                 })
                 .collect(),
             pending: self
@@ -394,6 +536,10 @@ pub struct Snapshot {
     pub banned: Vec<String>,
     pub pending: Vec<Member>,
     pub playlist: Vec<Entry>,
+    #[serde(default)]
+    pub now_playing: Option<NowPlaying>,
+    #[serde(default)]
+    pub history: Vec<Played>,
     pub seq: i64,
     pub created_at: i64,
     /// `(actor, client_msg_id, seq)` oldest first: retried operations stay de-duplicated.
@@ -414,8 +560,14 @@ pub struct GroupView {
     pub settings: GroupSettings,
     /// In joining order.
     pub members: Vec<MemberView>,
-    /// In play order.
+    /// The upcoming entries in the order built (added, moved); `up_next` gives the play order.
     pub playlist: Vec<EntryView>,
+    /// The upcoming entries' ids in play order: pinned first, then by the room's `queue_order`.
+    pub up_next: Vec<String>,
+    /// The entry playing now (absent when nothing plays).
+    pub now_playing: Option<NowPlayingView>,
+    /// The latest played entries, oldest first (at most 50).
+    pub history: Vec<PlayedView>,
     /// People waiting for the host to let them in (admission `approval`), oldest first.
     pub pending: Vec<PendingView>,
     /// The seq of the last event folded into this view.
@@ -456,4 +608,51 @@ pub struct EntryView {
     pub skip_votes: Vec<String>,
     /// Skip votes needed with the members online now.
     pub skip_needed: u32,
+    /// Pinned by the host: plays before unpinned entries.
+    pub pinned: bool,
+}
+
+impl EntryView {
+    fn of(e: &Entry, skip_needed: u32) -> Self {
+        Self {
+            entry_id: e.entry_id.clone(),
+            track: e.track.clone(),
+            added_by: e.added_by.clone(),
+            added_at: e.added_at,
+            score: e.score(),
+            votes: e.votes.clone(),
+            skip_votes: e.skip_votes.iter().cloned().collect(),
+            skip_needed,
+            pinned: e.pinned,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NowPlayingView {
+    pub entry: EntryView,
+    /// False while paused.
+    pub playing: bool,
+    /// The position when this view was made; it moves on with the clock while `playing`.
+    pub position_ms: u32,
+    pub started_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlayedView {
+    pub entry_id: String,
+    pub track: TrackSummary,
+    /// A member's id, or `chorus` for auto-fill.
+    pub added_by: String,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub reason: AdvanceReason,
+}
+
+/// Where a track already is in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackPlace {
+    Queued,
+    Playing,
+    RecentlyPlayed,
 }

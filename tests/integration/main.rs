@@ -14,6 +14,7 @@ mod inference;
 mod llm_standin;
 mod models;
 mod operations;
+mod playback;
 mod rate_limits;
 mod recommendations;
 mod redis_backends;

@@ -63,6 +63,26 @@ export interface Entry {
   votes: Record<string, number>;
   skip_votes: string[];
   skip_needed: number;
+  pinned?: boolean;
+}
+
+/// The track playing. `position_ms` was the position at `anchor` (this client's clock, set when
+/// the snapshot or event arrived); it moves on with the clock while `playing`.
+export interface NowPlaying {
+  entry: Entry;
+  playing: boolean;
+  position_ms: number;
+  started_at: number;
+  anchor?: number;
+}
+
+export interface Played {
+  entry_id: string;
+  track: TrackSummary;
+  added_by: string;
+  started_at: number;
+  ended_at: number;
+  reason: 'started' | 'ended' | 'next' | 'skipped';
 }
 
 export type Admission = 'open' | 'approval' | 'locked';
@@ -74,6 +94,10 @@ export interface GroupSettings {
   guest_controls: boolean;
   admission: Admission;
   session_fairness: boolean;
+  queue_order?: 'added' | 'votes';
+  no_repeat_window?: number;
+  auto_fill?: boolean;
+  auto_fill_min?: number;
 }
 
 export interface PendingJoin {
@@ -90,6 +114,10 @@ export interface GroupView {
   settings: GroupSettings;
   members: Member[];
   playlist: Entry[];
+  /// The upcoming entries' ids in play order.
+  up_next?: string[];
+  now_playing?: NowPlaying | null;
+  history?: Played[];
   pending: PendingJoin[];
   seq: number;
 }

@@ -6,8 +6,8 @@
 import QRCode from 'qrcode';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 
-import { Admission, api, Entry, errorText, GroupRecommendations, GroupView, Session, Track } from './api';
-import { applyEvent, applyPresence, nameOf } from './groupState';
+import { Admission, api, Entry, errorText, GroupRecommendations, GroupView, NowPlaying, Played, Session, Track } from './api';
+import { applyEvent, applyPresence, nameOf, playOrder, positionNow } from './groupState';
 import { go } from './router';
 import { Frame, GroupSocket, SocketStatus } from './socket';
 
@@ -37,9 +37,11 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
       },
       onFrame: (frame: Frame) => {
         switch (frame.type) {
-          case 'snapshot':
-            setGroup(frame.group);
+          case 'snapshot': {
+            const g = frame.group as GroupView;
+            setGroup(g.now_playing ? { ...g, now_playing: { ...g.now_playing, anchor: Date.now() } } : g);
             break;
+          }
           case 'event':
             setGroup((g) => (g ? applyEvent(g, frame.event) : g));
             break;
@@ -104,6 +106,8 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
   const isHost = group.host === me;
   const op = (frame: Frame) => socket.current?.op(frame);
   const inPlaylist = new Set(group.playlist.map((e) => e.track.id));
+  if (group.now_playing) inPlaylist.add(group.now_playing.entry.track.id);
+  const upNext = playOrder(group);
   const explain = (trackId: string) => {
     setWhy((w) => ({ ...w, [trackId]: { text: '', done: false } }));
     socket.current?.request({ type: 'explain', track_id: trackId });
@@ -114,19 +118,26 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
       <ConnectionBanner status={status} detail={detail} />
       {notice && <p class="toast" role="status">{notice}</p>}
       <RoomHeader group={group} isHost={isHost} onLeave={() => { op({ type: 'leave' }); }} />
+      <NowPlayingBar group={group} me={me} isHost={isHost} op={op} />
       <div class="room-grid">
         <section class="card playlist" aria-labelledby="playlist-title">
-          <h2 id="playlist-title">Playlist <span class="count">{group.playlist.length}</span></h2>
+          <h2 id="playlist-title">Up next <span class="count">{group.playlist.length}</span></h2>
           <TrackSearch onAdd={(t) => op({ type: 'add_track', track_id: t.id })} inPlaylist={inPlaylist} />
-          {group.playlist.length === 0 ? (
-            <p class="empty">No tracks yet. Search above, or add one of the group's recommendations.</p>
+          {isHost && <QueueSettings group={group} op={op} />}
+          {upNext.length === 0 ? (
+            <p class="empty">
+              {group.settings.auto_fill
+                ? 'Chorus is topping up the queue from the room\'s picks…'
+                : 'No tracks queued. Search above, or add one of the group\'s recommendations.'}
+            </p>
           ) : (
             <ol class="entries">
-              {group.playlist.map((entry, index) => (
-                <PlaylistEntry key={entry.entry_id} entry={entry} index={index} group={group} me={me} isHost={isHost} op={op} />
+              {upNext.map((entry, index) => (
+                <PlaylistEntry key={entry.entry_id} entry={entry} index={index} order={upNext} group={group} me={me} isHost={isHost} op={op} />
               ))}
             </ol>
           )}
+          <History played={group.history ?? []} group={group} me={me} />
         </section>
         <aside class="side">
           <Members group={group} me={me} isHost={isHost} op={op} />
@@ -204,16 +215,23 @@ const ADMISSION_TEXT: Record<Admission, string> = {
 function PlaylistEntry(props: {
   entry: Entry;
   index: number;
+  /// The upcoming entries in play order (what the numbers show).
+  order: Entry[];
   group: GroupView;
   me: string;
   isHost: boolean;
   op: (frame: Frame) => void;
 }) {
-  const { entry, index, group, me, isHost, op } = props;
+  const { entry, index, order, group, me, isHost, op } = props;
   const mine = entry.votes[me] ?? 0;
   const skipped = entry.skip_votes.includes(me);
   const canEdit = isHost || (group.settings.guest_controls && entry.added_by === me);
-  const last = group.playlist.length - 1;
+  // Moving places an entry where its neighbour in play order is in the playlist; only the
+  // playlist's own order can be arranged (votes or pins decide otherwise).
+  const movable = group.settings.queue_order !== 'votes' && !entry.pinned;
+  const neighbour = (i: number) => (order[i] && !order[i].pinned ? group.playlist.findIndex((e) => e.entry_id === order[i].entry_id) : -1);
+  const up = neighbour(index - 1);
+  const down = neighbour(index + 1);
   const vote = (value: number) => op({ type: 'vote', entry_id: entry.entry_id, value: mine === value ? 0 : value });
   return (
     <li class="entry" data-entry={entry.entry_id} data-track={entry.track.id}>
@@ -232,17 +250,131 @@ function PlaylistEntry(props: {
           Skip {entry.skip_votes.length}/{entry.skip_needed}
         </button>
       </div>
-      {canEdit && (
+      {(canEdit || isHost) && (
         <div class="controls" role="group" aria-label={`Arrange ${entry.track.title}`}>
-          <button class="icon" aria-label="Move up" disabled={index === 0}
-            onClick={() => op({ type: 'move_track', entry_id: entry.entry_id, to_index: index - 1 })}>↑</button>
-          <button class="icon" aria-label="Move down" disabled={index === last}
-            onClick={() => op({ type: 'move_track', entry_id: entry.entry_id, to_index: index + 1 })}>↓</button>
+          {isHost && (
+            <button class="pin" aria-pressed={!!entry.pinned} aria-label={entry.pinned ? 'Unpin' : 'Pin to play next'}
+              title={entry.pinned ? 'Unpin' : 'Pin: plays before unpinned tracks'}
+              onClick={() => op({ type: 'pin', entry_id: entry.entry_id, pinned: !entry.pinned })}>{entry.pinned ? 'Pinned' : 'Pin'}</button>
+          )}
+          {isHost && (
+            <button class="icon" aria-label="Play now" title="Play now"
+              onClick={() => op({ type: 'play', entry_id: entry.entry_id })}>▶</button>
+          )}
+          {canEdit && movable && (
+            <>
+              <button class="icon" aria-label="Move up" disabled={up < 0}
+                onClick={() => op({ type: 'move_track', entry_id: entry.entry_id, to_index: up })}>↑</button>
+              <button class="icon" aria-label="Move down" disabled={down < 0}
+                onClick={() => op({ type: 'move_track', entry_id: entry.entry_id, to_index: down })}>↓</button>
+            </>
+          )}
+          {canEdit && (
           <button class="icon danger" aria-label="Remove"
             onClick={() => op({ type: 'remove_track', entry_id: entry.entry_id })}>✕</button>
+          )}
         </div>
       )}
     </li>
+  );
+}
+
+function clock(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/// The one track everyone hears, with its progress (ticking locally between server events),
+/// the host's controls and everyone's skip vote.
+function NowPlayingBar(props: { group: GroupView; me: string; isHost: boolean; op: (frame: Frame) => void }) {
+  const { group, me, isHost, op } = props;
+  const now: NowPlaying | null | undefined = group.now_playing;
+  const [, tick] = useState(0);
+  useEffect(() => {
+    if (!now?.playing) return;
+    const timer = window.setInterval(() => tick((t) => t + 1), 500);
+    return () => window.clearInterval(timer);
+  }, [now?.playing, now?.entry.entry_id]);
+  if (!now) {
+    const queued = group.playlist.length > 0;
+    return (
+      <section class="card now-playing idle" aria-label="Now playing" data-testid="now-playing">
+        <p class="muted">{queued ? 'Nothing is playing yet.' : 'Nothing is playing. Add tracks to get the music going.'}</p>
+        {isHost && <button class="primary" disabled={!queued} onClick={() => op({ type: 'play' })}>▶ Play</button>}
+        {!isHost && queued && <p class="muted small">The host starts the music.</p>}
+      </section>
+    );
+  }
+  const { entry } = now;
+  const position = positionNow(now);
+  const duration = entry.track.duration_ms;
+  const skipped = entry.skip_votes.includes(me);
+  return (
+    <section class="card now-playing" aria-label="Now playing" data-testid="now-playing" data-track={entry.track.id}
+      data-state={now.playing ? 'playing' : 'paused'}>
+      <div class="track">
+        <span class="label">{now.playing ? 'Now playing' : 'Paused'}</span>
+        <span class="title">{entry.track.title}</span>
+        <span class="artist">{entry.track.artist} · added by {entry.added_by === me ? 'you' : nameOf(group, entry.added_by)}</span>
+      </div>
+      <div class="progress">
+        <span class="time">{clock(position)}</span>
+        <div class="bar" role="progressbar" aria-label="Position" aria-valuemin={0} aria-valuemax={Math.round(duration / 1000)}
+          aria-valuenow={Math.round(position / 1000)}>
+          <div style={{ width: `${(100 * position) / Math.max(1, duration)}%` }} />
+        </div>
+        <span class="time">{clock(duration)}</span>
+      </div>
+      <div class="now-actions">
+        {isHost && (now.playing
+          ? <button onClick={() => op({ type: 'pause' })} aria-label="Pause">❚❚ Pause</button>
+          : <button class="primary" onClick={() => op({ type: 'play' })} aria-label="Play">▶ Play</button>)}
+        {isHost && <button onClick={() => op({ type: 'next' })} aria-label="Next track">Next ▶▶</button>}
+        <button class="skip" aria-pressed={skipped} disabled={skipped}
+          onClick={() => op({ type: 'skip_vote', entry_id: entry.entry_id })}>
+          Vote to skip {entry.skip_votes.length}/{entry.skip_needed}
+        </button>
+      </div>
+    </section>
+  );
+}
+
+/// The host's queue settings: order by votes, auto-fill.
+function QueueSettings(props: { group: GroupView; op: (frame: Frame) => void }) {
+  const { group, op } = props;
+  const set = (settings: Record<string, unknown>) => op({ type: 'update_settings', settings });
+  return (
+    <div class="queue-settings">
+      <label class="check" title="Tracks with the most votes play first (pinned tracks always lead)">
+        <input type="checkbox" checked={group.settings.queue_order === 'votes'}
+          onChange={(e) => set({ queue_order: (e.target as HTMLInputElement).checked ? 'votes' : 'added' })} />
+        Votes decide what plays next
+      </label>
+      <label class="check" title={`When fewer than ${group.settings.auto_fill_min ?? 3} tracks are queued, Chorus adds the room's best picks`}>
+        <input type="checkbox" checked={!!group.settings.auto_fill}
+          onChange={(e) => set({ auto_fill: (e.target as HTMLInputElement).checked })} />
+        Keep the queue filled
+      </label>
+    </div>
+  );
+}
+
+function History(props: { played: Played[]; group: GroupView; me: string }) {
+  const { played, group, me } = props;
+  if (played.length === 0) return null;
+  const how = { started: '', ended: '', next: ' · skipped by the host', skipped: ' · skipped by vote' };
+  return (
+    <details class="history">
+      <summary>Played <span class="count">{played.length}</span></summary>
+      <ol class="played" reversed>
+        {[...played].reverse().map((p) => (
+          <li key={p.entry_id} data-track={p.track.id}>
+            <span class="title">{p.track.title}</span>
+            <span class="artist">{p.track.artist} · {p.added_by === me ? 'you' : nameOf(group, p.added_by)}{how[p.reason]}</span>
+          </li>
+        ))}
+      </ol>
+    </details>
   );
 }
 

@@ -1,7 +1,7 @@
 // The group as this client knows it: the last snapshot with every later event applied in seq
 // order, exactly as the server folds its log (src/groups/state.rs).
 
-import type { Entry, GroupView } from './api';
+import type { Entry, GroupView, NowPlaying } from './api';
 import type { Frame } from './socket';
 
 export function applyEvent(group: GroupView, event: Frame): GroupView {
@@ -17,6 +17,10 @@ export function applyEvent(group: GroupView, event: Frame): GroupView {
   const update = (id: string, change: (e: Entry) => Entry) => {
     const i = entry(id);
     if (i >= 0) g.playlist[i] = change(g.playlist[i]);
+    else if (g.now_playing?.entry.entry_id === id) g.now_playing = { ...g.now_playing, entry: change(g.now_playing.entry) };
+  };
+  const position = (position_ms: number, playing: boolean) => {
+    if (g.now_playing) g.now_playing = { ...g.now_playing, position_ms, playing, anchor: Date.now() };
   };
   switch (event.kind) {
     case 'join_requested':
@@ -78,6 +82,34 @@ export function applyEvent(group: GroupView, event: Frame): GroupView {
         return { ...e, votes, score };
       });
       break;
+    case 'playback_advanced': {
+      const now = g.now_playing;
+      if (now && now.entry.entry_id === p.finished) {
+        g.history = [...(g.history ?? []), {
+          entry_id: now.entry.entry_id, track: now.entry.track, added_by: now.entry.added_by,
+          started_at: now.started_at, ended_at: event.ts, reason: p.reason,
+        }].slice(-50);
+        g.now_playing = null;
+      }
+      const i = p.started ? entry(p.started) : -1;
+      if (i >= 0 && !g.now_playing) {
+        const [started] = g.playlist.splice(i, 1);
+        g.now_playing = { entry: { ...started, skip_votes: [] }, playing: true, position_ms: 0, started_at: event.ts, anchor: Date.now() };
+      }
+      break;
+    }
+    case 'playback_paused':
+      position(p.position_ms, false);
+      break;
+    case 'playback_resumed':
+      position(p.position_ms, true);
+      break;
+    case 'playback_seeked':
+      position(p.position_ms, g.now_playing?.playing ?? false);
+      break;
+    case 'track_pinned':
+      update(p.entry_id, (e) => ({ ...e, pinned: p.pinned }));
+      break;
     case 'skip_vote_cast':
       update(p.entry_id, (e) => ({
         ...e,
@@ -86,7 +118,25 @@ export function applyEvent(group: GroupView, event: Frame): GroupView {
       }));
       break;
   }
+  g.up_next = playOrder(g).map((e) => e.entry_id);
   return g;
+}
+
+/// The upcoming entries in play order, as the server decides it (src/groups/queue.rs):
+/// pinned first, then by net votes when the room orders by votes; ties keep the playlist order.
+export function playOrder(group: GroupView): Entry[] {
+  const byVotes = group.settings.queue_order === 'votes';
+  return group.playlist
+    .map((e, i) => ({ e, i }))
+    .sort((x, y) =>
+      Number(!!y.e.pinned) - Number(!!x.e.pinned) || (byVotes ? y.e.score - x.e.score : 0) || x.i - y.i)
+    .map(({ e }) => e);
+}
+
+/// Where the track playing is now (ms), by this client's clock.
+export function positionNow(now: NowPlaying, clock = Date.now()): number {
+  const moved = now.playing && now.anchor ? clock - now.anchor : 0;
+  return Math.min(now.entry.track.duration_ms, now.position_ms + Math.max(0, moved));
 }
 
 export function applyPresence(group: GroupView, frame: Frame): GroupView {
@@ -105,5 +155,6 @@ export function skipNeeded(group: GroupView): number {
 }
 
 export function nameOf(group: GroupView, userId: string): string {
+  if (userId === 'chorus') return 'Chorus';
   return group.members.find((m) => m.user_id === userId)?.display_name ?? 'a former member';
 }

@@ -192,6 +192,32 @@ await test('a server restart mid-session resumes without losing or duplicating e
   assert(JSON.stringify(await playlist(pa)) === JSON.stringify(after), 'both see the same playlist');
 });
 
+await test('the room plays one track for everyone, in sync, and a skip vote moves it on', async () => {
+  const queued = await playlist(pa);
+  await pb.waitForSelector('[data-testid=now-playing].idle :text("The host starts the music")');
+  await pa.click('[data-testid=now-playing] button:has-text("Play")');
+  const playing = (page) => page.getAttribute('[data-testid=now-playing]', 'data-track');
+  await pb.waitForSelector(`[data-testid=now-playing][data-track="${queued[0]}"][data-state=playing]`, { timeout: 2_000 });
+  assert((await playing(pa)) === queued[0], 'the host hears the same track');
+  // The position moves on by itself, and both pages agree on it within a second.
+  await pa.waitForTimeout(2_200);
+  const seconds = (page) => page.getAttribute('[data-testid=now-playing] [role=progressbar]', 'aria-valuenow').then(Number);
+  const [ta, tb] = [await seconds(pa), await seconds(pb)];
+  assert(ta >= 2 && Math.abs(ta - tb) <= 1, `positions in sync: host ${ta} s, guest ${tb} s`);
+  await shot(pb, '06b-now-playing-guest');
+  // Two online members: the guest's one skip vote is enough.
+  await pb.click('[data-testid=now-playing] button:has-text("Vote to skip")');
+  await pa.waitForSelector(`[data-testid=now-playing][data-track="${queued[1]}"]`, { timeout: 2_000 });
+  await pb.waitForSelector(`[data-testid=now-playing][data-track="${queued[1]}"]`, { timeout: 2_000 });
+  await pb.click('.history summary');
+  assert((await pb.textContent('.history')).includes('skipped by vote'), 'the history says why it ended');
+  await pa.click('[data-testid=now-playing] button[aria-label="Pause"]');
+  await pb.waitForSelector('[data-testid=now-playing][data-state=paused]', { timeout: 2_000 });
+  await pa.click('[data-testid=now-playing] button[aria-label="Play"]');
+  await pb.waitForSelector('[data-testid=now-playing][data-state=playing]', { timeout: 2_000 });
+  await shot(pa, '06c-now-playing-host');
+});
+
 await test('the room works on a phone-sized screen', async () => {
   const phone = await context({ width: 390, height: 844 });
   const page = await phone.newPage();
