@@ -116,6 +116,15 @@ enum Command {
         #[arg(long)]
         import: bool,
     },
+    /// Run the local Spotify stand-in (accounts service and Web API) for demos and the browser
+    /// tests; point spotify.accounts_url and spotify.api_url at the URLs it prints.
+    SpotifyStandin {
+        #[arg(long, default_value = "127.0.0.1:8888")]
+        bind: std::net::SocketAddr,
+        /// The client id it accepts (set the same as spotify.client_id).
+        #[arg(long, default_value = "chorus-standin")]
+        client_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -256,6 +265,19 @@ pub async fn run() -> anyhow::Result<()> {
                 }
                 None => println!("{report}"),
             }
+            Ok(())
+        }
+        Command::SpotifyStandin { bind, client_id } => {
+            let listener =
+                std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
+            let (standin, server) =
+                crate::spotify::standin::SpotifyStandIn::build(listener, &client_id)?;
+            eprintln!(
+                "Spotify stand-in for client id {client_id:?}: SPOTIFY_ACCOUNTS_URL={} SPOTIFY_API_URL={}",
+                standin.base_url,
+                standin.api_url()
+            );
+            server.await?;
             Ok(())
         }
         Command::Generate {

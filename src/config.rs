@@ -497,11 +497,37 @@ impl Default for ExplainerSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpotifySettings {
+    /// The Spotify app's client id; without it Spotify features are off.
     pub client_id: Option<String>,
+    /// Not used: sign-in is Authorization Code with PKCE, which needs no secret. Accepted so
+    /// that existing configurations keep loading.
     pub client_secret: Option<Secret>,
+    /// Registered in the Spotify app; default `http://<server.bind>/api/v1/spotify/callback`
+    /// (Spotify accepts http only for loopback addresses).
+    pub redirect_uri: Option<String>,
+    /// Spotify's accounts service (a stand-in's in tests and demos).
+    pub accounts_url: String,
+    /// Spotify's Web API, ending in `/v1/`.
+    pub api_url: String,
+    /// Members may import their top and saved tracks as likes. Off by default: Spotify's
+    /// Developer Policy forbids using Spotify content to train models (README).
+    pub allow_import: bool,
+}
+
+impl Default for SpotifySettings {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            client_secret: None,
+            redirect_uri: None,
+            accounts_url: "https://accounts.spotify.com/".into(),
+            api_url: "https://api.spotify.com/v1/".into(),
+            allow_import: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -665,6 +691,22 @@ const ENVIRONMENT: &[(&str, &str, EnvKind)] = &[
         "SPOTIFY_CLIENT_SECRET",
         "spotify.client_secret",
         EnvKind::Text,
+    ),
+    (
+        "SPOTIFY_REDIRECT_URI",
+        "spotify.redirect_uri",
+        EnvKind::Text,
+    ),
+    (
+        "SPOTIFY_ACCOUNTS_URL",
+        "spotify.accounts_url",
+        EnvKind::Text,
+    ),
+    ("SPOTIFY_API_URL", "spotify.api_url", EnvKind::Text),
+    (
+        "CHORUS_SPOTIFY_IMPORT",
+        "spotify.allow_import",
+        EnvKind::Value,
     ),
     ("CHORUS_LOG", "log.filter", EnvKind::Text),
     ("CHORUS_LOG_FORMAT", "log.format", EnvKind::Text),

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod models;
 pub mod recommend;
 pub mod redis_link;
+pub mod spotify;
 pub mod startup;
 pub mod state;
 pub mod stats;

@@ -111,7 +111,21 @@ impl Application {
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
+        // Spotify accepts http redirects only to loopback addresses: a server bound to all
+        // interfaces is reached at 127.0.0.1 from this machine (set spotify.redirect_uri for
+        // any other address).
+        let host = match settings.server.bind.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let spotify = crate::spotify::Spotify::new(
+            &settings.spotify,
+            format!("http://{host}:{port}/api/v1/spotify/callback"),
+            db.clone(),
+        );
         let state = web::Data::new(AppState {
+            spotify,
             connections: ConnectionDeps {
                 groups: groups.clone(),
                 recommender: recommender.clone(),

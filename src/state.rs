@@ -42,9 +42,21 @@ pub struct AppState {
     /// What each socket's Connection works with (it closes with 1012 when the server begins
     /// shutting down).
     pub connections: ConnectionDeps,
+    /// Spotify sign-in, devices, export and import; `None` without a Spotify app configured.
+    pub spotify: Option<crate::spotify::Spotify>,
 }
 
 impl AppState {
+    /// The Spotify service, or the error saying this server has none.
+    pub fn spotify(&self) -> Result<&crate::spotify::Spotify, ApiError> {
+        self.spotify.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::SpotifyNotConfigured,
+                "this server has no Spotify app configured (spotify.client_id)",
+            )
+        })
+    }
+
     /// The catalog row of a track id sent in a body field named `field`.
     pub fn track_index(&self, id: &str, field: &str) -> Result<u32, ApiError> {
         self.catalog.lookup(id, field)

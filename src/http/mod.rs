@@ -10,6 +10,7 @@ pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod recommendations;
+pub mod spotify;
 pub mod stats;
 pub mod tracks;
 pub mod users;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(analytics::configure)
             .configure(experiments::configure)
             .configure(explanations::configure)
+            .configure(spotify::configure)
             .configure(ws::configure),
     );
 }

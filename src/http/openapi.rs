@@ -7,8 +7,8 @@ use utoipa::{
 };
 
 use super::{
-    analytics, classify, experiments, explanations, groups, health, recommendations, stats, tracks,
-    users, ws,
+    analytics, classify, experiments, explanations, groups, health, recommendations, spotify,
+    stats, tracks, users, ws,
 };
 
 #[derive(OpenApi)]
@@ -45,6 +45,14 @@ use super::{
         experiments::stop_experiment,
         experiments::ab_report,
         explanations::explanation,
+        spotify::login_redirect,
+        spotify::login_url,
+        spotify::callback,
+        spotify::status,
+        spotify::disconnect,
+        spotify::devices,
+        spotify::export,
+        spotify::import,
         ws::socket,
         openapi_json,
     ),

@@ -9,6 +9,7 @@ pub mod bandit;
 pub mod experiments;
 pub mod feedback;
 pub mod groups;
+pub mod spotify;
 pub mod tracks;
 pub mod users;
 mod writer;

@@ -14,7 +14,7 @@ use chorus::{
     catalog::import,
     config::{
         BanditSettings, ExplainerSettings, InferenceSettings, RateLimitSettings, RealtimeSettings,
-        Secret, Settings,
+        Secret, Settings, SpotifySettings,
     },
     startup::Application,
     state::AppState,
@@ -146,6 +146,8 @@ pub struct AppOptions {
     pub web_dir: Option<std::path::PathBuf>,
     /// Serve this existing database (a "restart") instead of a fresh one; nothing is seeded.
     pub database: Option<Arc<TestDb>>,
+    /// No Spotify app unless a test points it at the stand-in.
+    pub spotify: SpotifySettings,
 }
 
 impl Default for AppOptions {
@@ -167,6 +169,7 @@ impl Default for AppOptions {
             explainer: ExplainerSettings::default(),
             web_dir: None,
             database: None,
+            spotify: SpotifySettings::default(),
         }
     }
 }
@@ -281,6 +284,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     settings.realtime = options.realtime;
     settings.bandit = options.bandit;
     settings.explainer = options.explainer;
+    settings.spotify = options.spotify;
     if let Some(dir) = options.web_dir {
         settings.server.web_dir = dir;
     }

@@ -20,6 +20,7 @@ mod recommendations;
 mod redis_backends;
 mod simulations;
 mod sockets;
+mod spotify;
 mod statistics;
 mod storage;
 mod tracks;
