@@ -515,6 +515,9 @@ pub struct SpotifySettings {
     /// Members may import their top and saved tracks as likes. Off by default: Spotify's
     /// Developer Policy forbids using Spotify content to train models (README).
     pub allow_import: bool,
+    /// How often a room playing on a Spotify device reads `/me/player` to follow what the host
+    /// does in the Spotify app (Spotify's rate limits are per app: keep it seconds, not ms).
+    pub poll_interval_ms: u64,
 }
 
 impl Default for SpotifySettings {
@@ -526,6 +529,7 @@ impl Default for SpotifySettings {
             accounts_url: "https://accounts.spotify.com/".into(),
             api_url: "https://api.spotify.com/v1/".into(),
             allow_import: false,
+            poll_interval_ms: 5_000,
         }
     }
 }

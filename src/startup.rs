@@ -86,28 +86,6 @@ impl Application {
             .await
             .context("loading the strategy bandit")?
             .start();
-        let groups = Groups::new(
-            db.clone(),
-            recommender.clone(),
-            Arc::clone(&metrics),
-            settings.realtime.clone(),
-            bandit.clone(),
-        );
-        let explainer = ExplainerActor::new(
-            settings.explainer.clone(),
-            Arc::clone(&cache),
-            Arc::clone(&metrics),
-            catalog.genres().iter().map(|g| g.name.clone()).collect(),
-        )
-        .start();
-        let experiments = Arc::new(Registry::default());
-        experiments
-            .reload(&db)
-            .await
-            .context("loading the running experiment")?;
-        spawn_registry_reload(Arc::downgrade(&experiments), db.clone());
-        spawn_account_expiry(&settings, db.clone());
-        let (shutdown_sockets, closing) = tokio::sync::watch::channel(false);
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let port = listener.local_addr()?.port();
@@ -124,6 +102,29 @@ impl Application {
             format!("http://{host}:{port}/api/v1/spotify/callback"),
             db.clone(),
         );
+        let groups = Groups::new(
+            db.clone(),
+            recommender.clone(),
+            Arc::clone(&metrics),
+            settings.realtime.clone(),
+            bandit.clone(),
+            spotify.clone(),
+        );
+        let explainer = ExplainerActor::new(
+            settings.explainer.clone(),
+            Arc::clone(&cache),
+            Arc::clone(&metrics),
+            catalog.genres().iter().map(|g| g.name.clone()).collect(),
+        )
+        .start();
+        let experiments = Arc::new(Registry::default());
+        experiments
+            .reload(&db)
+            .await
+            .context("loading the running experiment")?;
+        spawn_registry_reload(Arc::downgrade(&experiments), db.clone());
+        spawn_account_expiry(&settings, db.clone());
+        let (shutdown_sockets, closing) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             spotify,
             connections: ConnectionDeps {

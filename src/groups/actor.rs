@@ -17,13 +17,16 @@ use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
 use super::{
-    commands::{auto_fill, decide, track_ended, Command, Context as Rules},
+    commands::{
+        auto_fill, decide, device_moved_on, device_position, track_ended, Command, Context as Rules,
+    },
     events::{Event, EventBody, LeaveReason, TrackSummary},
     ids::generate_entry_id,
+    player::{ConnectLink, Desired, DeviceReport},
     protocol::ServerFrame,
     queue::CHORUS,
     registry::LiveGroups,
-    state::{GroupState, GroupView},
+    state::{GroupState, GroupView, PlaybackIssue},
 };
 use crate::{
     aggregate::Strategy,
@@ -52,6 +55,8 @@ pub struct GroupDeps {
     pub bandit: Addr<BanditActor>,
     /// This process's live groups, which the actor joins and leaves.
     pub live: Arc<LiveGroups<GroupActor>>,
+    /// Rooms that play on a Spotify Connect device drive it through this.
+    pub spotify: Option<crate::spotify::Spotify>,
 }
 
 /// What a GroupActor sends to a socket.
@@ -110,6 +115,8 @@ enum ServerOp {
     TrackEnded { entry_id: String },
     /// Top the queue up from the current recommendations (settings.auto_fill).
     AutoFill,
+    /// Follow what the host did in the Spotify app.
+    FollowDevice(DeviceReport),
 }
 
 #[derive(Message)]
@@ -167,6 +174,10 @@ pub struct GroupActor {
     op_clock: Instant,
     /// The listen-along clock: fires when the track playing ends.
     track_end: Option<SpawnHandle>,
+    /// The room's Spotify Connect device, while it has one.
+    connect: Option<ConnectLink>,
+    /// Why that device is not following right now.
+    playback_issue: Option<PlaybackIssue>,
 }
 
 /// A snapshot is stored after this many events since the last one, so loading a group folds at
@@ -194,6 +205,8 @@ impl GroupActor {
             op_schedule: HashMap::new(),
             op_clock: Instant::now(),
             track_end: None,
+            connect: None,
+            playback_issue: None,
         };
         for event in &recent {
             actor.remember(event.seq, event_frame(event));
@@ -296,7 +309,59 @@ impl GroupActor {
     }
 
     fn view(&self) -> GroupView {
-        self.state.view(&self.online, now_ms())
+        let mut view = self.state.view(&self.online, now_ms());
+        view.playback_issue = self.playback_issue.clone();
+        view
+    }
+
+    /// Keeps the room's Spotify device (if it has one) doing what the room does: a new link
+    /// when the target changed, then the room's state now.
+    fn sync_device(&mut self, ctx: &mut Context<Self>) {
+        let target = self.state.playback_target.clone();
+        if self.connect.as_ref().map(|link| &link.target) != target.as_ref() {
+            self.connect = None;
+            let issue = match (target, &self.deps.spotify) {
+                (None, _) => None,
+                (Some(_), None) => Some(PlaybackIssue {
+                    code: ErrorCode::SpotifyNotConfigured.as_str(),
+                    message: "this server has no Spotify app configured any more; the room plays in listen-along mode".into(),
+                }),
+                (Some(target), Some(spotify)) => {
+                    let poll = spotify.poll_interval();
+                    self.connect = Some(ConnectLink::start(
+                        spotify.clone(),
+                        target,
+                        ctx.address().recipient(),
+                        poll,
+                    ));
+                    None
+                }
+            };
+            self.set_playback_issue(issue);
+        }
+        if let Some(link) = &self.connect {
+            let now = self.state.now_playing.as_ref();
+            link.want(Desired {
+                entry_id: now.map(|n| n.entry.entry_id.clone()),
+                track_id: now.map(|n| n.entry.track.id.clone()),
+                duration_ms: now.map_or(0, |n| n.entry.track.duration_ms),
+                playing: now.is_some_and(|n| n.playing),
+                position_ms: now.map_or(0, |n| n.position_at(now_ms())),
+                at: Instant::now(),
+            });
+        }
+    }
+
+    fn set_playback_issue(&mut self, issue: Option<PlaybackIssue>) {
+        if issue != self.playback_issue {
+            self.playback_issue = issue;
+            self.broadcast(
+                &ServerFrame::PlaybackStatus {
+                    issue: self.playback_issue.as_ref(),
+                }
+                .encode(),
+            );
+        }
     }
 
     fn announce_presence(&self, user: &str) {
@@ -399,6 +464,7 @@ impl GroupActor {
             self.save_snapshot();
         }
         self.schedule_track_end(ctx);
+        self.sync_device(ctx);
         self.request_auto_fill(ctx);
         if feedback.is_empty() {
             if affects_recommendations {
@@ -763,8 +829,9 @@ impl Actor for GroupActor {
             self.deps.live.index_member(&member.user_id, &ctx.address());
         }
         // Listen-along goes on from where the clock is (a track that ended while the room was
-        // unloaded ends now, and the next one starts).
+        // unloaded ends now, and the next one starts); a Spotify device picks up from there.
         self.schedule_track_end(ctx);
+        self.sync_device(ctx);
         // Loaded for a REST call or a socket that never attaches: unload when idle.
         self.schedule_idle_stop(ctx);
     }
@@ -887,6 +954,22 @@ impl Handler<ServerOp> for GroupActor {
         let bodies = match op {
             ServerOp::TrackEnded { entry_id } => track_ended(&self.state, &entry_id),
             ServerOp::AutoFill => self.auto_fill_events(),
+            ServerOp::FollowDevice(report) => match report {
+                DeviceReport::MovedOn { entry_id } => device_moved_on(&self.state, &entry_id),
+                DeviceReport::Paused {
+                    entry_id,
+                    position_ms,
+                } => device_position(&self.state, &entry_id, false, position_ms),
+                DeviceReport::Resumed {
+                    entry_id,
+                    position_ms,
+                }
+                | DeviceReport::Seeked {
+                    entry_id,
+                    position_ms,
+                } => device_position(&self.state, &entry_id, true, position_ms),
+                DeviceReport::Issue(_) => Vec::new(),
+            },
         };
         if bodies.is_empty() {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(self.state.seq))));
@@ -990,6 +1073,17 @@ pub fn stored_events(rows: Vec<groups::StoredEvent>) -> Vec<Event> {
             }
         })
         .collect()
+}
+
+impl Handler<DeviceReport> for GroupActor {
+    type Result = ();
+
+    fn handle(&mut self, report: DeviceReport, ctx: &mut Self::Context) {
+        match report {
+            DeviceReport::Issue(issue) => self.set_playback_issue(issue),
+            report => ctx.notify(ServerOp::FollowDevice(report)),
+        }
+    }
 }
 
 impl Handler<GetView> for GroupActor {

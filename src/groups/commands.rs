@@ -67,6 +67,11 @@ pub enum Command {
         entry_id: String,
         pinned: bool,
     },
+    /// Play the room on this Spotify Connect device (id, name) of the acting host's account
+    /// (checked with Spotify before), or `None`: listen-along only.
+    SetPlaybackTarget {
+        device: Option<(String, String)>,
+    },
 }
 
 /// Who is acting, and what of the live session the rules need.
@@ -306,6 +311,20 @@ pub fn decide(
                 position_ms: *position_ms,
             }])
         }
+        Command::SetPlaybackTarget { device } => {
+            host_only(is_host, "choose where the room plays")?;
+            let target = device
+                .as_ref()
+                .map(|(id, name)| super::events::PlaybackTarget {
+                    user_id: actor.to_string(),
+                    device_id: id.clone(),
+                    device_name: name.clone(),
+                });
+            if target == state.playback_target {
+                return Ok(Vec::new());
+            }
+            Ok(vec![EventBody::PlaybackTargetChanged { target }])
+        }
         Command::Pin { entry_id, pinned } => {
             host_only(is_host, "pin entries")?;
             let index = entry(state, entry_id)?;
@@ -327,6 +346,37 @@ pub fn track_ended(state: &GroupState, entry_id: &str) -> Vec<EventBody> {
         return Vec::new();
     }
     vec![advance(state, AdvanceReason::Ended, None)]
+}
+
+/// The host's Spotify app left the room's track (a skip there): the room moves on too. Stale
+/// reports (the room moved on already) do nothing.
+pub fn device_moved_on(state: &GroupState, entry_id: &str) -> Vec<EventBody> {
+    if !state.is_playing(entry_id) {
+        return Vec::new();
+    }
+    vec![advance(state, AdvanceReason::Next, None)]
+}
+
+/// The host paused, resumed or seeked in the Spotify app: the room follows.
+pub fn device_position(
+    state: &GroupState,
+    entry_id: &str,
+    playing: bool,
+    position_ms: u32,
+) -> Vec<EventBody> {
+    let Some(now) = state
+        .now_playing
+        .as_ref()
+        .filter(|_| state.is_playing(entry_id))
+    else {
+        return Vec::new();
+    };
+    let position_ms = position_ms.min(now.entry.track.duration_ms.saturating_sub(1));
+    vec![match (now.playing, playing) {
+        (true, false) => EventBody::PlaybackPaused { position_ms },
+        (false, true) => EventBody::PlaybackResumed { position_ms },
+        _ => EventBody::PlaybackSeeked { position_ms },
+    }]
 }
 
 /// Auto-fill: the room's recommendations (best first, each with the member it is for) that may

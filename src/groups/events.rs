@@ -50,6 +50,15 @@ pub enum AdvanceReason {
     Skipped,
 }
 
+/// The Spotify Connect device a room plays on, through one member's Spotify account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlaybackTarget {
+    /// The member whose Spotify account plays (the host who chose it).
+    pub user_id: String,
+    pub device_id: String,
+    pub device_name: String,
+}
+
 /// `kind` names the change, `payload` holds its data (stored in the log's two columns).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
@@ -135,6 +144,10 @@ pub enum EventBody {
     PlaybackSeeked {
         position_ms: u32,
     },
+    /// The host chose a Spotify Connect device to play the room on (`None`: back to listen-along).
+    PlaybackTargetChanged {
+        target: Option<PlaybackTarget>,
+    },
     /// The host pinned an upcoming entry (it plays before unpinned ones) or unpinned it.
     TrackPinned {
         entry_id: String,
@@ -169,6 +182,7 @@ impl EventBody {
                 | EventBody::PlaybackResumed { .. }
                 | EventBody::PlaybackSeeked { .. }
                 | EventBody::TrackPinned { .. }
+                | EventBody::PlaybackTargetChanged { .. }
         )
     }
 }

@@ -18,6 +18,7 @@ pub mod frame_guard;
 pub mod ids;
 #[cfg(test)]
 mod playback_tests;
+pub mod player;
 #[cfg(test)]
 mod properties;
 pub mod protocol;

@@ -5,7 +5,11 @@
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
-use super::{events::Event, settings::SettingsPatch, state::GroupView};
+use super::{
+    events::Event,
+    settings::SettingsPatch,
+    state::{GroupView, PlaybackIssue},
+};
 use crate::{
     domain::text,
     error::{deserialize_error, ApiError, ErrorCode},
@@ -302,6 +306,11 @@ pub enum ServerFrame<'a> {
         user_id: &'a str,
         online: bool,
         connections: usize,
+    },
+    /// How the room's Spotify device is doing: `issue` says why it is not following (the room
+    /// plays on in listen-along mode), `null` once it follows again.
+    PlaybackStatus {
+        issue: Option<&'a PlaybackIssue>,
     },
     /// This socket is no longer in the group (it left, or the host removed its user).
     Left {

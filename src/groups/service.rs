@@ -85,6 +85,7 @@ impl Groups {
         metrics: Arc<Metrics>,
         settings: RealtimeSettings,
         bandit: Addr<BanditActor>,
+        spotify: Option<crate::spotify::Spotify>,
     ) -> Self {
         let live: Arc<LiveGroups<GroupActor>> = Arc::default();
         // Weak: the user directory lives inside the recommender the groups hold.
@@ -104,6 +105,7 @@ impl Groups {
                 settings: Arc::new(settings),
                 bandit,
                 live,
+                spotify,
             },
         }
     }
@@ -398,6 +400,19 @@ impl Room {
             client_msg_id,
             origin: Origin::Socket { socket },
         });
+    }
+
+    /// An operation over REST: the seq of its last event once stored.
+    pub async fn run(&self, actor: UserId, command: Command) -> Result<i64, ApiError> {
+        self.addr
+            .send(Execute {
+                actor,
+                command,
+                client_msg_id: None,
+                origin: Origin::Rest,
+            })
+            .await
+            .map_err(mailbox)?
     }
 
     /// Sends the current recommendations to a socket again.

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 pub use super::queue::Entry;
 use super::{
-    events::{AdvanceReason, Event, EventBody, LeaveReason, TrackSummary},
+    events::{AdvanceReason, Event, EventBody, LeaveReason, PlaybackTarget, TrackSummary},
     queue::{play_order, recently_played, NowPlaying, Played, HISTORY_KEPT},
     settings::{skip_votes_needed, GroupSettings},
 };
@@ -44,6 +44,8 @@ pub struct GroupState {
     pub now_playing: Option<NowPlaying>,
     /// Played entries, oldest first, at most [`HISTORY_KEPT`].
     pub history: VecDeque<Played>,
+    /// Where the room plays besides listen-along: a member's Spotify Connect device.
+    pub playback_target: Option<PlaybackTarget>,
     pub seq: i64,
     pub created_at: i64,
     recent_ops: HashMap<(String, String), i64>,
@@ -77,6 +79,7 @@ impl GroupState {
             playlist: Vec::new(),
             now_playing: None,
             history: VecDeque::new(),
+            playback_target: None,
             seq: 0,
             created_at: first.ts,
             recent_ops: HashMap::new(),
@@ -105,6 +108,7 @@ impl GroupState {
             playlist: self.playlist.clone(),
             now_playing: self.now_playing.clone(),
             history: self.history.iter().cloned().collect(),
+            playback_target: self.playback_target.clone(),
             seq: self.seq,
             created_at: self.created_at,
             recent_ops: self
@@ -146,6 +150,7 @@ impl GroupState {
                 .collect(),
             now_playing: snapshot.now_playing,
             history: snapshot.history.into(),
+            playback_target: snapshot.playback_target,
             seq: snapshot.seq,
             created_at: snapshot.created_at,
             recent_ops: HashMap::new(),
@@ -206,6 +211,14 @@ impl GroupState {
                 }
                 if *reason == LeaveReason::Kicked {
                     self.banned.insert(user_id.clone());
+                }
+                // Their Spotify account no longer plays for the room.
+                if self
+                    .playback_target
+                    .as_ref()
+                    .is_some_and(|t| &t.user_id == user_id)
+                {
+                    self.playback_target = None;
                 }
             }
             EventBody::TrackAdded {
@@ -272,6 +285,7 @@ impl GroupState {
                     self.set_position(*position_ms, playing, event.ts);
                 }
             }
+            EventBody::PlaybackTargetChanged { target } => self.playback_target = target.clone(),
             EventBody::TrackPinned { entry_id, pinned } => {
                 if let Some(i) = self.entry_index(entry_id) {
                     self.playlist[i].pinned = *pinned;
@@ -509,6 +523,8 @@ impl GroupState {
                     reason: p.reason,
                 })
                 .collect(),
+            playback_target: self.playback_target.clone(),
+            playback_issue: None,
             pending: self
                 .pending
                 .iter()
@@ -540,6 +556,8 @@ pub struct Snapshot {
     pub now_playing: Option<NowPlaying>,
     #[serde(default)]
     pub history: Vec<Played>,
+    #[serde(default)]
+    pub playback_target: Option<PlaybackTarget>,
     pub seq: i64,
     pub created_at: i64,
     /// `(actor, client_msg_id, seq)` oldest first: retried operations stay de-duplicated.
@@ -568,6 +586,11 @@ pub struct GroupView {
     pub now_playing: Option<NowPlayingView>,
     /// The latest played entries, oldest first (at most 50).
     pub history: Vec<PlayedView>,
+    /// The Spotify Connect device the room plays on (absent: listen-along only).
+    pub playback_target: Option<PlaybackTarget>,
+    /// Why that device is not following the room right now (the room plays on in
+    /// listen-along mode meanwhile).
+    pub playback_issue: Option<PlaybackIssue>,
     /// People waiting for the host to let them in (admission `approval`), oldest first.
     pub pending: Vec<PendingView>,
     /// The seq of the last event folded into this view.
@@ -647,6 +670,14 @@ pub struct PlayedView {
     pub started_at: i64,
     pub ended_at: i64,
     pub reason: AdvanceReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PlaybackIssue {
+    /// An error code: `spotify_no_device`, `spotify_premium_required`, `spotify_reconnect`,
+    /// `spotify_unavailable`…
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// Where a track already is in the room.

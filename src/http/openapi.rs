@@ -53,6 +53,7 @@ use super::{
         spotify::devices,
         spotify::export,
         spotify::import,
+        spotify::set_device,
         ws::socket,
         openapi_json,
     ),

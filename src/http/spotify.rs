@@ -1,7 +1,7 @@
 //! Spotify over REST: sign-in (login → Spotify's consent page → callback), the connection's
 //! status, the user's devices, saving a room as a playlist, and the opt-in library import.
 
-use actix_web::{delete, get, http::header, post, web, HttpResponse};
+use actix_web::{delete, get, http::header, post, put, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -9,6 +9,7 @@ use super::extract::{AuthUser, JsonBody};
 use crate::{
     accounts,
     error::{ApiError, ErrorBody, ErrorCode},
+    groups::commands::Command,
     spotify::{ConnectionStatus, DeviceView, Exported},
     state::AppState,
     taste::{actor::RecordFeedback, FeedbackKind},
@@ -22,7 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(disconnect)
         .service(devices)
         .service(export)
-        .service(import);
+        .service(import)
+        .service(set_device);
 }
 
 /// Where the web app may ask to come back to: one of its own pages (`#/…`).
@@ -376,4 +378,66 @@ pub async fn import(
         liked,
         not_in_catalog: ids.len() - liked,
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceChoice {
+    /// One of the host's devices (`GET /api/v1/spotify/devices`), or `null`: listen-along only.
+    device_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceChosen {
+    /// The group's seq after the change.
+    seq: i64,
+}
+
+/// The host plays the room on one of their Spotify Connect devices (Premium needed), or stops
+/// (`null`). The room's queue stays the truth; the device follows it, and what the host does in
+/// the Spotify app comes back to the room. Members see `playback_target` and, while the device
+/// does not follow, `playback_issue` (`playback_status` frames).
+#[utoipa::path(
+    params(("id" = String, Path, description = "Group id")),
+    request_body = DeviceChoice,
+    responses(
+        (status = 200, body = DeviceChosen),
+        (status = 401, description = "missing_token, invalid_token", body = ErrorBody),
+        (status = 403, description = "not_a_member, not_allowed (host only)", body = ErrorBody),
+        (status = 404, description = "group_not_found", body = ErrorBody),
+        (status = 409, description = "spotify_not_connected, spotify_reconnect, spotify_no_device", body = ErrorBody),
+        (status = 501, description = "spotify_not_configured", body = ErrorBody),
+        (status = 503, description = "spotify_unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "spotify"
+)]
+#[put("/api/v1/groups/{id}/spotify/device")]
+pub async fn set_device(
+    state: web::Data<AppState>,
+    AuthUser(user): AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<DeviceChoice>,
+) -> Result<HttpResponse, ApiError> {
+    let spotify = state.spotify()?;
+    let room = state.groups.member_room(&path, &user.id).await?;
+    let device = match body.into_inner().device_id {
+        None => None,
+        Some(id) => {
+            let mine = spotify.devices(&user.id).await?;
+            let device = mine.into_iter().find(|d| d.id == id).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::SpotifyNoDevice,
+                    format!(
+                        "{id:?} is not one of your Spotify devices now; open Spotify on it first"
+                    ),
+                )
+            })?;
+            Some((device.id, device.name))
+        }
+    };
+    let seq = room
+        .run(user.id.clone(), Command::SetPlaybackTarget { device })
+        .await?;
+    Ok(HttpResponse::Ok().json(DeviceChosen { seq }))
 }

@@ -155,6 +155,13 @@ fn reconnect() -> ApiError {
     )
 }
 
+fn no_device() -> ApiError {
+    ApiError::new(
+        ErrorCode::SpotifyNoDevice,
+        "no active Spotify device: open Spotify on a phone, computer or speaker, then pick it here",
+    )
+}
+
 fn unavailable(what: &str, retry_after: Option<u64>) -> ApiError {
     let err = ApiError::new(
         ErrorCode::SpotifyUnavailable,
@@ -195,11 +202,10 @@ pub async fn spotify_error(err: ClientError, what: &str) -> ApiError {
             ErrorCode::SpotifyPremiumRequired,
             "playback control needs Spotify Premium on the host's account",
         ),
-        (404, "NO_ACTIVE_DEVICE") | (404, _) if what.contains("play") => ApiError::new(
-            ErrorCode::SpotifyNoDevice,
-            "no active Spotify device: open Spotify on a phone, computer or speaker, then pick it here",
-        ),
+        (404, "NO_ACTIVE_DEVICE") => no_device(),
+        (404, _) if body.contains("Device not found") => no_device(),
         (401, _) => reconnect(),
+
         (429, _) => ApiError::new(
             ErrorCode::SpotifyUnavailable,
             format!("Spotify asks us to slow down ({what}); try again shortly"),

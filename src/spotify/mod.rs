@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rspotify::{
     clients::OAuthClient,
-    model::{PlayableId, PlaylistId, TimeRange, TrackId},
+    model::{AdditionalType, PlayableId, PlayableItem, PlaylistId, TimeRange, TrackId},
     prelude::Id,
     AuthCodePkceSpotify, Config, Credentials, OAuth,
 };
@@ -54,6 +54,7 @@ struct Inner {
     redirect_uri: String,
     config: Config,
     allow_import: bool,
+    poll_interval: std::time::Duration,
     db: Db,
 }
 
@@ -106,9 +107,15 @@ impl Spotify {
                 redirect_uri: settings.redirect_uri.clone().unwrap_or(default_redirect),
                 config,
                 allow_import: settings.allow_import,
+                poll_interval: std::time::Duration::from_millis(settings.poll_interval_ms.max(200)),
                 db,
             }),
         })
+    }
+
+    /// How often a room on a Connect device checks what the device does.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        self.inner.poll_interval
     }
 
     fn client(&self) -> AuthCodePkceSpotify {
@@ -410,6 +417,81 @@ impl Spotify {
         let mut seen = std::collections::HashSet::new();
         ids.retain(|id| seen.insert(id.clone()));
         Ok(ids)
+    }
+}
+
+/// What a Connect device is doing, as `/me/player` says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceState {
+    pub device_id: Option<String>,
+    pub track_id: Option<String>,
+    pub is_playing: bool,
+    pub progress_ms: u32,
+}
+
+impl Spotify {
+    /// Plays one track (a catalog id is a Spotify track id) on the device from `position_ms`.
+    pub async fn play(
+        &self,
+        user: &UserId,
+        device_id: &str,
+        track_id: &str,
+        position_ms: u32,
+    ) -> Result<(), ApiError> {
+        let track = TrackId::from_id(track_id.to_string()).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidField,
+                format!("{track_id:?} is not a Spotify track id"),
+            )
+        })?;
+        let session = self.session(user).await?;
+        let device = device_id.to_string();
+        call(&session, &self.inner.db, "starting playback", move |c| {
+            let (track, device) = (track.clone(), device.clone());
+            async move {
+                c.start_uris_playback(
+                    [PlayableId::Track(track)],
+                    Some(&device),
+                    None,
+                    Some(chrono::Duration::milliseconds(position_ms as i64)),
+                )
+                .await
+            }
+        })
+        .await
+    }
+
+    pub async fn pause(&self, user: &UserId, device_id: &str) -> Result<(), ApiError> {
+        let session = self.session(user).await?;
+        let device = device_id.to_string();
+        call(&session, &self.inner.db, "pausing playback", move |c| {
+            let device = device.clone();
+            async move { c.pause_playback(Some(&device)).await }
+        })
+        .await
+    }
+
+    /// What the user's active device plays (`None`: no active device).
+    pub async fn playback(&self, user: &UserId) -> Result<Option<DeviceState>, ApiError> {
+        let session = self.session(user).await?;
+        let context = call(
+            &session,
+            &self.inner.db,
+            "reading the player",
+            |c| async move { c.current_playback(None, None::<Vec<&AdditionalType>>).await },
+        )
+        .await?;
+        Ok(context.map(|context| DeviceState {
+            device_id: context.device.id,
+            track_id: match context.item {
+                Some(PlayableItem::Track(track)) => track.id.map(|id| id.id().to_string()),
+                _ => None,
+            },
+            is_playing: context.is_playing,
+            progress_ms: context
+                .progress
+                .map_or(0, |p| p.num_milliseconds().max(0) as u32),
+        }))
     }
 }
 

@@ -495,3 +495,168 @@ async fn without_a_spotify_app_the_endpoints_say_so() {
     )
     .await;
 }
+
+/// The next `event` frame of this kind, skipping everything else.
+async fn next_event(client: &mut crate::sockets::Client, kind: &str) -> Value {
+    loop {
+        let frame = client.next_of("event").await;
+        if frame["event"]["kind"] == kind {
+            return frame["event"].clone();
+        }
+    }
+}
+
+async fn wait_for(s: &Setup, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let state = s.standin_state().await;
+        if check(&state) {
+            return state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the stand-in never got to: {what}; it is at {}",
+        s.standin_state().await
+    );
+}
+
+#[actix_web::test]
+async fn the_room_plays_on_the_hosts_device_follows_the_app_and_survives_spotify_failing() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (standin, server) = SpotifyStandIn::build(listener, CLIENT_ID).unwrap();
+    actix_web::rt::spawn(server);
+    let app = spawn_app_with(AppOptions {
+        spotify: SpotifySettings {
+            client_id: Some(CLIENT_ID.into()),
+            accounts_url: standin.base_url.clone(),
+            api_url: standin.api_url(),
+            poll_interval_ms: 300,
+            ..SpotifySettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let s = Setup { app, standin, http };
+    let (group_id, members) = group_of(&s.app, &["Host", "Guest"], json!({})).await;
+    let token = members[0].token.clone();
+    s.connect(&token).await;
+    let mut host = connect(&s.app, &members[0]).await;
+    let mut guest = connect(&s.app, &members[1]).await;
+    host.join(&group_id, None).await;
+    guest.join(&group_id, None).await;
+    for i in 0..4 {
+        host.op(
+            json!({"type": "add_track", "track_id": track_id(&s.app, i)}),
+            &format!("a{i}"),
+        )
+        .await;
+    }
+    let device = |id: Value| {
+        let (app, token, group) = (&s.app, token.clone(), group_id.clone());
+        async move {
+            app.client
+                .put(app.url(&format!("/api/v1/groups/{group}/spotify/device")))
+                .bearer_auth(&token)
+                .json(&json!({ "device_id": id }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_error(device(json!("nope")).await, 409, "spotify_no_device").await;
+    assert_eq!(device(json!("standin-speaker")).await.status(), 200);
+    let chosen = next_event(&mut guest, "playback_target_changed").await;
+    assert_eq!(
+        chosen["payload"]["target"]["device_name"],
+        "Living room speaker"
+    );
+
+    // Play: the device plays the room's track, by its explicit URI.
+    host.op(json!({"type": "play"}), "play").await;
+    assert_eq!(
+        next_event(&mut guest, "playback_advanced").await["payload"]["reason"],
+        "started"
+    );
+    let first = format!("spotify:track:{}", track_id(&s.app, 0));
+    wait_for(&s, "playing the first track", |st| {
+        st["player"]["is_playing"] == true
+            && st["plays"].as_array().unwrap().last() == Some(&json!([first.clone()]))
+    })
+    .await;
+
+    // The host skips in the Spotify app: the room moves on, and the device gets the room's next.
+    s.control("app/next", json!({"track_id": "7ouMYWpwJ422jRcDASZB7P"}))
+        .await;
+    let moved = next_event(&mut guest, "playback_advanced").await;
+    assert_eq!(moved["payload"]["reason"], "next");
+    assert!(moved["actor"].is_null());
+    let second = track_id(&s.app, 1);
+    wait_for(&s, "playing the room's second track", |st| {
+        st["player"]["track_id"] == second.as_str()
+    })
+    .await;
+
+    // Premium gone: the room plays on (listen-along) and says why; back, the device follows.
+    s.control("account", json!({"premium": false})).await;
+    host.op(json!({"type": "next"}), "next").await;
+    let status = guest.next_of("playback_status").await;
+    assert_eq!(
+        status["issue"]["code"], "spotify_premium_required",
+        "{status}"
+    );
+    let view = s
+        .app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[1].token)
+        .await;
+    assert_eq!(
+        view["now_playing"]["entry"]["track"]["id"],
+        track_id(&s.app, 2).as_str()
+    );
+    assert_eq!(view["playback_issue"]["code"], "spotify_premium_required");
+    s.control("account", json!({"premium": true})).await;
+    let status = guest.next_of("playback_status").await;
+    assert!(status["issue"].is_null(), "{status}");
+    let third = track_id(&s.app, 2);
+    wait_for(&s, "catching up with the room", |st| {
+        st["player"]["track_id"] == third.as_str()
+    })
+    .await;
+
+    // Rate limited, then the sign-in revoked mid-session.
+    s.control("faults", json!({"rate_limited": 3, "retry_after_s": 1}))
+        .await;
+    let status = guest.next_of("playback_status").await;
+    assert_eq!(status["issue"]["code"], "spotify_unavailable", "{status}");
+    // (Each refused call may say so in its own words; then the device follows again.)
+    loop {
+        let status = guest.next_of("playback_status").await;
+        if status["issue"].is_null() {
+            break;
+        }
+        assert_eq!(status["issue"]["code"], "spotify_unavailable", "{status}");
+    }
+    s.control("revoke", json!({})).await;
+    let status = guest.next_of("playback_status").await;
+    assert_eq!(status["issue"]["code"], "spotify_reconnect", "{status}");
+    // The room still plays in listen-along mode.
+    host.op(json!({"type": "next"}), "next2").await;
+    let view = s
+        .app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[1].token)
+        .await;
+    assert_eq!(
+        view["now_playing"]["entry"]["track"]["id"],
+        track_id(&s.app, 3).as_str()
+    );
+
+    // Back to listen-along only.
+    let response = device(Value::Null).await;
+    // (Choosing "none" needs no Spotify call, so it works with a dead sign-in too.)
+    assert_eq!(response.status(), 200);
+    let cleared = next_event(&mut guest, "playback_target_changed").await;
+    assert!(cleared["payload"]["target"].is_null());
+}
