@@ -76,6 +76,27 @@ export interface NowPlaying {
   anchor?: number;
 }
 
+export interface PlaybackTarget {
+  user_id: string;
+  device_id: string;
+  device_name: string;
+}
+
+export interface SpotifyStatus {
+  available: boolean;
+  state: 'disconnected' | 'connected' | 'reconnect';
+  spotify_user_id?: string | null;
+  display_name?: string | null;
+  import_enabled: boolean;
+}
+
+export interface SpotifyDevice {
+  id: string;
+  name: string;
+  kind: string;
+  is_active: boolean;
+}
+
 export interface Played {
   entry_id: string;
   track: TrackSummary;
@@ -118,6 +139,8 @@ export interface GroupView {
   up_next?: string[];
   now_playing?: NowPlaying | null;
   history?: Played[];
+  playback_target?: PlaybackTarget | null;
+  playback_issue?: { code: string; message: string } | null;
   pending: PendingJoin[];
   seq: number;
 }

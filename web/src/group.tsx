@@ -10,6 +10,7 @@ import { Admission, api, Entry, errorText, GroupRecommendations, GroupView, NowP
 import { applyEvent, applyPresence, nameOf, playOrder, positionNow } from './groupState';
 import { go } from './router';
 import { Frame, GroupSocket, SocketStatus } from './socket';
+import { SpotifyPanel, takeSpotifyOutcome } from './spotify';
 
 interface Why {
   text: string;
@@ -23,7 +24,7 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
   const [recs, setRecs] = useState<GroupRecommendations | null>(null);
   const [status, setStatus] = useState<SocketStatus>('connecting');
   const [detail, setDetail] = useState('');
-  const [notice, setNotice] = useState('');
+  const [notice, setNotice] = useState(takeSpotifyOutcome);
   const [why, setWhy] = useState<Record<string, Why>>({});
   const [ended, setEnded] = useState('');
   const socket = useRef<GroupSocket | null>(null);
@@ -47,6 +48,9 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
             break;
           case 'presence':
             setGroup((g) => (g ? applyPresence(g, frame) : g));
+            break;
+          case 'playback_status':
+            setGroup((g) => (g ? { ...g, playback_issue: frame.issue } : g));
             break;
           case 'recommendations': {
             const { type: _type, ...list } = frame;
@@ -140,6 +144,7 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
           <History played={group.history ?? []} group={group} me={me} />
         </section>
         <aside class="side">
+          <SpotifyPanel session={session} group={group} isHost={isHost} />
           <Members group={group} me={me} isHost={isHost} op={op} />
           <Recommendations recs={recs} me={me} inPlaylist={inPlaylist} why={why} onExplain={explain}
             onAdd={(t) => op({ type: 'add_track', track_id: t.id })} />
@@ -313,7 +318,10 @@ function NowPlayingBar(props: { group: GroupView; me: string; isHost: boolean; o
     <section class="card now-playing" aria-label="Now playing" data-testid="now-playing" data-track={entry.track.id}
       data-state={now.playing ? 'playing' : 'paused'}>
       <div class="track">
-        <span class="label">{now.playing ? 'Now playing' : 'Paused'}</span>
+        <span class="label">
+          {now.playing ? 'Now playing' : 'Paused'}
+          {group.playback_target && <> · on {group.playback_target.device_name}</>}
+        </span>
         <span class="title">{entry.track.title}</span>
         <span class="artist">{entry.track.artist} · added by {entry.added_by === me ? 'you' : nameOf(group, entry.added_by)}</span>
       </div>
@@ -335,6 +343,12 @@ function NowPlayingBar(props: { group: GroupView; me: string; isHost: boolean; o
           Vote to skip {entry.skip_votes.length}/{entry.skip_needed}
         </button>
       </div>
+      {group.playback_issue && (
+        <p class="issue" role="status" data-testid="playback-issue" data-code={group.playback_issue.code}>
+          {group.playback_target ? `${group.playback_target.device_name} is not following: ` : ''}
+          {group.playback_issue.message}. The room plays on here meanwhile.
+        </p>
+      )}
     </section>
   );
 }

@@ -39,6 +39,7 @@ export function applyEvent(group: GroupView, event: Frame): GroupView {
       break;
     case 'member_left':
       g.members = g.members.filter((m) => m.user_id !== p.user_id);
+      if (g.playback_target?.user_id === p.user_id) g.playback_target = null;
       break;
     case 'host_changed':
       g.host = p.user_id;
@@ -106,6 +107,10 @@ export function applyEvent(group: GroupView, event: Frame): GroupView {
       break;
     case 'playback_seeked':
       position(p.position_ms, g.now_playing?.playing ?? false);
+      break;
+    case 'playback_target_changed':
+      g.playback_target = p.target;
+      if (!p.target) g.playback_issue = null;
       break;
     case 'track_pinned':
       update(p.entry_id, (e) => ({ ...e, pinned: p.pinned }));

@@ -218,6 +218,47 @@ await test('the room plays one track for everyone, in sync, and a skip vote move
   await shot(pa, '06c-now-playing-host');
 });
 
+await test('the host connects Spotify, the room plays on their device, a skip vote moves it, and the list is saved', async () => {
+  await pa.click('[data-testid=spotify] button:has-text("Connect Spotify")');
+  // Spotify's page (the stand-in signs in at once) sends the browser back to the room.
+  await pa.waitForSelector('[data-testid=spotify][data-state=connected]', { timeout: 15_000 });
+  assert((await pa.textContent('.toast')).includes('Spotify is connected'), 'the page says so');
+  await pa.waitForSelector('#spotify-device option[value="standin-speaker"]', { state: 'attached', timeout: 5_000 });
+  await pa.selectOption('#spotify-device', 'standin-speaker');
+  await pb.waitForSelector('[data-testid=now-playing] .label:has-text("Living room speaker")', { timeout: 5_000 });
+  const playingOn = async (track) => {
+    const deadline = Date.now() + 8_000;
+    for (;;) {
+      const state = await server.standinControl('state');
+      if (state.player?.track_id === track && state.player?.is_playing) return;
+      if (Date.now() > deadline) throw new Error(`the device never played ${track}: ${JSON.stringify(state.player)}`);
+      await pa.waitForTimeout(200);
+    }
+  };
+  const current = await pa.getAttribute('[data-testid=now-playing]', 'data-track');
+  await playingOn(current);
+  const added = await addBySearch(pa, 'sun');
+  await pb.waitForSelector(`.playlist li.entry[data-track="${added}"]`, { timeout: 2_000 });
+  const [next] = await playlist(pb);
+  await pb.click('[data-testid=now-playing] button:has-text("Vote to skip")');
+  await pa.waitForSelector(`[data-testid=now-playing][data-track="${next}"]`, { timeout: 3_000 });
+  await playingOn(next);
+  await pa.click('[data-testid=spotify] button:has-text("Save to Spotify")');
+  await pa.waitForSelector('[data-testid=saved]', { timeout: 5_000 });
+  const state = await server.standinControl('state');
+  const lists = Object.values(state.playlists);
+  assert(lists.length === 1 && lists[0].uris.includes(`spotify:track:${next}`), `one playlist with the room's tracks: ${JSON.stringify(lists)}`);
+  // The device goes away: the room says so and plays on.
+  await server.standinControl('account', { devices: [] });
+  await pa.click('[data-testid=now-playing] button[aria-label="Pause"]');
+  await pb.waitForSelector('[data-testid=playback-issue][data-code=spotify_no_device]', { timeout: 5_000 });
+  await shot(pb, '06d-spotify-device-gone-guest');
+  await server.standinControl('account', { devices: [['standin-speaker', 'Living room speaker']] });
+  await pa.click('[data-testid=now-playing] button[aria-label="Play"]');
+  await pb.waitForSelector('[data-testid=playback-issue]', { state: 'detached', timeout: 8_000 });
+  await shot(pa, '06e-spotify-host');
+});
+
 await test('the room works on a phone-sized screen', async () => {
   const phone = await context({ width: 390, height: 844 });
   const page = await phone.newPage();
@@ -448,6 +489,7 @@ await test('no page threw an uncaught error', async () => {
 
 await browser.close();
 await server.stop();
+server.stopStandin();
 const failed = results.filter((r) => !r.ok);
 console.error(`browser tests: ${results.length - failed.length} passed, ${failed.length} failed; screenshots in ${ARTIFACTS}`);
 process.exit(failed.length ? 1 : 0);

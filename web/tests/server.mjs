@@ -27,6 +27,44 @@ export class ChorusServer {
     this.log = createWriteStream(join(artifacts, 'server.log'), { flags: 'a' });
     this.child = null;
     this.port = 0;
+    this.standin = null;
+    this.standinPort = 0;
+  }
+
+  /// The Spotify stand-in (`chorus spotify-standin`), started once and kept across restarts.
+  get standinUrl() {
+    return `http://127.0.0.1:${this.standinPort}/`;
+  }
+
+  async startStandin(binary) {
+    this.standinPort = await freePort();
+    this.standin = spawn(binary, ['spotify-standin', '--bind', `127.0.0.1:${this.standinPort}`, '--client-id', 'chorus-standin'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.standin.stdout.pipe(this.log, { end: false });
+    this.standin.stderr.pipe(this.log, { end: false });
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      try {
+        await fetch(`${this.standinUrl}standin/state`);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    throw new Error('the Spotify stand-in did not start');
+  }
+
+  async standinControl(path, body) {
+    const response = await fetch(`${this.standinUrl}standin/${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`stand-in ${path}: ${response.status}`);
+    const text = await response.text();
+    return text ? JSON.parse(text) : undefined;
   }
 
   get url() {
@@ -36,9 +74,10 @@ export class ChorusServer {
   async start() {
     if (!this.port) this.port = await freePort();
     const binary = process.env.CHORUS_BIN ?? join(ROOT, 'target/debug/chorus');
+    if (!this.standin) await this.startStandin(binary);
     // The bandits' history every second (default: a minute), so the dashboard has one to plot.
     const config = join(this.dir, 'chorus.toml');
-    writeFileSync(config, '[bandit]\nhistory_interval_s = 1\n');
+    writeFileSync(config, '[bandit]\nhistory_interval_s = 1\n[spotify]\npoll_interval_ms = 500\n');
     this.child = spawn(binary, ['serve'], {
       cwd: ROOT,
       env: {
@@ -50,6 +89,9 @@ export class ChorusServer {
         CHORUS_WEB_DIR: join(ROOT, 'web/dist'),
         CHORUS_LOG: 'info,sqlx=warn',
         CHORUS_CONFIG: config,
+        SPOTIFY_CLIENT_ID: 'chorus-standin',
+        SPOTIFY_ACCOUNTS_URL: this.standinUrl,
+        SPOTIFY_API_URL: `${this.standinUrl}v1/`,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -73,6 +115,10 @@ export class ChorusServer {
       await new Promise((r) => setTimeout(r, 250));
     }
     throw new Error('the server was not ready within 120 s');
+  }
+
+  stopStandin() {
+    this.standin?.kill('SIGTERM');
   }
 
   async stop() {
