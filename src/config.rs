@@ -515,6 +515,9 @@ pub struct SpotifySettings {
     /// Members may import their top and saved tracks as likes. Off by default: Spotify's
     /// Developer Policy forbids using Spotify content to train models (README).
     pub allow_import: bool,
+    /// Seals stored Spotify tokens (ChaCha20-Poly1305): base64 of 32 random bytes. Unset, tokens
+    /// are stored as issued (a warning at startup says so).
+    pub token_key: Option<Secret>,
     /// How often a room playing on a Spotify device reads `/me/player` to follow what the host
     /// does in the Spotify app (Spotify's rate limits are per app: keep it seconds, not ms).
     pub poll_interval_ms: u64,
@@ -529,6 +532,7 @@ impl Default for SpotifySettings {
             accounts_url: "https://accounts.spotify.com/".into(),
             api_url: "https://api.spotify.com/v1/".into(),
             allow_import: false,
+            token_key: None,
             poll_interval_ms: 5_000,
         }
     }

@@ -101,7 +101,7 @@ impl Application {
             &settings.spotify,
             format!("http://{host}:{port}/api/v1/spotify/callback"),
             db.clone(),
-        );
+        )?;
         let groups = Groups::new(
             db.clone(),
             recommender.clone(),

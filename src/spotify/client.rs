@@ -10,6 +10,7 @@ use rspotify::{
     ClientError, Token,
 };
 
+use super::seal::Seal;
 use crate::{
     domain::{now_ms, UserId},
     error::{ApiError, ErrorCode},
@@ -24,6 +25,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(8);
 pub struct Session {
     client: AuthCodePkceSpotify,
     account: store::Account,
+    seal: Seal,
 }
 
 impl Session {
@@ -31,6 +33,7 @@ impl Session {
     pub async fn open(
         mut client: AuthCodePkceSpotify,
         db: &Db,
+        seal: &Seal,
         user: &UserId,
     ) -> Result<Self, ApiError> {
         let account = store::account(db, user.as_str())
@@ -45,14 +48,38 @@ impl Session {
         if account.status == store::RECONNECT {
             return Err(reconnect());
         }
+        let tokens = seal.open(&account.access_token).and_then(|access| {
+            let refresh = account
+                .refresh_token
+                .as_deref()
+                .map(|r| seal.open(r))
+                .transpose()?;
+            Ok((access, refresh))
+        });
+        let (access_token, refresh_token) = match tokens {
+            Ok(tokens) => tokens,
+            Err(why) => {
+                // Nothing the user did: the operator changed or removed the key. A new
+                // sign-in stores tokens that open.
+                tracing::warn!(user = %account.user_id, "{why}; the user must reconnect Spotify");
+                store::needs_reconnect(db, &account.user_id, now_ms())
+                    .await
+                    .map_err(super::storage_unavailable)?;
+                return Err(reconnect());
+            }
+        };
         client.token = std::sync::Arc::new(rspotify::sync::Mutex::new(Some(Token {
-            access_token: account.access_token.clone(),
+            access_token,
             expires_in: chrono::Duration::milliseconds(account.expires_at - now_ms()),
             expires_at: Utc.timestamp_millis_opt(account.expires_at).single(),
-            refresh_token: account.refresh_token.clone(),
+            refresh_token,
             scopes: account.scopes.split(' ').map(str::to_string).collect(),
         })));
-        let mut session = Self { client, account };
+        let mut session = Self {
+            client,
+            account,
+            seal: seal.clone(),
+        };
         if session.account.expires_at - now_ms() < REFRESH_MARGIN_MS {
             session.refresh(db).await?;
         }
@@ -91,17 +118,18 @@ impl Session {
         let expires_at = token
             .expires_at
             .map_or(now_ms() + 3_600_000, |at| at.timestamp_millis());
+        let refresh = token.refresh_token.as_deref().map(|t| self.seal.seal(t));
         store::update_tokens(
             db,
             &self.account.user_id,
-            &token.access_token,
-            token.refresh_token.as_deref(),
+            &self.seal.seal(&token.access_token),
+            refresh.as_deref(),
             expires_at,
             now_ms(),
         )
         .await
         .map_err(super::storage_unavailable)?;
-        self.account.access_token = token.access_token;
+        self.account.access_token = self.seal.seal(&token.access_token);
         self.account.expires_at = expires_at;
         Ok(())
     }
@@ -135,6 +163,7 @@ where
     let mut retry = Session {
         client: session.client.clone(),
         account: session.account.clone(),
+        seal: session.seal.clone(),
     };
     retry.refresh(db).await?;
     match tokio::time::timeout(CALL_TIMEOUT, request(retry.client.clone())).await {

@@ -6,6 +6,7 @@
 //! access, six months passed) turns the account to `reconnect`, which the web app shows.
 
 mod client;
+mod seal;
 pub mod standin;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::{
     storage::{spotify as store, Db},
 };
 use client::{call, spotify_error, Session};
+use seal::Seal;
 
 /// What Chorus asks the user to allow: playback, playlists, and (for the opt-in import) top
 /// and saved tracks.
@@ -55,6 +57,7 @@ struct Inner {
     config: Config,
     allow_import: bool,
     poll_interval: std::time::Duration,
+    seal: Seal,
     db: Db,
 }
 
@@ -90,9 +93,20 @@ pub struct Exported {
 }
 
 impl Spotify {
-    /// `None` when no Spotify app is configured (`spotify.client_id`).
-    pub fn new(settings: &SpotifySettings, default_redirect: String, db: Db) -> Option<Self> {
-        let client_id = settings.client_id.clone().filter(|id| !id.is_empty())?;
+    /// `None` when no Spotify app is configured (`spotify.client_id`); an error for a token key
+    /// that is not one.
+    pub fn new(
+        settings: &SpotifySettings,
+        default_redirect: String,
+        db: Db,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(client_id) = settings.client_id.clone().filter(|id| !id.is_empty()) else {
+            return Ok(None);
+        };
+        let seal = Seal::new(settings.token_key.as_ref().map(|k| k.expose()))?;
+        if !seal.is_sealing() {
+            tracing::warn!("spotify.token_key is not set: Spotify tokens are stored unencrypted");
+        }
         let config = Config {
             api_base_url: settings.api_url.clone(),
             auth_base_url: settings.accounts_url.clone(),
@@ -101,16 +115,17 @@ impl Spotify {
             token_refreshing: false,
             ..Config::default()
         };
-        Some(Self {
+        Ok(Some(Self {
             inner: Arc::new(Inner {
                 client_id,
                 redirect_uri: settings.redirect_uri.clone().unwrap_or(default_redirect),
                 config,
                 allow_import: settings.allow_import,
                 poll_interval: std::time::Duration::from_millis(settings.poll_interval_ms.max(200)),
+                seal,
                 db,
             }),
-        })
+        }))
     }
 
     /// How often a room on a Connect device checks what the device does.
@@ -197,8 +212,8 @@ impl Spotify {
             user_id: login.user_id,
             spotify_user_id: me.id.id().to_string(),
             display_name: me.display_name,
-            access_token: token.access_token,
-            refresh_token: token.refresh_token,
+            access_token: self.inner.seal.seal(&token.access_token),
+            refresh_token: token.refresh_token.map(|t| self.inner.seal.seal(&t)),
             expires_at: token
                 .expires_at
                 .map_or(now_ms(), |at| at.timestamp_millis()),
@@ -241,7 +256,7 @@ impl Spotify {
     }
 
     async fn session(&self, user: &UserId) -> Result<Session, ApiError> {
-        Session::open(self.client(), &self.inner.db, user).await
+        Session::open(self.client(), &self.inner.db, &self.inner.seal, user).await
     }
 
     pub async fn devices(&self, user: &UserId) -> Result<Vec<DeviceView>, ApiError> {

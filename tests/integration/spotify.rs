@@ -40,6 +40,10 @@ async fn setup_on(allow_import: bool, store: Store) -> Setup {
             accounts_url: standin.base_url.clone(),
             api_url: standin.api_url(),
             allow_import,
+            // Sealed tokens on SQLite; the PostgreSQL run keeps them as issued (no key).
+            token_key: (store == Store::Sqlite).then(|| {
+                chorus::config::Secret::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+            }),
             ..SpotifySettings::default()
         },
         realtime: RealtimeSettings {
@@ -166,7 +170,11 @@ async fn a_host_signs_in_with_pkce_and_bad_callbacks_are_refused() {
             .fetch_one(s.app.state.db.pool())
             .await
             .unwrap();
-    assert!(!text.contains(&stored.0));
+    assert!(
+        stored.0.starts_with("enc1:"),
+        "sealed at rest: {}",
+        stored.0
+    );
 
     // The same callback again (a replayed state) fails, and so does a forged state.
     let replayed = s.callback(&back).await;
@@ -282,6 +290,24 @@ async fn tokens_refresh_when_they_expire_and_a_revoked_sign_in_asks_to_reconnect
     )
     .await;
     s.control("faults", json!({"down": false})).await;
+    // Slow: every call has a deadline (8 s), after which the caller hears Spotify is not answering.
+    s.control("faults", json!({"delay_ms": 8_500})).await;
+    let started = std::time::Instant::now();
+    let slow = s.app.get_as("/api/v1/spotify/devices", &token).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(8_400),
+        "{:?}",
+        started.elapsed()
+    );
+    let body = assert_error(slow, 503, "spotify_unavailable").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer in time"),
+        "{body}"
+    );
+    s.control("faults", json!({"delay_ms": 0})).await;
 
     // The user removed Chorus's access in their Spotify account.
     s.control("revoke", json!({})).await;

@@ -19,6 +19,7 @@ export function SpotifyPanel(props: { session: Session; group: GroupView; isHost
   const [error, setError] = useState('');
   const [busy, setBusy] = useState('');
   const [saved, setSaved] = useState<{ url: string; tracks: number; updated: boolean } | null>(null);
+  const [imported, setImported] = useState<{ read: number; liked: number; not_in_catalog: number } | null>(null);
   const token = session.token;
 
   const refresh = async () => {
@@ -64,6 +65,9 @@ export function SpotifyPanel(props: { session: Session; group: GroupView; isHost
   const save = () => run('save', async () => {
     setSaved(await api<{ url: string; tracks: number; updated: boolean }>('POST', `/api/v1/groups/${group.group_id}/spotify/export`, { body: {}, token }));
   });
+  const importLibrary = () => run('import', async () => {
+    setImported(await api<{ read: number; liked: number; not_in_catalog: number }>('POST', '/api/v1/spotify/import', { body: {}, token }));
+  });
   const target = group.playback_target;
   const mine = target?.user_id === session.userId;
   return (
@@ -102,6 +106,19 @@ export function SpotifyPanel(props: { session: Session; group: GroupView; isHost
             </div>
           )}
           <button onClick={save} disabled={busy === 'save'}>{busy === 'save' ? 'Saving…' : 'Save to Spotify'}</button>
+          {status.import_enabled && (
+            <div class="import">
+              <button class="link" onClick={importLibrary} disabled={busy === 'import' || !!imported}>
+                {busy === 'import' ? 'Importing…' : 'Use my Spotify top and saved tracks as likes'}
+              </button>
+              {imported && (
+                <p class="small" role="status" data-testid="imported">
+                  {imported.liked} of your {imported.read} tracks are in this catalog and now count as likes
+                  {imported.not_in_catalog > 0 ? ` (${imported.not_in_catalog} are not in it)` : ''}.
+                </p>
+              )}
+            </div>
+          )}
           {saved && (
             <p class="small" role="status" data-testid="saved">
               {saved.updated ? 'Updated' : 'Saved'} {saved.tracks} tracks · <a href={saved.url} target="_blank" rel="noreferrer">Open in Spotify</a>

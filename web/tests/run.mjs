@@ -256,7 +256,27 @@ await test('the host connects Spotify, the room plays on their device, a skip vo
   await server.standinControl('account', { devices: [['standin-speaker', 'Living room speaker']] });
   await pa.click('[data-testid=now-playing] button[aria-label="Play"]');
   await pb.waitForSelector('[data-testid=playback-issue]', { state: 'detached', timeout: 8_000 });
+  // The opt-in import (this test server allows it): what the catalog has becomes likes.
+  await server.standinControl('account', { top_tracks: [next, current, '0000000000000000000000'] });
+  await pa.click('[data-testid=spotify] button:has-text("top and saved tracks")');
+  await pa.waitForSelector('[data-testid=imported]', { timeout: 5_000 });
+  const imported = await pa.textContent('[data-testid=imported]');
+  assert(imported.includes('2 of your 3') && imported.includes('1 are not'), `import outcome: ${imported}`);
   await shot(pa, '06e-spotify-host');
+});
+
+await test('now playing survives a server restart, the same for both listeners', async () => {
+  const before = await pa.getAttribute('[data-testid=now-playing]', 'data-track');
+  await server.stop();
+  restarting = true;
+  await pb.waitForSelector('.banner[data-status=reconnecting]', { timeout: 15_000 });
+  await server.start();
+  restarting = false;
+  await pa.waitForSelector('.banner', { state: 'detached', timeout: 30_000 });
+  await pb.waitForSelector('.banner', { state: 'detached', timeout: 30_000 });
+  for (const page of [pa, pb]) {
+    await page.waitForSelector(`[data-testid=now-playing][data-track="${before}"][data-state=playing]`, { timeout: 5_000 });
+  }
 });
 
 await test('the room works on a phone-sized screen', async () => {

@@ -90,6 +90,7 @@ export class ChorusServer {
         CHORUS_LOG: 'info,sqlx=warn',
         CHORUS_CONFIG: config,
         SPOTIFY_CLIENT_ID: 'chorus-standin',
+        CHORUS_SPOTIFY_IMPORT: 'true',
         SPOTIFY_ACCOUNTS_URL: this.standinUrl,
         SPOTIFY_API_URL: `${this.standinUrl}v1/`,
       },
