@@ -223,6 +223,10 @@ mod tests {
                         ErrorCode::Internal
                             | ErrorCode::DependencyUnavailable
                             | ErrorCode::Overloaded
+                            // Spotify failing, and a server without a Spotify app: never the
+                            // caller's doing.
+                            | ErrorCode::SpotifyUnavailable
+                            | ErrorCode::SpotifyNotConfigured
                     ),
                     "{code:?}"
                 );

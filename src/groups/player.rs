@@ -130,16 +130,20 @@ impl Task {
         let Some(user) = self.user.clone() else {
             return;
         };
+        let mut next_poll = tokio::time::Instant::now() + self.poll;
         loop {
-            let next_poll = tokio::time::Instant::now() + self.poll;
-            tokio::select! {
+            let polled = tokio::select! {
                 changed = watching.changed() => {
                     if changed.is_err() {
                         // The room let go of the link (another device, or the room unloaded).
                         return;
                     }
+                    false
                 }
-                _ = tokio::time::sleep_until(next_poll) => {}
+                _ = tokio::time::sleep_until(next_poll) => true,
+            };
+            if polled {
+                next_poll = tokio::time::Instant::now() + self.poll;
             }
             if Instant::now() < self.quiet_until {
                 continue;
@@ -147,10 +151,12 @@ impl Task {
             let desired = watching.borrow_and_update().clone();
             let Some(desired) = desired else { continue };
             let in_step = self.applied.as_ref().is_some_and(|a| a.matches(&desired));
-            let result = if in_step {
-                self.watch_device(&user, &desired).await
-            } else {
-                self.apply(&user, &desired).await
+            // A room change the device already matches (a vote, an add) costs no call; the
+            // device is read only on the poll timer, however busy the room.
+            let result = match (in_step, polled) {
+                (false, _) => self.apply(&user, &desired).await,
+                (true, true) => self.watch_device(&user, &desired).await,
+                (true, false) => continue,
             };
             self.set_issue(result.err());
         }
@@ -259,5 +265,51 @@ impl Task {
             self.issue = issue.clone();
             self.report.do_send(DeviceReport::Issue(issue));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(track: &str, playing: bool, position_ms: u32) -> Desired {
+        Desired {
+            entry_id: Some("e".into()),
+            track_id: Some(track.into()),
+            duration_ms: 200_000,
+            playing,
+            position_ms,
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_device_in_step_needs_no_call_and_a_real_change_does() {
+        let applied = desired("a", true, 10_000);
+        assert!(
+            applied.matches(&desired("a", true, 11_500)),
+            "within the tolerance"
+        );
+        assert!(!applied.matches(&desired("a", true, 20_000)), "a seek");
+        assert!(!applied.matches(&desired("a", false, 10_000)), "a pause");
+        assert!(
+            !applied.matches(&desired("b", true, 10_000)),
+            "another track"
+        );
+        let mut stopped = desired("a", true, 10_000);
+        stopped.track_id = None;
+        assert!(!applied.matches(&stopped), "the queue ran out");
+    }
+
+    #[test]
+    fn the_position_moves_only_while_playing() {
+        let mut d = desired("a", true, 1_000);
+        d.at = Instant::now() - Duration::from_millis(500);
+        assert!((1_500..1_600).contains(&d.position_now()));
+        d.playing = false;
+        assert_eq!(d.position_now(), 1_000);
+        d.playing = true;
+        d.position_ms = 199_900;
+        assert_eq!(d.position_now(), 200_000, "never past the end");
     }
 }
