@@ -12,6 +12,18 @@ use tracing_subscriber::{
 
 use crate::config::{LogFormat, LogSettings};
 
+/// Libraries whose logs can carry secrets, whatever filter is configured: rspotify logs each
+/// request with its headers (the user's Spotify access token) at info and debug.
+const SECRET_BEARING: &[&str] = &["rspotify=warn", "rspotify_http=warn"];
+
+/// `filter` with the libraries that log secrets held at warnings.
+pub fn without_secrets(mut filter: EnvFilter) -> EnvFilter {
+    for directive in SECRET_BEARING {
+        filter = filter.add_directive(directive.parse().expect("a valid directive"));
+    }
+    filter
+}
+
 /// Installs the global subscriber. Calling it twice is harmless (the second call is ignored),
 /// which lets tests and the CLI share it.
 pub fn init(settings: &LogSettings) {
@@ -24,7 +36,7 @@ pub fn init(settings: &LogSettings) {
     });
     let registry = tracing_subscriber::registry()
         .with(QuietClientErrors)
-        .with(filter);
+        .with(without_secrets(filter));
     let _ = match settings.format {
         LogFormat::Json => registry
             .with(

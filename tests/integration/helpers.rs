@@ -464,8 +464,8 @@ fn init_logs() {
         use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
         let _ = tracing_subscriber::registry()
             .with(chorus::telemetry::QuietClientErrors)
-            .with(tracing_subscriber::EnvFilter::new(
-                "debug,h2=info,hyper=info,reqwest=info",
+            .with(chorus::telemetry::without_secrets(
+                tracing_subscriber::EnvFilter::new("debug,h2=info,hyper=info,reqwest=info"),
             ))
             .with(
                 tracing_subscriber::fmt::layer().with_writer(move || BufferWriter(writer.clone())),

@@ -104,6 +104,15 @@ async fn openapi_describes_every_route() {
         ("/api/v1/experiments/{id}/stop", "post"),
         ("/api/v1/analytics/ab/{id}", "get"),
         ("/api/v1/tracks/{id}/explanation", "get"),
+        ("/api/v1/spotify/login", "get"),
+        ("/api/v1/spotify/login", "post"),
+        ("/api/v1/spotify/callback", "get"),
+        ("/api/v1/spotify", "get"),
+        ("/api/v1/spotify", "delete"),
+        ("/api/v1/spotify/devices", "get"),
+        ("/api/v1/spotify/import", "post"),
+        ("/api/v1/groups/{id}/spotify/export", "post"),
+        ("/api/v1/groups/{id}/spotify/device", "put"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -112,7 +121,7 @@ async fn openapi_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        31,
+        38,
         "a route was added without updating this test: {:?}",
         paths.keys()
     );

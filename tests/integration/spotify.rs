@@ -244,6 +244,21 @@ async fn a_host_signs_in_with_pkce_and_bad_callbacks_are_refused() {
         .unwrap();
     assert_error(again, 401, "invalid_ticket").await;
 
+    // No token Spotify issued reaches a log line (rspotify logs request headers at debug).
+    s.app.get_json_as("/api/v1/spotify/devices", &token).await;
+    let state = s.standin_state().await;
+    let logs = crate::helpers::captured_logs();
+    for secret in state["access_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(state["refresh_tokens"].as_array().unwrap())
+    {
+        assert!(
+            !logs.contains(secret.as_str().unwrap()),
+            "a Spotify token reached the logs"
+        );
+    }
     // Disconnecting forgets the tokens.
     let response = s
         .app
