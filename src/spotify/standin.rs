@@ -6,7 +6,8 @@
 //! What it keeps faithful: Authorization Code with PKCE (S256; a wrong verifier, a reused or
 //! expired code and a different redirect URI fail with `invalid_grant`), access tokens that
 //! expire after an hour and refresh tokens that can be revoked, the player as a state machine
-//! over the user's devices (play with explicit URIs, pause, next, seek, transfer, `/me/player`),
+//! over the user's devices (play with explicit URIs, pause, next, seek, transfer, `/me/player`,
+//! Spotify's own queue: add and read),
 //! playlists (`POST /me/playlists`, items in batches of at most 100), top and saved tracks, and
 //! the error answers: 401 expired or invalid token, 403 `PREMIUM_REQUIRED`, 404
 //! `NO_ACTIVE_DEVICE`, 429 with `Retry-After`, 503 while "down". Under `/standin/` it has
@@ -49,6 +50,8 @@ struct Code {
 struct Player {
     device_id: String,
     track: Option<String>,
+    /// Spotify's own queue (added with `POST /me/player/queue`); `next` plays its first.
+    queue: std::collections::VecDeque<String>,
     playing: bool,
     progress_ms: u64,
     since: Instant,
@@ -410,9 +413,32 @@ async fn api(shared: web::Data<Shared>, request: HttpRequest, body: web::Bytes) 
             player_command(&mut state, &query, |p| p.set(p.track.clone(), p.progress(), false))
         }
         ("POST", ["me", "player", "next"]) => player_command(&mut state, &query, |p| {
-            // The stand-in's own queue is empty: like Spotify at the end of a context, it stops.
-            p.set(None, 0, false)
+            // The next in Spotify's own queue, else (like Spotify at the end of a context) stop.
+            match p.queue.pop_front() {
+                Some(track) => p.set(Some(track), 0, true),
+                None => p.set(None, 0, false),
+            }
         }),
+        ("GET", ["me", "player", "queue"]) => {
+            let (current, queue) = match &state.player {
+                Some(p) => (
+                    p.track.as_deref().map(|id| track_json(id, &base)),
+                    p.queue.iter().map(|id| track_json(id, &base)).collect(),
+                ),
+                None => (None, Vec::new()),
+            };
+            HttpResponse::Ok().json(json!({"currently_playing": current, "queue": queue}))
+        }
+        ("POST", ["me", "player", "queue"]) => {
+            let Some(id) = query
+                .get("uri")
+                .and_then(|uri| uri.strip_prefix("spotify:track:"))
+                .map(str::to_string)
+            else {
+                return api_error(StatusCode::BAD_REQUEST, "Invalid track uri", None);
+            };
+            player_command(&mut state, &query, |p| p.queue.push_back(id))
+        }
         ("PUT", ["me", "player", "seek"]) => {
             let Some(position) = query.get("position_ms").and_then(|p| p.parse::<u64>().ok())
             else {
@@ -588,9 +614,15 @@ fn transfer(state: &mut State, body: &Value) -> HttpResponse {
         Some(p) => (p.track.clone(), p.progress(), play || p.playing),
         None => (None, 0, false),
     };
+    let queue = state
+        .player
+        .as_ref()
+        .map(|p| p.queue.clone())
+        .unwrap_or_default();
     let mut player = Player {
         device_id: id.to_string(),
         track: None,
+        queue,
         playing: false,
         progress_ms: 0,
         since: Instant::now(),
@@ -669,9 +701,15 @@ fn play(state: &mut State, query: &HashMap<String, String>, body: &Value) -> Htt
         (None, Some(p)) => p.progress(),
         _ => position,
     };
+    let queue = state
+        .player
+        .as_ref()
+        .map(|p| p.queue.clone())
+        .unwrap_or_default();
     let mut player = Player {
         device_id: device,
         track: None,
+        queue,
         playing: false,
         progress_ms: 0,
         since: Instant::now(),
@@ -901,7 +939,9 @@ async fn app_next(shared: web::Data<Shared>, body: web::Json<AppNext>) -> HttpRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rspotify::model::{CurrentPlaybackContext, FullPlaylist, FullTrack, PrivateUser};
+    use rspotify::model::{
+        CurrentPlaybackContext, CurrentUserQueue, FullPlaylist, FullTrack, PrivateUser,
+    };
 
     /// The stand-in's JSON is what rspotify's models read (they follow Spotify's reference).
     #[test]
@@ -921,6 +961,7 @@ mod tests {
         state.player = Some(Player {
             device_id: "standin-speaker".into(),
             track: Some("4uLU6hMCjMI75M1A2tKUQC".into()),
+            queue: ["7ouMYWpwJ422jRcDASZB7P".to_string()].into(),
             playing: true,
             progress_ms: 0,
             since: Instant::now(),
@@ -932,5 +973,10 @@ mod tests {
             .unwrap();
         let context: CurrentPlaybackContext = serde_json::from_slice(&body).unwrap();
         assert!(context.is_playing);
+        let queue = json!({
+            "currently_playing": track_json("4uLU6hMCjMI75M1A2tKUQC", base),
+            "queue": [track_json("7ouMYWpwJ422jRcDASZB7P", base)],
+        });
+        serde_json::from_value::<CurrentUserQueue>(queue).unwrap();
     }
 }
