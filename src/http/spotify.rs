@@ -148,7 +148,7 @@ pub async fn callback(
         let mut location = format!("/?spotify={outcome}");
         if let Some(message) = message {
             location.push_str("&message=");
-            location.push_str(&urlencode(message));
+            location.push_str(&crate::spotify::urlencode(message));
         }
         location.push_str(to);
         HttpResponse::SeeOther()
@@ -170,17 +170,6 @@ pub async fn callback(
         Ok(to) => back("connected", None, &to),
         Err(err) => back("failed", Some(&err.message), "#/"),
     })
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The caller's Spotify connection (`available` false when the server has no Spotify app).

@@ -380,59 +380,82 @@ impl Spotify {
         }
         let session = self.session(user).await?;
         let db = &self.inner.db;
-        let mut ids = Vec::new();
-        for offset in (0..IMPORT_LIMIT).step_by(50) {
-            let page = call(
-                &session,
-                db,
-                "reading your top tracks",
-                move |c| async move {
-                    c.current_user_top_tracks_manual(
-                        Some(TimeRange::MediumTerm),
-                        Some(50),
-                        Some(offset as u32),
+        let mut ids = track_ids(
+            &session,
+            db,
+            "reading your top tracks",
+            |c, offset| async move {
+                c.current_user_top_tracks_manual(
+                    Some(TimeRange::MediumTerm),
+                    Some(50),
+                    Some(offset),
+                )
+                .await
+                .map(|page| {
+                    (
+                        page.items.into_iter().map(|t| t.id).collect(),
+                        page.next.is_some(),
                     )
+                })
+            },
+        )
+        .await?;
+        let saved = track_ids(
+            &session,
+            db,
+            "reading your saved tracks",
+            |c, offset| async move {
+                c.current_user_saved_tracks_manual(None, Some(50), Some(offset))
                     .await
-                },
-            )
-            .await?;
-            let done = page.next.is_none();
-            ids.extend(
-                page.items
-                    .into_iter()
-                    .filter_map(|t| t.id)
-                    .map(|id| id.id().to_string()),
-            );
-            if done {
-                break;
-            }
-        }
-        for offset in (0..IMPORT_LIMIT).step_by(50) {
-            let page = call(
-                &session,
-                db,
-                "reading your saved tracks",
-                move |c| async move {
-                    c.current_user_saved_tracks_manual(None, Some(50), Some(offset as u32))
-                        .await
-                },
-            )
-            .await?;
-            let done = page.next.is_none();
-            ids.extend(
-                page.items
-                    .into_iter()
-                    .filter_map(|saved| saved.track.id)
-                    .map(|id| id.id().to_string()),
-            );
-            if done {
-                break;
-            }
-        }
+                    .map(|page| {
+                        let ids = page.items.into_iter().map(|saved| saved.track.id).collect();
+                        (ids, page.next.is_some())
+                    })
+            },
+        )
+        .await?;
+        ids.extend(saved);
         let mut seen = std::collections::HashSet::new();
         ids.retain(|id| seen.insert(id.clone()));
         Ok(ids)
     }
+}
+
+/// Track ids from a paged library endpoint, 50 at a time up to [`IMPORT_LIMIT`]; `fetch` gives
+/// one page's ids and whether another page follows.
+async fn track_ids<F, Fut>(
+    session: &Session,
+    db: &Db,
+    what: &str,
+    fetch: F,
+) -> Result<Vec<String>, ApiError>
+where
+    F: Fn(AuthCodePkceSpotify, u32) -> Fut,
+    Fut: std::future::Future<
+        Output = Result<(Vec<Option<TrackId<'static>>>, bool), rspotify::ClientError>,
+    >,
+{
+    let mut ids = Vec::new();
+    for offset in (0..IMPORT_LIMIT as u32).step_by(50) {
+        let (page, more) = call(session, db, what, |c| fetch(c, offset)).await?;
+        ids.extend(page.into_iter().flatten().map(|id| id.id().to_string()));
+        if !more {
+            break;
+        }
+    }
+    Ok(ids)
+}
+
+/// Percent-encodes a query-string value (RFC 3986 unreserved characters stay).
+pub(crate) fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// What a Connect device is doing, as `/me/player` says.

@@ -266,22 +266,11 @@ async fn authorize(shared: web::Data<Shared>, query: web::Query<AuthorizeQuery>)
     );
     let mut location = format!("{redirect_uri}?code={code}");
     if let Some(s) = q.state {
-        location.push_str(&format!("&state={}", urlencode(&s)));
+        location.push_str(&format!("&state={}", super::urlencode(&s)));
     }
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn token(
@@ -614,11 +603,7 @@ fn transfer(state: &mut State, body: &Value) -> HttpResponse {
         Some(p) => (p.track.clone(), p.progress(), play || p.playing),
         None => (None, 0, false),
     };
-    let queue = state
-        .player
-        .as_ref()
-        .map(|p| p.queue.clone())
-        .unwrap_or_default();
+    let queue = spotify_queue(state);
     let mut player = Player {
         device_id: id.to_string(),
         track: None,
@@ -630,6 +615,15 @@ fn transfer(state: &mut State, body: &Value) -> HttpResponse {
     player.set(track, progress, playing);
     state.player = Some(player);
     HttpResponse::NoContent().finish()
+}
+
+/// Spotify's own queue survives moving playback between devices and starting a track.
+fn spotify_queue(state: &State) -> std::collections::VecDeque<String> {
+    state
+        .player
+        .as_ref()
+        .map(|p| p.queue.clone())
+        .unwrap_or_default()
 }
 
 fn premium_required() -> HttpResponse {
@@ -701,11 +695,7 @@ fn play(state: &mut State, query: &HashMap<String, String>, body: &Value) -> Htt
         (None, Some(p)) => p.progress(),
         _ => position,
     };
-    let queue = state
-        .player
-        .as_ref()
-        .map(|p| p.queue.clone())
-        .unwrap_or_default();
+    let queue = spotify_queue(state);
     let mut player = Player {
         device_id: device,
         track: None,

@@ -26,10 +26,10 @@ struct Setup {
 }
 
 async fn setup(allow_import: bool) -> Setup {
-    setup_on(allow_import, Store::Sqlite).await
+    setup_on(allow_import, Store::Sqlite, 5_000).await
 }
 
-async fn setup_on(allow_import: bool, store: Store) -> Setup {
+async fn setup_on(allow_import: bool, store: Store, poll_interval_ms: u64) -> Setup {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let (standin, server) = SpotifyStandIn::build(listener, CLIENT_ID).unwrap();
     actix_web::rt::spawn(server);
@@ -40,6 +40,7 @@ async fn setup_on(allow_import: bool, store: Store) -> Setup {
             accounts_url: standin.base_url.clone(),
             api_url: standin.api_url(),
             allow_import,
+            poll_interval_ms,
             // Sealed tokens on SQLite; the PostgreSQL run keeps them as issued (no key).
             token_key: (store == Store::Sqlite).then(|| {
                 chorus::config::Secret::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
@@ -356,7 +357,7 @@ async fn a_room_is_saved_as_one_playlist_on_postgres() {
 }
 
 async fn a_room_is_saved_as_one_playlist_in_batches_of_100(store: Store) {
-    let s = setup_on(false, store).await;
+    let s = setup_on(false, store, 5_000).await;
     let (group_id, members) = group_of(&s.app, &["Host", "Guest"], json!({})).await;
     let mut host = connect(&s.app, &members[0]).await;
     host.join(&group_id, None).await;
@@ -563,25 +564,8 @@ async fn wait_for(s: &Setup, what: &str, check: impl Fn(&Value) -> bool) -> Valu
 
 #[actix_web::test]
 async fn the_room_plays_on_the_hosts_device_follows_the_app_and_survives_spotify_failing() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (standin, server) = SpotifyStandIn::build(listener, CLIENT_ID).unwrap();
-    actix_web::rt::spawn(server);
-    let app = spawn_app_with(AppOptions {
-        spotify: SpotifySettings {
-            client_id: Some(CLIENT_ID.into()),
-            accounts_url: standin.base_url.clone(),
-            api_url: standin.api_url(),
-            poll_interval_ms: 300,
-            ..SpotifySettings::default()
-        },
-        ..AppOptions::default()
-    })
-    .await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let s = Setup { app, standin, http };
+    // The device is read every 300 ms so that following the app takes moments.
+    let s = setup_on(false, Store::Sqlite, 300).await;
     let (group_id, members) = group_of(&s.app, &["Host", "Guest"], json!({})).await;
     let token = members[0].token.clone();
     s.connect(&token).await;
