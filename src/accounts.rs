@@ -136,6 +136,26 @@ pub async fn redeem_ticket(cache: &dyn Cache, ticket: &str) -> Result<Option<Use
         .and_then(|id| UserId::parse(&id).ok()))
 }
 
+/// The user of a ticket from a query string (`?ticket=`), or `invalid_ticket` saying how to
+/// open `what` (`the socket`, …) properly: absent, unknown, used or expired alike.
+pub async fn ticket_user(
+    cache: &dyn Cache,
+    ticket: Option<&str>,
+    what: &str,
+) -> Result<UserId, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidTicket,
+            format!(
+                "open {what} with ?ticket= from POST /api/v1/ws-ticket; tickets work once, for 30 s"
+            ),
+        )
+    };
+    redeem_ticket(cache, ticket.ok_or_else(invalid)?)
+        .await?
+        .ok_or_else(invalid)
+}
+
 static CACHE_WARNINGS: std::sync::LazyLock<crate::telemetry::LogThrottle> =
     std::sync::LazyLock::new(|| crate::telemetry::LogThrottle::new(TICKET_TTL / 3));
 

@@ -69,17 +69,13 @@ pub async fn login_redirect(
 ) -> Result<HttpResponse, ApiError> {
     let spotify = state.spotify()?;
     let query = query.into_inner();
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidTicket,
-            "open this with ?ticket= from POST /api/v1/ws-ticket; tickets work once, for 30 s",
-        )
-    };
     let to = return_to(query.return_to)?;
-    let ticket = query.ticket.ok_or_else(invalid)?;
-    let user = accounts::redeem_ticket(state.cache.as_ref(), &ticket)
-        .await?
-        .ok_or_else(invalid)?;
+    let user = accounts::ticket_user(
+        state.cache.as_ref(),
+        query.ticket.as_deref(),
+        "Spotify's sign-in",
+    )
+    .await?;
     let url = spotify.login_url(&user, &to).await?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, url))

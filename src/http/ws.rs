@@ -44,16 +44,8 @@ pub async fn socket(
     state: web::Data<AppState>,
     query: web::Query<SocketQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidTicket,
-            "open the socket with ?ticket= from POST /api/v1/ws-ticket; tickets work once, for 30 s",
-        )
-    };
-    let ticket = query.into_inner().ticket.ok_or_else(invalid)?;
-    let user = accounts::redeem_ticket(state.cache.as_ref(), &ticket)
-        .await?
-        .ok_or_else(invalid)?;
+    let ticket = query.into_inner().ticket;
+    let user = accounts::ticket_user(state.cache.as_ref(), ticket.as_deref(), "the socket").await?;
     let realtime = &state.settings.realtime;
     let permit = state
         .sockets
