@@ -685,14 +685,9 @@ impl GroupActor {
             .filter_map(|m| UserId::parse(&m.user_id).ok())
             .collect();
         // Never recommend what is queued, playing, or played within the no-repeat window.
-        let state = &self.state;
-        let window = state.settings.no_repeat_window as usize;
-        let queued = state.playlist.iter().map(|e| &e.track.id);
-        let playing = state.now_playing.iter().map(|now| &now.entry.track.id);
-        let played = state.history.iter().rev().take(window).map(|p| &p.track.id);
-        let mut playlist: Vec<u32> = queued
-            .chain(playing)
-            .chain(played)
+        let mut playlist: Vec<u32> = self
+            .state
+            .taken_tracks()
             .filter_map(|id| catalog.index_of(id))
             .collect();
         playlist.sort_unstable();
@@ -956,18 +951,11 @@ impl Handler<ServerOp> for GroupActor {
             ServerOp::AutoFill => self.auto_fill_events(),
             ServerOp::FollowDevice(report) => match report {
                 DeviceReport::MovedOn { entry_id } => device_moved_on(&self.state, &entry_id),
-                DeviceReport::Paused {
+                DeviceReport::Position {
                     entry_id,
+                    playing,
                     position_ms,
-                } => device_position(&self.state, &entry_id, false, position_ms),
-                DeviceReport::Resumed {
-                    entry_id,
-                    position_ms,
-                }
-                | DeviceReport::Seeked {
-                    entry_id,
-                    position_ms,
-                } => device_position(&self.state, &entry_id, true, position_ms),
+                } => device_position(&self.state, &entry_id, playing, position_ms),
                 DeviceReport::Issue(_) => Vec::new(),
             },
         };

@@ -408,16 +408,11 @@ pub fn auto_fill(
     // with the first track added, as the room would have had it been filled in time.
     let ran_dry = state.now_playing.is_none() && !state.history.is_empty();
     if let (true, Some(EventBody::TrackAdded { entry_id, .. })) = (ran_dry, events.first()) {
-        let started = if state.playlist.is_empty() {
-            entry_id.clone()
-        } else {
-            // Entries the host queued come before what auto-fill adds.
-            state
-                .up_next()
-                .next()
-                .map(|e| e.entry_id.clone())
-                .unwrap_or(entry_id.clone())
-        };
+        // Entries the host queued come before what auto-fill adds.
+        let started = state
+            .up_next()
+            .next()
+            .map_or(entry_id.clone(), |e| e.entry_id.clone());
         events.push(EventBody::PlaybackAdvanced {
             finished: None,
             started: Some(started),

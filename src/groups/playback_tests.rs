@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use super::{
-    commands::{auto_fill, decide, track_ended, Command, Context},
+    commands::{
+        auto_fill, decide, device_moved_on, device_position, track_ended, Command, Context,
+    },
     events::{AdvanceReason, Event, EventBody, TrackSummary},
     queue::CHORUS,
     settings::{GroupSettings, QueueOrder, SettingsPatch},
@@ -413,4 +415,34 @@ fn auto_fill_tops_up_the_queue_and_restarts_a_room_that_ran_dry() {
         "a, b, c played: d and e are left"
     );
     assert_eq!(room.state.playlist.len(), 1);
+}
+
+#[test]
+fn the_room_follows_the_spotify_app_and_ignores_stale_reports() {
+    let mut room = Room::new();
+    let a = room.add("a");
+    room.add("b");
+    room.run(HOST, Command::Play { entry_id: None });
+    room.clock += 10_000;
+    // Paused in the app, then seeked there while paused: the room stays paused.
+    room.apply(&device_position(&room.state, &a, false, 12_000));
+    assert!(!room.state.now_playing.as_ref().unwrap().playing);
+    let seeked = device_position(&room.state, &a, false, 60_000);
+    assert_eq!(
+        seeked,
+        vec![EventBody::PlaybackSeeked {
+            position_ms: 60_000
+        }]
+    );
+    room.apply(&seeked);
+    assert!(!room.state.now_playing.as_ref().unwrap().playing);
+    assert_eq!(room.position(), 60_000);
+    // Resumed in the app.
+    room.apply(&device_position(&room.state, &a, true, 61_000));
+    assert!(room.state.now_playing.as_ref().unwrap().playing);
+    // Skipped in the app: the room moves on; a second report about `a` is stale.
+    room.apply(&device_moved_on(&room.state, &a));
+    assert_eq!(room.playing(), Some("b"));
+    assert!(device_moved_on(&room.state, &a).is_empty());
+    assert!(device_position(&room.state, &a, false, 0).is_empty());
 }

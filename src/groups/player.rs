@@ -58,20 +58,12 @@ pub enum DeviceReport {
     /// `None`: the device follows the room again.
     Issue(Option<PlaybackIssue>),
     /// The device left the room's track (the host skipped or picked something in the app).
-    MovedOn {
+    MovedOn { entry_id: String },
+    /// The device plays or stands elsewhere than the room on the room's track (the host paused,
+    /// resumed or seeked in the app).
+    Position {
         entry_id: String,
-    },
-    Paused {
-        entry_id: String,
-        position_ms: u32,
-    },
-    Resumed {
-        entry_id: String,
-        position_ms: u32,
-    },
-    /// The device is elsewhere in the track (the host seeked in the app).
-    Seeked {
-        entry_id: String,
+        playing: bool,
         position_ms: u32,
     },
 }
@@ -215,25 +207,18 @@ impl Task {
         let position_ms = device.progress_ms;
         let report = if device.track_id.as_ref() != Some(track) {
             Some(DeviceReport::MovedOn { entry_id })
-        } else if desired.playing && !device.is_playing {
+        } else {
             // A track that reached its end is the room's clock's to end, not a pause.
             let at_end = position_ms + TOLERANCE_MS as u32 >= desired.duration_ms;
-            (!at_end).then_some(DeviceReport::Paused {
-                entry_id,
-                position_ms,
-            })
-        } else if !desired.playing && device.is_playing {
-            Some(DeviceReport::Resumed {
-                entry_id,
-                position_ms,
-            })
-        } else if (position_ms as i64 - desired.position_now() as i64).abs() > TOLERANCE_MS {
-            Some(DeviceReport::Seeked {
-                entry_id,
-                position_ms,
-            })
-        } else {
-            None
+            let paused_at_end = desired.playing && !device.is_playing && at_end;
+            let drifted = (position_ms as i64 - desired.position_now() as i64).abs() > TOLERANCE_MS;
+            ((device.is_playing != desired.playing || drifted) && !paused_at_end).then_some(
+                DeviceReport::Position {
+                    entry_id,
+                    playing: device.is_playing,
+                    position_ms,
+                },
+            )
         };
         if let Some(report) = report {
             // The device is where it is: what the room does next is applied from there.

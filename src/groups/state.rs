@@ -355,6 +355,22 @@ impl GroupState {
             .map(|i| &self.playlist[i])
     }
 
+    /// The tracks that may not be added or recommended now: queued, playing, or played within
+    /// the no-repeat window.
+    pub fn taken_tracks(&self) -> impl Iterator<Item = &str> {
+        let window = self.settings.no_repeat_window as usize;
+        let playing = self
+            .now_playing
+            .iter()
+            .map(|now| now.entry.track.id.as_str());
+        let played = self.history.iter().rev().take(window);
+        self.playlist
+            .iter()
+            .map(|e| e.track.id.as_str())
+            .chain(playing)
+            .chain(played.map(|p| p.track.id.as_str()))
+    }
+
     /// Whether the track is queued, playing, or played within the no-repeat window.
     pub fn has_track(&self, track_id: &str) -> Option<TrackPlace> {
         if self.playlist.iter().any(|e| e.track.id == track_id) {
