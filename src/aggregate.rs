@@ -50,7 +50,7 @@ impl Strategy {
 /// anything dominates.
 const FAIRNESS_EPSILON: f64 = 1e-3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct Harmony {
     /// Satisfaction (0–1) of the member the list serves worst.
     pub least: f64,

@@ -21,6 +21,10 @@ macro_rules! error_codes {
                 match self { $(ErrorCode::$variant => $code),+ }
             }
 
+            pub fn parse(code: &str) -> Option<Self> {
+                match code { $($code => Some(ErrorCode::$variant),)+ _ => None }
+            }
+
             pub fn status(self) -> StatusCode {
                 match self { $(ErrorCode::$variant => StatusCode::$status),+ }
             }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod experiments;
 pub mod explain;
+pub mod fanout;
 pub mod groups;
 pub mod http;
 pub mod inference;

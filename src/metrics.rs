@@ -25,6 +25,8 @@ pub struct Metrics {
     pub ws_frames_in: IntCounter,
     pub live_groups: IntGauge,
     pub group_events: IntCounter,
+    /// Appends another process beat (the replica read its events and decided again).
+    pub group_append_retries: IntCounter,
     pub group_load_events: Histogram,
     pub group_recommendation_duration: HistogramVec,
     pub explanations: IntCounterVec,
@@ -137,6 +139,11 @@ impl Metrics {
             IntGauge::new("live_groups", "Groups with a live GroupActor").expect("valid metric");
         let group_events =
             IntCounter::new("group_events_total", "Group events appended").expect("valid metric");
+        let group_append_retries = IntCounter::new(
+            "group_append_retries_total",
+            "Group operations decided again because another process appended first",
+        )
+        .expect("valid metric");
         let group_recommendation_duration = HistogramVec::new(
             HistogramOpts::new(
                 "group_recommendation_duration_seconds",
@@ -199,6 +206,7 @@ impl Metrics {
             Box::new(ws_frames_in.clone()),
             Box::new(live_groups.clone()),
             Box::new(group_events.clone()),
+            Box::new(group_append_retries.clone()),
             Box::new(group_recommendation_duration.clone()),
             Box::new(explanations.clone()),
             Box::new(explainer_cache_hits.clone()),
@@ -229,6 +237,7 @@ impl Metrics {
             ws_frames_in,
             live_groups,
             group_events,
+            group_append_retries,
             group_recommendation_duration,
             explanations,
             explainer_cache_hits,

@@ -28,14 +28,7 @@ pub const STARTUP_DEADLINE: Duration = Duration::from_secs(5);
 /// [`STARTUP_DEADLINE`] rather than running with state other processes cannot see.
 pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
     let client = redis::Client::open(url).context("parsing REDIS_URL")?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_number_of_retries(RECONNECT_RETRIES)
-        .set_min_delay(RECONNECT_MIN_DELAY)
-        .set_max_delay(RECONNECT_MAX_DELAY)
-        .set_exponent_base(2.0);
-    let connecting = ConnectionManager::new_with_config(client, config);
+    let connecting = ConnectionManager::new_with_config(client, manager_config());
     match tokio::time::timeout(STARTUP_DEADLINE, connecting).await {
         Ok(Ok(connection)) => Ok(connection),
         Ok(Err(err)) => Err(anyhow::Error::new(err).context(
@@ -48,6 +41,17 @@ pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
             STARTUP_DEADLINE.as_secs()
         )),
     }
+}
+
+/// The bounds every Chorus connection to Redis has.
+pub fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(RECONNECT_RETRIES)
+        .set_min_delay(RECONNECT_MIN_DELAY)
+        .set_max_delay(RECONNECT_MAX_DELAY)
+        .set_exponent_base(2.0)
 }
 
 /// Runs one Redis call within [`CALL_DEADLINE`].

@@ -15,6 +15,7 @@ use crate::{
     config::Settings,
     experiments::Registry,
     explain::actor::ExplainerActor,
+    fanout::{self, Fanout},
     groups::{connection::ConnectionDeps, Groups},
     http,
     inference::Inference,
@@ -109,6 +110,7 @@ impl Application {
             settings.realtime.clone(),
             bandit.clone(),
             spotify.clone(),
+            connect_fanout(&settings).await?,
         );
         let explainer = ExplainerActor::new(
             settings.explainer.clone(),
@@ -292,6 +294,21 @@ async fn connect_shared_state(
         Arc::new(RedisCache::new(connection.clone(), prefix.clone())),
         Arc::new(RedisRateLimiter::new(connection, prefix)),
     ))
+}
+
+/// Rooms are shared with the other processes through Redis when `REDIS_URL` is set.
+async fn connect_fanout(settings: &Settings) -> anyhow::Result<Arc<dyn Fanout>> {
+    let Some(url) = &settings.redis.url else {
+        return Ok(Arc::new(fanout::local::Local::alone()));
+    };
+    let node = fanout::node_name();
+    let fanout =
+        fanout::redis::RedisFanout::connect(url.expose(), &settings.redis.key_prefix, node).await?;
+    tracing::info!(
+        node = fanout.node(),
+        "rooms shared with other processes through Redis"
+    );
+    Ok(fanout)
 }
 
 /// Every hour, deletes guest accounts that were never used (`accounts.unused_guest_ttl_h`).

@@ -85,7 +85,7 @@ impl AudioFeatures {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Track {
     #[schema(value_type = String, example = "6f807x0ima9a1j3VPbc7VN")]
     pub id: TrackId,

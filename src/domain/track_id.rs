@@ -1,11 +1,11 @@
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A catalog track id: Spotify's 22-character base62 ids, or ids from other catalogs
 /// (`syn-000001` for synthetic ones). 1–64 characters of `[A-Za-z0-9_:.-]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TrackId(String);
 
 impl TrackId {
@@ -29,6 +29,20 @@ impl TrackId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for TrackId {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<TrackId> for String {
+    fn from(id: TrackId) -> String {
+        id.0
     }
 }
 

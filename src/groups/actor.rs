@@ -4,6 +4,13 @@
 //! Operations run one at a time (`AtomicResponse`): validate against the state, append the
 //! resulting events to the store, and only then fold them in and broadcast them. So every
 //! member receives the same events in `seq` order, and nothing is shown that was not stored.
+//!
+//! Several processes may serve one room: each runs a replica (this actor) for its own sockets.
+//! The store keeps one order: an append names the seq its replica decided on and fails if the
+//! log moved on, and the replica then reads what it missed and decides again. Replicas tell each
+//! other what they stored, who is online and the room's list over the fan-out ([`News`]); one of
+//! them at a time holds the room's lease and runs its duties (the listen-along clock, auto-fill,
+//! recommendations, the Spotify device), which the others receive.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -22,6 +29,7 @@ use super::{
     },
     events::{Event, EventBody, LeaveReason, TrackSummary},
     ids::generate_entry_id,
+    news::News,
     player::{ConnectLink, Desired, DeviceReport},
     protocol::ServerFrame,
     queue::CHORUS,
@@ -37,6 +45,7 @@ use crate::{
     config::RealtimeSettings,
     domain::{now_ms, UserId},
     error::{ApiError, ErrorCode},
+    fanout::{Delivery, Fanout, Topic},
     limits::{gcra, Decision, Quota},
     metrics::Metrics,
     recommend::{GroupRecommendations, GroupRequest, Recommender},
@@ -57,6 +66,8 @@ pub struct GroupDeps {
     pub live: Arc<LiveGroups<GroupActor>>,
     /// Rooms that play on a Spotify Connect device drive it through this.
     pub spotify: Option<crate::spotify::Spotify>,
+    /// The other processes serving the same rooms.
+    pub fanout: Arc<dyn Fanout>,
 }
 
 /// What a GroupActor sends to a socket.
@@ -108,7 +119,7 @@ pub struct Execute {
 }
 
 /// A change the server makes on its own (no member acted), serialised with members' operations.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<i64, ApiError>")]
 enum ServerOp {
     /// The listen-along clock says this entry reached its end.
@@ -117,6 +128,36 @@ enum ServerOp {
     AutoFill,
     /// Follow what the host did in the Spotify app.
     FollowDevice(DeviceReport),
+}
+
+/// What the fan-out brought: news from another replica, or a hint that some may be missing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromFanout(pub Delivery);
+
+/// An operation as it is decided (again, when another process appended first).
+enum Op {
+    Member {
+        actor: UserId,
+        command: Command,
+        client_msg_id: Option<String>,
+    },
+    Server(ServerOp),
+}
+
+/// Where folded events were stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// By this replica: it tells the others and records the members' feedback.
+    Here,
+    /// By another process (read from the fan-out or the store).
+    Elsewhere,
+}
+
+/// A process's open sockets in this room, as it last said.
+struct RemotePresence {
+    users: HashMap<String, usize>,
+    seen: Instant,
 }
 
 #[derive(Message)]
@@ -155,8 +196,18 @@ pub struct GroupActor {
     state: GroupState,
     deps: GroupDeps,
     sockets: HashMap<u64, Socket>,
-    /// Open sockets per user.
+    /// Open sockets per user, over every process.
     online: HashMap<String, usize>,
+    /// Open sockets per user in this process.
+    local_online: HashMap<String, usize>,
+    /// Other processes' open sockets, by process.
+    remote_online: HashMap<Arc<str>, RemotePresence>,
+    /// This replica holds the room's lease and runs its duties (always, in a process alone).
+    duties: bool,
+    /// The fan-out subscription (processes that share rooms).
+    subscription: Option<u64>,
+    /// A read of missed events from the store is under way.
+    resyncing: bool,
     /// The latest events as sent, for replay to reconnecting clients.
     recent: VecDeque<(i64, ByteString)>,
     recommendations: Option<(Arc<GroupRecommendations>, ByteString)>,
@@ -185,14 +236,31 @@ pub struct GroupActor {
 const SNAPSHOT_EVERY: i64 = 1_000;
 /// Unloading an idle group stores a snapshot if at least this many events came since the last.
 const SNAPSHOT_ON_UNLOAD: i64 = 50;
+/// How often a replica says who is online here, and takes or keeps the room's lease.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A process not heard from for this long has no sockets in the room any more (it died).
+const PRESENCE_TTL: Duration = Duration::from_secs(6);
+/// The room's lease lasts this long unless renewed: a dead holder's duties move on within it.
+const LEASE_TTL: Duration = Duration::from_secs(6);
+/// Decisions an operation may take when other processes keep appending first (each lost race
+/// means another operation was stored, so this bounds a burst, not a steady state).
+const MAX_ATTEMPTS: u32 = 32;
+/// Events read from the store per query when catching up.
+const RESYNC_PAGE: i64 = 1_000;
 
 impl GroupActor {
     pub fn new(state: GroupState, deps: GroupDeps, recent: Vec<Event>, snapshot_seq: i64) -> Self {
+        let duties = !deps.fanout.shared();
         let mut actor = Self {
             state,
             deps,
             sockets: HashMap::new(),
             online: HashMap::new(),
+            local_online: HashMap::new(),
+            remote_online: HashMap::new(),
+            duties,
+            subscription: None,
+            resyncing: false,
             recent: VecDeque::new(),
             recommendations: None,
             refresh_scheduled: false,
@@ -317,6 +385,9 @@ impl GroupActor {
     /// Keeps the room's Spotify device (if it has one) doing what the room does: a new link
     /// when the target changed, then the room's state now.
     fn sync_device(&mut self, ctx: &mut Context<Self>) {
+        if !self.duties {
+            return;
+        }
         let target = self.state.playback_target.clone();
         if self.connect.as_ref().map(|link| &link.target) != target.as_ref() {
             self.connect = None;
@@ -361,7 +432,148 @@ impl GroupActor {
                 }
                 .encode(),
             );
+            if self.duties {
+                self.tell_others(&News::Playback {
+                    issue: self.playback_issue.clone(),
+                });
+            }
         }
+    }
+
+    /// Sends news to the room's replicas in other processes (none in a process alone).
+    fn tell_others(&self, news: &News) {
+        if self.deps.fanout.shared() {
+            self.deps
+                .fanout
+                .publish(Topic::Room(&self.state.id), news.encode());
+        }
+    }
+
+    /// Tells the other replicas who is online here, and the seq this replica has.
+    fn tell_presence(&self) {
+        self.tell_others(&News::Presence {
+            users: self.local_online.clone(),
+            seq: self.state.seq,
+        });
+    }
+
+    /// Brings `users`' counts over all processes up to date, announcing who came online or
+    /// went offline.
+    fn recount<'a>(&mut self, users: impl IntoIterator<Item = &'a String>) {
+        let users: Vec<String> = users.into_iter().cloned().collect();
+        for user in users {
+            let total = self.local_online.get(&user).copied().unwrap_or(0)
+                + self
+                    .remote_online
+                    .values()
+                    .map(|r| r.users.get(&user).copied().unwrap_or(0))
+                    .sum::<usize>();
+            let before = if total == 0 {
+                self.online.remove(&user)
+            } else {
+                self.online.insert(user.clone(), total)
+            }
+            .unwrap_or(0);
+            if (before > 0) != (total > 0) {
+                self.announce_presence(&user);
+            }
+        }
+    }
+
+    /// Another process's sockets, as it just said (an empty map: none left there).
+    fn remote_presence(&mut self, from: Arc<str>, users: HashMap<String, usize>) {
+        let mut changed: Vec<String> = users.keys().cloned().collect();
+        let previous = if users.is_empty() {
+            self.remote_online.remove(&from)
+        } else {
+            self.remote_online.insert(
+                from,
+                RemotePresence {
+                    users,
+                    seen: Instant::now(),
+                },
+            )
+        };
+        if let Some(previous) = previous {
+            changed.extend(previous.users.into_keys());
+        }
+        self.recount(&changed);
+    }
+
+    /// Processes not heard from within [`PRESENCE_TTL`] are gone, and their sockets with them.
+    fn expire_remote_presence(&mut self) {
+        let expired: Vec<Arc<str>> = self
+            .remote_online
+            .iter()
+            .filter(|(_, r)| r.seen.elapsed() > PRESENCE_TTL)
+            .map(|(node, _)| Arc::clone(node))
+            .collect();
+        for node in expired {
+            tracing::info!(group = %self.state.id, %node, "a process serving this room went silent; its members are offline");
+            self.remote_presence(node, HashMap::new());
+        }
+    }
+
+    fn lease_name(&self) -> String {
+        format!("room:{}", self.state.id)
+    }
+
+    /// Takes the room's lease, or keeps it; whoever holds it runs the room's duties.
+    fn hold_lease(&mut self, ctx: &mut Context<Self>) {
+        let holding = self.deps.fanout.hold(&self.lease_name(), LEASE_TTL);
+        ctx.spawn(holding.into_actor(self).map(|held, actor, ctx| match held {
+            Ok(held) => actor.set_duties(held, ctx),
+            // Nobody can be asked: keep doing what this replica did. The lease only spares
+            // work (the store orders the log), so two holders for a while do no harm.
+            Err(err) => tracing::debug!(group = %actor.state.id, error = %err, "the room's lease could not be renewed"),
+        }));
+    }
+
+    /// Starts or stops the room's duties here.
+    fn set_duties(&mut self, held: bool, ctx: &mut Context<Self>) {
+        if held == self.duties {
+            return;
+        }
+        self.duties = held;
+        tracing::debug!(group = %self.state.id, held, "the room's duties");
+        if held {
+            self.schedule_track_end(ctx);
+            self.sync_device(ctx);
+            if self.recommendations.is_none() {
+                self.schedule_refresh(ctx);
+            }
+            self.request_auto_fill(ctx);
+        } else {
+            if let Some(handle) = self.track_end.take() {
+                ctx.cancel_future(handle);
+            }
+            self.connect = None;
+        }
+    }
+
+    /// Reads the events this replica is missing from the store (another process stored them
+    /// and the news did not arrive, or not yet). Nothing else is handled meanwhile.
+    fn resync(&mut self, ctx: &mut Context<Self>) {
+        if self.resyncing {
+            return;
+        }
+        self.resyncing = true;
+        let (db, group, after) = (self.deps.db.clone(), self.state.id.clone(), self.state.seq);
+        let read = async move { groups::events_after(&db, &group, after, RESYNC_PAGE).await };
+        ctx.wait(read.into_actor(self).map(|read, actor, ctx| {
+            actor.resyncing = false;
+            match read {
+                Ok(rows) => {
+                    let more = rows.len() as i64 == RESYNC_PAGE;
+                    actor.apply_events(stored_events(rows), Source::Elsewhere, ctx);
+                    if more {
+                        actor.resync(ctx);
+                    }
+                }
+                // The next news or heartbeat tries again.
+                Err(err) => tracing::warn!(group = %actor.state.id, error = %err, "reading missed group events"),
+            }
+        }));
     }
 
     fn announce_presence(&self, user: &str) {
@@ -417,13 +629,14 @@ impl GroupActor {
         let Some(socket) = self.sockets.remove(&conn) else {
             return;
         };
-        if let Some(count) = self.online.get_mut(&socket.user) {
+        if let Some(count) = self.local_online.get_mut(&socket.user) {
             *count -= 1;
             if *count == 0 {
-                self.online.remove(&socket.user);
-                self.announce_presence(&socket.user);
+                self.local_online.remove(&socket.user);
             }
         }
+        self.recount([&socket.user]);
+        self.tell_presence();
         if self.sockets.is_empty() {
             self.schedule_idle_stop(ctx);
         }
@@ -444,13 +657,25 @@ impl GroupActor {
         });
     }
 
-    /// Folds stored events in, sends them to every socket and starts what follows from them:
-    /// the acting members' taste feedback, then (once that is recorded, so it counts) the
-    /// group's recommendations.
-    fn publish(&mut self, events: Vec<Event>, ctx: &mut Context<Self>) {
+    /// Folds stored events in (the next in seq order; older ones are skipped, and a gap is
+    /// read from the store), sends them to this process's sockets and starts what follows
+    /// from them: for events stored here, the news to the other replicas and the acting
+    /// members' taste feedback; then (once that is recorded, so it counts) the recommendations.
+    fn apply_events(&mut self, events: Vec<Event>, source: Source, ctx: &mut Context<Self>) {
+        if source == Source::Here {
+            self.tell_others(&News::events(&events));
+        }
         let mut affects_recommendations = false;
         let mut feedback = Vec::new();
+        let mut gap = false;
         for event in events {
+            if event.seq <= self.state.seq {
+                continue;
+            }
+            if event.seq != self.state.seq + 1 {
+                gap = true;
+                break;
+            }
             self.state.apply(&event);
             let frame = event_frame(&event);
             self.broadcast(&frame);
@@ -458,9 +683,15 @@ impl GroupActor {
             self.deps.metrics.group_events.inc();
             affects_recommendations |= event.body.affects_recommendations();
             self.reward_recommendations(&event);
-            feedback.extend(self.follow_up(&event, ctx));
+            let implied = self.follow_up(&event, ctx);
+            if source == Source::Here {
+                feedback.extend(implied);
+            }
         }
-        if self.state.seq - self.snapshot_seq >= SNAPSHOT_EVERY {
+        if gap {
+            self.resync(ctx);
+        }
+        if self.duties && self.state.seq - self.snapshot_seq >= SNAPSHOT_EVERY {
             self.save_snapshot();
         }
         self.schedule_track_end(ctx);
@@ -503,6 +734,9 @@ impl GroupActor {
         if let Some(handle) = self.track_end.take() {
             ctx.cancel_future(handle);
         }
+        if !self.duties {
+            return;
+        }
         let Some(now) = &self.state.now_playing else {
             return;
         };
@@ -520,7 +754,8 @@ impl GroupActor {
     /// Auto-fill when the queue is short and there are recommendations to take from.
     fn request_auto_fill(&self, ctx: &mut Context<Self>) {
         let settings = &self.state.settings;
-        if settings.auto_fill
+        if self.duties
+            && settings.auto_fill
             && self.state.playlist.len() < settings.auto_fill_min as usize
             && self.recommendations.is_some()
         {
@@ -553,8 +788,9 @@ impl GroupActor {
         else {
             return;
         };
-        // Auto-fill took it: nobody chose this list.
-        if added_by == CHORUS {
+        // Auto-fill took it: nobody chose this list. Or the list is another process's: its
+        // bandit showed it, so it rewards it.
+        if added_by == CHORUS || !self.duties {
             return;
         }
         if self.state.settings.aggregation.fixed().is_some() {
@@ -651,7 +887,8 @@ impl GroupActor {
     /// At most one recomputation per `recommend_interval_ms`: at once after a quiet spell, else
     /// at the end of the interval (so a burst of changes costs one, never one per change).
     fn schedule_refresh(&mut self, ctx: &mut Context<Self>) {
-        if self.refresh_scheduled {
+        // The duty holder refreshes for every replica (it folds the same events).
+        if self.refresh_scheduled || !self.duties {
             return;
         }
         let interval = Duration::from_millis(self.deps.settings.recommend_interval_ms);
@@ -749,13 +986,12 @@ impl GroupActor {
                 .observe(started.elapsed().as_secs_f64());
             match result {
                 Ok(recommendations) => {
-                    let recommendations = Arc::new(recommendations);
-                    let frame = ServerFrame::Recommendations(&recommendations).encode();
-                    actor.broadcast(&frame);
-                    for waiter in actor.waiters.drain(..) {
-                        let _ = waiter.send(Ok(Arc::clone(&recommendations)));
+                    if actor.duties {
+                        actor.tell_others(&News::Recommendations {
+                            list: Box::new(recommendations.clone()),
+                        });
                     }
-                    actor.recommendations = Some((recommendations, frame));
+                    actor.set_recommendations(Arc::new(recommendations));
                     actor.request_auto_fill(ctx);
                 }
                 Err(err) => {
@@ -777,6 +1013,16 @@ impl GroupActor {
                 actor.schedule_refresh(ctx);
             }
         }));
+    }
+
+    /// The room's list now: to every socket here and to whoever waits for it.
+    fn set_recommendations(&mut self, recommendations: Arc<GroupRecommendations>) {
+        let frame = ServerFrame::Recommendations(&recommendations).encode();
+        self.broadcast(&frame);
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(Ok(Arc::clone(&recommendations)));
+        }
+        self.recommendations = Some((recommendations, frame));
     }
 
     fn reply(origin: &Origin, frame: ByteString) {
@@ -823,6 +1069,21 @@ impl Actor for GroupActor {
         for member in &self.state.members {
             self.deps.live.index_member(&member.user_id, &ctx.address());
         }
+        if self.deps.fanout.shared() {
+            let replica = ctx.address();
+            self.subscription = Some(self.deps.fanout.subscribe(
+                Topic::Room(&self.state.id),
+                Arc::new(move |delivery| replica.do_send(FromFanout(delivery))),
+            ));
+            self.hold_lease(ctx);
+            ctx.run_interval(HEARTBEAT, |actor, ctx| {
+                if !actor.local_online.is_empty() {
+                    actor.tell_presence();
+                }
+                actor.expire_remote_presence();
+                actor.hold_lease(ctx);
+            });
+        }
         // Listen-along goes on from where the clock is (a track that ended while the room was
         // unloaded ends now, and the next one starts); a Spotify device picks up from there.
         self.schedule_track_end(ctx);
@@ -841,6 +1102,16 @@ impl Actor for GroupActor {
             self.deps.live.unindex_member(&member.user_id, &addr);
         }
         self.deps.live.forget(&self.state.id, &addr);
+        if let Some(id) = self.subscription.take() {
+            self.deps
+                .fanout
+                .unsubscribe(Topic::Room(&self.state.id), id);
+            self.local_online.clear();
+            self.tell_presence();
+            if self.duties {
+                self.deps.fanout.release(&self.lease_name());
+            }
+        }
     }
 }
 
@@ -864,11 +1135,7 @@ impl Handler<Attach> for GroupActor {
             msg.client_msg_id.as_deref(),
             self.state.seq,
         )));
-        let first_socket = {
-            let count = self.online.entry(user.clone()).or_insert(0);
-            *count += 1;
-            *count == 1
-        };
+        *self.local_online.entry(user.clone()).or_insert(0) += 1;
         self.sockets.insert(
             msg.conn,
             Socket {
@@ -876,9 +1143,8 @@ impl Handler<Attach> for GroupActor {
                 recipient: msg.socket,
             },
         );
-        if first_socket {
-            self.announce_presence(&user);
-        }
+        self.recount([&user]);
+        self.tell_presence();
         // A room nobody has changed since it was loaded has no list yet: make one for the
         // newcomer rather than wait for the first change.
         if self.recommendations.is_none() && !self.refreshing {
@@ -906,39 +1172,23 @@ impl Handler<Execute> for GroupActor {
             client_msg_id,
             origin,
         } = msg;
-        let done = |result: Result<i64, ApiError>| {
-            AtomicResponse::new(Box::pin(actix::fut::ready(result)))
-        };
+        // A retry of an operation already stored is acknowledged again, not limited.
         if let Some(id) = &client_msg_id {
             if let Some(seq) = self.state.applied_op(actor.as_str(), id) {
                 Self::reply(&origin, ack(Some(id), seq));
-                return done(Ok(seq));
+                return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(seq))));
             }
         }
         if let Err(err) = self.admit_op(actor.as_str()) {
             Self::reply(&origin, ServerFrame::error(&err, client_msg_id.as_deref()));
-            return done(Err(err));
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err))));
         }
-        let rules = Rules {
-            actor: actor.as_str(),
-            online_members: self.online_members(),
-            connections: &self.online,
-            new_entry_id: generate_entry_id(),
-            recommended_for: self.recommended_for(&command),
-            now: now_ms(),
+        let op = Op::Member {
+            actor,
+            command,
+            client_msg_id,
         };
-        let bodies = match decide(&self.state, &command, &rules) {
-            Ok(bodies) => bodies,
-            Err(err) => {
-                Self::reply(&origin, ServerFrame::error(&err, client_msg_id.as_deref()));
-                return done(Err(err));
-            }
-        };
-        if bodies.is_empty() {
-            Self::reply(&origin, ack(client_msg_id.as_deref(), self.state.seq));
-            return done(Ok(self.state.seq));
-        }
-        self.store(bodies, Some(actor), client_msg_id, origin)
+        AtomicResponse::new(self.run(op, origin, 1))
     }
 }
 
@@ -946,39 +1196,101 @@ impl Handler<ServerOp> for GroupActor {
     type Result = AtomicResponse<Self, Result<i64, ApiError>>;
 
     fn handle(&mut self, op: ServerOp, _ctx: &mut Self::Context) -> Self::Result {
+        // A duty that moved to another process meanwhile is that process's to do.
+        if !self.duties {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(self.state.seq))));
+        }
+        AtomicResponse::new(self.run(Op::Server(op), Origin::Rest, 1))
+    }
+}
+
+/// What an operation does to the state as it is now.
+enum Decided {
+    /// Nothing (again): the seq to acknowledge.
+    Nothing(i64),
+    Events(Vec<EventBody>),
+}
+
+impl GroupActor {
+    fn decide_op(&self, op: &Op) -> Result<Decided, ApiError> {
         let bodies = match op {
-            ServerOp::TrackEnded { entry_id } => track_ended(&self.state, &entry_id),
-            ServerOp::AutoFill => self.auto_fill_events(),
-            ServerOp::FollowDevice(report) => match report {
-                DeviceReport::MovedOn { entry_id } => device_moved_on(&self.state, &entry_id),
+            Op::Member {
+                actor,
+                command,
+                client_msg_id,
+            } => {
+                // Decided again after another process appended: that may have been this very
+                // operation, sent before through another process.
+                if let Some(id) = client_msg_id {
+                    if let Some(seq) = self.state.applied_op(actor.as_str(), id) {
+                        return Ok(Decided::Nothing(seq));
+                    }
+                }
+                let rules = Rules {
+                    actor: actor.as_str(),
+                    online_members: self.online_members(),
+                    connections: &self.online,
+                    new_entry_id: generate_entry_id(),
+                    recommended_for: self.recommended_for(command),
+                    now: now_ms(),
+                };
+                decide(&self.state, command, &rules)?
+            }
+            Op::Server(ServerOp::TrackEnded { entry_id }) => track_ended(&self.state, entry_id),
+            Op::Server(ServerOp::AutoFill) => self.auto_fill_events(),
+            Op::Server(ServerOp::FollowDevice(report)) => match report {
+                DeviceReport::MovedOn { entry_id } => device_moved_on(&self.state, entry_id),
                 DeviceReport::Position {
                     entry_id,
                     playing,
                     position_ms,
-                } => device_position(&self.state, &entry_id, playing, position_ms),
+                } => device_position(&self.state, entry_id, *playing, *position_ms),
                 DeviceReport::Issue(_) => Vec::new(),
             },
         };
-        if bodies.is_empty() {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(self.state.seq))));
-        }
-        self.store(bodies, None, None, Origin::Rest)
+        Ok(if bodies.is_empty() {
+            Decided::Nothing(self.state.seq)
+        } else {
+            Decided::Events(bodies)
+        })
     }
-}
 
-impl GroupActor {
-    /// Appends the events to the store, then publishes them; the caller gets the last seq (a
-    /// socket its `ack`, or an `error` when nothing could be stored).
-    fn store(
+    /// Decides the operation on the state, appends its events after this replica's seq, and
+    /// publishes them; when another process appended first, reads what it stored and decides
+    /// again. The caller gets the last seq (a socket its `ack`, or an `error` when nothing
+    /// could be stored).
+    fn run(
         &mut self,
-        bodies: Vec<EventBody>,
-        actor: Option<UserId>,
-        client_msg_id: Option<String>,
+        op: Op,
         origin: Origin,
-    ) -> AtomicResponse<Self, Result<i64, ApiError>> {
+        attempt: u32,
+    ) -> ResponseActFuture<Self, Result<i64, ApiError>> {
+        let (actor, client_msg_id) = match &op {
+            Op::Member {
+                actor,
+                client_msg_id,
+                ..
+            } => (Some(actor.clone()), client_msg_id.clone()),
+            Op::Server(_) => (None, None),
+        };
+        let failing_id = client_msg_id.clone();
+        let fail = move |err: ApiError, origin: &Origin| {
+            Self::reply(origin, ServerFrame::error(&err, failing_id.as_deref()));
+            Box::pin(actix::fut::ready(Err(err))) as ResponseActFuture<Self, _>
+        };
+        let bodies = match self.decide_op(&op) {
+            Ok(Decided::Events(bodies)) => bodies,
+            Ok(Decided::Nothing(seq)) => {
+                if actor.is_some() {
+                    Self::reply(&origin, ack(client_msg_id.as_deref(), seq));
+                }
+                return Box::pin(actix::fut::ready(Ok(seq)));
+            }
+            Err(err) => return fail(err, &origin),
+        };
         let db = self.deps.db.clone();
         let group_id = self.state.id.clone();
-        let expected = self.state.seq + 1;
+        let after = self.state.seq;
         let columns: Vec<(String, String)> = bodies.iter().map(EventBody::to_columns).collect();
         let (store_actor, store_client_id) = (actor.clone(), client_msg_id.clone());
         let append = async move {
@@ -989,25 +1301,25 @@ impl GroupActor {
             let appended = groups::append_events(
                 &db,
                 &group_id,
+                after,
                 store_actor.as_ref(),
                 store_client_id.as_deref(),
                 &refs,
             )
             .await?;
-            // Another process appended meanwhile: take the log as stored, ours included.
+            // Another process appended first: read what it stored, to decide again on it.
             let missed = match appended {
-                Some((first, _)) if first != expected => {
-                    Some(groups::events_after(&db, &group_id, expected - 1, i64::MAX).await?)
+                groups::Appended::Behind { .. } => {
+                    groups::events_after(&db, &group_id, after, RESYNC_PAGE).await?
                 }
-                _ => None,
+                _ => Vec::new(),
             };
             Ok::<_, sqlx::Error>((appended, missed))
         };
-        AtomicResponse::new(Box::pin(append.into_actor(self).map(
-            move |result, group, ctx| {
-                let events = match result {
-                    Ok((Some(_), Some(stored))) => stored_events(stored),
-                    Ok((Some((first, ts)), None)) => bodies
+        Box::pin(append.into_actor(self).then(move |result, group, ctx| {
+            match result {
+                Ok((groups::Appended::Stored { first, at }, _)) => {
+                    let events = bodies
                         .into_iter()
                         .enumerate()
                         .map(|(i, body)| Event {
@@ -1015,31 +1327,58 @@ impl GroupActor {
                             body,
                             actor: actor.as_ref().map(|a| a.as_str().to_string()),
                             client_msg_id: client_msg_id.clone(),
-                            ts,
+                            ts: at,
                         })
-                        .collect(),
-                    Ok((None, _)) => {
-                        let err = ApiError::new(ErrorCode::GroupNotFound, "the group was deleted");
-                        Self::reply(&origin, ServerFrame::error(&err, client_msg_id.as_deref()));
-                        return Err(err);
+                        .collect();
+                    group.apply_events(events, Source::Here, ctx);
+                    let seq = group.state.seq;
+                    if actor.is_some() {
+                        Self::reply(&origin, ack(client_msg_id.as_deref(), seq));
                     }
-                    Err(err) => {
-                        tracing::error!(group = %group.state.id, error = %err, "appending group events");
-                        let err = ApiError::new(
+                    Box::pin(actix::fut::ready(Ok(seq))) as ResponseActFuture<Self, _>
+                }
+                Ok((groups::Appended::Behind { .. }, missed)) if attempt < MAX_ATTEMPTS => {
+                    group.deps.metrics.group_append_retries.inc();
+                    group.apply_events(stored_events(missed), Source::Elsewhere, ctx);
+                    // Replicas racing in lockstep would keep colliding: after a second lost
+                    // race, wait a random moment (up to 1, 2, 4 … 32 ms) before deciding again.
+                    let pause = if attempt >= 2 {
+                        let cap = 1u64 << (attempt - 2).min(5);
+                        Duration::from_micros(rand::random_range(0..cap * 1000))
+                    } else {
+                        Duration::ZERO
+                    };
+                    Box::pin(
+                        actix::clock::sleep(pause)
+                            .into_actor(group)
+                            .then(move |_, group, _| group.run(op, origin, attempt + 1)),
+                    ) as ResponseActFuture<Self, _>
+                }
+                Ok((groups::Appended::Behind { .. }, _)) => fail(
+                    ApiError::new(
+                        ErrorCode::Overloaded,
+                        "the room is changing too fast right now; retry",
+                    )
+                    .retry_after(1),
+                    &origin,
+                ),
+                Ok((groups::Appended::NoGroup, _)) => fail(
+                    ApiError::new(ErrorCode::GroupNotFound, "the group was deleted"),
+                    &origin,
+                ),
+                Err(err) => {
+                    tracing::error!(group = %group.state.id, error = %err, "appending group events");
+                    fail(
+                        ApiError::new(
                             ErrorCode::DependencyUnavailable,
                             "the change could not be stored; nothing was changed, retry",
                         )
-                        .retry_after(1);
-                        Self::reply(&origin, ServerFrame::error(&err, client_msg_id.as_deref()));
-                        return Err(err);
-                    }
-                };
-                group.publish(events, ctx);
-                let seq = group.state.seq;
-                Self::reply(&origin, ack(client_msg_id.as_deref(), seq));
-                Ok(seq)
-            },
-        )))
+                        .retry_after(1),
+                        &origin,
+                    )
+                }
+            }
+        }))
     }
 }
 
@@ -1061,6 +1400,65 @@ pub fn stored_events(rows: Vec<groups::StoredEvent>) -> Vec<Event> {
             }
         })
         .collect()
+}
+
+impl Handler<FromFanout> for GroupActor {
+    type Result = ();
+
+    fn handle(&mut self, FromFanout(delivery): FromFanout, ctx: &mut Self::Context) {
+        let (from, body) = match delivery {
+            // Whatever was said before the subscription (or while the link was down) may be
+            // missing: read the log from the store, and say hello to be told the rest.
+            Delivery::Subscribed | Delivery::Reconnected => {
+                self.resync(ctx);
+                self.tell_others(&News::Hello);
+                self.tell_presence();
+                return;
+            }
+            Delivery::Message { from, body } => (from, body),
+        };
+        let news = match serde_json::from_str::<News>(&body) {
+            Ok(news) => news,
+            Err(err) => {
+                return tracing::warn!(group = %self.state.id, %from, error = %err, "unreadable room news")
+            }
+        };
+        match news {
+            News::Events { events } => {
+                self.apply_events(stored_events(events), Source::Elsewhere, ctx)
+            }
+            News::Presence { users, seq } => {
+                self.remote_presence(from, users);
+                if seq > self.state.seq {
+                    self.resync(ctx);
+                }
+            }
+            News::Hello => {
+                if !self.local_online.is_empty() {
+                    self.tell_presence();
+                }
+                if self.duties {
+                    match &self.recommendations {
+                        Some((list, _)) => self.tell_others(&News::Recommendations {
+                            list: Box::new((**list).clone()),
+                        }),
+                        None => self.schedule_refresh(ctx),
+                    }
+                    if self.playback_issue.is_some() {
+                        self.tell_others(&News::Playback {
+                            issue: self.playback_issue.clone(),
+                        });
+                    }
+                }
+            }
+            // The holder's list (a replica that holds the lease too, for a moment, keeps its own).
+            News::Recommendations { list } if !self.duties => {
+                self.set_recommendations(Arc::new(*list))
+            }
+            News::Playback { issue } if !self.duties => self.set_playback_issue(issue),
+            News::Recommendations { .. } | News::Playback { .. } => {}
+        }
+    }
 }
 
 impl Handler<DeviceReport> for GroupActor {

@@ -16,6 +16,7 @@ pub mod connection;
 pub mod events;
 pub mod frame_guard;
 pub mod ids;
+pub mod news;
 #[cfg(test)]
 mod playback_tests;
 pub mod player;

@@ -27,6 +27,7 @@ use crate::{
     config::RealtimeSettings,
     domain::{now_ms, text, UserId},
     error::{ApiError, ErrorCode},
+    fanout::{Delivery, Fanout, Topic},
     metrics::Metrics,
     recommend::{GroupRecommendations, Recommender},
     storage::{groups, Db},
@@ -86,17 +87,44 @@ impl Groups {
         settings: RealtimeSettings,
         bandit: Addr<BanditActor>,
         spotify: Option<crate::spotify::Spotify>,
+        fanout: Arc<dyn Fanout>,
     ) -> Self {
         let live: Arc<LiveGroups<GroupActor>> = Arc::default();
         // Weak: the user directory lives inside the recommender the groups hold.
         let index: Weak<LiveGroups<GroupActor>> = Arc::downgrade(&live);
+        let tell = Arc::clone(&fanout);
         recommender.users.on_taste_changed(Box::new(move |user| {
             if let Some(live) = index.upgrade() {
                 for addr in live.member_groups(user.as_str()) {
                     addr.do_send(TasteChanged);
                 }
             }
+            // Other processes reread this listener's taste (their rooms rank with it too).
+            tell.publish(Topic::Tastes, user.as_str().to_string());
         }));
+        if fanout.shared() {
+            let (users, index) = (recommender.users.clone(), Arc::downgrade(&live));
+            fanout.subscribe(
+                Topic::Tastes,
+                Arc::new(move |delivery| {
+                    let Delivery::Message { body, .. } = delivery else {
+                        return;
+                    };
+                    let Ok(user) = UserId::parse(&body) else {
+                        return;
+                    };
+                    let (users, index) = (users.clone(), index.clone());
+                    tokio::spawn(async move {
+                        users.reload(&user).await;
+                        if let Some(live) = index.upgrade() {
+                            for addr in live.member_groups(user.as_str()) {
+                                addr.do_send(TasteChanged);
+                            }
+                        }
+                    });
+                }),
+            );
+        }
         Self {
             deps: GroupDeps {
                 db,
@@ -106,6 +134,7 @@ impl Groups {
                 bandit,
                 live,
                 spotify,
+                fanout,
             },
         }
     }

@@ -696,6 +696,24 @@ pub struct PlaybackIssue {
     pub message: String,
 }
 
+/// Read back from another process's news: the code is one of ours.
+impl<'de> serde::Deserialize<'de> for PlaybackIssue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            code: String,
+            message: String,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        let code = crate::error::ErrorCode::parse(&wire.code)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown code {:?}", wire.code)))?;
+        Ok(PlaybackIssue {
+            code: code.as_str(),
+            message: wire.message,
+        })
+    }
+}
+
 /// Where a track already is in the room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackPlace {

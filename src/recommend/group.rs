@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{reasons, Reason, Recommender, DISLIKE_SIMILARITY, STRATEGY_POPULAR};
@@ -17,7 +17,7 @@ use crate::{
     taste::actor::GetSnapshot,
 };
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GroupRecommendations {
     /// Identifies this list; feedback that names it is attributed to it.
     pub request_id: String,
@@ -39,7 +39,7 @@ pub struct GroupRecommendations {
     pub candidates_considered: usize,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GroupRecommended {
     pub track: Track,
     /// Mean over the scored members of their predicted probability of liking the track.
@@ -52,13 +52,13 @@ pub struct GroupRecommended {
     pub reasons: Vec<Reason>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MemberFit {
     pub user_id: String,
     pub probability: f32,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MemberSatisfaction {
     pub user_id: String,
     pub satisfaction: f64,

@@ -1,6 +1,6 @@
 //! Reasons: each ranking signal with its value and how much it moved the score, in words.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::inference::features::{FeatureRow, FEATURES, HYBRID_FEATURES};
@@ -34,6 +34,34 @@ pub struct Reason {
     /// Score with the signal as it is, minus the score with the signal at its average over
     /// this request's candidates (occlusion). Positive: the signal helped.
     pub contribution: f32,
+}
+
+/// Read back (a list another process computed): the signal and its wording are one of ours.
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            signal: String,
+            label: String,
+            value: f32,
+            contribution: f32,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        let popular = popular_start(0.0).remove(0);
+        let (signal, label) = SIGNALS
+            .iter()
+            .chain(&GROUP_SIGNALS)
+            .chain(std::iter::once(&(popular.signal, popular.label)))
+            .find(|(s, l)| *s == wire.signal && *l == wire.label)
+            .copied()
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown reason {:?}", wire.signal)))?;
+        Ok(Reason {
+            signal,
+            label,
+            value: wire.value,
+            contribution: wire.contribution,
+        })
+    }
 }
 
 /// The same signals, worded for a group (values are the members' averages).

@@ -5,7 +5,7 @@
 use sqlx::{any::AnyRow, Row};
 
 use super::{
-    writer::{Write, Written},
+    writer::{EventsWritten, Write, Written},
     Db,
 };
 use crate::domain::{now_ms, UserId};
@@ -30,7 +30,7 @@ pub struct GroupRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredEvent {
     pub seq: i64,
     pub kind: String,
@@ -165,7 +165,8 @@ pub async fn load_snapshot(db: &Db, group_id: &str) -> Result<Option<(i64, Strin
         .transpose()
 }
 
-/// Appends one event and returns its seq. `Ok(None)` if the group does not exist.
+/// Appends one event at the end of the log, whatever it is, and returns its seq. `Ok(None)` if
+/// the group does not exist. (Live groups append with [`append_events`], which checks the seq.)
 pub async fn append_event(
     db: &Db,
     group_id: &str,
@@ -173,20 +174,51 @@ pub async fn append_event(
     actor: Option<&UserId>,
     payload_json: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let appended = append_events(db, group_id, actor, None, &[(kind, payload_json)]).await?;
-    Ok(appended.map(|(first_seq, _)| first_seq))
+    let written = write_events(db, group_id, None, actor, None, &[(kind, payload_json)]).await?;
+    Ok(match written {
+        Appended::Stored { first, .. } => Some(first),
+        Appended::Behind { .. } | Appended::NoGroup => None,
+    })
 }
 
-/// Appends `events` (`(kind, payload)`) with consecutive seqs, all or none, through the
-/// group-commit writer. Returns the first seq and the timestamp they share; `Ok(None)` if the
-/// group does not exist.
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored with consecutive seqs from `first`, all sharing the timestamp `at`.
+    Stored {
+        first: i64,
+        at: i64,
+    },
+    /// Nothing stored: the log is at `last_seq`, past what the appender had seen (another
+    /// process appended first). The appender reads what it missed and decides again.
+    Behind {
+        last_seq: i64,
+    },
+    NoGroup,
+}
+
+/// Appends `events` (`(kind, payload)`) with consecutive seqs after `after`, all or none,
+/// through the group-commit writer — only if the log's last seq is still `after`, so every
+/// appender decides on the whole log before it (one order per group across processes).
 pub async fn append_events(
     db: &Db,
     group_id: &str,
+    after: i64,
     actor: Option<&UserId>,
     client_msg_id: Option<&str>,
     events: &[(&str, &str)],
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
+) -> Result<Appended, sqlx::Error> {
+    write_events(db, group_id, Some(after), actor, client_msg_id, events).await
+}
+
+async fn write_events(
+    db: &Db,
+    group_id: &str,
+    after: Option<i64>,
+    actor: Option<&UserId>,
+    client_msg_id: Option<&str>,
+    events: &[(&str, &str)],
+) -> Result<Appended, sqlx::Error> {
     let now = now_ms();
     let written = db
         .writer
@@ -198,11 +230,14 @@ pub async fn append_events(
                 .iter()
                 .map(|&(kind, payload)| (kind.to_string(), payload.to_string()))
                 .collect(),
+            after,
             now,
         })
         .await?;
     match written {
-        Written::Events(first) => Ok(first.map(|first| (first, now))),
+        Written::Events(EventsWritten::From(first)) => Ok(Appended::Stored { first, at: now }),
+        Written::Events(EventsWritten::Behind(last_seq)) => Ok(Appended::Behind { last_seq }),
+        Written::Events(EventsWritten::NoGroup) => Ok(Appended::NoGroup),
         Written::Interaction | Written::Exposure => {
             unreachable!("an events write answers with events")
         }

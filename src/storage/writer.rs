@@ -24,6 +24,9 @@ pub(super) enum Write {
         client_msg_id: Option<String>,
         /// `(kind, payload)` in order.
         events: Vec<(String, String)>,
+        /// The log's last seq as the appender saw it: the append happens only if it still is
+        /// (`None`: at the end, whatever it is).
+        after: Option<i64>,
         now: i64,
     },
     Interaction(Interaction),
@@ -54,12 +57,21 @@ pub(super) struct Interaction {
     pub created_at: i64,
 }
 
-/// What a write produced: for events, the first seq (or `None`: no such group).
+/// What a write produced.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Written {
-    Events(Option<i64>),
+    Events(EventsWritten),
     Interaction,
     Exposure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EventsWritten {
+    /// Stored from this seq on.
+    From(i64),
+    /// Not stored: the log had moved on to this seq (another process appended).
+    Behind(i64),
+    NoGroup,
 }
 
 type Reply = oneshot::Sender<Result<Written, sqlx::Error>>;
@@ -145,20 +157,41 @@ async fn apply(conn: &mut AnyConnection, write: &Write) -> Result<Written, sqlx:
             actor,
             client_msg_id,
             events,
+            after,
             now,
         } => {
             let count = events.len() as i64;
-            let last: Option<i64> = sqlx::query(
-                "UPDATE group_sessions SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
-            )
-            .bind(count)
-            .bind(group_id.as_str())
+            // The row's write lock serialises appenders; the seq condition makes an appender
+            // that decided on an older state fail instead of interleaving.
+            let last: Option<i64> = match after {
+                Some(after) => sqlx::query(
+                    "UPDATE group_sessions SET last_seq = last_seq + $1 WHERE id = $2 AND last_seq = $3 \
+                     RETURNING last_seq",
+                )
+                .bind(count)
+                .bind(group_id.as_str())
+                .bind(*after),
+                None => sqlx::query(
+                    "UPDATE group_sessions SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
+                )
+                .bind(count)
+                .bind(group_id.as_str()),
+            }
             .fetch_optional(&mut *conn)
             .await?
             .map(|row| row.try_get(0))
             .transpose()?;
             let Some(last) = last else {
-                return Ok(Written::Events(None));
+                let now_at: Option<i64> =
+                    sqlx::query("SELECT last_seq FROM group_sessions WHERE id = $1")
+                        .bind(group_id.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        .map(|row| row.try_get(0))
+                        .transpose()?;
+                return Ok(Written::Events(
+                    now_at.map_or(EventsWritten::NoGroup, EventsWritten::Behind),
+                ));
             };
             let first = last - count + 1;
             for (offset, (kind, payload)) in events.iter().enumerate() {
@@ -176,7 +209,7 @@ async fn apply(conn: &mut AnyConnection, write: &Write) -> Result<Written, sqlx:
                 .execute(&mut *conn)
                 .await?;
             }
-            Ok(Written::Events(Some(first)))
+            Ok(Written::Events(EventsWritten::From(first)))
         }
         Write::Interaction(row) => {
             sqlx::query(

@@ -120,6 +120,30 @@ impl UserActor {
         )))
     }
 
+    /// The listener's stored feedback.
+    #[allow(clippy::type_complexity)]
+    fn load(
+        &self,
+    ) -> impl ActorFuture<
+        Self,
+        Output = Result<
+            (
+                Vec<feedback::StoredInteraction>,
+                Vec<feedback::StoredComparison>,
+            ),
+            sqlx::Error,
+        >,
+    > {
+        let db = self.directory.db().clone();
+        let user = self.user.clone();
+        async move {
+            let interactions = feedback::interactions(&db, &user).await?;
+            let comparisons = feedback::comparisons(&db, &user, MAX_COMPARISONS as i64).await?;
+            Ok((interactions, comparisons))
+        }
+        .into_actor(self)
+    }
+
     fn restore(
         &mut self,
         interactions: Vec<feedback::StoredInteraction>,
@@ -150,15 +174,8 @@ impl Actor for UserActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.directory.metrics().active_users.inc();
-        let db = self.directory.db().clone();
-        let user = self.user.clone();
-        let load = async move {
-            let interactions = feedback::interactions(&db, &user).await?;
-            let comparisons = feedback::comparisons(&db, &user, MAX_COMPARISONS as i64).await?;
-            Ok::<_, sqlx::Error>((interactions, comparisons))
-        };
         // `wait`: no message is handled before the stored state is in.
-        ctx.wait(load.into_actor(self).map(|loaded, actor, ctx| match loaded {
+        ctx.wait(self.load().map(|loaded, actor, ctx| match loaded {
             Ok((interactions, comparisons)) => actor.restore(interactions, comparisons),
             Err(e) => {
                 tracing::error!(user_id = %actor.user, error = %e, "loading a listener's feedback failed");
@@ -176,6 +193,28 @@ impl Actor for UserActor {
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.directory.metrics().active_users.dec();
         self.directory.forget(&self.user, &ctx.address());
+    }
+}
+
+/// Reread the stored feedback (another process recorded some).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+impl Handler<Reload> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
+        ctx.wait(self.load().map(|loaded, actor, _| match loaded {
+            Ok((interactions, comparisons)) => {
+                actor.taste = Taste::default();
+                actor.restore(interactions, comparisons);
+            }
+            // The taste as it was is the best there is; the next change rereads.
+            Err(e) => {
+                tracing::warn!(user_id = %actor.user, error = %e, "rereading a listener's feedback failed")
+            }
+        }));
     }
 }
 

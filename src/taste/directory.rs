@@ -94,6 +94,18 @@ impl UserDirectory {
         }
     }
 
+    /// Rereads the listener's feedback from the store if their actor is live here (another
+    /// process recorded some); done when it is in. Nobody is told: the caller knows.
+    pub async fn reload(&self, user: &UserId) {
+        let live = {
+            let actors = self.inner.actors.lock().expect("directory lock");
+            actors.get(user).filter(|a| a.connected()).cloned()
+        };
+        if let Some(addr) = live {
+            let _ = addr.send(super::actor::Reload).await;
+        }
+    }
+
     /// Registers the one listener for taste changes (live groups use it to redo their picks
     /// when a member's taste moves, whichever endpoint moved it). Later calls are ignored.
     pub fn on_taste_changed(&self, listener: TasteListener) {

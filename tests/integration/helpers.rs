@@ -131,6 +131,8 @@ pub struct AppOptions {
     pub redis: bool,
     /// A Redis other than the shared one (a [`PrivateRedis`] a test may kill); implies `redis`.
     pub redis_url: Option<String>,
+    /// The Redis key prefix (default: one of the app's own); processes that share rooms share it.
+    pub redis_prefix: Option<String>,
     pub rate_limit: Option<RateLimitSettings>,
     pub load_demo: bool,
     pub seed_fixture: bool,
@@ -156,6 +158,7 @@ impl Default for AppOptions {
             store: Store::Sqlite,
             redis: false,
             redis_url: None,
+            redis_prefix: None,
             rate_limit: None,
             load_demo: false,
             seed_fixture: true,
@@ -296,7 +299,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     if options.redis || options.redis_url.is_some() {
         let url = options.redis_url.unwrap_or_else(redis_url);
         settings.redis.url = Some(Secret::new(url));
-        settings.redis.key_prefix = format!("chorus-test:{}:", uuid::Uuid::new_v4().simple());
+        settings.redis.key_prefix = options
+            .redis_prefix
+            .unwrap_or_else(|| format!("chorus-test:{}:", uuid::Uuid::new_v4().simple()));
     }
     let app = Application::build(settings)
         .await

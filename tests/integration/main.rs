@@ -2,6 +2,7 @@
 
 mod accounts;
 mod bandit;
+mod cluster;
 mod errors;
 mod experiments;
 mod explainer;

@@ -29,6 +29,7 @@ on_both_stores!(
     users_round_trip_by_token_hash,
     tracks_round_trip_and_inserts_skip_existing_ids,
     group_event_seq_is_gap_free_under_concurrency,
+    appends_after_a_seen_seq_fail_when_the_log_moved_on,
     events_after_pages_in_order,
     schema_constraints_reject_bad_rows,
     a_bad_write_fails_alone_in_a_batch,
@@ -174,6 +175,78 @@ async fn group_event_seq_is_gap_free_under_concurrency(store: Store) {
             .await
             .unwrap(),
         None
+    );
+}
+
+/// What processes serving one room do: each appends only after the seq it has seen; an appender
+/// that is behind stores nothing, reads what it missed and tries again.
+async fn appends_after_a_seen_seq_fail_when_the_log_moved_on(store: Store) {
+    let test_db = TestDb::new(store).await;
+    let db = test_db.connect().await;
+    let group = new_group(&db).await;
+    let first = groups::append_events(&db, &group, 1, None, None, &[("a", "{}"), ("b", "{}")])
+        .await
+        .unwrap();
+    assert!(matches!(first, groups::Appended::Stored { first: 2, .. }));
+    // Decided on seq 1, but the log is at 3: nothing stored.
+    assert_eq!(
+        groups::append_events(&db, &group, 1, None, None, &[("late", "{}")])
+            .await
+            .unwrap(),
+        groups::Appended::Behind { last_seq: 3 }
+    );
+    assert_eq!(
+        groups::events_after(&db, &group, 3, 10).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        groups::append_events(&db, "g_missing", 1, None, None, &[("x", "{}")])
+            .await
+            .unwrap(),
+        groups::Appended::NoGroup
+    );
+    // Eight appenders racing, each deciding on the log as read: every one of their 40 events is
+    // stored once, in one gap-free order, and each appender's own events keep their order.
+    let appenders: Vec<_> = (0..8)
+        .map(|worker| {
+            let (db, group) = (db.clone(), group.clone());
+            tokio::spawn(async move {
+                let mut seen = groups::find(&db, &group).await.unwrap().unwrap().last_seq;
+                let (mut mine, mut retries) = (Vec::new(), 0);
+                while mine.len() < 5 {
+                    let payload = format!("{{\"worker\":{worker},\"i\":{}}}", mine.len());
+                    match groups::append_events(&db, &group, seen, None, None, &[("t", &payload)])
+                        .await
+                        .unwrap()
+                    {
+                        groups::Appended::Stored { first, .. } => {
+                            mine.push(first);
+                            seen = first;
+                        }
+                        groups::Appended::Behind { last_seq } => {
+                            assert!(last_seq > seen);
+                            seen = last_seq;
+                            retries += 1;
+                        }
+                        groups::Appended::NoGroup => unreachable!(),
+                    }
+                }
+                (mine, retries)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for appender in appenders {
+        let (mine, _retries) = appender.await.unwrap();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]));
+        all.extend(mine);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (4..=43).collect::<Vec<i64>>());
+    let stored = groups::events_after(&db, &group, 3, 100).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (4..=43).collect::<Vec<i64>>()
     );
 }
 
