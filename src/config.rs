@@ -642,6 +642,7 @@ const ENVIRONMENT: &[(&str, &str, EnvKind)] = &[
     ("CHORUS_WORKERS", "server.workers", EnvKind::Value),
     ("DATABASE_URL", "database.url", EnvKind::Text),
     ("REDIS_URL", "redis.url", EnvKind::Text),
+    ("CHORUS_REDIS_KEY_PREFIX", "redis.key_prefix", EnvKind::Text),
     (
         "CHORUS_LOAD_DEMO_CATALOG",
         "catalog.load_demo",

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use crate::{
     groups::{connect, group_of, track_id, Member},
-    helpers::{spawn_app_with, AppOptions, PrivateRedis, Store, TestApp},
+    helpers::{
+        seed_fixture, spawn_app_with, AppOptions, PgProxy, PrivateRedis, Store, TestApp, TestDb,
+    },
     sockets::Client,
 };
 
@@ -335,4 +337,65 @@ async fn one_process_ranks_for_the_room_and_the_others_show_its_list() {
             "the host's taste reached the room"
         );
     }
+}
+
+#[actix_web::test]
+async fn a_postgres_outage_refuses_operations_cleanly_and_loses_nothing() {
+    let proxy = PgProxy::start().await;
+    let db = TestDb::new(Store::Postgres).await;
+    seed_fixture(&db).await;
+    let app = spawn_app_with(AppOptions {
+        store: Store::Postgres,
+        redis: true,
+        database: Some(Arc::new(TestDb::at(proxy.url(&db)))),
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["Host", "Guest"], json!({})).await;
+    let mut host = connect(&app, &members[0]).await;
+    host.join(&group_id, None).await;
+    add_many(&mut host, &app, 0, 1).await;
+
+    proxy.cut();
+    let track = track_id(&app, 42);
+    let started = std::time::Instant::now();
+    let (answer, _) = host
+        .op(json!({"type": "add_track", "track_id": track}), "during")
+        .await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["code"], "dependency_unavailable", "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "a clear error, not a hang"
+    );
+    // The room is as it was: nothing half-applied.
+    let view = app
+        .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[1].token)
+        .await;
+    assert_eq!(view["seq"], 3, "{view}");
+
+    proxy.restore();
+    // The client retries the same operation until the store is back: stored once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (answer, _) = host
+            .op(json!({"type": "add_track", "track_id": track}), "during")
+            .await;
+        if answer["type"] == "ack" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let log = stored_log(&app, &group_id, &members[0]).await;
+    assert_eq!(
+        log.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (1..=4).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.2["track"]["id"] == track.as_str())
+            .count(),
+        1
+    );
 }

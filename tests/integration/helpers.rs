@@ -69,6 +69,11 @@ impl TestDb {
         }
     }
 
+    /// A database some other way (a proxy in front of another `TestDb`).
+    pub fn at(url: String) -> Self {
+        Self { url, _dir: None }
+    }
+
     pub async fn connect(&self) -> Db {
         Db::connect(&chorus::config::DatabaseSettings {
             url: Secret::new(self.url.clone()),
@@ -258,6 +263,16 @@ pub async fn spawn_demo_app() -> TestApp {
     .await
 }
 
+/// The fixture catalog, stored in `db`.
+pub async fn seed_fixture(db: &TestDb) {
+    let store = db.connect().await;
+    let report = import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
+    tracks::insert(&store, &report.tracks, "fixture", |_| {})
+        .await
+        .unwrap();
+    store.close().await;
+}
+
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     init_logs();
     let reused = options.database.is_some();
@@ -266,13 +281,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         None => Arc::new(TestDb::new(options.store).await),
     };
     if options.seed_fixture && !reused {
-        let store = db.connect().await;
-        let report =
-            import::parse_spotify_songs(std::fs::File::open(FIXTURE_CSV).unwrap()).unwrap();
-        tracks::insert(&store, &report.tracks, "fixture", |_| {})
-            .await
-            .unwrap();
-        store.close().await;
+        seed_fixture(&db).await;
     }
     let mut settings = Settings::default();
     settings.server.bind = "127.0.0.1:0".parse().unwrap();
@@ -478,4 +487,58 @@ fn init_logs() {
             .try_init();
         buffer
     });
+}
+
+/// A TCP proxy in front of the shared PostgreSQL that a test can cut (every connection through
+/// it drops and new ones are refused) and restore: PostgreSQL "briefly unavailable" without
+/// stopping the server every other test uses.
+pub struct PgProxy {
+    pub port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl PgProxy {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let accepting = Arc::clone(&up);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    /// A URL for `db`'s schema through the proxy.
+    pub fn url(&self, db: &TestDb) -> String {
+        db.url
+            .replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", self.port), 1)
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -16,6 +16,7 @@ mod llm_standin;
 mod models;
 mod operations;
 mod playback;
+mod processes;
 mod rate_limits;
 mod recommendations;
 mod redis_backends;

@@ -31,9 +31,18 @@ pub enum Ending {
 }
 
 pub async fn ticket(app: &TestApp, token: &str) -> String {
-    let body: Value = app
-        .post_json_as("/api/v1/ws-ticket", &json!({}), token)
+    ticket_at(&app.address, token).await
+}
+
+/// A socket ticket from the server at `address` (`http://host:port`).
+pub async fn ticket_at(address: &str, token: &str) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{address}/api/v1/ws-ticket"))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
         .await
+        .unwrap()
         .json()
         .await
         .unwrap();
@@ -41,17 +50,26 @@ pub async fn ticket(app: &TestApp, token: &str) -> String {
 }
 
 pub fn socket_url(app: &TestApp, ticket: &str) -> String {
+    socket_url_at(&app.address, ticket)
+}
+
+fn socket_url_at(address: &str, ticket: &str) -> String {
     format!(
         "{}/api/v1/ws?ticket={ticket}",
-        app.address.replacen("http://", "ws://", 1)
+        address.replacen("http://", "ws://", 1)
     )
 }
 
 impl Client {
     /// Opens a socket for the user and reads the `welcome` frame.
     pub async fn connect(app: &TestApp, user_id: &str, token: &str) -> Self {
-        let ticket = ticket(app, token).await;
-        let (socket, _) = tokio_tungstenite::connect_async(socket_url(app, &ticket))
+        Self::connect_at(&app.address, user_id, token).await
+    }
+
+    /// The same, to the server at `address` (`http://host:port`).
+    pub async fn connect_at(address: &str, user_id: &str, token: &str) -> Self {
+        let ticket = ticket_at(address, token).await;
+        let (socket, _) = tokio_tungstenite::connect_async(socket_url_at(address, &ticket))
             .await
             .expect("the socket opens");
         let mut client = Self { socket };

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The multi-process checks on their own: three real `chorus` processes over PostgreSQL and Redis
+# with one killed by SIGKILL mid-session (tests/integration/processes.rs), and the in-process
+# cluster tests (three servers, a Redis restart, a PostgreSQL outage: tests/integration/cluster.rs).
+# Part of the whole suite too; this runs just them. Needs PostgreSQL and Redis as for the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pg_isready -q -h 127.0.0.1 || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 \
+  || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+cargo test --test integration -- processes:: cluster:: "$@"
