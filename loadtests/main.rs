@@ -83,6 +83,10 @@ enum Scenario {
         /// The server's process id, to read its memory from /proc.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Another process serving the same rooms (repeatable): member m of every group
+        /// connects to server m mod (1 + the number of these); setup goes through --url.
+        #[arg(long = "also")]
+        also: Vec<String>,
     },
 }
 
@@ -113,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
             idle,
             sources,
             server_pid,
+            also,
         } => {
             let scenario = ws_groups::Options {
                 groups: groups.clamp(1, 100_000),
@@ -121,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
                 idle: idle.min(1_000_000),
                 sources: sources.clamp(1, 250),
                 server_pid,
+                also,
             };
             Outcome::Sockets(ws_groups::run(&cli.url, &options, &scenario).await?)
         }

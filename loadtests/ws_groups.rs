@@ -45,6 +45,8 @@ pub struct Options {
     pub idle: usize,
     pub sources: u8,
     pub server_pid: Option<u32>,
+    /// Other processes serving the same rooms; members are spread over them and `url`.
+    pub also: Vec<String>,
 }
 
 /// Setup requests and socket connections in flight at once.
@@ -137,12 +139,19 @@ enum Sample {
     Error(String),
 }
 
-pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Result<WsReport> {
-    let server: SocketAddr = url
-        .trim_start_matches("http://")
+fn socket_address(url: &str) -> anyhow::Result<SocketAddr> {
+    url.trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
-        .context("--url must be http://IP:PORT for ws-groups")?;
+        .context("server URLs must be http://IP:PORT for ws-groups")
+}
+
+pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Result<WsReport> {
+    let server = socket_address(url)?;
+    let mut servers = vec![(url.to_string(), server)];
+    for other in &options.also {
+        servers.push((other.clone(), socket_address(other)?));
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(SETUP_CONCURRENCY)
         .build()?;
@@ -185,9 +194,10 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
         .map(|(g, m)| {
             let (client, groups) = (&client, &groups);
             let source = source_address(g * options.members + m, options.sources);
+            let (url, server) = &servers[m % servers.len()];
             async move {
                 let member = &groups[g].members[m];
-                let socket = open_socket(client, url, server, source, &member.token).await?;
+                let socket = open_socket(client, url, *server, source, &member.token).await?;
                 let socket = join(socket, &groups[g].id).await?;
                 anyhow::Ok((g, m, socket))
             }
@@ -285,6 +295,12 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
         "Sockets from {} loopback source addresses; operations: adds, every fourth a vote. Delivery: send → each member's receipt of the event. Refresh: send → the first recommendations frame covering it (group's first member).",
         options.sources
     ));
+    if servers.len() > 1 {
+        report.notes.push(format!(
+            "Members spread over {} processes (member m on process m mod {0}).",
+            servers.len()
+        ));
+    }
     Ok(report)
 }
 

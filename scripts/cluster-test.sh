@@ -5,7 +5,5 @@
 # Part of the whole suite too; this runs just them. Needs PostgreSQL and Redis as for the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pg_isready -q -h 127.0.0.1 || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
-redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 \
-  || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+scripts/ensure-services.sh
 cargo test --test integration -- processes:: cluster:: "$@"

@@ -192,6 +192,43 @@ struct Socket {
 
 type Waiter = oneshot::Sender<Result<Arc<GroupRecommendations>, String>>;
 
+/// The room's current list: the frame sockets get, and the list itself — read from the frame
+/// only when needed in a replica that received it (most never need it: reading every list
+/// another process computed was the largest cost of a replica).
+struct RoomList {
+    frame: ByteString,
+    list: std::cell::OnceCell<Option<Arc<GroupRecommendations>>>,
+}
+
+impl RoomList {
+    fn computed(list: Arc<GroupRecommendations>) -> Self {
+        let frame = ServerFrame::Recommendations(&list).encode();
+        Self {
+            frame,
+            list: std::cell::OnceCell::from(Some(list)),
+        }
+    }
+
+    fn received(frame: ByteString) -> Self {
+        Self {
+            frame,
+            list: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn list(&self) -> Option<&Arc<GroupRecommendations>> {
+        self.list
+            .get_or_init(|| match serde_json::from_str(&self.frame) {
+                Ok(list) => Some(Arc::new(list)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "unreadable room list from another process");
+                    None
+                }
+            })
+            .as_ref()
+    }
+}
+
 pub struct GroupActor {
     state: GroupState,
     deps: GroupDeps,
@@ -210,7 +247,7 @@ pub struct GroupActor {
     resyncing: bool,
     /// The latest events as sent, for replay to reconnecting clients.
     recent: VecDeque<(i64, ByteString)>,
-    recommendations: Option<(Arc<GroupRecommendations>, ByteString)>,
+    recommendations: Option<RoomList>,
     refresh_scheduled: bool,
     refreshing: bool,
     last_refresh: Option<Instant>,
@@ -354,7 +391,7 @@ impl GroupActor {
         let Command::AddTrack { track } = command else {
             return None;
         };
-        let (list, _) = self.recommendations.as_ref()?;
+        let list = self.recommendations.as_ref()?.list()?;
         let item = list
             .items
             .iter()
@@ -446,6 +483,15 @@ impl GroupActor {
             self.deps
                 .fanout
                 .publish(Topic::Room(&self.state.id), news.encode());
+        }
+    }
+
+    /// Sends the room's list to the other replicas, as the frame their sockets get.
+    fn tell_list(&self) {
+        if let Some(list) = &self.recommendations {
+            self.tell_others(&News::Recommendations {
+                frame: list.frame.to_string(),
+            });
         }
     }
 
@@ -667,6 +713,9 @@ impl GroupActor {
         }
         let mut affects_recommendations = false;
         let mut feedback = Vec::new();
+        // Feedback another process records: its taste news will ask for the refresh, once
+        // the taste counts (refreshing now would rank with the member's old taste).
+        let mut feedback_elsewhere = false;
         let mut gap = false;
         for event in events {
             if event.seq <= self.state.seq {
@@ -684,8 +733,9 @@ impl GroupActor {
             affects_recommendations |= event.body.affects_recommendations();
             self.reward_recommendations(&event);
             let implied = self.follow_up(&event, ctx);
-            if source == Source::Here {
-                feedback.extend(implied);
+            match source {
+                Source::Here => feedback.extend(implied),
+                Source::Elsewhere => feedback_elsewhere |= implied.is_some(),
             }
         }
         if gap {
@@ -698,7 +748,7 @@ impl GroupActor {
         self.sync_device(ctx);
         self.request_auto_fill(ctx);
         if feedback.is_empty() {
-            if affects_recommendations {
+            if affects_recommendations && !feedback_elsewhere {
                 self.schedule_refresh(ctx);
             }
             return;
@@ -765,7 +815,7 @@ impl GroupActor {
 
     /// The current recommendations that auto-fill adds now, each for its best-served member.
     fn auto_fill_events(&self) -> Vec<EventBody> {
-        let Some((list, _)) = &self.recommendations else {
+        let Some(list) = self.recommendations.as_ref().and_then(RoomList::list) else {
             return Vec::new();
         };
         let picks: Vec<(TrackSummary, Option<String>)> = list
@@ -796,7 +846,7 @@ impl GroupActor {
         if self.state.settings.aggregation.fixed().is_some() {
             return;
         }
-        if let Some((list, _)) = &self.recommendations {
+        if let Some(list) = self.recommendations.as_ref().and_then(RoomList::list) {
             if list
                 .items
                 .iter()
@@ -968,7 +1018,9 @@ impl GroupActor {
         };
         ctx.spawn(work.into_actor(self).map(move |result, actor, ctx| {
             actor.refreshing = false;
-            if let (None, Ok(list)) = (fixed, &result) {
+            // Only the duty holder's lists are pulls (a replica answering a REST caller before
+            // the holder's list came is not shown to the room, so it earns no reward).
+            if let (None, Ok(list), true) = (fixed, &result, actor.duties) {
                 // A popular start (nobody has a taste) is no pull of any arm.
                 if let Some(strategy) = Strategy::parse(&list.strategy) {
                     actor.deps.bandit.do_send(Shown {
@@ -986,12 +1038,10 @@ impl GroupActor {
                 .observe(started.elapsed().as_secs_f64());
             match result {
                 Ok(recommendations) => {
+                    actor.set_recommendations(RoomList::computed(Arc::new(recommendations)));
                     if actor.duties {
-                        actor.tell_others(&News::Recommendations {
-                            list: Box::new(recommendations.clone()),
-                        });
+                        actor.tell_list();
                     }
-                    actor.set_recommendations(Arc::new(recommendations));
                     actor.request_auto_fill(ctx);
                 }
                 Err(err) => {
@@ -1016,13 +1066,18 @@ impl GroupActor {
     }
 
     /// The room's list now: to every socket here and to whoever waits for it.
-    fn set_recommendations(&mut self, recommendations: Arc<GroupRecommendations>) {
-        let frame = ServerFrame::Recommendations(&recommendations).encode();
-        self.broadcast(&frame);
-        for waiter in self.waiters.drain(..) {
-            let _ = waiter.send(Ok(Arc::clone(&recommendations)));
+    fn set_recommendations(&mut self, list: RoomList) {
+        self.broadcast(&list.frame);
+        if !self.waiters.is_empty() {
+            let answer = list
+                .list()
+                .cloned()
+                .ok_or_else(|| "the room's list could not be read".to_string());
+            for waiter in self.waiters.drain(..) {
+                let _ = waiter.send(answer.clone());
+            }
         }
-        self.recommendations = Some((recommendations, frame));
+        self.recommendations = Some(list);
     }
 
     fn reply(origin: &Origin, frame: ByteString) {
@@ -1128,8 +1183,8 @@ impl Handler<Attach> for GroupActor {
         }
         self.idle_generation += 1;
         self.catch_up(&msg.socket, msg.last_seq);
-        if let Some((_, frame)) = &self.recommendations {
-            msg.socket.do_send(ToSocket::Frame(frame.clone()));
+        if let Some(list) = &self.recommendations {
+            msg.socket.do_send(ToSocket::Frame(list.frame.clone()));
         }
         msg.socket.do_send(ToSocket::Frame(ack(
             msg.client_msg_id.as_deref(),
@@ -1413,6 +1468,10 @@ impl Handler<FromFanout> for GroupActor {
                 self.resync(ctx);
                 self.tell_others(&News::Hello);
                 self.tell_presence();
+                // Taste news may have been lost too.
+                if matches!(delivery, Delivery::Reconnected) {
+                    self.schedule_refresh(ctx);
+                }
                 return;
             }
             Delivery::Message { from, body } => (from, body),
@@ -1439,9 +1498,7 @@ impl Handler<FromFanout> for GroupActor {
                 }
                 if self.duties {
                     match &self.recommendations {
-                        Some((list, _)) => self.tell_others(&News::Recommendations {
-                            list: Box::new((**list).clone()),
-                        }),
+                        Some(_) => self.tell_list(),
                         None => self.schedule_refresh(ctx),
                     }
                     if self.playback_issue.is_some() {
@@ -1452,8 +1509,8 @@ impl Handler<FromFanout> for GroupActor {
                 }
             }
             // The holder's list (a replica that holds the lease too, for a moment, keeps its own).
-            News::Recommendations { list } if !self.duties => {
-                self.set_recommendations(Arc::new(*list))
+            News::Recommendations { frame } if !self.duties => {
+                self.set_recommendations(RoomList::received(ByteString::from(frame)))
             }
             News::Playback { issue } if !self.duties => self.set_playback_issue(issue),
             News::Recommendations { .. } | News::Playback { .. } => {}
@@ -1492,9 +1549,9 @@ impl Handler<GetRecommendations> for GroupActor {
     type Result = ResponseFuture<Result<Arc<GroupRecommendations>, ApiError>>;
 
     fn handle(&mut self, _: GetRecommendations, ctx: &mut Self::Context) -> Self::Result {
-        if let Some((recommendations, _)) = &self.recommendations {
-            let recommendations = Arc::clone(recommendations);
-            return Box::pin(async move { Ok(recommendations) });
+        if let Some(list) = self.recommendations.as_ref().and_then(RoomList::list) {
+            let list = Arc::clone(list);
+            return Box::pin(async move { Ok(list) });
         }
         let (tx, rx) = oneshot::channel();
         self.waiters.push(tx);
@@ -1516,7 +1573,7 @@ impl Handler<SendRecommendations> for GroupActor {
 
     fn handle(&mut self, msg: SendRecommendations, ctx: &mut Self::Context) {
         match &self.recommendations {
-            Some((_, frame)) => msg.socket.do_send(ToSocket::Frame(frame.clone())),
+            Some(list) => msg.socket.do_send(ToSocket::Frame(list.frame.clone())),
             // The socket is attached, so it receives the broadcast when it is ready.
             None => self.refresh(ctx),
         }

@@ -8,15 +8,16 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{events::Event, state::PlaybackIssue};
-use crate::{recommend::GroupRecommendations, storage::groups::StoredEvent};
+use crate::storage::groups::StoredEvent;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum News {
     /// Events the sender just stored, in seq order.
     Events { events: Vec<StoredEvent> },
-    /// The room's list, from the replica that runs its duties.
-    Recommendations { list: Box<GroupRecommendations> },
+    /// The room's list, from the replica that runs its duties: the `recommendations` frame
+    /// as its sockets got it (the others send it on as it is, and read the list from it).
+    Recommendations { frame: String },
     /// The sender's open sockets per member (all of them: it replaces the last one), and the
     /// last seq it has: a heartbeat, so a replica that missed events learns it.
     Presence {

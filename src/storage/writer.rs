@@ -142,12 +142,29 @@ async fn run(
 
 async fn commit(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let mut results = Vec::with_capacity(writes.len());
-    for write in writes {
-        results.push(apply(&mut tx, write).await?);
+    let mut results = vec![None; writes.len()];
+    for i in lock_order(writes) {
+        results[i] = Some(apply(&mut tx, &writes[i]).await?);
     }
     tx.commit().await?;
-    Ok(results)
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every write applied"))
+        .collect())
+}
+
+/// The order to apply a batch in: group rows (which appends lock) by group id, then the
+/// inserts. Writers of several processes lock the rows they share in the same order, so their
+/// batches wait for each other but never deadlock. One group's writes keep their order.
+fn lock_order(writes: &[Write]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..writes.len()).collect();
+    order.sort_by(|&a, &b| match (&writes[a], &writes[b]) {
+        (Write::Events { group_id: x, .. }, Write::Events { group_id: y, .. }) => x.cmp(y),
+        (Write::Events { .. }, _) => std::cmp::Ordering::Less,
+        (_, Write::Events { .. }) => std::cmp::Ordering::Greater,
+        _ => std::cmp::Ordering::Equal,
+    });
+    order
 }
 
 async fn apply(conn: &mut AnyConnection, write: &Write) -> Result<Written, sqlx::Error> {
@@ -245,5 +262,47 @@ async fn apply(conn: &mut AnyConnection, write: &Write) -> Result<Written, sqlx:
             .await?;
             Ok(Written::Exposure)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(group: &str) -> Write {
+        Write::Events {
+            group_id: group.into(),
+            actor: None,
+            client_msg_id: None,
+            events: vec![],
+            after: None,
+            now: 0,
+        }
+    }
+
+    fn exposure() -> Write {
+        Write::Exposure(Exposure {
+            request_id: "r".into(),
+            user_id: None,
+            group_id: None,
+            experiment_id: None,
+            variant: None,
+            strategy: "s".into(),
+            track_ids: "[]".into(),
+            created_at: 0,
+        })
+    }
+
+    #[test]
+    fn group_rows_are_locked_in_id_order_before_the_inserts() {
+        let batch = [
+            events("g_b"),
+            exposure(),
+            events("g_a"),
+            events("g_b"),
+            exposure(),
+        ];
+        // A stable sort: g_b's two writes keep their order (2 before 3 would be wrong).
+        assert_eq!(lock_order(&batch), vec![2, 0, 3, 1, 4]);
     }
 }
