@@ -9,8 +9,8 @@ use crate::{
     experiments::experiment,
     groups::{connect, group_of, track_id},
     helpers::{
-        assert_error, spawn_app, spawn_app_with, AppOptions, PrivateRedis, Store, TestApp,
-        ADMIN_TOKEN,
+        assert_error, spawn_app, spawn_app_with, start_chorus_binary, AppOptions, PrivateRedis,
+        Store, TestApp, ADMIN_TOKEN,
     },
     sockets::{events, Ending, RawEnding, RawSocket},
 };
@@ -759,37 +759,17 @@ async fn shutdown_closes_sockets_with_1012_at_once() {
 /// Finding 9 with a real process and a real SIGTERM.
 #[actix_web::test]
 async fn sigterm_closes_a_real_servers_sockets_with_1012() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CHORUS_BIND", "127.0.0.1:0")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/c.db", dir.path().display()),
-        )
-        .env("CHORUS_LOAD_DEMO_CATALOG", "false")
-        .env("CHORUS_RATE_LIMIT", "false")
-        .env("CHORUS_LOG_FORMAT", "json")
-        .env_remove("REDIS_URL")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the chorus binary starts");
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in stderr.lines().map_while(Result::ok) {
-            if !sent && line.contains("\"listening\"") {
-                let log: Value = serde_json::from_str(&line).unwrap();
-                port_tx.send(log["port"].as_u64().unwrap()).unwrap();
-                sent = true;
-            }
-        }
+    let (mut child, port) = start_chorus_binary(|command| {
+        command
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/c.db", dir.path().display()),
+            )
+            .env("CHORUS_LOAD_DEMO_CATALOG", "false")
+            .env("CHORUS_RATE_LIMIT", "false")
+            .env_remove("REDIS_URL");
     });
-    let port = port_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server says where it listens");
     let address = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let user: Value = client

@@ -542,3 +542,35 @@ impl PgProxy {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// Starts the real `chorus` binary on a free port with JSON logs (`configure` sets the rest of
+/// its environment) and returns it with the port it says it listens on.
+pub fn start_chorus_binary(
+    configure: impl FnOnce(&mut std::process::Command),
+) -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chorus"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CHORUS_BIND", "127.0.0.1:0")
+        .env("CHORUS_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped());
+    configure(&mut command);
+    let mut child = command.spawn().expect("the chorus binary starts");
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in stderr.lines().map_while(Result::ok) {
+            if !sent && line.contains("\"listening\"") {
+                let log: Value = serde_json::from_str(&line).unwrap();
+                port_tx.send(log["port"].as_u64().unwrap() as u16).unwrap();
+                sent = true;
+            }
+        }
+    });
+    let port = port_rx
+        .recv_timeout(std::time::Duration::from_secs(90))
+        .expect("the server says where it listens");
+    (child, port)
+}

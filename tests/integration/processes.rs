@@ -3,17 +3,13 @@
 //! back through another with exactly what they missed, and no acknowledged operation is lost
 //! or doubled. `scripts/cluster-test.sh` runs just this.
 
-use std::{
-    io::BufRead,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Child, time::Duration};
 
 use chorus::catalog::import;
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{redis_url, seed_fixture, Store, TestDb, FIXTURE_CSV},
+    helpers::{redis_url, seed_fixture, start_chorus_binary, Store, TestDb, FIXTURE_CSV},
     sockets::Client,
 };
 
@@ -25,33 +21,14 @@ struct Node {
 
 impl Node {
     fn start(database_url: &str, redis_prefix: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("CHORUS_BIND", "127.0.0.1:0")
-            .env("DATABASE_URL", database_url)
-            .env("REDIS_URL", redis_url())
-            .env("CHORUS_REDIS_KEY_PREFIX", redis_prefix)
-            .env("CHORUS_LOAD_DEMO_CATALOG", "false")
-            .env("CHORUS_RATE_LIMIT", "false")
-            .env("CHORUS_LOG_FORMAT", "json")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the chorus binary starts");
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in stderr.lines().map_while(Result::ok) {
-                if !sent && line.contains("\"listening\"") {
-                    let log: Value = serde_json::from_str(&line).unwrap();
-                    port_tx.send(log["port"].as_u64().unwrap()).unwrap();
-                    sent = true;
-                }
-            }
+        let (child, port) = start_chorus_binary(|command| {
+            command
+                .env("DATABASE_URL", database_url)
+                .env("REDIS_URL", redis_url())
+                .env("CHORUS_REDIS_KEY_PREFIX", redis_prefix)
+                .env("CHORUS_LOAD_DEMO_CATALOG", "false")
+                .env("CHORUS_RATE_LIMIT", "false");
         });
-        let port = port_rx
-            .recv_timeout(Duration::from_secs(90))
-            .expect("the server says where it listens");
         Self {
             child,
             address: format!("http://127.0.0.1:{port}"),
