@@ -29,6 +29,9 @@ git worktree add -q --detach "$scratch/before" "$rev"
 mkdir -p "$scratch/bin/before" "$scratch/bin/now"
 (cd "$scratch/before" && CARGO_TARGET_DIR="$root/target" cargo build --release --quiet --bins)
 cp target/release/chorus target/release/chorus-load "$scratch/bin/before/"
+# The worktree's files are newer than this checkout's, so cargo would take the build it just
+# made for the working tree's too: touch the crate roots so that it rebuilds them.
+touch src/lib.rs src/main.rs loadtests/main.rs
 cargo build --release --quiet --bins
 cp target/release/chorus target/release/chorus-load "$scratch/bin/now/"
 
