@@ -84,7 +84,8 @@ enum Scenario {
         #[arg(long)]
         server_pid: Option<u32>,
         /// Another process serving the same rooms (repeatable): member m of every group
-        /// connects to server m mod (1 + the number of these); setup goes through --url.
+        /// connects to server m mod (1 + the number of these), and group g is set up through
+        /// server g mod that number.
         #[arg(long = "also")]
         also: Vec<String>,
     },

@@ -169,7 +169,8 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
         "ws-groups: creating {} groups of {} members",
         options.groups, options.members
     );
-    let groups = create_groups(&client, url, options.groups, options.members).await?;
+    let urls: Vec<String> = servers.iter().map(|(url, _)| url.clone()).collect();
+    let groups = create_groups(&client, &urls, options.groups, options.members).await?;
     eprintln!(
         "ws-groups: groups ready in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -297,7 +298,7 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
     ));
     if servers.len() > 1 {
         report.notes.push(format!(
-            "Members spread over {} processes (member m on process m mod {0}).",
+            "Members spread over {} processes (member m on process m mod {0}; group g set up through process g mod {0}).",
             servers.len()
         ));
     }
@@ -339,13 +340,17 @@ fn source_address(n: usize, sources: u8) -> IpAddr {
     ))
 }
 
+/// Group g is created and joined through server g mod the number of servers, as a load
+/// balancer would spread the requests (so the process that loads a room first, and holds its
+/// duties, differs from room to room).
 async fn create_groups(
     client: &reqwest::Client,
-    url: &str,
+    servers: &[String],
     groups: usize,
     members: usize,
 ) -> anyhow::Result<Vec<GroupSetup>> {
     let jobs = (0..groups).map(|g| async move {
+        let url = servers[g % servers.len()].as_str();
         let mut people = Vec::with_capacity(members);
         for m in 0..members {
             people.push(create_user(client, url, &format!("g{g}-m{m}")).await?);

@@ -94,11 +94,7 @@ impl Groups {
         let index: Weak<LiveGroups<GroupActor>> = Arc::downgrade(&live);
         let tell = Arc::clone(&fanout);
         recommender.users.on_taste_changed(Box::new(move |user| {
-            if let Some(live) = index.upgrade() {
-                for addr in live.member_groups(user.as_str()) {
-                    addr.do_send(TasteChanged);
-                }
-            }
+            refresh_rooms_of(&index, user);
             // Other processes reread this listener's taste (their rooms rank with it too).
             tell.publish(Topic::Tastes, user.as_str().to_string());
         }));
@@ -116,11 +112,7 @@ impl Groups {
                     let (users, index) = (users.clone(), index.clone());
                     tokio::spawn(async move {
                         users.reload(&user).await;
-                        if let Some(live) = index.upgrade() {
-                            for addr in live.member_groups(user.as_str()) {
-                                addr.do_send(TasteChanged);
-                            }
-                        }
+                        refresh_rooms_of(&index, &user);
                     });
                 }),
             );
@@ -397,6 +389,15 @@ impl Groups {
             "group loaded"
         );
         Ok((state, recent, snapshot_seq))
+    }
+}
+
+/// The live rooms `user` is in rank again (their taste changed).
+fn refresh_rooms_of(live: &Weak<LiveGroups<GroupActor>>, user: &UserId) {
+    if let Some(live) = live.upgrade() {
+        for addr in live.member_groups(user.as_str()) {
+            addr.do_send(TasteChanged);
+        }
     }
 }
 
