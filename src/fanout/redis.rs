@@ -74,18 +74,18 @@ impl Subscribers {
     fn deliver(&self, channel: &str, delivery: Delivery) {
         let subscribed: Vec<Subscriber> = {
             let by_channel = self.by_channel.lock().expect("subscribers lock");
-            match by_channel.get(channel) {
-                Some(list) => list.iter().map(|(_, s)| Arc::clone(s)).collect(),
-                None => return,
-            }
+            by_channel
+                .get(channel)
+                .into_iter()
+                .flatten()
+                .map(|(_, s)| Arc::clone(s))
+                .collect()
         };
-        for subscriber in subscribed {
-            subscriber(delivery.clone());
-        }
+        notify(subscribed, delivery);
     }
 
     fn deliver_all(&self, delivery: Delivery) {
-        let all: Vec<Subscriber> = {
+        let subscribed: Vec<Subscriber> = {
             let by_channel = self.by_channel.lock().expect("subscribers lock");
             by_channel
                 .values()
@@ -93,9 +93,14 @@ impl Subscribers {
                 .map(|(_, s)| Arc::clone(s))
                 .collect()
         };
-        for subscriber in all {
-            subscriber(delivery.clone());
-        }
+        notify(subscribed, delivery);
+    }
+}
+
+/// Calls the subscribers, outside the lock (a subscriber may subscribe or unsubscribe).
+fn notify(subscribed: Vec<Subscriber>, delivery: Delivery) {
+    for subscriber in subscribed {
+        subscriber(delivery.clone());
     }
 }
 

@@ -119,7 +119,7 @@ pub struct Execute {
 }
 
 /// A change the server makes on its own (no member acted), serialised with members' operations.
-#[derive(Message, Clone)]
+#[derive(Message)]
 #[rtype(result = "Result<i64, ApiError>")]
 enum ServerOp {
     /// The listen-along clock says this entry reached its end.
@@ -470,34 +470,40 @@ impl GroupActor {
                 .encode(),
             );
             if self.duties {
-                self.tell_others(&News::Playback {
-                    issue: self.playback_issue.clone(),
-                });
+                self.tell_playback();
             }
         }
     }
 
-    /// Sends news to the room's replicas in other processes (none in a process alone).
-    fn tell_others(&self, news: &News) {
+    /// Sends news to the room's replicas in other processes. In a process alone there are
+    /// none, and the news is not even made (it would cost the hot path a copy or an encoding).
+    fn tell_others(&self, news: impl FnOnce() -> News) {
         if self.deps.fanout.shared() {
             self.deps
                 .fanout
-                .publish(Topic::Room(&self.state.id), news.encode());
+                .publish(Topic::Room(&self.state.id), news().encode());
         }
     }
 
     /// Sends the room's list to the other replicas, as the frame their sockets get.
     fn tell_list(&self) {
         if let Some(list) = &self.recommendations {
-            self.tell_others(&News::Recommendations {
+            self.tell_others(|| News::Recommendations {
                 frame: list.frame.to_string(),
             });
         }
     }
 
+    /// Tells the other replicas how the room's Spotify device is doing.
+    fn tell_playback(&self) {
+        self.tell_others(|| News::Playback {
+            issue: self.playback_issue.clone(),
+        });
+    }
+
     /// Tells the other replicas who is online here, and the seq this replica has.
     fn tell_presence(&self) {
-        self.tell_others(&News::Presence {
+        self.tell_others(|| News::Presence {
             users: self.local_online.clone(),
             seq: self.state.seq,
         });
@@ -705,12 +711,9 @@ impl GroupActor {
 
     /// Folds stored events in (the next in seq order; older ones are skipped, and a gap is
     /// read from the store), sends them to this process's sockets and starts what follows
-    /// from them: for events stored here, the news to the other replicas and the acting
-    /// members' taste feedback; then (once that is recorded, so it counts) the recommendations.
+    /// from them: for events stored here, the acting members' taste feedback; then (once that
+    /// is recorded, so it counts) the recommendations.
     fn apply_events(&mut self, events: Vec<Event>, source: Source, ctx: &mut Context<Self>) {
-        if source == Source::Here {
-            self.tell_others(&News::events(&events));
-        }
         let mut affects_recommendations = false;
         let mut feedback = Vec::new();
         // Feedback another process records: its taste news will ask for the refresh, once
@@ -1336,9 +1339,7 @@ impl GroupActor {
         let bodies = match self.decide_op(&op) {
             Ok(Decided::Events(bodies)) => bodies,
             Ok(Decided::Nothing(seq)) => {
-                if actor.is_some() {
-                    Self::reply(&origin, ack(client_msg_id.as_deref(), seq));
-                }
+                Self::reply(&origin, ack(client_msg_id.as_deref(), seq));
                 return Box::pin(actix::fut::ready(Ok(seq)));
             }
             Err(err) => return fail(err, &origin),
@@ -1349,19 +1350,21 @@ impl GroupActor {
         let columns: Vec<(String, String)> = bodies.iter().map(EventBody::to_columns).collect();
         let (store_actor, store_client_id) = (actor.clone(), client_msg_id.clone());
         let append = async move {
-            let refs: Vec<(&str, &str)> = columns
-                .iter()
-                .map(|(k, p)| (k.as_str(), p.as_str()))
-                .collect();
-            let appended = groups::append_events(
-                &db,
-                &group_id,
-                after,
-                store_actor.as_ref(),
-                store_client_id.as_deref(),
-                &refs,
-            )
-            .await?;
+            let appended = {
+                let refs: Vec<(&str, &str)> = columns
+                    .iter()
+                    .map(|(k, p)| (k.as_str(), p.as_str()))
+                    .collect();
+                groups::append_events(
+                    &db,
+                    &group_id,
+                    after,
+                    store_actor.as_ref(),
+                    store_client_id.as_deref(),
+                    &refs,
+                )
+                .await?
+            };
             // Another process appended first: read what it stored, to decide again on it.
             let missed = match appended {
                 groups::Appended::Behind { .. } => {
@@ -1369,11 +1372,21 @@ impl GroupActor {
                 }
                 _ => Vec::new(),
             };
-            Ok::<_, sqlx::Error>((appended, missed))
+            // Stored: the columns as written are the other replicas' news.
+            Ok::<_, sqlx::Error>((appended, missed, columns))
         };
         Box::pin(append.into_actor(self).then(move |result, group, ctx| {
             match result {
-                Ok((groups::Appended::Stored { first, at }, _)) => {
+                Ok((groups::Appended::Stored { first, at }, _, columns)) => {
+                    group.tell_others(|| {
+                        News::stored(
+                            first,
+                            at,
+                            actor.as_ref().map(UserId::as_str),
+                            client_msg_id.as_deref(),
+                            columns,
+                        )
+                    });
                     let events = bodies
                         .into_iter()
                         .enumerate()
@@ -1387,12 +1400,10 @@ impl GroupActor {
                         .collect();
                     group.apply_events(events, Source::Here, ctx);
                     let seq = group.state.seq;
-                    if actor.is_some() {
-                        Self::reply(&origin, ack(client_msg_id.as_deref(), seq));
-                    }
+                    Self::reply(&origin, ack(client_msg_id.as_deref(), seq));
                     Box::pin(actix::fut::ready(Ok(seq))) as ResponseActFuture<Self, _>
                 }
-                Ok((groups::Appended::Behind { .. }, missed)) if attempt < MAX_ATTEMPTS => {
+                Ok((groups::Appended::Behind { .. }, missed, _)) if attempt < MAX_ATTEMPTS => {
                     group.deps.metrics.group_append_retries.inc();
                     group.apply_events(stored_events(missed), Source::Elsewhere, ctx);
                     // Replicas racing in lockstep would keep colliding: after a second lost
@@ -1409,7 +1420,7 @@ impl GroupActor {
                             .then(move |_, group, _| group.run(op, origin, attempt + 1)),
                     ) as ResponseActFuture<Self, _>
                 }
-                Ok((groups::Appended::Behind { .. }, _)) => fail(
+                Ok((groups::Appended::Behind { .. }, _, _)) => fail(
                     ApiError::new(
                         ErrorCode::Overloaded,
                         "the room is changing too fast right now; retry",
@@ -1417,7 +1428,7 @@ impl GroupActor {
                     .retry_after(1),
                     &origin,
                 ),
-                Ok((groups::Appended::NoGroup, _)) => fail(
+                Ok((groups::Appended::NoGroup, _, _)) => fail(
                     ApiError::new(ErrorCode::GroupNotFound, "the group was deleted"),
                     &origin,
                 ),
@@ -1466,7 +1477,7 @@ impl Handler<FromFanout> for GroupActor {
             // missing: read the log from the store, and say hello to be told the rest.
             Delivery::Subscribed | Delivery::Reconnected => {
                 self.resync(ctx);
-                self.tell_others(&News::Hello);
+                self.tell_others(|| News::Hello);
                 self.tell_presence();
                 // Taste news may have been lost too.
                 if matches!(delivery, Delivery::Reconnected) {
@@ -1502,9 +1513,7 @@ impl Handler<FromFanout> for GroupActor {
                         None => self.schedule_refresh(ctx),
                     }
                     if self.playback_issue.is_some() {
-                        self.tell_others(&News::Playback {
-                            issue: self.playback_issue.clone(),
-                        });
+                        self.tell_playback();
                     }
                 }
             }

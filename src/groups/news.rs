@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{events::Event, state::PlaybackIssue};
+use super::state::PlaybackIssue;
 use crate::storage::groups::StoredEvent;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,20 +32,26 @@ pub enum News {
 }
 
 impl News {
-    pub fn events(events: &[Event]) -> Self {
+    /// Events as the appender stored them: their `(kind, payload)` columns from `first` on,
+    /// sharing one actor, client message id and timestamp.
+    pub fn stored(
+        first: i64,
+        at: i64,
+        actor: Option<&str>,
+        client_msg_id: Option<&str>,
+        columns: Vec<(String, String)>,
+    ) -> Self {
         News::Events {
-            events: events
-                .iter()
-                .map(|event| {
-                    let (kind, payload) = event.body.to_columns();
-                    StoredEvent {
-                        seq: event.seq,
-                        kind,
-                        actor_user_id: event.actor.clone(),
-                        payload,
-                        client_msg_id: event.client_msg_id.clone(),
-                        created_at: event.ts,
-                    }
+            events: columns
+                .into_iter()
+                .zip(first..)
+                .map(|((kind, payload), seq)| StoredEvent {
+                    seq,
+                    kind,
+                    actor_user_id: actor.map(str::to_string),
+                    payload,
+                    client_msg_id: client_msg_id.map(str::to_string),
+                    created_at: at,
                 })
                 .collect(),
         }

@@ -302,7 +302,8 @@ mod tests {
             events("g_b"),
             exposure(),
         ];
-        // A stable sort: g_b's two writes keep their order (2 before 3 would be wrong).
+        // g_a's row first, then g_b's two writes in the order they came (0 before 3), then the
+        // inserts in theirs.
         assert_eq!(lock_order(&batch), vec![2, 0, 3, 1, 4]);
     }
 }
