@@ -102,13 +102,28 @@ async fn online_in(app: &TestApp, group_id: &str, viewer: &Member, member: &Memb
     let view = app
         .get_json_as(&format!("/api/v1/groups/{group_id}"), &viewer.token)
         .await;
+    shows_online(&view, &member.user_id)
+}
+
+/// Whether a room's view shows this member online (who must be a member).
+pub fn shows_online(view: &Value, user_id: &str) -> bool {
     view["members"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["user_id"] == member.user_id.as_str())
+        .find(|m| m["user_id"] == user_id)
         .map(|m| m["online"] == true)
         .unwrap()
+}
+
+/// Two processes, a room with its host on the first and a guest on the second, both joined.
+async fn host_and_guest(apps: &[TestApp]) -> (String, Vec<Member>, Client, Client) {
+    let (group_id, members) = group_of(&apps[0], &["Host", "Guest"], json!({})).await;
+    let mut host = connect(&apps[0], &members[0]).await;
+    let mut guest = connect(&apps[1], &members[1]).await;
+    host.join(&group_id, None).await;
+    guest.join(&group_id, None).await;
+    (group_id, members, host, guest)
 }
 
 /// Polls `check` every 100 ms for up to `within`.
@@ -240,11 +255,7 @@ async fn three_processes_serve_one_room_in_one_order() {
 async fn replicas_heal_from_the_store_after_redis_restarts() {
     let mut redis = PrivateRedis::start();
     let apps = cluster(2, Some(redis.url())).await;
-    let (group_id, members) = group_of(&apps[0], &["Host", "Guest"], json!({})).await;
-    let mut host = connect(&apps[0], &members[0]).await;
-    let mut guest = connect(&apps[1], &members[1]).await;
-    host.join(&group_id, None).await;
-    guest.join(&group_id, None).await;
+    let (_, _, mut host, mut guest) = host_and_guest(&apps).await;
     add_many(&mut host, &apps[0], 0, 1).await;
     assert_eq!(
         events_until(&mut guest, 3, vec![]).await.last().unwrap().1,
@@ -289,11 +300,7 @@ async fn list_at(client: &mut Client, seq: i64) -> Value {
 #[actix_web::test]
 async fn one_process_ranks_for_the_room_and_the_others_show_its_list() {
     let apps = cluster(2, None).await;
-    let (group_id, members) = group_of(&apps[0], &["Host", "Guest"], json!({})).await;
-    let mut host = connect(&apps[0], &members[0]).await;
-    let mut guest = connect(&apps[1], &members[1]).await;
-    host.join(&group_id, None).await;
-    guest.join(&group_id, None).await;
+    let (group_id, members, mut host, mut guest) = host_and_guest(&apps).await;
     // The guest likes tracks through their own process; the list on both sides reflects it,
     // and it is the same list (computed once, by the process holding the room's duties).
     add_many(&mut guest, &apps[1], 0, 3).await;

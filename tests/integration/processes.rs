@@ -9,6 +9,7 @@ use chorus::catalog::import;
 use serde_json::{json, Value};
 
 use crate::{
+    cluster::shows_online,
     helpers::{redis_url, seed_fixture, start_chorus_binary, Store, TestDb, FIXTURE_CSV},
     sockets::Client,
 };
@@ -128,11 +129,7 @@ async fn online(node: &Node, group_id: &str, viewer: &Member, who: &Member) -> b
     let view = node
         .get(&format!("/api/v1/groups/{group_id}"), &viewer.token)
         .await;
-    view["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|m| m["user_id"] == who.user_id.as_str() && m["online"] == true)
+    shows_online(&view, &who.user_id)
 }
 
 /// Sends an add and waits for its ack, keeping the events seen meanwhile.
