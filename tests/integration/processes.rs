@@ -217,8 +217,9 @@ async fn a_killed_process_loses_no_acknowledged_operation() {
     // that the track must end after the kill.
     let (ack, _) = clients[0].op(json!({"type": "play"}), "play").await;
     assert_eq!(ack["type"], "ack", "{ack}");
-    let view = nodes[1]
-        .get(&format!("/api/v1/groups/{group_id}"), &members[1].token)
+    // Read where the play was acknowledged: another process learns of it a moment later.
+    let view = nodes[0]
+        .get(&format!("/api/v1/groups/{group_id}"), &members[0].token)
         .await;
     let playing = view["now_playing"]["entry"]["entry_id"]
         .as_str()
