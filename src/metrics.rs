@@ -29,6 +29,8 @@ pub struct Metrics {
     pub group_append_retries: IntCounter,
     pub group_load_events: Histogram,
     pub group_recommendation_duration: HistogramVec,
+    /// Group rankings by whether their candidate pool was built or the room's kept one used.
+    pub group_pools: IntCounterVec,
     pub explanations: IntCounterVec,
     pub explainer_cache_hits: IntCounter,
     pub explainer_fallbacks: IntCounterVec,
@@ -155,6 +157,14 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let group_pools = IntCounterVec::new(
+            Opts::new(
+                "group_pools_total",
+                "Group rankings by candidate pool: built, or the room's kept pool reused",
+            ),
+            &["pool"],
+        )
+        .expect("valid metric");
         let explanations = IntCounterVec::new(
             Opts::new(
                 "explanations_total",
@@ -208,6 +218,7 @@ impl Metrics {
             Box::new(group_events.clone()),
             Box::new(group_append_retries.clone()),
             Box::new(group_recommendation_duration.clone()),
+            Box::new(group_pools.clone()),
             Box::new(explanations.clone()),
             Box::new(explainer_cache_hits.clone()),
             Box::new(explainer_fallbacks.clone()),
@@ -239,6 +250,7 @@ impl Metrics {
             group_events,
             group_append_retries,
             group_recommendation_duration,
+            group_pools,
             explanations,
             explainer_cache_hits,
             explainer_fallbacks,

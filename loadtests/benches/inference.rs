@@ -126,6 +126,7 @@ fn main() {
                         utility,
                         served: Vec::new(),
                         own_candidates,
+                        kept: None,
                     }
                 })
                 .collect();

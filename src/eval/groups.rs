@@ -415,6 +415,7 @@ impl<'a> Bench<'a> {
                         utility,
                         served: Vec::new(),
                         own_candidates,
+                        kept: None,
                     }])
                     .map_err(|e| anyhow::anyhow!(e))?;
                 Ok(ranked[0].items.iter().map(|i| i.item).collect())

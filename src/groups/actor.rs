@@ -46,9 +46,10 @@ use crate::{
     domain::{now_ms, UserId},
     error::{ApiError, ErrorCode},
     fanout::{Delivery, Fanout, Topic},
+    inference::group::KeptPool,
     limits::{gcra, Decision, Quota},
     metrics::Metrics,
-    recommend::{GroupRecommendations, GroupRequest, Recommender},
+    recommend::{GroupRecommendations, GroupRefresh, GroupRequest, Recommender},
     storage::{groups, Db},
     taste::{actor::RecordFeedback, FeedbackKind},
 };
@@ -252,6 +253,8 @@ pub struct GroupActor {
     refreshing: bool,
     last_refresh: Option<Instant>,
     refresh_again: bool,
+    /// What the last ranking left for the next (see `KeptPool`).
+    kept_pool: Option<Arc<KeptPool>>,
     waiters: Vec<Waiter>,
     /// Bumped whenever the last socket leaves; an idle timer only stops the generation it saw.
     idle_generation: u64,
@@ -304,6 +307,7 @@ impl GroupActor {
             refreshing: false,
             last_refresh: None,
             refresh_again: false,
+            kept_pool: None,
             waiters: Vec::new(),
             idle_generation: 0,
             snapshot_seq,
@@ -997,6 +1001,7 @@ impl GroupActor {
         } else {
             Default::default()
         };
+        let kept = self.kept_pool.clone();
         let started = Instant::now();
         let work = async move {
             // `auto`: the group-aggregation bandit picks (the default strategy if it is gone).
@@ -1016,6 +1021,7 @@ impl GroupActor {
                     candidates,
                     seq,
                     served,
+                    kept,
                 })
                 .await
         };
@@ -1023,7 +1029,7 @@ impl GroupActor {
             actor.refreshing = false;
             // Only the duty holder's lists are pulls (a replica answering a REST caller before
             // the holder's list came is not shown to the room, so it earns no reward).
-            if let (None, Ok(list), true) = (fixed, &result, actor.duties) {
+            if let (None, Ok(GroupRefresh { list, .. }), true) = (fixed, &result, actor.duties) {
                 // A popular start (nobody has a taste) is no pull of any arm.
                 if let Some(strategy) = Strategy::parse(&list.strategy) {
                     actor.deps.bandit.do_send(Shown {
@@ -1040,8 +1046,13 @@ impl GroupActor {
                 .with_label_values(&[outcome])
                 .observe(started.elapsed().as_secs_f64());
             match result {
-                Ok(recommendations) => {
-                    actor.set_recommendations(RoomList::computed(Arc::new(recommendations)));
+                Ok(refresh) => {
+                    if refresh.kept.is_some() {
+                        let pool = if refresh.pool_built { "built" } else { "kept" };
+                        actor.deps.metrics.group_pools.with_label_values(&[pool]).inc();
+                    }
+                    actor.kept_pool = refresh.kept;
+                    actor.set_recommendations(RoomList::computed(Arc::new(refresh.list)));
                     if actor.duties {
                         actor.tell_list();
                     }

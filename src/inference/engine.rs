@@ -345,6 +345,16 @@ impl Engine {
 
     /// Features, NCF and the hybrid ranker for each row's candidates, all rows in one tensor.
     pub(super) fn score_rows(&mut self, rows: &[ScoreRow<'_>]) -> Result<Scored, String> {
+        let features = self.featurize(rows)?;
+        self.score_features(features)
+    }
+
+    /// Each row's features with the NCF model's logit filled in: everything about a candidate
+    /// that depends on the listener alone (a group's agreement comes with the listener).
+    pub(super) fn featurize(
+        &mut self,
+        rows: &[ScoreRow<'_>],
+    ) -> Result<Vec<Vec<FeatureRow>>, String> {
         let mut clock = Instant::now();
         let mut lap = |slot: &mut Duration| {
             let now = Instant::now();
@@ -359,11 +369,7 @@ impl Engine {
         let b = rows.len();
         let c = rows.iter().map(|r| r.candidates.len()).max().unwrap_or(0);
         if c == 0 {
-            return Ok(Scored {
-                features,
-                scores: Vec::new(),
-                width: 0,
-            });
+            return Ok(features);
         }
         // NCF over [b, c] (short candidate lists padded with zero vectors, their scores dropped).
         let mut users = Vec::with_capacity(b * DIM);
@@ -383,8 +389,27 @@ impl Engine {
                 f[NCF_SCORE] = ncf[r * c + j];
             }
         }
-        let scores = self.models.hybrid(flatten(&features, c), b, c)?;
-        lap(&mut self.phases.hybrid);
+        Ok(features)
+    }
+
+    /// The hybrid ranker over complete feature rows.
+    pub(super) fn score_features(
+        &mut self,
+        features: Vec<Vec<FeatureRow>>,
+    ) -> Result<Scored, String> {
+        let clock = Instant::now();
+        let c = features.iter().map(Vec::len).max().unwrap_or(0);
+        if c == 0 {
+            return Ok(Scored {
+                features,
+                scores: Vec::new(),
+                width: 0,
+            });
+        }
+        let scores = self
+            .models
+            .hybrid(flatten(&features, c), features.len(), c)?;
+        self.phases.hybrid += clock.elapsed();
         Ok(Scored {
             features,
             scores,

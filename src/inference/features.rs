@@ -21,6 +21,7 @@ pub const HYBRID_FEATURES: [&str; FEATURES] = [
 ];
 pub const NCF_SCORE: usize = 0;
 pub const CONTENT_SIMILARITY: usize = 2;
+pub const GROUP_AGREEMENT: usize = 6;
 pub const ITEM_ITEM_SCORE: usize = 7;
 
 /// One candidate's features, in [`HYBRID_FEATURES`] order.

@@ -4,12 +4,16 @@
 //! pass, each member's utility for each candidate on a common 0–1 scale ([`Utility`]), the
 //! group's aggregation strategy, and reasons for the picks averaged over the members.
 
-use std::{collections::HashSet, sync::Arc, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use super::{
     candidates,
     engine::{Engine, ScoreRow},
-    features::{Candidate, FeatureRow, Listener, FEATURES},
+    features::{Candidate, FeatureRow, Listener, FEATURES, GROUP_AGREEMENT},
     retrieval::{self, Metric, RetrievalQuery},
     space::{dot, DIM},
 };
@@ -31,6 +35,8 @@ pub struct GroupRankJob {
     /// Whether every member contributes their own best candidates (else the pool is only the
     /// group vector's and the pooled item-item scores: the earlier design, kept to compare).
     pub own_candidates: bool,
+    /// What the room's previous ranking left (see [`KeptPool`]); `None`: build the pool.
+    pub kept: Option<Arc<KeptPool>>,
 }
 
 /// `p = σ(slope · logit + intercept)`: the hybrid ranker's logit as a calibrated probability
@@ -139,13 +145,115 @@ pub struct GroupRankedItem {
     pub contributions: FeatureRow,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct GroupRanked {
     pub items: Vec<GroupRankedItem>,
     /// Each member's satisfaction with the list (see [`crate::aggregate`]).
     pub satisfaction: Vec<f64>,
     pub harmony: Harmony,
     pub considered: usize,
+    /// For the room's next ranking.
+    pub kept: Arc<KeptPool>,
+    /// Whether the pool was built for this ranking (else the kept one was used).
+    pub pool_built: bool,
+    /// Members whose features and NCF scores were computed (the others' were kept).
+    pub members_scored: usize,
+}
+
+/// A room's pool is built again after this long, however little its members changed.
+pub const POOL_MAX_AGE: Duration = Duration::from_secs(20);
+/// ... or once a member's taste has moved this far from the one it was built for (the cosine
+/// of the two vectors; one like moves a listener with a dozen likes about 0.99) ...
+const POOL_DRIFT_COSINE: f32 = 0.95;
+/// ... or once the room's playlist has taken more than this share of it.
+const POOL_USED_UP: f32 = 0.25;
+
+/// What one ranking of a room leaves for its next: the candidate pool and every member's
+/// features over it (NCF score included), which depend on that member's taste alone. An
+/// operation changes one member's taste, so the next ranking scores only that member again,
+/// rewrites every row's group agreement (the group vector moved) and reruns the ranker over
+/// all rows: the same numbers a full scoring of the pool gives, for a fifth of the NCF work and
+/// no catalog scan. The pool itself is built again when it is old, a member's taste drifted
+/// from it, or the playlist used it up (the constants above).
+#[derive(Debug)]
+pub struct KeptPool {
+    pool: Vec<u32>,
+    /// Candidates when built (the playlist takes some away).
+    built_len: usize,
+    built_at: Instant,
+    candidates: usize,
+    own_candidates: bool,
+    members: Vec<KeptMember>,
+}
+
+#[derive(Debug)]
+struct KeptMember {
+    taste: Arc<Listener>,
+    /// The member's vector when the pool was built: drift is measured from it.
+    built_for: Vec<f32>,
+    /// Over `pool`; `None`: to be scored.
+    features: Option<Vec<FeatureRow>>,
+}
+
+impl KeptPool {
+    pub fn pool(&self) -> &[u32] {
+        &self.pool
+    }
+
+    /// The same pool with no member's scores kept: the next ranking scores every member over
+    /// it, as a full refresh of this pool would (benchmarks and tests compare the two).
+    pub fn unscored(&self) -> KeptPool {
+        KeptPool {
+            pool: self.pool.clone(),
+            members: self
+                .members
+                .iter()
+                .map(|m| KeptMember {
+                    taste: Arc::clone(&m.taste),
+                    built_for: m.built_for.clone(),
+                    features: None,
+                })
+                .collect(),
+            ..*self
+        }
+    }
+
+    /// Where this pool's candidates still allowed by `job` are, or `None` when the job needs
+    /// a new pool.
+    fn reuse(&self, job: &GroupRankJob, now: Instant) -> Option<Vec<usize>> {
+        if self.candidates != job.candidates
+            || self.own_candidates != job.own_candidates
+            || self.members.len() != job.members.len()
+            || now.saturating_duration_since(self.built_at) >= POOL_MAX_AGE
+        {
+            return None;
+        }
+        let drifted = self.members.iter().zip(&job.members).any(|(kept, taste)| {
+            !Arc::ptr_eq(&kept.taste, taste)
+                && cosine(&kept.built_for, &taste.vector[..DIM]) < POOL_DRIFT_COSINE
+        });
+        if drifted {
+            return None;
+        }
+        let positions: Vec<usize> = (0..self.pool.len())
+            .filter(|&j| job.exclude.binary_search(&self.pool[j]).is_err())
+            .collect();
+        let used = 1.0 - positions.len() as f32 / self.built_len.max(1) as f32;
+        (used <= POOL_USED_UP).then_some(positions)
+    }
+
+    /// The member's kept features over the whole pool, when their taste is the one they were
+    /// computed for.
+    fn scored(&self, member: usize, taste: &Arc<Listener>) -> Option<&[FeatureRow]> {
+        let kept = self.members.get(member)?;
+        kept.features
+            .as_deref()
+            .filter(|_| Arc::ptr_eq(&kept.taste, taste))
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt() + 1e-9)
 }
 
 /// Unit-length mean of the members' unit vectors: every member pulls equally, however long
@@ -212,12 +320,222 @@ fn utilities(
     }
 }
 
+/// A job's pool and where it came from.
+struct Planned {
+    pool: Vec<u32>,
+    /// `Some`: the kept pool's positions this pool takes; `None`: built now.
+    kept_positions: Option<Vec<usize>>,
+    /// The members' item-item scores (only computed for the members to score).
+    member_scores: Vec<Option<HashMap<u32, f32>>>,
+}
+
 impl Engine {
     pub fn rank_groups(&mut self, jobs: &[GroupRankJob]) -> Result<Vec<GroupRanked>, String> {
         let clock = Instant::now();
         let space = Arc::clone(&self.space);
         let vectors: Vec<Vec<f32>> = jobs.iter().map(|j| group_vector(&j.members)).collect();
-        // One retrieval pass for every query: each group's vector, then each member's own.
+        let reuse: Vec<Option<Vec<usize>>> = jobs
+            .iter()
+            .map(|job| job.kept.as_ref().and_then(|kept| kept.reuse(job, clock)))
+            .collect();
+        let to_build: Vec<usize> = (0..jobs.len()).filter(|&i| reuse[i].is_none()).collect();
+        let mut built = self.build_pools(
+            &to_build.iter().map(|&i| &jobs[i]).collect::<Vec<_>>(),
+            &to_build
+                .iter()
+                .map(|&i| &vectors[i][..])
+                .collect::<Vec<_>>(),
+        );
+        built.reverse();
+        let plans: Vec<Planned> = jobs
+            .iter()
+            .zip(reuse)
+            .map(|(job, positions)| match positions {
+                None => built.pop().expect("one built pool per job to build"),
+                Some(positions) => {
+                    let kept = job.kept.as_deref().expect("reused pools are kept");
+                    Planned {
+                        pool: positions.iter().map(|&j| kept.pool[j]).collect(),
+                        member_scores: job
+                            .members
+                            .iter()
+                            .enumerate()
+                            .map(|(m, taste)| {
+                                kept.scored(m, taste)
+                                    .is_none()
+                                    .then(|| space.neighbours().scores(&taste.seeds))
+                            })
+                            .collect(),
+                        kept_positions: Some(positions),
+                    }
+                }
+            })
+            .collect();
+        self.phases.retrieval += clock.elapsed();
+        // Rows to score: every member of a new pool, the members of a kept pool whose taste
+        // changed. Each member scores the pool with their own dot product and item-item scores.
+        let mut rows = Vec::new();
+        for (job, plan) in jobs.iter().zip(&plans) {
+            for (member, own) in job.members.iter().zip(&plan.member_scores) {
+                if let Some(own) = own {
+                    rows.push(ScoreRow {
+                        listener: member,
+                        candidates: plan
+                            .pool
+                            .iter()
+                            .map(|&item| Candidate {
+                                item,
+                                retrieval: dot(&member.vector[..DIM], space.vector_slice(item)),
+                                item_item: candidates::item_item_score(own, item),
+                            })
+                            .collect(),
+                    });
+                }
+            }
+        }
+        let members_scored: Vec<usize> = plans
+            .iter()
+            .map(|p| p.member_scores.iter().filter(|s| s.is_some()).count())
+            .collect();
+        let mut fresh = self.featurize(&rows)?.into_iter();
+        drop(rows);
+        // Every row in job and member order; "group agreement" is each candidate's cosine
+        // with the group vector, the same for every member of a room.
+        let mut features = Vec::with_capacity(jobs.iter().map(|j| j.members.len()).sum());
+        for ((job, plan), vector) in jobs.iter().zip(&plans).zip(&vectors) {
+            let agreement: Vec<f32> = plan
+                .pool
+                .iter()
+                .map(|&i| dot(vector, space.vector_slice(i)) / (space.norms()[i as usize] + 1e-9))
+                .collect();
+            for (m, (member, own)) in job.members.iter().zip(&plan.member_scores).enumerate() {
+                let mut rows = match (own, &job.kept, &plan.kept_positions) {
+                    (None, Some(kept), Some(positions)) => {
+                        let kept = kept.scored(m, member).expect("kept features");
+                        positions.iter().map(|&j| kept[j]).collect()
+                    }
+                    _ => fresh.next().expect("one scored row per member to score"),
+                };
+                for (row, &a) in rows.iter_mut().zip(&agreement) {
+                    row[GROUP_AGREEMENT] = a;
+                }
+                features.push(rows);
+            }
+        }
+        let scored = self.score_features(features)?;
+        let mut selections = Vec::with_capacity(jobs.len());
+        let mut picks_per_row: Vec<Vec<usize>> = Vec::with_capacity(scored.features.len());
+        let mut first_row = 0;
+        for (job, plan) in jobs.iter().zip(&plans) {
+            let pool = &plan.pool;
+            let member_rows = first_row..first_row + job.members.len();
+            let utilities: Vec<Vec<f32>> = member_rows
+                .clone()
+                .zip(&job.members)
+                .map(|(r, member)| {
+                    let logits: Vec<f32> = (0..pool.len()).map(|j| scored.score(r, j)).collect();
+                    utilities(&space, member, pool, &logits, job.utility)
+                })
+                .collect();
+            let selection = aggregate::select_after(job.strategy, &utilities, job.top, &job.served);
+            for _ in member_rows {
+                picks_per_row.push(selection.picks.clone());
+            }
+            selections.push((selection, utilities));
+            first_row += job.members.len();
+        }
+        let contributions = self.occlude(&scored, &picks_per_row)?;
+        let mut first_row = 0;
+        let mut out = Vec::with_capacity(jobs.len());
+        for (((job, plan), (selection, utilities)), scored_members) in
+            jobs.iter().zip(plans).zip(selections).zip(members_scored)
+        {
+            let n = job.members.len() as f32;
+            let member_rows = first_row..first_row + job.members.len();
+            let items = selection
+                .picks
+                .iter()
+                .enumerate()
+                .map(|(rank, &j)| {
+                    let mut features = [0f32; FEATURES];
+                    let mut mean_contributions = [0f32; FEATURES];
+                    for (row, row_contributions) in scored.features[member_rows.clone()]
+                        .iter()
+                        .zip(&contributions[member_rows.clone()])
+                    {
+                        for f in 0..FEATURES {
+                            features[f] += row[j][f] / n;
+                            mean_contributions[f] += row_contributions[rank][f] / n;
+                        }
+                    }
+                    GroupRankedItem {
+                        item: plan.pool[j],
+                        utilities: utilities.iter().map(|u| u[j]).collect(),
+                        features,
+                        contributions: mean_contributions,
+                    }
+                })
+                .collect();
+            let considered = plan.pool.len();
+            let kept = match (&job.kept, plan.kept_positions.is_some()) {
+                (Some(kept), true) => KeptPool {
+                    pool: plan.pool,
+                    built_len: kept.built_len,
+                    built_at: kept.built_at,
+                    candidates: kept.candidates,
+                    own_candidates: kept.own_candidates,
+                    members: job
+                        .members
+                        .iter()
+                        .zip(&kept.members)
+                        .zip(&scored.features[member_rows.clone()])
+                        .map(|((taste, before), features)| KeptMember {
+                            taste: Arc::clone(taste),
+                            built_for: before.built_for.clone(),
+                            features: Some(features.clone()),
+                        })
+                        .collect(),
+                },
+                _ => KeptPool {
+                    pool: plan.pool,
+                    built_len: considered,
+                    built_at: clock,
+                    candidates: job.candidates,
+                    own_candidates: job.own_candidates,
+                    members: job
+                        .members
+                        .iter()
+                        .zip(&scored.features[member_rows.clone()])
+                        .map(|(taste, features)| KeptMember {
+                            taste: Arc::clone(taste),
+                            built_for: taste.vector[..DIM].to_vec(),
+                            features: Some(features.clone()),
+                        })
+                        .collect(),
+                },
+            };
+            out.push(GroupRanked {
+                items,
+                satisfaction: selection.satisfaction,
+                harmony: selection.harmony,
+                considered,
+                pool_built: plan.kept_positions.is_none(),
+                members_scored: scored_members,
+                kept: Arc::new(kept),
+            });
+            first_row += job.members.len();
+        }
+        Ok(out)
+    }
+
+    /// A new pool for each job (with its members' item-item scores): every member's own best
+    /// candidates, then the group vector's and the pooled item-item scores. One retrieval pass
+    /// for every query: each group's vector, then the members' own where needed.
+    fn build_pools(&mut self, jobs: &[&GroupRankJob], vectors: &[&[f32]]) -> Vec<Planned> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let space = Arc::clone(&self.space);
         let shares: Vec<usize> = jobs
             .iter()
             .map(|job| {
@@ -230,15 +548,15 @@ impl Engine {
             .collect();
         let mut queries: Vec<RetrievalQuery> = jobs
             .iter()
-            .zip(&vectors)
+            .zip(vectors)
             .map(|(job, vector)| RetrievalQuery {
-                vector: vector.clone(),
+                vector: vector.to_vec(),
                 exclude: job.exclude.clone(),
                 k: job.candidates,
             })
             .collect();
         // Each member's item-item scores.
-        let member_scores: Vec<Vec<_>> = jobs
+        let member_scores: Vec<Vec<HashMap<u32, f32>>> = jobs
             .iter()
             .map(|job| {
                 job.members
@@ -272,17 +590,16 @@ impl Engine {
         for ((member, asked), own) in missing.iter().zip(hits.split_off(jobs.len())) {
             self.own_hits.insert(member, *asked, own);
         }
-        let pools: Vec<Vec<u32>> = jobs
-            .iter()
+        jobs.iter()
             .zip(&hits)
-            .zip(&vectors)
-            .zip(&member_scores)
+            .zip(vectors)
+            .zip(member_scores)
             .zip(&shares)
             .map(|((((job, hits), vector), scores), &share)| {
                 let mut pool = Vec::with_capacity(job.candidates);
                 let mut taken = HashSet::new();
                 if share > 0 {
-                    for (member, own) in job.members.iter().zip(scores) {
+                    for (member, own) in job.members.iter().zip(&scores) {
                         if own_from_neighbours(own, share) {
                             pool.extend(
                                 super::neighbours::best(own, &job.exclude, share)
@@ -311,7 +628,7 @@ impl Engine {
                         pool.extend(own_list.iter().map(|c| c.item).filter(|&i| taken.insert(i)));
                     }
                 }
-                let pooled = candidates::group_scores(scores);
+                let pooled = candidates::group_scores(&scores);
                 let group_list =
                     candidates::merge(&space, vector, &pooled, &job.exclude, hits, job.candidates);
                 for c in group_list {
@@ -322,106 +639,12 @@ impl Engine {
                         pool.push(c.item);
                     }
                 }
-                pool
+                Planned {
+                    pool,
+                    kept_positions: None,
+                    member_scores: scores.into_iter().map(Some).collect(),
+                }
             })
-            .collect();
-        self.phases.retrieval += clock.elapsed();
-        // Every member row scores the whole pool with the member's own dot product and
-        // item-item scores; "group agreement" is each candidate's cosine with the group vector.
-        let members: Vec<Listener> = jobs
-            .iter()
-            .zip(&pools)
-            .zip(&vectors)
-            .flat_map(|((job, pool), vector)| {
-                let agreement: Vec<f32> = pool
-                    .iter()
-                    .map(|&i| {
-                        dot(vector, space.vector_slice(i)) / (space.norms()[i as usize] + 1e-9)
-                    })
-                    .collect();
-                job.members.iter().map(move |m| Listener {
-                    agreement: Some(agreement.clone()),
-                    ..(**m).clone()
-                })
-            })
-            .collect();
-        let mut rows = Vec::with_capacity(members.len());
-        let mut listeners = members.iter();
-        for (pool, scores) in pools.iter().zip(&member_scores) {
-            for own in scores {
-                let listener = listeners.next().expect("one listener per member");
-                rows.push(ScoreRow {
-                    listener,
-                    candidates: pool
-                        .iter()
-                        .map(|&item| Candidate {
-                            item,
-                            retrieval: dot(&listener.vector[..DIM], space.vector_slice(item)),
-                            item_item: candidates::item_item_score(own, item),
-                        })
-                        .collect(),
-                });
-            }
-        }
-        let scored = self.score_rows(&rows)?;
-        let mut selections = Vec::with_capacity(jobs.len());
-        let mut picks_per_row: Vec<Vec<usize>> = Vec::with_capacity(rows.len());
-        let mut first_row = 0;
-        for (job, pool) in jobs.iter().zip(&pools) {
-            let member_rows = first_row..first_row + job.members.len();
-            let utilities: Vec<Vec<f32>> = member_rows
-                .clone()
-                .zip(&job.members)
-                .map(|(r, member)| {
-                    let logits: Vec<f32> = (0..pool.len()).map(|j| scored.score(r, j)).collect();
-                    utilities(&space, member, pool, &logits, job.utility)
-                })
-                .collect();
-            let selection = aggregate::select_after(job.strategy, &utilities, job.top, &job.served);
-            for _ in member_rows {
-                picks_per_row.push(selection.picks.clone());
-            }
-            selections.push((selection, utilities));
-            first_row += job.members.len();
-        }
-        let contributions = self.occlude(&scored, &picks_per_row)?;
-        let mut first_row = 0;
-        let mut out = Vec::with_capacity(jobs.len());
-        for ((job, pool), (selection, utilities)) in jobs.iter().zip(&pools).zip(selections) {
-            let n = job.members.len() as f32;
-            let items = selection
-                .picks
-                .iter()
-                .enumerate()
-                .map(|(rank, &j)| {
-                    let mut features = [0f32; FEATURES];
-                    let mut mean_contributions = [0f32; FEATURES];
-                    let member_rows = first_row..first_row + job.members.len();
-                    for (row, row_contributions) in scored.features[member_rows.clone()]
-                        .iter()
-                        .zip(&contributions[member_rows])
-                    {
-                        for f in 0..FEATURES {
-                            features[f] += row[j][f] / n;
-                            mean_contributions[f] += row_contributions[rank][f] / n;
-                        }
-                    }
-                    GroupRankedItem {
-                        item: pool[j],
-                        utilities: utilities.iter().map(|u| u[j]).collect(),
-                        features,
-                        contributions: mean_contributions,
-                    }
-                })
-                .collect();
-            out.push(GroupRanked {
-                items,
-                satisfaction: selection.satisfaction,
-                harmony: selection.harmony,
-                considered: pool.len(),
-            });
-            first_row += job.members.len();
-        }
-        Ok(out)
+            .collect()
     }
 }

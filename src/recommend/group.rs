@@ -13,7 +13,7 @@ use crate::{
     catalog::Track,
     domain::{now_ms, UserId},
     error::ApiError,
-    inference::group::{GroupRankJob, Utility},
+    inference::group::{GroupRankJob, KeptPool, Utility},
     taste::actor::GetSnapshot,
 };
 
@@ -79,6 +79,17 @@ pub struct GroupRequest<'a> {
     pub seq: i64,
     /// Each member's share of the playlist so far (empty when session fairness is off).
     pub served: std::collections::HashMap<String, f64>,
+    /// What the room's previous list left for this one (see [`KeptPool`]).
+    pub kept: Option<Arc<KeptPool>>,
+}
+
+/// A room's new list, and what it leaves for the next.
+pub struct GroupRefresh {
+    pub list: GroupRecommendations,
+    /// `None` for the popular start (nothing was scored).
+    pub kept: Option<Arc<KeptPool>>,
+    /// Whether the candidate pool was built (else the kept pool was used).
+    pub pool_built: bool,
 }
 
 /// The member with the highest utility (the first on a tie).
@@ -94,10 +105,7 @@ fn keenest(utilities: &[f32]) -> Option<usize> {
 }
 
 impl Recommender {
-    pub async fn for_group(
-        &self,
-        request: GroupRequest<'_>,
-    ) -> Result<GroupRecommendations, ApiError> {
+    pub async fn for_group(&self, request: GroupRequest<'_>) -> Result<GroupRefresh, ApiError> {
         let snapshots = join_all(
             request
                 .members
@@ -127,16 +135,20 @@ impl Recommender {
         exclude.dedup();
         let request_id = uuid::Uuid::now_v7().to_string();
         if listeners.is_empty() {
-            return Ok(GroupRecommendations {
-                request_id,
-                strategy: STRATEGY_POPULAR.to_string(),
-                items: self.popular_for_group(&exclude, &disliked, request.limit),
-                harmony: None,
-                members: Vec::new(),
-                members_without_taste: without_taste,
-                seq: request.seq,
-                computed_at: now_ms(),
-                candidates_considered: 0,
+            return Ok(GroupRefresh {
+                list: GroupRecommendations {
+                    request_id,
+                    strategy: STRATEGY_POPULAR.to_string(),
+                    items: self.popular_for_group(&exclude, &disliked, request.limit),
+                    harmony: None,
+                    members: Vec::new(),
+                    members_without_taste: without_taste,
+                    seq: request.seq,
+                    computed_at: now_ms(),
+                    candidates_considered: 0,
+                },
+                kept: None,
+                pool_built: false,
             });
         }
         let ranked = self
@@ -153,6 +165,7 @@ impl Recommender {
                     .map(|user| request.served.get(user).copied().unwrap_or(0.0))
                     .collect(),
                 own_candidates: true,
+                kept: request.kept,
             })
             .await?;
         let items = ranked
@@ -176,7 +189,7 @@ impl Recommender {
                 }
             })
             .collect();
-        Ok(GroupRecommendations {
+        let list = GroupRecommendations {
             request_id,
             strategy: request.strategy.name().to_string(),
             items,
@@ -199,6 +212,11 @@ impl Recommender {
             seq: request.seq,
             computed_at: now_ms(),
             candidates_considered: ranked.considered,
+        };
+        Ok(GroupRefresh {
+            list,
+            kept: Some(ranked.kept),
+            pool_built: ranked.pool_built,
         })
     }
 

@@ -12,7 +12,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use group::{
-    GroupRecommendations, GroupRecommended, GroupRequest, MemberFit, MemberSatisfaction,
+    GroupRecommendations, GroupRecommended, GroupRefresh, GroupRequest, MemberFit,
+    MemberSatisfaction,
 };
 pub use pairs::{next_pair, Pair};
 pub use reasons::{Reason, SIGNALS};

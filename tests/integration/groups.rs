@@ -951,6 +951,72 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
     assert_eq!(track_ids(&rest), track_ids(&switched));
 }
 
+/// A burst of changes costs one ranking per `recommend_interval_ms`, never one per change,
+/// and the list that follows reflects the last of them.
+#[actix_web::test]
+async fn a_burst_of_changes_is_ranked_once_per_interval_and_the_newest_state_wins() {
+    const INTERVAL_MS: u64 = 400;
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            recommend_interval_ms: INTERVAL_MS,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
+    let catalog = &app.state.catalog;
+    let tracks: Vec<String> = (0..catalog.len() as u32)
+        .map(|i| catalog.track(i).id.as_str().to_string())
+        .take(20)
+        .collect();
+    like(&app, &members[0], &tracks[..3]).await;
+    let mut a = connect(&app, &members[0]).await;
+    a.join(&group_id, None).await;
+    a.send(json!({"type": "request_recommendations"})).await;
+    a.next_of("recommendations").await;
+    let rankings = || {
+        app.state
+            .metrics
+            .group_recommendation_duration
+            .with_label_values(&["ok"])
+            .get_sample_count()
+    };
+    tokio::time::sleep(Duration::from_millis(INTERVAL_MS)).await;
+    let before = rankings();
+    let started = std::time::Instant::now();
+    let mut last_seq = 0;
+    for (n, track) in tracks[3..15].iter().enumerate() {
+        let (ack, _) = a
+            .op(
+                json!({"type": "add_track", "track_id": track}),
+                &format!("burst-{n}"),
+            )
+            .await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        last_seq = ack["seq"].as_i64().unwrap();
+    }
+    let newest = loop {
+        let frame = a.next_of("recommendations").await;
+        if frame["seq"].as_i64().unwrap() >= last_seq {
+            break frame;
+        }
+    };
+    let elapsed = started.elapsed().as_millis() as u64;
+    let ran = rankings() - before;
+    // Rankings start at least an interval apart: the first at once, then one per interval.
+    assert!(
+        ran >= 1 && ran <= elapsed / INTERVAL_MS + 1,
+        "{ran} rankings in {elapsed} ms"
+    );
+    assert!(ran < 12, "{ran} rankings for 12 changes");
+    let listed = track_ids(&newest);
+    assert!(
+        tracks[3..15].iter().all(|t| !listed.contains(t)),
+        "{listed:?}"
+    );
+}
+
 /// A solo like (REST, outside any group) reaches every live group of that member.
 #[actix_web::test]
 async fn a_like_anywhere_refreshes_every_live_group_of_that_member() {

@@ -10,7 +10,7 @@ use chorus::{
         candidates,
         engine::{RankBy, RankJob, Ranked},
         features::{candidate_features, Candidate, Listener, FEATURES, ITEM_ITEM_SCORE},
-        group::GroupRankJob,
+        group::{GroupRankJob, GroupRanked, Utility},
         retrieval::{top_k, Metric, RetrievalQuery},
     },
     startup::Application,
@@ -184,6 +184,7 @@ async fn liked_tracks_bring_their_item_item_neighbours_alone_and_in_groups() {
             utility: Default::default(),
             served: Vec::new(),
             own_candidates: true,
+            kept: None,
         })
         .await
         .unwrap();
@@ -201,6 +202,191 @@ async fn liked_tracks_bring_their_item_item_neighbours_alone_and_in_groups() {
             .expect("member's best neighbour");
         assert!((item.features[ITEM_ITEM_SCORE] - best.1 / 2.0).abs() < 1e-6);
     }
+}
+
+/// Five members, each liking twelve tracks of their own slice of the catalog (long enough
+/// histories that one more like moves a taste a little, as in a room that has been going).
+fn room_members(app: &TestApp, extra: &[(usize, u32)]) -> Vec<Arc<Listener>> {
+    let space = app.state.inference.space();
+    (0..5)
+        .map(|i| {
+            let mut history: Vec<u32> = (0..12)
+                .map(|k| ((i * 5_003 + k * 13) % space.len()) as u32)
+                .collect();
+            history.extend(extra.iter().filter(|(m, _)| *m == i).map(|&(_, t)| t));
+            Arc::new(Listener::from_history(
+                space,
+                &history,
+                &vec![1.0; history.len()],
+            ))
+        })
+        .collect()
+}
+
+fn room_job(app: &TestApp, members: Vec<Arc<Listener>>, playlist: &[u32]) -> GroupRankJob {
+    let mut exclude: Vec<u32> = members
+        .iter()
+        .flat_map(|m| m.history.clone())
+        .chain(playlist.iter().copied())
+        .collect();
+    exclude.sort_unstable();
+    exclude.dedup();
+    GroupRankJob {
+        served: (0..members.len())
+            .map(|m| [0.4, 0.1, 0.0, 0.2, 0.3][m % 5])
+            .collect(),
+        members,
+        exclude,
+        candidates: 100,
+        strategy: chorus::aggregate::Strategy::Fair,
+        top: 10,
+        utility: Utility::Platt(app.state.inference.calibration()),
+        own_candidates: true,
+        kept: None,
+    }
+}
+
+fn assert_same_ranking(a: &GroupRanked, b: &GroupRanked) {
+    let items = |r: &GroupRanked| r.items.iter().map(|i| i.item).collect::<Vec<_>>();
+    assert_eq!(items(a), items(b));
+    assert_eq!(a.considered, b.considered);
+    assert_eq!(a.kept.pool(), b.kept.pool());
+    // Equal up to the last bits the batch shape may move (see the batched test above).
+    let close = |x: f32, y: f32| (x - y).abs() < 1e-5;
+    for (x, y) in a.items.iter().zip(&b.items) {
+        assert!(x
+            .utilities
+            .iter()
+            .zip(&y.utilities)
+            .all(|(u, v)| close(*u, *v)));
+        for f in 0..FEATURES {
+            assert!(close(x.features[f], y.features[f]), "feature {f}");
+            assert!(
+                close(x.contributions[f], y.contributions[f]),
+                "contribution {f}"
+            );
+        }
+    }
+    for (x, y) in a.satisfaction.iter().zip(&b.satisfaction) {
+        assert!((x - y).abs() < 1e-5);
+    }
+    assert!((a.harmony.least - b.harmony.least).abs() < 1e-5);
+    assert!((a.harmony.average - b.harmony.average).abs() < 1e-5);
+}
+
+/// A room's next ranking over its kept pool scores only the member whose taste changed, and
+/// gives exactly what scoring every member over that pool gives.
+#[actix_web::test]
+async fn rescoring_the_member_who_changed_gives_the_full_rankings_result() {
+    let app = spawn_demo_app().await;
+    let inference = &app.state.inference;
+    let members = room_members(&app, &[]);
+    let first = inference
+        .rank_group(room_job(&app, members.clone(), &[]))
+        .await
+        .unwrap();
+    assert!(first.pool_built);
+    assert_eq!(first.members_scored, 5);
+    assert_eq!(first.kept.pool().len(), 100);
+
+    // Member 2 adds the room's top pick: it joins their likes and the playlist. The other
+    // members' tastes are the very values the first ranking saw.
+    let added = first.items[0].item;
+    let mut now = members.clone();
+    now[2] = Arc::clone(&room_members(&app, &[(2, added)])[2]);
+    let job = |kept| GroupRankJob {
+        kept: Some(kept),
+        ..room_job(&app, now.clone(), &[added])
+    };
+    let incremental = inference
+        .rank_group(job(Arc::clone(&first.kept)))
+        .await
+        .unwrap();
+    let full = inference
+        .rank_group(job(Arc::new(first.kept.unscored())))
+        .await
+        .unwrap();
+    assert!(!incremental.pool_built && !full.pool_built);
+    assert_eq!(incremental.members_scored, 1);
+    assert_eq!(full.members_scored, 5);
+    // The kept pool less the added track.
+    let expected: Vec<u32> = first
+        .kept
+        .pool()
+        .iter()
+        .copied()
+        .filter(|&t| t != added)
+        .collect();
+    assert_eq!(incremental.kept.pool(), &expected[..]);
+    assert_same_ranking(&incremental, &full);
+    assert!(incremental.items.iter().all(|i| i.item != added));
+
+    // And the next change again scores one member, over what this ranking kept.
+    let mut later = now.clone();
+    later[4] = Arc::clone(&room_members(&app, &[(4, added)])[4]);
+    let next = inference
+        .rank_group(GroupRankJob {
+            kept: Some(Arc::clone(&incremental.kept)),
+            ..room_job(&app, later, &[added])
+        })
+        .await
+        .unwrap();
+    assert!(!next.pool_built);
+    assert_eq!(next.members_scored, 1);
+}
+
+/// The pool is built again when a member's taste moved far from it, when the playlist has
+/// used up a quarter of it, or when members come or go.
+#[actix_web::test]
+async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
+    let app = spawn_demo_app().await;
+    let inference = &app.state.inference;
+    let members = room_members(&app, &[]);
+    let first = inference
+        .rank_group(room_job(&app, members.clone(), &[]))
+        .await
+        .unwrap();
+    let rank = |members: Vec<Arc<Listener>>, playlist: Vec<u32>| {
+        let job = GroupRankJob {
+            kept: Some(Arc::clone(&first.kept)),
+            ..room_job(&app, members, &playlist)
+        };
+        async move { inference.rank_group(job).await.unwrap() }
+    };
+    // Unchanged: nothing is scored again but the ranker over the kept rows.
+    let same = rank(members.clone(), Vec::new()).await;
+    assert!(!same.pool_built);
+    assert_eq!(same.members_scored, 0);
+    assert_eq!(
+        same.items.iter().map(|i| i.item).collect::<Vec<_>>(),
+        first.items.iter().map(|i| i.item).collect::<Vec<_>>()
+    );
+
+    // Member 0 now likes another slice of the catalog altogether.
+    let mut moved = members.clone();
+    moved[0] = Arc::new(Listener::from_history(
+        app.state.inference.space(),
+        &[first.items[9].item],
+        &[1.0],
+    ));
+    assert!(rank(moved, Vec::new()).await.pool_built);
+
+    // A playlist holding 26 of the pool's 100 candidates.
+    let playlist: Vec<u32> = first.kept.pool()[..26].to_vec();
+    let used = rank(members.clone(), playlist).await;
+    assert!(used.pool_built);
+    assert_eq!(used.considered, 100);
+    // ... while 25 leave the rest of it in use.
+    let playlist: Vec<u32> = first.kept.pool()[..25].to_vec();
+    let kept = rank(members.clone(), playlist).await;
+    assert!(!kept.pool_built);
+    assert_eq!(kept.considered, 75);
+
+    // A sixth member joins; one leaves.
+    let mut joined = members.clone();
+    joined.push(Arc::clone(&room_members(&app, &[(1, 7)])[1]));
+    assert!(rank(joined, Vec::new()).await.pool_built);
+    assert!(rank(members[..4].to_vec(), Vec::new()).await.pool_built);
 }
 
 /// Listeners built from fixture tracks, each liking a different slice of the catalog.
