@@ -6,7 +6,7 @@
 //! `CHORUS_EXECUTION_PROVIDER=cuda` (with a `--features cuda` build and `ORT_DYLIB_PATH` naming
 //! ONNX Runtime's GPU build) times the CUDA execution provider; `CHORUS_BENCH_BATCHES` (e.g.
 //! `1,8,64,256`) picks the batch sizes. Then the cost of a group refresh (5 members), as rooms
-//! rank now and as they ranked before issue 17.
+//! rank now and as they ranked before issues 17 and 21.
 
 use std::{
     sync::Arc,
@@ -97,18 +97,36 @@ fn main() {
         .collect();
     println!("\n| group refresh (5 members, 100 candidates) | batch | µs per refresh | retrieval | features | ncf | hybrid | explain |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (design, utility, own_candidates) in [
-        ("earlier: pooled list, σ(logit)", Utility::Sigmoid, false),
+    for (design, utility, own_candidates, pool) in [
+        (
+            "earlier: pooled list, σ(logit)",
+            Utility::Sigmoid,
+            false,
+            Pool::Built,
+        ),
         (
             "issue 17: every member's own candidates, Platt",
             Utility::Platt(calibration),
             true,
+            Pool::Built,
+        ),
+        (
+            "issue 21: the room's kept pool, every member scored",
+            Utility::Platt(calibration),
+            true,
+            Pool::KeptUnscored,
+        ),
+        (
+            "issue 21: the room's kept pool, the changed member scored",
+            Utility::Platt(calibration),
+            true,
+            Pool::Kept,
         ),
     ] {
         for &batch in &[1usize, 16] {
             // As in a busy room: one member's taste is new at each refresh (a fresh `Listener`,
             // as feedback makes), the others' are the ones seen before.
-            let group_jobs: Vec<GroupRankJob> = groups
+            let mut group_jobs: Vec<GroupRankJob> = groups
                 .iter()
                 .map(|members| {
                     let mut members = members.clone();
@@ -130,7 +148,8 @@ fn main() {
                     }
                 })
                 .collect();
-            // Warm-up: every member's taste as it was before this round's change.
+            // Warm-up: every member's taste as it was before this round's change (which also
+            // leaves each room's kept pool).
             let before: Vec<GroupRankJob> = groups
                 .iter()
                 .zip(&group_jobs)
@@ -139,8 +158,22 @@ fn main() {
                     ..job.clone()
                 })
                 .collect();
+            let mut kept = Vec::with_capacity(before.len());
             for chunk in before.chunks(batch) {
-                engine.rank_groups(chunk).expect("warm-up");
+                kept.extend(
+                    engine
+                        .rank_groups(chunk)
+                        .expect("warm-up")
+                        .into_iter()
+                        .map(|ranked| ranked.kept),
+                );
+            }
+            for (job, kept) in group_jobs.iter_mut().zip(kept) {
+                job.kept = match pool {
+                    Pool::Built => None,
+                    Pool::KeptUnscored => Some(Arc::new(kept.unscored())),
+                    Pool::Kept => Some(kept),
+                };
             }
             engine.phases = PhaseTimes::default();
             let started = Instant::now();
@@ -195,6 +228,17 @@ fn main() {
             per(total.saturating_sub(product))
         );
     }
+}
+
+/// Where a group refresh's candidate pool comes from.
+#[derive(Clone, Copy)]
+enum Pool {
+    /// Built for the refresh (retrieval, then every member scored).
+    Built,
+    /// The room's previous pool, every member scored again over it.
+    KeptUnscored,
+    /// The room's previous pool and its unchanged members' scores.
+    Kept,
 }
 
 /// Batch sizes from `CHORUS_BENCH_BATCHES` (comma-separated), else 1, 8, 32 and 64.

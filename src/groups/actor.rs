@@ -255,6 +255,16 @@ pub struct GroupActor {
     refresh_again: bool,
     /// What the last ranking left for the next (see `KeptPool`).
     kept_pool: Option<Arc<KeptPool>>,
+    /// Refreshes wait `recommend_interval_ms << refresh_backoff`: one more step each time
+    /// inference is too busy to take one, one less after each that ran.
+    refresh_backoff: u32,
+    /// Armed by a change the list should reflect: tells the members if it still does not
+    /// after `UPDATING_NOTICE`.
+    list_watch: Option<SpawnHandle>,
+    /// The members were told the list is being updated (until the next list).
+    told_updating: bool,
+    /// The seq of the latest event that should change the list.
+    list_wanted: i64,
     waiters: Vec<Waiter>,
     /// Bumped whenever the last socket leaves; an idle timer only stops the generation it saw.
     idle_generation: u64,
@@ -287,6 +297,11 @@ const LEASE_TTL: Duration = Duration::from_secs(6);
 const MAX_ATTEMPTS: u32 = 32;
 /// Events read from the store per query when catching up.
 const RESYNC_PAGE: i64 = 1_000;
+/// A list this late behind a change is announced as being updated.
+const UPDATING_NOTICE: Duration = Duration::from_secs(1);
+/// At most `recommend_interval_ms << MAX_REFRESH_BACKOFF` between refreshes of a room when
+/// inference is too busy (250 ms → 4 s by default).
+const MAX_REFRESH_BACKOFF: u32 = 4;
 
 impl GroupActor {
     pub fn new(state: GroupState, deps: GroupDeps, recent: Vec<Event>, snapshot_seq: i64) -> Self {
@@ -308,6 +323,10 @@ impl GroupActor {
             last_refresh: None,
             refresh_again: false,
             kept_pool: None,
+            refresh_backoff: 0,
+            list_watch: None,
+            told_updating: false,
+            list_wanted: 0,
             waiters: Vec::new(),
             idle_generation: 0,
             snapshot_seq,
@@ -754,6 +773,10 @@ impl GroupActor {
         self.schedule_track_end(ctx);
         self.sync_device(ctx);
         self.request_auto_fill(ctx);
+        if affects_recommendations {
+            self.list_wanted = self.state.seq;
+            self.watch_list(ctx);
+        }
         if feedback.is_empty() {
             if affects_recommendations && !feedback_elsewhere {
                 self.schedule_refresh(ctx);
@@ -941,6 +964,42 @@ impl GroupActor {
         }
     }
 
+    /// After a change the list should reflect: if the list still does not reflect it after
+    /// `UPDATING_NOTICE` (a busy machine, a slow ranking), the members are told a new one is
+    /// coming rather than left looking at the old one. Every replica watches its own sockets'
+    /// list, whoever ranks.
+    fn watch_list(&mut self, ctx: &mut Context<Self>) {
+        if self.list_watch.is_some() || self.told_updating || self.sockets.is_empty() {
+            return;
+        }
+        let changed = self.list_wanted;
+        self.list_watch = Some(ctx.run_later(UPDATING_NOTICE, move |actor, ctx| {
+            actor.list_watch = None;
+            let shown = actor
+                .recommendations
+                .as_ref()
+                .and_then(|list| list.list())
+                .map_or(i64::MIN, |list| list.seq);
+            if actor.told_updating {
+                return;
+            }
+            if shown >= changed {
+                // Caught up with that change; one since gets its own second.
+                if actor.list_wanted > shown {
+                    actor.watch_list(ctx);
+                }
+                return;
+            }
+            actor.told_updating = true;
+            actor.broadcast(
+                &ServerFrame::RecommendationsUpdating {
+                    seq: actor.state.seq,
+                }
+                .encode(),
+            );
+        }));
+    }
+
     /// At most one recomputation per `recommend_interval_ms`: at once after a quiet spell, else
     /// at the end of the interval (so a burst of changes costs one, never one per change).
     fn schedule_refresh(&mut self, ctx: &mut Context<Self>) {
@@ -948,7 +1007,8 @@ impl GroupActor {
         if self.refresh_scheduled || !self.duties {
             return;
         }
-        let interval = Duration::from_millis(self.deps.settings.recommend_interval_ms);
+        let interval =
+            Duration::from_millis(self.deps.settings.recommend_interval_ms << self.refresh_backoff);
         let wait = self
             .last_refresh
             .map_or(Duration::ZERO, |at| interval.saturating_sub(at.elapsed()));
@@ -1047,6 +1107,7 @@ impl GroupActor {
                 .observe(started.elapsed().as_secs_f64());
             match result {
                 Ok(refresh) => {
+                    actor.refresh_backoff = actor.refresh_backoff.saturating_sub(1);
                     if refresh.kept.is_some() {
                         let pool = if refresh.pool_built { "built" } else { "kept" };
                         actor.deps.metrics.group_pools.with_label_values(&[pool]).inc();
@@ -1060,10 +1121,12 @@ impl GroupActor {
                 }
                 Err(err) => {
                     if err.code == ErrorCode::Overloaded {
-                        // Transient: try again one refresh interval later rather than leaving
-                        // the room on its old list until its next change. Expected under load,
-                        // so not a warning (the duration metric counts the errors).
+                        // Transient: try again later rather than leaving the room on its old
+                        // list until its next change, and refresh this room less often while
+                        // inference is this busy. Expected under load, so not a warning (the
+                        // duration metric counts the errors).
                         tracing::debug!(group = %actor.state.id, "group recommendations refused: inference queue full");
+                        actor.refresh_backoff = (actor.refresh_backoff + 1).min(MAX_REFRESH_BACKOFF);
                         actor.refresh_again = true;
                     } else {
                         tracing::warn!(group = %actor.state.id, error = %err, "group recommendations failed");
@@ -1081,6 +1144,7 @@ impl GroupActor {
 
     /// The room's list now: to every socket here and to whoever waits for it.
     fn set_recommendations(&mut self, list: RoomList) {
+        self.told_updating = false;
         self.broadcast(&list.frame);
         if !self.waiters.is_empty() {
             let answer = list

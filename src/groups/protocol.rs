@@ -302,6 +302,11 @@ pub enum ServerFrame<'a> {
         seq: Option<i64>,
     },
     Recommendations(&'a GroupRecommendations),
+    /// The room's list does not reflect its changes up to `seq` yet; a new one is coming (sent
+    /// when a list is a second late, at most once until the next `recommendations`).
+    RecommendationsUpdating {
+        seq: i64,
+    },
     Presence {
         user_id: &'a str,
         online: bool,

@@ -1017,6 +1017,46 @@ async fn a_burst_of_changes_is_ranked_once_per_interval_and_the_newest_state_win
     );
 }
 
+/// A list a second late behind a change is announced as being updated; the next list ends it.
+#[actix_web::test]
+async fn a_late_list_is_announced_as_updating() {
+    let app = spawn_app_with(AppOptions {
+        realtime: RealtimeSettings {
+            // Lists at most every 2.5 s: the list after a change is late on purpose.
+            recommend_interval_ms: 2_500,
+            ..RealtimeSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
+    let catalog = &app.state.catalog;
+    let tracks: Vec<String> = (0..5u32)
+        .map(|i| catalog.track(i).id.as_str().to_string())
+        .collect();
+    like(&app, &members[0], &tracks[..3]).await;
+    let mut a = connect(&app, &members[0]).await;
+    a.join(&group_id, None).await;
+    a.send(json!({"type": "request_recommendations"})).await;
+    a.next_of("recommendations").await;
+
+    let (ack, _) = a
+        .op(json!({"type": "add_track", "track_id": tracks[3]}), "late")
+        .await;
+    let seq = ack["seq"].as_i64().unwrap();
+    let added = std::time::Instant::now();
+    let frames = a.recv_until("recommendations").await;
+    let list = frames.last().unwrap();
+    assert!(list["seq"].as_i64().unwrap() >= seq, "{list}");
+    let notices: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["type"] == "recommendations_updating")
+        .collect();
+    assert_eq!(notices.len(), 1, "{frames:?}");
+    assert!(notices[0]["seq"].as_i64().unwrap() >= seq);
+    assert!(added.elapsed() >= Duration::from_secs(1));
+}
+
 /// A solo like (REST, outside any group) reaches every live group of that member.
 #[actix_web::test]
 async fn a_like_anywhere_refreshes_every_live_group_of_that_member() {

@@ -22,6 +22,9 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
   const { session, groupId } = props;
   const [group, setGroup] = useState<GroupView | null>(null);
   const [recs, setRecs] = useState<GroupRecommendations | null>(null);
+  // The server says the list is a second or more behind the room's changes; cleared by the
+  // next list.
+  const [recsUpdating, setRecsUpdating] = useState(false);
   const [status, setStatus] = useState<SocketStatus>('connecting');
   const [detail, setDetail] = useState('');
   const [notice, setNotice] = useState(takeSpotifyOutcome);
@@ -55,8 +58,12 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
           case 'recommendations': {
             const { type: _type, ...list } = frame;
             setRecs(list as GroupRecommendations);
+            setRecsUpdating(false);
             break;
           }
+          case 'recommendations_updating':
+            setRecsUpdating(true);
+            break;
           case 'explanation_delta':
             setWhy((w) => ({ ...w, [frame.track_id]: { text: (w[frame.track_id]?.done ? '' : w[frame.track_id]?.text ?? '') + frame.text, done: false } }));
             break;
@@ -146,7 +153,7 @@ export function GroupRoom(props: { session: Session; groupId: string }) {
         <aside class="side">
           <SpotifyPanel session={session} group={group} isHost={isHost} />
           <Members group={group} me={me} isHost={isHost} op={op} />
-          <Recommendations recs={recs} me={me} inPlaylist={inPlaylist} why={why} onExplain={explain}
+          <Recommendations recs={recs} updating={recsUpdating} me={me} inPlaylist={inPlaylist} why={why} onExplain={explain}
             onAdd={(t) => op({ type: 'add_track', track_id: t.id })} />
         </aside>
       </div>
@@ -488,6 +495,7 @@ function YourShare(props: { recs: GroupRecommendations; me: string }) {
 
 function Recommendations(props: {
   recs: GroupRecommendations | null;
+  updating: boolean;
   me: string;
   inPlaylist: Set<string>;
   why: Record<string, Why>;
@@ -498,6 +506,9 @@ function Recommendations(props: {
   return (
     <section class="card recs" aria-labelledby="recs-title">
       <h2 id="recs-title">For the whole room</h2>
+      <p class="muted small updating" role="status" aria-live="polite">
+        {props.updating && recs ? 'Updating for the latest changes…' : ''}
+      </p>
       {!recs ? (
         <p class="empty" aria-busy="true">Finding tracks for everyone…</p>
       ) : (
