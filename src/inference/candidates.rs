@@ -55,7 +55,9 @@ pub fn item_item_score(scores: &HashMap<u32, f32>, item: u32) -> f32 {
 
 /// Item-item scores for a group: each member's scores over their own best, summed, so every
 /// member pulls equally however long their history.
-pub fn group_scores(members: &[HashMap<u32, f32>]) -> HashMap<u32, f32> {
+pub fn group_scores<'a>(
+    members: impl IntoIterator<Item = &'a HashMap<u32, f32>>,
+) -> HashMap<u32, f32> {
     let mut out: HashMap<u32, f32> = HashMap::new();
     for scores in members {
         let top = scores.values().copied().fold(0f32, f32::max);

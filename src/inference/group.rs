@@ -154,44 +154,50 @@ pub struct GroupRanked {
     pub considered: usize,
     /// For the room's next ranking.
     pub kept: Arc<KeptPool>,
-    /// Whether the pool was built for this ranking (else the kept one was used).
+    /// Whether the group's part of the pool was retrieved for this ranking (else kept).
     pub pool_built: bool,
-    /// Members whose features and NCF scores were computed (the others' were kept).
-    pub members_scored: usize,
+    /// Member × candidate rows featurised and scored by NCF for this ranking (the others were
+    /// kept from the room's previous ranking).
+    pub rows_scored: usize,
 }
 
-/// A room's pool is built again after this long, however little its members changed.
+/// The group's part of a room's pool is retrieved again after this long ...
 pub const POOL_MAX_AGE: Duration = Duration::from_secs(20);
-/// ... or once a member's taste has moved this far from the one it was built for (the cosine
-/// of the two vectors; one like moves a listener with a dozen likes about 0.99) ...
+/// ... or once the group vector has moved this far from the one it was retrieved for (the
+/// cosine of the two) ...
 const POOL_DRIFT_COSINE: f32 = 0.95;
 /// ... or once the room's playlist has taken more than this share of it.
 const POOL_USED_UP: f32 = 0.25;
 
-/// What one ranking of a room leaves for its next: the candidate pool and every member's
-/// features over it (NCF score included), which depend on that member's taste alone. An
-/// operation changes one member's taste, so the next ranking scores only that member again,
-/// rewrites every row's group agreement (the group vector moved) and reruns the ranker over
-/// all rows: the same numbers a full scoring of the pool gives, for a fifth of the NCF work and
-/// no catalog scan. The pool itself is built again when it is old, a member's taste drifted
-/// from it, or the playlist used it up (the constants above).
+/// What one ranking of a room leaves for its next. The pool is each member's own best
+/// candidates, then the group's (its vector's and the pooled item-item scores); every
+/// member's features over it (NCF score included) depend on that member's taste alone. An
+/// operation changes one member's taste, so the next ranking finds that member's own
+/// candidates again (item-item neighbours, or one dot-product query), keeps the others' and
+/// the group's, scores that member over the pool and the others over the candidates new to
+/// them, rewrites every row's group agreement (the group vector moved) and reruns the ranker
+/// over all rows: the same numbers a full scoring of that pool gives, for a fraction of the
+/// NCF work and no scan for the group. The group's part is retrieved again when old, drifted
+/// or used up (the constants above), and everything when members come or go.
 #[derive(Debug)]
 pub struct KeptPool {
     pool: Vec<u32>,
-    /// Candidates when built (the playlist takes some away).
-    built_len: usize,
-    built_at: Instant,
     candidates: usize,
     own_candidates: bool,
+    /// The group's candidates, best first, and what they were retrieved for.
+    group: Vec<u32>,
+    group_len: usize,
+    group_vector: Vec<f32>,
+    group_at: Instant,
     members: Vec<KeptMember>,
 }
 
 #[derive(Debug)]
 struct KeptMember {
     taste: Arc<Listener>,
-    /// The member's vector when the pool was built: drift is measured from it.
-    built_for: Vec<f32>,
-    /// Over `pool`; `None`: to be scored.
+    /// The member's own best candidates (for their share of the pool).
+    own: Vec<u32>,
+    /// Over `pool`; `None`: to be scored again.
     features: Option<Vec<FeatureRow>>,
 }
 
@@ -200,17 +206,19 @@ impl KeptPool {
         &self.pool
     }
 
-    /// The same pool with no member's scores kept: the next ranking scores every member over
+    /// The same pool with no member's features kept: the next ranking scores every member over
     /// it, as a full refresh of this pool would (benchmarks and tests compare the two).
     pub fn unscored(&self) -> KeptPool {
         KeptPool {
             pool: self.pool.clone(),
+            group: self.group.clone(),
+            group_vector: self.group_vector.clone(),
             members: self
                 .members
                 .iter()
                 .map(|m| KeptMember {
                     taste: Arc::clone(&m.taste),
-                    built_for: m.built_for.clone(),
+                    own: m.own.clone(),
                     features: None,
                 })
                 .collect(),
@@ -218,38 +226,54 @@ impl KeptPool {
         }
     }
 
-    /// Where this pool's candidates still allowed by `job` are, or `None` when the job needs
-    /// a new pool.
-    fn reuse(&self, job: &GroupRankJob, now: Instant) -> Option<Vec<usize>> {
-        if self.candidates != job.candidates
-            || self.own_candidates != job.own_candidates
-            || self.members.len() != job.members.len()
-            || now.saturating_duration_since(self.built_at) >= POOL_MAX_AGE
+    /// Whether `job` can build on this: the same room shape and settings.
+    fn fits(&self, job: &GroupRankJob) -> bool {
+        self.candidates == job.candidates
+            && self.own_candidates == job.own_candidates
+            && self.members.len() == job.members.len()
+    }
+
+    /// The group's kept candidates still allowed, unless they are to be retrieved again.
+    fn group_list(&self, job: &GroupRankJob, vector: &[f32], now: Instant) -> Option<Vec<u32>> {
+        if now.saturating_duration_since(self.group_at) >= POOL_MAX_AGE
+            || cosine(&self.group_vector, vector) < POOL_DRIFT_COSINE
         {
             return None;
         }
-        let drifted = self.members.iter().zip(&job.members).any(|(kept, taste)| {
-            !Arc::ptr_eq(&kept.taste, taste)
-                && cosine(&kept.built_for, &taste.vector[..DIM]) < POOL_DRIFT_COSINE
-        });
-        if drifted {
-            return None;
-        }
-        let positions: Vec<usize> = (0..self.pool.len())
-            .filter(|&j| job.exclude.binary_search(&self.pool[j]).is_err())
-            .collect();
-        let used = 1.0 - positions.len() as f32 / self.built_len.max(1) as f32;
-        (used <= POOL_USED_UP).then_some(positions)
+        let left = allowed(&self.group, &job.exclude);
+        let used = 1.0 - left.len() as f32 / self.group_len.max(1) as f32;
+        (used <= POOL_USED_UP).then_some(left)
     }
 
-    /// The member's kept features over the whole pool, when their taste is the one they were
-    /// computed for.
-    fn scored(&self, member: usize, taste: &Arc<Listener>) -> Option<&[FeatureRow]> {
-        let kept = self.members.get(member)?;
-        kept.features
-            .as_deref()
-            .filter(|_| Arc::ptr_eq(&kept.taste, taste))
+    /// The member's kept own candidates still allowed, if their taste is unchanged.
+    fn own_list(&self, member: usize, taste: &Arc<Listener>, exclude: &[u32]) -> Option<Vec<u32>> {
+        let kept = &self.members[member];
+        Arc::ptr_eq(&kept.taste, taste).then(|| allowed(&kept.own, exclude))
     }
+
+    /// The member's kept features by item, if their taste is unchanged.
+    fn features(&self, member: usize, taste: &Arc<Listener>) -> Option<HashMap<u32, FeatureRow>> {
+        let kept = &self.members[member];
+        let features = kept
+            .features
+            .as_ref()
+            .filter(|_| Arc::ptr_eq(&kept.taste, taste))?;
+        Some(
+            self.pool
+                .iter()
+                .copied()
+                .zip(features.iter().copied())
+                .collect(),
+        )
+    }
+}
+
+fn allowed(items: &[u32], exclude: &[u32]) -> Vec<u32> {
+    items
+        .iter()
+        .copied()
+        .filter(|i| exclude.binary_search(i).is_err())
+        .collect()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -320,13 +344,19 @@ fn utilities(
     }
 }
 
-/// A job's pool and where it came from.
+/// One job's pool as it is being put together.
 struct Planned {
-    pool: Vec<u32>,
-    /// `Some`: the kept pool's positions this pool takes; `None`: built now.
-    kept_positions: Option<Vec<usize>>,
-    /// The members' item-item scores (only computed for the members to score).
-    member_scores: Vec<Option<HashMap<u32, f32>>>,
+    /// Each member's item-item scores, where needed (own candidates to find, the group's to
+    /// retrieve, or rows to score).
+    item_item: Vec<Option<HashMap<u32, f32>>>,
+    /// Each member's own candidates: kept, or `None` to find.
+    own: Vec<Option<Vec<u32>>>,
+    /// The group's candidates: kept, or `None` to retrieve.
+    group: Option<Vec<u32>>,
+    /// The group's candidates were retrieved for this ranking.
+    group_retrieved: bool,
+    /// Whether anything is kept at all (else every part is new).
+    kept: bool,
 }
 
 impl Engine {
@@ -334,100 +364,127 @@ impl Engine {
         let clock = Instant::now();
         let space = Arc::clone(&self.space);
         let vectors: Vec<Vec<f32>> = jobs.iter().map(|j| group_vector(&j.members)).collect();
-        let reuse: Vec<Option<Vec<usize>>> = jobs
+        let mut plans: Vec<Planned> = jobs
             .iter()
-            .map(|job| job.kept.as_ref().and_then(|kept| kept.reuse(job, clock)))
-            .collect();
-        let to_build: Vec<usize> = (0..jobs.len()).filter(|&i| reuse[i].is_none()).collect();
-        let mut built = self.build_pools(
-            &to_build.iter().map(|&i| &jobs[i]).collect::<Vec<_>>(),
-            &to_build
-                .iter()
-                .map(|&i| &vectors[i][..])
-                .collect::<Vec<_>>(),
-        );
-        built.reverse();
-        let plans: Vec<Planned> = jobs
-            .iter()
-            .zip(reuse)
-            .map(|(job, positions)| match positions {
-                None => built.pop().expect("one built pool per job to build"),
-                Some(positions) => {
-                    let kept = job.kept.as_deref().expect("reused pools are kept");
-                    Planned {
-                        pool: positions.iter().map(|&j| kept.pool[j]).collect(),
-                        member_scores: job
-                            .members
-                            .iter()
-                            .enumerate()
-                            .map(|(m, taste)| {
-                                kept.scored(m, taste)
-                                    .is_none()
-                                    .then(|| space.neighbours().scores(&taste.seeds))
-                            })
-                            .collect(),
-                        kept_positions: Some(positions),
-                    }
+            .zip(&vectors)
+            .map(|(job, vector)| {
+                let kept = job.kept.as_deref().filter(|k| k.fits(job));
+                let own: Vec<Option<Vec<u32>>> = job
+                    .members
+                    .iter()
+                    .enumerate()
+                    .map(|(m, taste)| kept.and_then(|k| k.own_list(m, taste, &job.exclude)))
+                    .collect();
+                let group = kept.and_then(|k| k.group_list(job, vector, clock));
+                let item_item = job
+                    .members
+                    .iter()
+                    .zip(&own)
+                    .map(|(taste, own)| {
+                        (own.is_none() || group.is_none())
+                            .then(|| space.neighbours().scores(&taste.seeds))
+                    })
+                    .collect();
+                Planned {
+                    item_item,
+                    own,
+                    group,
+                    group_retrieved: false,
+                    kept: kept.is_some(),
                 }
             })
             .collect();
+        let pools = self.fill_pools(jobs, &vectors, &mut plans);
         self.phases.retrieval += clock.elapsed();
-        // Rows to score: every member of a new pool, the members of a kept pool whose taste
-        // changed. Each member scores the pool with their own dot product and item-item scores.
-        let mut rows = Vec::new();
-        for (job, plan) in jobs.iter().zip(&plans) {
-            for (member, own) in job.members.iter().zip(&plan.member_scores) {
-                if let Some(own) = own {
-                    rows.push(ScoreRow {
-                        listener: member,
-                        candidates: plan
-                            .pool
-                            .iter()
-                            .map(|&item| Candidate {
-                                item,
-                                retrieval: dot(&member.vector[..DIM], space.vector_slice(item)),
-                                item_item: candidates::item_item_score(own, item),
-                            })
-                            .collect(),
-                    });
+
+        // Rows to score: each member over the candidates they have no kept features for (all of
+        // them when their taste changed). Each member scores with their own dot product and
+        // item-item scores.
+        let mut kept_features: Vec<Vec<HashMap<u32, FeatureRow>>> = Vec::with_capacity(jobs.len());
+        let mut wanted: Vec<Vec<Vec<u32>>> = Vec::with_capacity(jobs.len());
+        for ((job, plan), pool) in jobs.iter().zip(&mut plans).zip(&pools) {
+            let mut job_kept = Vec::with_capacity(job.members.len());
+            let mut job_wanted = Vec::with_capacity(job.members.len());
+            for (m, member) in job.members.iter().enumerate() {
+                let features = job
+                    .kept
+                    .as_deref()
+                    .filter(|_| plan.kept)
+                    .and_then(|k| k.features(m, member))
+                    .unwrap_or_default();
+                let missing: Vec<u32> = pool
+                    .iter()
+                    .copied()
+                    .filter(|i| !features.contains_key(i))
+                    .collect();
+                if !missing.is_empty() && plan.item_item[m].is_none() {
+                    plan.item_item[m] = Some(space.neighbours().scores(&member.seeds));
                 }
+                job_kept.push(features);
+                job_wanted.push(missing);
+            }
+            kept_features.push(job_kept);
+            wanted.push(job_wanted);
+        }
+        let mut rows = Vec::new();
+        for ((job, plan), job_wanted) in jobs.iter().zip(&plans).zip(&wanted) {
+            for ((member, own), missing) in job.members.iter().zip(&plan.item_item).zip(job_wanted)
+            {
+                if missing.is_empty() {
+                    continue;
+                }
+                let own = own.as_ref().expect("item-item scores for rows to score");
+                rows.push(ScoreRow {
+                    listener: member,
+                    candidates: missing
+                        .iter()
+                        .map(|&item| Candidate {
+                            item,
+                            retrieval: dot(&member.vector[..DIM], space.vector_slice(item)),
+                            item_item: candidates::item_item_score(own, item),
+                        })
+                        .collect(),
+                });
             }
         }
-        let members_scored: Vec<usize> = plans
+        let rows_scored: Vec<usize> = wanted
             .iter()
-            .map(|p| p.member_scores.iter().filter(|s| s.is_some()).count())
+            .map(|w| w.iter().map(Vec::len).sum())
             .collect();
         let mut fresh = self.featurize(&rows)?.into_iter();
         drop(rows);
-        // Every row in job and member order; "group agreement" is each candidate's cosine
-        // with the group vector, the same for every member of a room.
+        // Every row in job and member order, over the job's pool; "group agreement" is each
+        // candidate's cosine with the group vector, the same for every member of a room.
         let mut features = Vec::with_capacity(jobs.iter().map(|j| j.members.len()).sum());
-        for ((job, plan), vector) in jobs.iter().zip(&plans).zip(&vectors) {
-            let agreement: Vec<f32> = plan
-                .pool
+        for (((pool, vector), job_kept), job_wanted) in
+            pools.iter().zip(&vectors).zip(kept_features).zip(&wanted)
+        {
+            let agreement: Vec<f32> = pool
                 .iter()
                 .map(|&i| dot(vector, space.vector_slice(i)) / (space.norms()[i as usize] + 1e-9))
                 .collect();
-            for (m, (member, own)) in job.members.iter().zip(&plan.member_scores).enumerate() {
-                let mut rows = match (own, &job.kept, &plan.kept_positions) {
-                    (None, Some(kept), Some(positions)) => {
-                        let kept = kept.scored(m, member).expect("kept features");
-                        positions.iter().map(|&j| kept[j]).collect()
-                    }
-                    _ => fresh.next().expect("one scored row per member to score"),
-                };
-                for (row, &a) in rows.iter_mut().zip(&agreement) {
-                    row[GROUP_AGREEMENT] = a;
+            for (mut known, missing) in job_kept.into_iter().zip(job_wanted) {
+                if !missing.is_empty() {
+                    let computed = fresh.next().expect("one scored row per member to score");
+                    known.extend(missing.iter().copied().zip(computed));
                 }
-                features.push(rows);
+                let row: Vec<FeatureRow> = pool
+                    .iter()
+                    .zip(&agreement)
+                    .map(|(item, &a)| {
+                        let mut f = known[item];
+                        f[GROUP_AGREEMENT] = a;
+                        f
+                    })
+                    .collect();
+                features.push(row);
             }
         }
         let scored = self.score_features(features)?;
         let mut selections = Vec::with_capacity(jobs.len());
         let mut picks_per_row: Vec<Vec<usize>> = Vec::with_capacity(scored.features.len());
         let mut first_row = 0;
-        for (job, plan) in jobs.iter().zip(&plans) {
-            let pool = &plan.pool;
+        for (job, pool) in jobs.iter().zip(&pools) {
             let member_rows = first_row..first_row + job.members.len();
             let utilities: Vec<Vec<f32>> = member_rows
                 .clone()
@@ -447,8 +504,12 @@ impl Engine {
         let contributions = self.occlude(&scored, &picks_per_row)?;
         let mut first_row = 0;
         let mut out = Vec::with_capacity(jobs.len());
-        for (((job, plan), (selection, utilities)), scored_members) in
-            jobs.iter().zip(plans).zip(selections).zip(members_scored)
+        for ((((job, plan), pool), vector), ((selection, utilities), rows_scored)) in jobs
+            .iter()
+            .zip(plans)
+            .zip(pools)
+            .zip(vectors)
+            .zip(selections.into_iter().zip(rows_scored))
         {
             let n = job.members.len() as f32;
             let member_rows = first_row..first_row + job.members.len();
@@ -469,58 +530,44 @@ impl Engine {
                         }
                     }
                     GroupRankedItem {
-                        item: plan.pool[j],
+                        item: pool[j],
                         utilities: utilities.iter().map(|u| u[j]).collect(),
                         features,
                         contributions: mean_contributions,
                     }
                 })
                 .collect();
-            let considered = plan.pool.len();
-            let kept = match (&job.kept, plan.kept_positions.is_some()) {
-                (Some(kept), true) => KeptPool {
-                    pool: plan.pool,
-                    built_len: kept.built_len,
-                    built_at: kept.built_at,
-                    candidates: kept.candidates,
-                    own_candidates: kept.own_candidates,
-                    members: job
-                        .members
-                        .iter()
-                        .zip(&kept.members)
-                        .zip(&scored.features[member_rows.clone()])
-                        .map(|((taste, before), features)| KeptMember {
-                            taste: Arc::clone(taste),
-                            built_for: before.built_for.clone(),
-                            features: Some(features.clone()),
-                        })
-                        .collect(),
-                },
-                _ => KeptPool {
-                    pool: plan.pool,
-                    built_len: considered,
-                    built_at: clock,
-                    candidates: job.candidates,
-                    own_candidates: job.own_candidates,
-                    members: job
-                        .members
-                        .iter()
-                        .zip(&scored.features[member_rows.clone()])
-                        .map(|(taste, features)| KeptMember {
-                            taste: Arc::clone(taste),
-                            built_for: taste.vector[..DIM].to_vec(),
-                            features: Some(features.clone()),
-                        })
-                        .collect(),
-                },
+            let considered = pool.len();
+            let pool_built = plan.group_retrieved;
+            let group = plan.group.expect("every group part filled");
+            let previous = job.kept.as_deref().filter(|_| plan.kept && !pool_built);
+            let kept = KeptPool {
+                candidates: job.candidates,
+                own_candidates: job.own_candidates,
+                group_len: previous.map_or(group.len(), |k| k.group_len),
+                group_vector: previous.map_or(vector, |k| k.group_vector.clone()),
+                group_at: previous.map_or(clock, |k| k.group_at),
+                group,
+                members: job
+                    .members
+                    .iter()
+                    .zip(plan.own)
+                    .zip(&scored.features[member_rows.clone()])
+                    .map(|((taste, own), features)| KeptMember {
+                        taste: Arc::clone(taste),
+                        own: own.expect("every own part filled"),
+                        features: Some(features.clone()),
+                    })
+                    .collect(),
+                pool,
             };
             out.push(GroupRanked {
                 items,
                 satisfaction: selection.satisfaction,
                 harmony: selection.harmony,
                 considered,
-                pool_built: plan.kept_positions.is_none(),
-                members_scored: scored_members,
+                pool_built,
+                rows_scored,
                 kept: Arc::new(kept),
             });
             first_row += job.members.len();
@@ -528,13 +575,16 @@ impl Engine {
         Ok(out)
     }
 
-    /// A new pool for each job (with its members' item-item scores): every member's own best
-    /// candidates, then the group vector's and the pooled item-item scores. One retrieval pass
-    /// for every query: each group's vector, then the members' own where needed.
-    fn build_pools(&mut self, jobs: &[&GroupRankJob], vectors: &[&[f32]]) -> Vec<Planned> {
-        if jobs.is_empty() {
-            return Vec::new();
-        }
+    /// Finds what the plans lack (members' own candidates, the group's) with one retrieval
+    /// pass for every query (each group vector to retrieve, then members' own where their
+    /// item-item neighbours are too few), and puts each pool together: every member's own share
+    /// in member order, then the group's best until the pool is full.
+    fn fill_pools(
+        &mut self,
+        jobs: &[GroupRankJob],
+        vectors: &[Vec<f32>],
+        plans: &mut [Planned],
+    ) -> Vec<Vec<u32>> {
         let space = Arc::clone(&self.space);
         let shares: Vec<usize> = jobs
             .iter()
@@ -546,23 +596,15 @@ impl Engine {
                 }
             })
             .collect();
-        let mut queries: Vec<RetrievalQuery> = jobs
-            .iter()
-            .zip(vectors)
-            .map(|(job, vector)| RetrievalQuery {
-                vector: vector.to_vec(),
-                exclude: job.exclude.clone(),
-                k: job.candidates,
-            })
+        let to_retrieve: Vec<usize> = (0..jobs.len())
+            .filter(|&i| plans[i].group.is_none())
             .collect();
-        // Each member's item-item scores.
-        let member_scores: Vec<Vec<HashMap<u32, f32>>> = jobs
+        let mut queries: Vec<RetrievalQuery> = to_retrieve
             .iter()
-            .map(|job| {
-                job.members
-                    .iter()
-                    .map(|m| space.neighbours().scores(&m.seeds))
-                    .collect()
+            .map(|&i| RetrievalQuery {
+                vector: vectors[i].clone(),
+                exclude: jobs[i].exclude.clone(),
+                k: jobs[i].candidates,
             })
             .collect();
         // Members whose own hits are not cached yet (each taste once, however many rooms, for
@@ -570,9 +612,12 @@ impl Engine {
         // twice a share of item-item neighbours needs none: their own candidates come from
         // those neighbours, which cost no scan of the catalog.
         let mut missing: Vec<(Arc<Listener>, usize)> = Vec::new();
-        for ((job, &share), scores) in jobs.iter().zip(&shares).zip(&member_scores) {
-            for (member, own) in job.members.iter().zip(scores).filter(|_| share > 0) {
-                if own_from_neighbours(own, share) || self.own_hits.has(member, 2 * share) {
+        for ((job, plan), &share) in jobs.iter().zip(plans.iter()).zip(&shares) {
+            for ((member, own), scores) in job.members.iter().zip(&plan.own).zip(&plan.item_item) {
+                let Some(scores) = scores.as_ref().filter(|_| own.is_none() && share > 0) else {
+                    continue;
+                };
+                if own_from_neighbours(scores, share) || self.own_hits.has(member, 2 * share) {
                     continue;
                 }
                 match missing.iter_mut().find(|(m, _)| Arc::ptr_eq(m, member)) {
@@ -586,64 +631,90 @@ impl Engine {
             exclude: Vec::new(),
             k: *asked,
         }));
-        let mut hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
-        for ((member, asked), own) in missing.iter().zip(hits.split_off(jobs.len())) {
+        let mut hits = if queries.is_empty() {
+            Vec::new()
+        } else {
+            retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries)
+        };
+        for ((member, asked), own) in missing.iter().zip(hits.split_off(to_retrieve.len())) {
             self.own_hits.insert(member, *asked, own);
         }
+        let mut group_hits: HashMap<usize, Vec<retrieval::Hit>> =
+            to_retrieve.into_iter().zip(hits).collect();
+        for (i, ((job, plan), &share)) in jobs.iter().zip(plans.iter_mut()).zip(&shares).enumerate()
+        {
+            for (m, member) in job.members.iter().enumerate() {
+                if plan.own[m].is_some() {
+                    continue;
+                }
+                let scores = plan.item_item[m]
+                    .as_ref()
+                    .expect("item-item scores for own candidates to find");
+                let own = if share == 0 {
+                    Vec::new()
+                } else if own_from_neighbours(scores, share) {
+                    super::neighbours::best(scores, &job.exclude, share)
+                        .into_iter()
+                        .map(|(item, _)| item)
+                        .collect()
+                } else {
+                    let own_hits: Vec<_> = self
+                        .own_hits
+                        .get(member, 2 * share)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|h| job.exclude.binary_search(&h.item).is_err())
+                        .collect();
+                    candidates::merge(
+                        &space,
+                        &member.vector[..DIM],
+                        scores,
+                        &job.exclude,
+                        &own_hits,
+                        share,
+                    )
+                    .iter()
+                    .map(|c| c.item)
+                    .collect()
+                };
+                plan.own[m] = Some(own);
+            }
+            if let Some(hits) = group_hits.remove(&i) {
+                let pooled = candidates::group_scores(
+                    plan.item_item
+                        .iter()
+                        .map(|s| s.as_ref().expect("every member's item-item scores")),
+                );
+                let list = candidates::merge(
+                    &space,
+                    &vectors[i],
+                    &pooled,
+                    &job.exclude,
+                    &hits,
+                    job.candidates,
+                );
+                plan.group = Some(list.iter().map(|c| c.item).collect());
+                plan.group_retrieved = true;
+            }
+        }
         jobs.iter()
-            .zip(&hits)
-            .zip(vectors)
-            .zip(member_scores)
+            .zip(plans.iter())
             .zip(&shares)
-            .map(|((((job, hits), vector), scores), &share)| {
+            .map(|((job, plan), &share)| {
                 let mut pool = Vec::with_capacity(job.candidates);
                 let mut taken = HashSet::new();
-                if share > 0 {
-                    for (member, own) in job.members.iter().zip(&scores) {
-                        if own_from_neighbours(own, share) {
-                            pool.extend(
-                                super::neighbours::best(own, &job.exclude, share)
-                                    .into_iter()
-                                    .map(|(item, _)| item)
-                                    .filter(|&i| taken.insert(i)),
-                            );
-                            continue;
-                        }
-                        let own_hits: Vec<_> = self
-                            .own_hits
-                            .get(member, 2 * share)
-                            .unwrap_or_default()
-                            .iter()
-                            .filter(|h| job.exclude.binary_search(&h.item).is_err())
-                            .copied()
-                            .collect();
-                        let own_list = candidates::merge(
-                            &space,
-                            &member.vector[..DIM],
-                            own,
-                            &job.exclude,
-                            &own_hits,
-                            share,
-                        );
-                        pool.extend(own_list.iter().map(|c| c.item).filter(|&i| taken.insert(i)));
-                    }
+                for own in plan.own.iter().flatten() {
+                    pool.extend(own.iter().copied().filter(|&i| taken.insert(i)));
                 }
-                let pooled = candidates::group_scores(&scores);
-                let group_list =
-                    candidates::merge(&space, vector, &pooled, &job.exclude, hits, job.candidates);
-                for c in group_list {
+                for &item in plan.group.iter().flatten() {
                     if pool.len() >= job.candidates.max(share * job.members.len()) {
                         break;
                     }
-                    if taken.insert(c.item) {
-                        pool.push(c.item);
+                    if taken.insert(item) {
+                        pool.push(item);
                     }
                 }
-                Planned {
-                    pool,
-                    kept_positions: None,
-                    member_scores: scores.into_iter().map(Some).collect(),
-                }
+                pool
             })
             .collect()
     }
