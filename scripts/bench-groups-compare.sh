@@ -49,9 +49,14 @@ for round in $(seq "$rounds"); do
     "$scratch/bin/$variant/chorus-load" --url "http://127.0.0.1:$port" --duration 20 --warmup 5 \
       ws-groups --groups "$groups" --members 5 --sources 8 --out "$scratch/results" \
       > "$scratch/$variant-$round.txt" 2>&1 || true
+    # The server's own counters: refused rankings, rankings and their time, kept pools.
+    curl -sf "http://127.0.0.1:$port/metrics" | grep -E \
+      '^chorus_(inference_rejected_total|group_pools_total|group_recommendation_duration_seconds_(count|sum))' \
+      > "$scratch/$variant-$round.metrics" || true
     kill "$server"
     wait "$server" 2>/dev/null || true
     server=0
     printf '%-6s round %s %s\n' "$variant" "$round" "$(grep "^| $groups " "$scratch/$variant-$round.txt" || echo '(no result; see the load tool output)')"
+    sed 's/^/         /' "$scratch/$variant-$round.metrics"
   done
 done
