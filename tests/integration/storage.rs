@@ -33,6 +33,7 @@ on_both_stores!(
     events_after_pages_in_order,
     schema_constraints_reject_bad_rows,
     a_bad_write_fails_alone_in_a_batch,
+    one_batch_stores_many_rooms_appends_each_in_its_own_order,
 );
 
 async fn migrations_are_idempotent(store: Store) {
@@ -355,6 +356,85 @@ async fn a_bad_write_fails_alone_in_a_batch(store: Store) {
     assert_eq!(stored.len(), 39);
     let events = groups::events_after(&db, &group, 0, 100).await.unwrap();
     assert_eq!(events.last().unwrap().seq, 41);
+}
+
+/// Writes for many rooms that reach the writer together (each room's several appends, some
+/// decided on a stale seq, one for a room that does not exist, feedback rows between them): each
+/// gets its own answer, every room's log is gap-free in its appenders' order.
+async fn one_batch_stores_many_rooms_appends_each_in_its_own_order(store: Store) {
+    let test_db = TestDb::new(store).await;
+    let db = test_db.connect().await;
+    let (stored_tracks, user) = tracks_and_user(&db, 5).await;
+    let mut rooms = Vec::new();
+    for _ in 0..12 {
+        let room = new_group(&db).await;
+        // At seq 2 before the batch, so an append decided on seq 1 is stale.
+        groups::append_event(&db, &room, "start", None, "{}")
+            .await
+            .unwrap();
+        rooms.push(room);
+    }
+    let writes = (0..12 * 4).map(|i| {
+        let (db, user, room) = (db.clone(), user.clone(), rooms[i % 12].clone());
+        let track = stored_tracks[i % 5].id.as_str().to_string();
+        tokio::spawn(async move {
+            let payload = format!("{{\"i\":{i}}}");
+            // Every fourth room's third write decided on seq 1, which has moved on by then.
+            let seen = (i / 12 == 2 && i % 4 == 0).then_some(1);
+            let appended = match seen {
+                Some(seen) => {
+                    groups::append_events(&db, &room, seen, None, None, &[("t", &payload)]).await
+                }
+                None => groups::append_event(&db, &room, "t", None, &payload)
+                    .await
+                    .map(|stored| match stored {
+                        Some(seq) => groups::Appended::Stored { first: seq, at: 0 },
+                        None => groups::Appended::NoGroup,
+                    }),
+            };
+            let liked = feedback::insert_interaction(
+                &db,
+                &NewInteraction {
+                    id: &format!("b{i}"),
+                    user_id: &user,
+                    track_id: &track,
+                    kind: "like",
+                    weight: 1.0,
+                    request_id: None,
+                    group_id: None,
+                    created_at: i as i64,
+                },
+            )
+            .await;
+            let missing = groups::append_event(&db, "g_missing", "t", None, "{}").await;
+            (i, appended.unwrap(), liked.is_ok(), missing.unwrap())
+        })
+    });
+    let mut stale = 0;
+    for write in writes.collect::<Vec<_>>() {
+        let (i, appended, liked, missing) = write.await.unwrap();
+        assert!(liked, "feedback {i} stored");
+        assert_eq!(missing, None);
+        match appended {
+            groups::Appended::Stored { first, .. } => assert!(first >= 3),
+            groups::Appended::Behind { last_seq } => {
+                assert!(last_seq > 1);
+                stale += 1;
+            }
+            groups::Appended::NoGroup => panic!("room {i} exists"),
+        }
+    }
+    assert_eq!(stale, 3, "the three writes decided on seq 1");
+    assert_eq!(feedback::interactions(&db, &user).await.unwrap().len(), 48);
+    for (r, room) in rooms.iter().enumerate() {
+        let events = groups::events_after(&db, room, 1, 100).await.unwrap();
+        let expected = if r % 4 == 0 { 4 } else { 5 };
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (2..2 + expected).collect::<Vec<i64>>(),
+            "room {r}: gap-free"
+        );
+    }
 }
 
 /// Stores the fixture's first `n` tracks and one user.
