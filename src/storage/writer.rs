@@ -8,13 +8,15 @@
 
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool, Connection, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Writes per transaction at most.
 const MAX_BATCH: usize = 256;
 /// Writes waiting for the writer at most; callers beyond it wait for room.
 const QUEUE: usize = 8_192;
+/// The writer keeps its connection while writes keep coming at least this often.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One write, owned so it can cross to the writer task.
 pub(super) enum Write {
@@ -100,12 +102,59 @@ impl Writer {
     }
 }
 
+/// The writer's own connection, kept from batch to batch. A connection taken from the pool for
+/// each batch found its page cache invalidated by the previous batch's writes on another
+/// connection and read those pages again (on SQLite, eight connections each doing a share of
+/// every write's work); one connection keeps its cache warm. Given back after an error, so a
+/// broken one is replaced, and after every batch when the pool has a single connection (the
+/// others would wait for it forever).
+struct Held {
+    pool: AnyPool,
+    keep: bool,
+    conn: Option<PoolConnection<Any>>,
+}
+
+impl Held {
+    async fn commit(&mut self, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(self.pool.acquire().await?),
+        };
+        let result = commit(conn, writes).await;
+        if result.is_err() || !self.keep {
+            self.conn = None;
+        }
+        result
+    }
+}
+
 async fn run(
     pool: AnyPool,
     turn: Option<Arc<Mutex<()>>>,
     mut queue: mpsc::Receiver<(Write, Reply)>,
 ) {
-    while let Some(first) = queue.recv().await {
+    let keep = pool.options().get_max_connections() > 1;
+    let mut held = Held {
+        pool,
+        keep,
+        conn: None,
+    };
+    loop {
+        // Idle: give the connection back, so the pool can close (a shutdown waits for every
+        // connection) and readers get it while nothing is being written.
+        let next = match held.conn {
+            Some(_) => match tokio::time::timeout(IDLE_RELEASE, queue.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    held.conn = None;
+                    queue.recv().await
+                }
+            },
+            None => queue.recv().await,
+        };
+        let Some(first) = next else {
+            break;
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -118,7 +167,7 @@ async fn run(
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        match commit(&pool, &writes).await {
+        match held.commit(&writes).await {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(Ok(result));
@@ -130,7 +179,8 @@ async fn run(
             Err(err) => {
                 tracing::warn!(error = %err, writes = writes.len(), "batched write failed; retrying one by one");
                 for (write, reply) in writes.into_iter().zip(replies) {
-                    let result = commit(&pool, std::slice::from_ref(&write))
+                    let result = held
+                        .commit(std::slice::from_ref(&write))
                         .await
                         .map(|mut r| r.remove(0));
                     let _ = reply.send(result);
@@ -140,8 +190,8 @@ async fn run(
     }
 }
 
-async fn commit(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+async fn commit(conn: &mut AnyConnection, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
     let mut results = vec![None; writes.len()];
     for i in lock_order(writes) {
         results[i] = Some(apply(&mut tx, &writes[i]).await?);

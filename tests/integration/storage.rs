@@ -34,6 +34,7 @@ on_both_stores!(
     schema_constraints_reject_bad_rows,
     a_bad_write_fails_alone_in_a_batch,
     one_batch_stores_many_rooms_appends_each_in_its_own_order,
+    the_store_closes_promptly_right_after_writes,
 );
 
 async fn migrations_are_idempotent(store: Store) {
@@ -435,6 +436,23 @@ async fn one_batch_stores_many_rooms_appends_each_in_its_own_order(store: Store)
             "room {r}: gap-free"
         );
     }
+}
+
+/// The group-commit writer keeps its connection while writes keep coming; closing the store
+/// (every shutdown does) must not wait for it.
+async fn the_store_closes_promptly_right_after_writes(store: Store) {
+    let test_db = TestDb::new(store).await;
+    let db = test_db.connect().await;
+    let room = new_group(&db).await;
+    for _ in 0..5 {
+        groups::append_event(&db, &room, "t", None, "{}")
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(5), db.close())
+        .await
+        .expect("the store closed within 5 s");
 }
 
 /// Stores the fixture's first `n` tracks and one user.
