@@ -503,6 +503,51 @@ await test('three listeners with different tastes each get tracks for them, and 
   for (const [ctx] of pages) await ctx.close();
 });
 
+await test('a room list that falls behind says it is updating, then updates', async () => {
+  // Lists at most every 4 s: the list after an add is late on purpose.
+  await server.stop();
+  server.extraConfig = '[realtime]\nrecommend_interval_ms = 4000\n';
+  await server.start();
+  try {
+    const user = await server.api('POST', '/api/v1/users', { display_name: 'Lena' });
+    const liked = (await server.api('GET', '/api/v1/tracks?q=Metallica&limit=5')).items;
+    for (const t of liked) {
+      await server.api('POST', '/api/v1/feedback', { track_id: t.id, kind: 'like' }, user.token);
+    }
+    const room = await server.api('POST', '/api/v1/groups', { name: 'Slow lists' }, user.token);
+    const ctx = await context({ width: 390, height: 844 });
+    const session = { userId: user.user_id, name: user.display_name, token: user.token };
+    await ctx.addInitScript((s) => {
+      if (location.protocol.startsWith('http')) localStorage.setItem('chorus.session', JSON.stringify(s));
+    }, session);
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/#/group/${room.group_id}`);
+    await page.waitForSelector('.rec-list li button:not(.link)', { timeout: 15_000 });
+    const notice = page.locator('.recs .updating');
+    assert((await notice.textContent()) === '', 'no notice while the list is current');
+    const first = await page.getAttribute('.rec-list li >> nth=0', 'data-track');
+    await page.click('.rec-list li >> nth=0 >> button:not(.link)');
+    await page.waitForFunction(
+      () => document.querySelector('.recs .updating')?.textContent === 'Updating for the latest changes…',
+      undefined,
+      { timeout: 4_000 },
+    );
+    await shot(page, '14-list-updating-phone');
+    // The next list comes, without the added track, and the notice goes.
+    await page.waitForFunction(
+      (added) => document.querySelector('.recs .updating')?.textContent === ''
+        && !document.querySelector(`.rec-list li[data-track="${added}"]`),
+      first,
+      { timeout: 10_000 },
+    );
+    await ctx.close();
+  } finally {
+    await server.stop();
+    server.extraConfig = '';
+    await server.start();
+  }
+});
+
 await test('no page threw an uncaught error', async () => {
   assert(errors.length === 0, errors.join('\n'));
 });

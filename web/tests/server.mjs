@@ -29,6 +29,8 @@ export class ChorusServer {
     this.port = 0;
     this.standin = null;
     this.standinPort = 0;
+    // More `chorus.toml` for the next start (a test that needs other settings restarts).
+    this.extraConfig = '';
   }
 
   /// The Spotify stand-in (`chorus spotify-standin`), started once and kept across restarts.
@@ -77,7 +79,7 @@ export class ChorusServer {
     if (!this.standin) await this.startStandin(binary);
     // The bandits' history every second (default: a minute), so the dashboard has one to plot.
     const config = join(this.dir, 'chorus.toml');
-    writeFileSync(config, '[bandit]\nhistory_interval_s = 1\n[spotify]\npoll_interval_ms = 500\n');
+    writeFileSync(config, `[bandit]\nhistory_interval_s = 1\n[spotify]\npoll_interval_ms = 500\n${this.extraConfig}`);
     this.child = spawn(binary, ['serve'], {
       cwd: ROOT,
       env: {
