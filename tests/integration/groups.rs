@@ -824,9 +824,14 @@ async fn like(app: &TestApp, member: &Member, tracks: &[String]) {
 
 /// Group recommendations recomputed at most every 20 ms, so tests need not wait.
 pub fn quick_refresh() -> AppOptions {
+    refresh_every(20)
+}
+
+/// Group recommendations recomputed at most every `ms`.
+fn refresh_every(ms: u64) -> AppOptions {
     AppOptions {
         realtime: RealtimeSettings {
-            recommend_interval_ms: 20,
+            recommend_interval_ms: ms,
             ..RealtimeSettings::default()
         },
         ..AppOptions::default()
@@ -956,14 +961,7 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
 #[actix_web::test]
 async fn a_burst_of_changes_is_ranked_once_per_interval_and_the_newest_state_wins() {
     const INTERVAL_MS: u64 = 400;
-    let app = spawn_app_with(AppOptions {
-        realtime: RealtimeSettings {
-            recommend_interval_ms: INTERVAL_MS,
-            ..RealtimeSettings::default()
-        },
-        ..AppOptions::default()
-    })
-    .await;
+    let app = spawn_app_with(refresh_every(INTERVAL_MS)).await;
     let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
     let catalog = &app.state.catalog;
     let tracks: Vec<String> = (0..catalog.len() as u32)
@@ -1020,15 +1018,8 @@ async fn a_burst_of_changes_is_ranked_once_per_interval_and_the_newest_state_win
 /// A list a second late behind a change is announced as being updated; the next list ends it.
 #[actix_web::test]
 async fn a_late_list_is_announced_as_updating() {
-    let app = spawn_app_with(AppOptions {
-        realtime: RealtimeSettings {
-            // Lists at most every 2.5 s: the list after a change is late on purpose.
-            recommend_interval_ms: 2_500,
-            ..RealtimeSettings::default()
-        },
-        ..AppOptions::default()
-    })
-    .await;
+    // Lists at most every 2.5 s: the list after a change is late on purpose.
+    let app = spawn_app_with(refresh_every(2_500)).await;
     let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
     let catalog = &app.state.catalog;
     let tracks: Vec<String> = (0..5u32)

@@ -246,6 +246,18 @@ fn room_job(app: &TestApp, members: Vec<Arc<Listener>>, playlist: &[u32]) -> Gro
     }
 }
 
+/// The five members and the room's first ranking (which builds its pool).
+async fn first_ranking(app: &TestApp) -> (Vec<Arc<Listener>>, GroupRanked) {
+    let members = room_members(app, &[]);
+    let first = app
+        .state
+        .inference
+        .rank_group(room_job(app, members.clone(), &[]))
+        .await
+        .unwrap();
+    (members, first)
+}
+
 fn assert_same_ranking(a: &GroupRanked, b: &GroupRanked) {
     let items = |r: &GroupRanked| r.items.iter().map(|i| i.item).collect::<Vec<_>>();
     assert_eq!(items(a), items(b));
@@ -281,11 +293,7 @@ fn assert_same_ranking(a: &GroupRanked, b: &GroupRanked) {
 async fn rescoring_the_member_who_changed_gives_the_full_rankings_result() {
     let app = spawn_demo_app().await;
     let inference = &app.state.inference;
-    let members = room_members(&app, &[]);
-    let first = inference
-        .rank_group(room_job(&app, members.clone(), &[]))
-        .await
-        .unwrap();
+    let (members, first) = first_ranking(&app).await;
     assert!(first.pool_built);
     assert_eq!(first.considered, 100);
     assert_eq!(first.rows_scored, 5 * 100);
@@ -347,11 +355,7 @@ async fn rescoring_the_member_who_changed_gives_the_full_rankings_result() {
 async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
     let app = spawn_demo_app().await;
     let inference = &app.state.inference;
-    let members = room_members(&app, &[]);
-    let first = inference
-        .rank_group(room_job(&app, members.clone(), &[]))
-        .await
-        .unwrap();
+    let (members, first) = first_ranking(&app).await;
     let rank = |members: Vec<Arc<Listener>>, playlist: Vec<u32>| {
         let job = GroupRankJob {
             kept: Some(Arc::clone(&first.kept)),

@@ -327,21 +327,7 @@ async fn a_bad_write_fails_alone_in_a_batch(store: Store) {
             stored_tracks[i % 20].id.as_str().to_string()
         };
         tokio::spawn(async move {
-            let id = format!("i{i}");
-            let stored = feedback::insert_interaction(
-                &db,
-                &NewInteraction {
-                    id: &id,
-                    user_id: &user,
-                    track_id: &track,
-                    kind: "like",
-                    weight: 1.0,
-                    request_id: None,
-                    group_id: None,
-                    created_at: i as i64,
-                },
-            )
-            .await;
+            let stored = like(&db, &format!("i{i}"), &user, &track, i as i64).await;
             let appended = groups::append_event(&db, &group, "test", None, "{}").await;
             (stored.is_ok(), appended.unwrap().is_some())
         })
@@ -393,20 +379,7 @@ async fn one_batch_stores_many_rooms_appends_each_in_its_own_order(store: Store)
                         None => groups::Appended::NoGroup,
                     }),
             };
-            let liked = feedback::insert_interaction(
-                &db,
-                &NewInteraction {
-                    id: &format!("b{i}"),
-                    user_id: &user,
-                    track_id: &track,
-                    kind: "like",
-                    weight: 1.0,
-                    request_id: None,
-                    group_id: None,
-                    created_at: i as i64,
-                },
-            )
-            .await;
+            let liked = like(&db, &format!("b{i}"), &user, &track, i as i64).await;
             let missing = groups::append_event(&db, "g_missing", "t", None, "{}").await;
             (i, appended.unwrap(), liked.is_ok(), missing.unwrap())
         })
@@ -453,6 +426,24 @@ async fn the_store_closes_promptly_right_after_writes(store: Store) {
     tokio::time::timeout(std::time::Duration::from_secs(5), db.close())
         .await
         .expect("the store closed within 5 s");
+}
+
+/// Records `user`'s like of `track`.
+async fn like(db: &Db, id: &str, user: &UserId, track: &str, at: i64) -> Result<(), sqlx::Error> {
+    feedback::insert_interaction(
+        db,
+        &NewInteraction {
+            id,
+            user_id: user,
+            track_id: track,
+            kind: "like",
+            weight: 1.0,
+            request_id: None,
+            group_id: None,
+            created_at: at,
+        },
+    )
+    .await
 }
 
 /// Stores the fixture's first `n` tracks and one user.
