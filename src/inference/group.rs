@@ -162,7 +162,7 @@ pub struct GroupRanked {
 }
 
 /// The group's part of a room's pool is retrieved again after this long ...
-pub const POOL_MAX_AGE: Duration = Duration::from_secs(20);
+const POOL_MAX_AGE: Duration = Duration::from_secs(20);
 /// ... or once the group vector has moved this far from the one it was retrieved for (the
 /// cosine of the two) ...
 const POOL_DRIFT_COSINE: f32 = 0.95;
