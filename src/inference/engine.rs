@@ -350,7 +350,7 @@ impl Engine {
     }
 
     /// Each row's features with the NCF model's logit filled in: everything about a candidate
-    /// that depends on the listener alone (a group's agreement comes with the listener).
+    /// that depends on the listener alone (a group's ranking then sets the group agreement).
     pub(super) fn featurize(
         &mut self,
         rows: &[ScoreRow<'_>],

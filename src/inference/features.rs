@@ -48,8 +48,6 @@ pub struct Listener {
     pub history: Vec<u32>,
     /// Liked tracks and their weights, the item-item neighbours' input (the most recent ones).
     pub seeds: Vec<(u32, f32)>,
-    /// Per-candidate agreement override (groups); `None`: cosine with `vector`.
-    pub agreement: Option<Vec<f32>>,
 }
 
 impl Listener {
@@ -71,7 +69,6 @@ impl Listener {
                 .zip(weights.iter().copied())
                 .filter(|&(_, w)| w > 0.0)
                 .collect(),
-            agreement: None,
         }
     }
 }
@@ -109,8 +106,7 @@ pub fn candidate_features(
         .collect();
     candidates
         .iter()
-        .enumerate()
-        .map(|(j, c)| {
+        .map(|c| {
             let item = c.item;
             let v = space.vector_slice(item);
             let v_norm = norms[item as usize] + 1e-9;
@@ -123,10 +119,8 @@ pub fn candidate_features(
                     .fold(f32::NEG_INFINITY, f32::max);
                 1.0 - nearest
             };
-            let agreement = match &listener.agreement {
-                Some(a) => a[j],
-                None => dot(v, user) / (v_norm * user_norm),
-            };
+            // A group's ranking overwrites it with the cosine to the group vector.
+            let agreement = dot(v, user) / (v_norm * user_norm);
             [
                 0.0,
                 c.retrieval,

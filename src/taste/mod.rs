@@ -162,7 +162,6 @@ impl Taste {
                 .iter()
                 .map(|&item| (item, self.weights[&item]))
                 .collect(),
-            agreement: None,
         })
     }
 
