@@ -345,7 +345,7 @@ fn utilities(
 }
 
 /// One job's pool as it is being put together.
-struct Planned {
+struct Planned<'a> {
     /// Each member's item-item scores, where needed (own candidates to find, the group's to
     /// retrieve, or rows to score).
     item_item: Vec<Option<HashMap<u32, f32>>>,
@@ -355,8 +355,8 @@ struct Planned {
     group: Option<Vec<u32>>,
     /// The group's candidates were retrieved for this ranking.
     group_retrieved: bool,
-    /// Whether anything is kept at all (else every part is new).
-    kept: bool,
+    /// The room's kept pool, when the job can build on it (else every part is new).
+    kept: Option<&'a KeptPool>,
 }
 
 impl Engine {
@@ -390,7 +390,7 @@ impl Engine {
                     own,
                     group,
                     group_retrieved: false,
-                    kept: kept.is_some(),
+                    kept,
                 }
             })
             .collect();
@@ -406,10 +406,8 @@ impl Engine {
             let mut job_kept = Vec::with_capacity(job.members.len());
             let mut job_wanted = Vec::with_capacity(job.members.len());
             for (m, member) in job.members.iter().enumerate() {
-                let features = job
+                let features = plan
                     .kept
-                    .as_deref()
-                    .filter(|_| plan.kept)
                     .and_then(|k| k.features(m, member))
                     .unwrap_or_default();
                 let missing: Vec<u32> = pool
@@ -540,7 +538,7 @@ impl Engine {
             let considered = pool.len();
             let pool_built = plan.group_retrieved;
             let group = plan.group.expect("every group part filled");
-            let previous = job.kept.as_deref().filter(|_| plan.kept && !pool_built);
+            let previous = plan.kept.filter(|_| !pool_built);
             let kept = KeptPool {
                 candidates: job.candidates,
                 own_candidates: job.own_candidates,
@@ -583,7 +581,7 @@ impl Engine {
         &mut self,
         jobs: &[GroupRankJob],
         vectors: &[Vec<f32>],
-        plans: &mut [Planned],
+        plans: &mut [Planned<'_>],
     ) -> Vec<Vec<u32>> {
         let space = Arc::clone(&self.space);
         let shares: Vec<usize> = jobs
