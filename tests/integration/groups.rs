@@ -956,23 +956,29 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
     assert_eq!(track_ids(&rest), track_ids(&switched));
 }
 
+/// A room of two whose host likes the catalog's first three tracks, joined and holding the
+/// room's first list; and the ids of the catalog's first `n` tracks.
+async fn joined_with_a_list(app: &TestApp, n: u32) -> (Client, Vec<String>) {
+    let (group_id, members) = group_of(app, &["A", "B"], json!({})).await;
+    let catalog = &app.state.catalog;
+    let tracks: Vec<String> = (0..n)
+        .map(|i| catalog.track(i).id.as_str().to_string())
+        .collect();
+    like(app, &members[0], &tracks[..3]).await;
+    let mut a = connect(app, &members[0]).await;
+    a.join(&group_id, None).await;
+    a.send(json!({"type": "request_recommendations"})).await;
+    a.next_of("recommendations").await;
+    (a, tracks)
+}
+
 /// A burst of changes costs one ranking per `recommend_interval_ms`, never one per change,
 /// and the list that follows reflects the last of them.
 #[actix_web::test]
 async fn a_burst_of_changes_is_ranked_once_per_interval_and_the_newest_state_wins() {
     const INTERVAL_MS: u64 = 400;
     let app = spawn_app_with(refresh_every(INTERVAL_MS)).await;
-    let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
-    let catalog = &app.state.catalog;
-    let tracks: Vec<String> = (0..catalog.len() as u32)
-        .map(|i| catalog.track(i).id.as_str().to_string())
-        .take(20)
-        .collect();
-    like(&app, &members[0], &tracks[..3]).await;
-    let mut a = connect(&app, &members[0]).await;
-    a.join(&group_id, None).await;
-    a.send(json!({"type": "request_recommendations"})).await;
-    a.next_of("recommendations").await;
+    let (mut a, tracks) = joined_with_a_list(&app, 20).await;
     let rankings = || {
         app.state
             .metrics
@@ -1020,17 +1026,7 @@ async fn a_burst_of_changes_is_ranked_once_per_interval_and_the_newest_state_win
 async fn a_late_list_is_announced_as_updating() {
     // Lists at most every 2.5 s: the list after a change is late on purpose.
     let app = spawn_app_with(refresh_every(2_500)).await;
-    let (group_id, members) = group_of(&app, &["A", "B"], json!({})).await;
-    let catalog = &app.state.catalog;
-    let tracks: Vec<String> = (0..5u32)
-        .map(|i| catalog.track(i).id.as_str().to_string())
-        .collect();
-    like(&app, &members[0], &tracks[..3]).await;
-    let mut a = connect(&app, &members[0]).await;
-    a.join(&group_id, None).await;
-    a.send(json!({"type": "request_recommendations"})).await;
-    a.next_of("recommendations").await;
-
+    let (mut a, tracks) = joined_with_a_list(&app, 5).await;
     let (ack, _) = a
         .op(json!({"type": "add_track", "track_id": tracks[3]}), "late")
         .await;
