@@ -46,10 +46,9 @@ use crate::{
     domain::{now_ms, UserId},
     error::{ApiError, ErrorCode},
     fanout::{Delivery, Fanout, Topic},
-    inference::group::KeptPool,
     limits::{gcra, Decision, Quota},
     metrics::Metrics,
-    recommend::{GroupRecommendations, GroupRefresh, GroupRequest, Recommender},
+    recommend::{GroupRecommendations, GroupRefresh, GroupRequest, KeptPool, Recommender},
     storage::{groups, Db},
     taste::{actor::RecordFeedback, FeedbackKind},
 };

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// What a room's ranking keeps for its next (rooms hold it between refreshes).
+pub use crate::inference::group::KeptPool;
 pub use group::{
     GroupRecommendations, GroupRecommended, GroupRefresh, GroupRequest, MemberFit,
     MemberSatisfaction,
