@@ -146,14 +146,17 @@ await test('votes and the host reorder propagate', async () => {
   const second = await addBySearch(pa, 'rock');
   await pb.waitForSelector(`.playlist li.entry[data-track="${second}"]`, { timeout: 2_000 });
   await pa.click(`.playlist li.entry[data-track="${second}"] button[aria-label="Move up"]`);
-  await pb.waitForFunction(
-    ([s, f]) => {
-      const ids = [...document.querySelectorAll('.playlist li.entry')].map((li) => li.dataset.track);
-      return ids[0] === s && ids[1] === f;
-    },
-    [second, first],
-    { timeout: 2_000 },
-  );
+  // Each page applies the move when its own copy of the event arrives, so wait for both.
+  for (const page of [pb, pa]) {
+    await page.waitForFunction(
+      ([s, f]) => {
+        const ids = [...document.querySelectorAll('.playlist li.entry')].map((li) => li.dataset.track);
+        return ids[0] === s && ids[1] === f;
+      },
+      [second, first],
+      { timeout: 2_000 },
+    );
+  }
   assert(
     JSON.stringify(await playlist(pa)) === JSON.stringify(await playlist(pb)),
     'both members see the same order',
