@@ -34,6 +34,7 @@ use super::{
     protocol::ServerFrame,
     queue::CHORUS,
     registry::LiveGroups,
+    socket_link::SocketLink,
     state::{GroupState, GroupView, PlaybackIssue},
 };
 use crate::{
@@ -70,20 +71,6 @@ pub struct GroupDeps {
     pub fanout: Arc<dyn Fanout>,
 }
 
-/// What a GroupActor sends to a socket.
-#[derive(Message, Clone)]
-#[rtype(result = "()")]
-pub enum ToSocket {
-    Frame(ByteString),
-    /// Frames to write in order as one outbox item (a reconnect's replay).
-    Frames(Vec<ByteString>),
-    /// The socket's user is no longer in the group.
-    Left {
-        group_id: String,
-        reason: LeaveReason,
-    },
-}
-
 /// A socket joins the live session (its user must be a member). The actor sends it a snapshot
 /// or the events after `last_seq`, the current recommendations, then an `ack` for the join.
 #[derive(Message)]
@@ -91,7 +78,7 @@ pub enum ToSocket {
 pub struct Attach {
     pub conn: u64,
     pub user: UserId,
-    pub socket: Recipient<ToSocket>,
+    pub socket: SocketLink,
     pub last_seq: Option<i64>,
     pub client_msg_id: Option<String>,
 }
@@ -105,7 +92,7 @@ pub struct Detach {
 /// Where an operation came from: a socket gets its `ack` or `error` frame in line with the
 /// events; a REST caller only gets the result.
 pub enum Origin {
-    Socket { socket: Recipient<ToSocket> },
+    Socket { socket: SocketLink },
     Rest,
 }
 
@@ -177,7 +164,7 @@ pub struct GetRecommendations;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SendRecommendations {
-    pub socket: Recipient<ToSocket>,
+    pub socket: SocketLink,
 }
 
 /// A member's taste changed (feedback from any endpoint, the group's own ops included).
@@ -187,7 +174,7 @@ pub struct TasteChanged;
 
 struct Socket {
     user: String,
-    recipient: Recipient<ToSocket>,
+    link: SocketLink,
 }
 
 type Waiter = oneshot::Sender<Result<Arc<GroupRecommendations>, String>>;
@@ -423,7 +410,7 @@ impl GroupActor {
 
     fn broadcast(&self, frame: &ByteString) {
         for socket in self.sockets.values() {
-            socket.recipient.do_send(ToSocket::Frame(frame.clone()));
+            socket.link.frame(frame.clone());
         }
     }
 
@@ -665,7 +652,7 @@ impl GroupActor {
     /// Sends a joining socket what it is missing: the events after `last_seq` when they are
     /// all still in memory and fit half the socket's outbox, else a snapshot. The replay goes
     /// as one batch, which the socket streams out frame by frame.
-    fn catch_up(&self, socket: &Recipient<ToSocket>, last_seq: Option<i64>) {
+    fn catch_up(&self, socket: &SocketLink, last_seq: Option<i64>) {
         let oldest_kept = self
             .recent
             .front()
@@ -685,16 +672,16 @@ impl GroupActor {
         };
         match replay {
             Some(frames) if frames.is_empty() => {}
-            Some(frames) => socket.do_send(ToSocket::Frames(frames)),
+            Some(frames) => socket.frames(frames),
             None => {
                 let view = self.view();
-                socket.do_send(ToSocket::Frame(
+                socket.frame(
                     ServerFrame::Snapshot {
                         group: &view,
                         seq: view.seq,
                     }
                     .encode(),
-                ));
+                );
             }
         }
     }
@@ -954,10 +941,7 @@ impl GroupActor {
             .collect();
         for conn in leaving {
             if let Some(socket) = self.sockets.get(&conn) {
-                socket.recipient.do_send(ToSocket::Left {
-                    group_id: self.state.id.clone(),
-                    reason,
-                });
+                socket.link.left(self.state.id.clone(), reason);
             }
             self.detach(conn, ctx);
         }
@@ -1159,7 +1143,7 @@ impl GroupActor {
 
     fn reply(origin: &Origin, frame: ByteString) {
         if let Origin::Socket { socket } = origin {
-            socket.do_send(ToSocket::Frame(frame));
+            socket.frame(frame);
         }
     }
 }
@@ -1261,18 +1245,16 @@ impl Handler<Attach> for GroupActor {
         self.idle_generation += 1;
         self.catch_up(&msg.socket, msg.last_seq);
         if let Some(list) = &self.recommendations {
-            msg.socket.do_send(ToSocket::Frame(list.frame.clone()));
+            msg.socket.frame(list.frame.clone());
         }
-        msg.socket.do_send(ToSocket::Frame(ack(
-            msg.client_msg_id.as_deref(),
-            self.state.seq,
-        )));
+        msg.socket
+            .frame(ack(msg.client_msg_id.as_deref(), self.state.seq));
         *self.local_online.entry(user.clone()).or_insert(0) += 1;
         self.sockets.insert(
             msg.conn,
             Socket {
                 user: user.clone(),
-                recipient: msg.socket,
+                link: msg.socket,
             },
         );
         self.recount([&user]);
@@ -1656,7 +1638,7 @@ impl Handler<SendRecommendations> for GroupActor {
 
     fn handle(&mut self, msg: SendRecommendations, ctx: &mut Self::Context) {
         match &self.recommendations {
-            Some(list) => msg.socket.do_send(ToSocket::Frame(list.frame.clone())),
+            Some(list) => msg.socket.frame(list.frame.clone()),
             // The socket is attached, so it receives the broadcast when it is ready.
             None => self.refresh(ctx),
         }

@@ -29,13 +29,14 @@ use tokio::{
 };
 
 use super::{
-    actor::{Attach, ToSocket},
+    actor::Attach,
     commands::Command,
     events::TrackSummary,
     frame_guard,
     ids::GroupId,
     protocol::{close, ClientFrame, ServerFrame, PROTOCOL_VERSION},
     socket_io::{Inbound, Incoming, Outbox, Outgoing, PushError},
+    socket_link::{SocketLink, ToSocket},
     Groups, Room,
 };
 use crate::{
@@ -201,14 +202,23 @@ impl Connection {
     fn enqueue(&mut self, item: Outgoing, ctx: &mut Context<Self>) {
         match self.outbox.push(item) {
             Ok(()) => {}
-            Err(PushError::Full) => self.close(
-                ctx,
-                CloseCode::Other(close::SLOW_CONSUMER),
-                "slow_consumer",
-                "the client is not reading its frames fast enough",
-            ),
+            Err(PushError::Full) => self.too_slow(ctx),
             Err(PushError::Closed) => ctx.stop(),
         }
+    }
+
+    fn too_slow(&mut self, ctx: &mut Context<Self>) {
+        self.close(
+            ctx,
+            CloseCode::Other(close::SLOW_CONSUMER),
+            "slow_consumer",
+            "the client is not reading its frames fast enough",
+        );
+    }
+
+    /// How a room (or this connection's own tasks) reaches this socket.
+    fn link(&self, ctx: &Context<Self>) -> SocketLink {
+        SocketLink::new(self.outbox.sender(), ctx.address().recipient())
     }
 
     fn send_error(&mut self, err: &ApiError, client_msg_id: Option<&str>, ctx: &mut Context<Self>) {
@@ -294,7 +304,7 @@ impl Connection {
             }
             ClientFrame::RequestRecommendations(_) => {
                 return match &self.joined {
-                    Some(joined) => joined.room.send_recommendations(ctx.address().recipient()),
+                    Some(joined) => joined.room.send_recommendations(self.link(ctx)),
                     None => self.send_error(&not_joined(), client_msg_id.as_deref(), ctx),
                 };
             }
@@ -346,12 +356,11 @@ impl Connection {
             return self.send_error(&not_joined(), client_msg_id.as_deref(), ctx);
         };
         match command {
-            Ok(command) => joined.room.execute(
-                self.user.clone(),
-                command,
-                client_msg_id,
-                ctx.address().recipient(),
-            ),
+            Ok(command) => {
+                joined
+                    .room
+                    .execute(self.user.clone(), command, client_msg_id, self.link(ctx))
+            }
             Err(err) => self.send_error(&err, client_msg_id.as_deref(), ctx),
         }
     }
@@ -386,7 +395,7 @@ impl Connection {
         let attach = Attach {
             conn: self.id,
             user: self.user.clone(),
-            socket: ctx.address().recipient(),
+            socket: self.link(ctx),
             last_seq,
             client_msg_id: client_msg_id.clone(),
         };
@@ -493,7 +502,7 @@ impl Connection {
         let deps = self.deps.clone();
         let user = self.user.clone();
         let room = self.joined.as_ref().map(|j| j.room.clone());
-        let socket = ctx.address().recipient::<ToSocket>();
+        let socket = self.link(ctx);
         let track_id = deps.recommender.catalog.track(item).id.as_str().to_string();
         let work = async move {
             let facts = match &room {
@@ -504,7 +513,7 @@ impl Connection {
                 Ok(facts) => facts,
                 Err(err) => {
                     let frame = ServerFrame::error(&err, client_msg_id.as_deref());
-                    return socket.do_send(ToSocket::Frame(frame));
+                    return socket.frame(frame);
                 }
             };
             let (deltas, mut pieces) = mpsc::unbounded_channel();
@@ -518,7 +527,7 @@ impl Connection {
                         track_id: &track_id,
                         text: &piece,
                     };
-                    socket.do_send(ToSocket::Frame(frame.encode()));
+                    socket.frame(frame.encode());
                 }
             };
             let (answer, ()) = futures_util::join!(asked, forward);
@@ -535,7 +544,7 @@ impl Connection {
                 .encode(),
                 Err(err) => ServerFrame::error(&explainer_gone(err), client_msg_id.as_deref()),
             };
-            socket.do_send(ToSocket::Frame(frame));
+            socket.frame(frame);
         };
         ctx.spawn(work.into_actor(self).map(|(), connection, _| {
             connection.explaining -= 1;
@@ -603,8 +612,7 @@ impl Handler<ToSocket> for Connection {
 
     fn handle(&mut self, msg: ToSocket, ctx: &mut Self::Context) {
         match msg {
-            ToSocket::Frame(frame) => self.send(frame, ctx),
-            ToSocket::Frames(frames) => self.enqueue(Outgoing::Batch(frames), ctx),
+            ToSocket::TooSlow => self.too_slow(ctx),
             ToSocket::Left { group_id, reason } => {
                 if self.joined.as_ref().is_some_and(|j| j.group_id == group_id) {
                     self.joined = None;

@@ -8,7 +8,8 @@
 //! - [`actor`]: the GroupActor that runs one live group, with its [`actor::GroupDeps`];
 //!   [`registry`]: this process's live groups and their members.
 //! - [`connection`]: the ConnectionActor behind each socket; [`protocol`]: its frames;
-//!   [`socket_io`], [`frame_guard`]: the socket's bytes.
+//!   [`socket_io`], [`frame_guard`]: the socket's bytes; [`socket_link`]: how a room reaches a
+//!   member's socket.
 
 pub mod actor;
 pub mod commands;
@@ -28,6 +29,7 @@ pub mod registry;
 mod service;
 pub mod settings;
 pub mod socket_io;
+pub mod socket_link;
 pub mod state;
 
 pub use service::{CreatedGroup, EventPage, Groups, Joined, Room, MAX_NAME_CHARS};

@@ -13,13 +13,14 @@ use utoipa::ToSchema;
 use super::{
     actor::{
         mailbox, stored_events, Attach, Detach, Execute, GetRecommendations, GetView, GroupActor,
-        GroupDeps, IsMember, Origin, SendRecommendations, TasteChanged, ToSocket,
+        GroupDeps, IsMember, Origin, SendRecommendations, TasteChanged,
     },
     commands::Command,
     events::{Event, EventBody},
     ids::{generate_join_code, normalize_join_code, GroupId},
     registry::LiveGroups,
     settings::{GroupSettings, SettingsPatch},
+    socket_link::SocketLink,
     state::{GroupState, GroupView, Snapshot},
 };
 use crate::{
@@ -422,7 +423,7 @@ impl Room {
         actor: UserId,
         command: Command,
         client_msg_id: Option<String>,
-        socket: Recipient<ToSocket>,
+        socket: SocketLink,
     ) {
         self.addr.do_send(Execute {
             actor,
@@ -446,7 +447,7 @@ impl Room {
     }
 
     /// Sends the current recommendations to a socket again.
-    pub fn send_recommendations(&self, socket: Recipient<ToSocket>) {
+    pub fn send_recommendations(&self, socket: SocketLink) {
         self.addr.do_send(SendRecommendations { socket });
     }
 

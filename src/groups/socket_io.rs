@@ -82,13 +82,20 @@ pub enum PushError {
 
 /// The connection's end of the outbox.
 pub struct Outbox {
-    frames: mpsc::Sender<Outgoing>,
+    sender: FrameSender,
     closer: Option<oneshot::Sender<CloseReason>>,
+}
+
+/// What queues frames on one socket's outbox, cloneable: a room's actor holds one per member
+/// socket and writes its events there directly, not through the connection's actor.
+#[derive(Clone)]
+pub struct FrameSender {
+    frames: mpsc::Sender<Outgoing>,
     queued_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
 }
 
-impl Outbox {
+impl FrameSender {
     /// Queues an item unless the outbox would exceed its frame or byte bound. One item always
     /// fits an empty outbox, however large (a big room's snapshot must be deliverable).
     pub fn push(&self, item: Outgoing) -> Result<(), PushError> {
@@ -105,6 +112,17 @@ impl Outbox {
             Err(mpsc::error::TrySendError::Full(_)) => Err(PushError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(PushError::Closed),
         }
+    }
+}
+
+impl Outbox {
+    pub fn push(&self, item: Outgoing) -> Result<(), PushError> {
+        self.sender.push(item)
+    }
+
+    /// A sender for others to queue frames on this socket.
+    pub fn sender(&self) -> FrameSender {
+        self.sender.clone()
     }
 
     /// Sends a close frame ahead of anything still queued, then ends the body. Only the first
@@ -345,10 +363,12 @@ pub fn upgrade(
         ended: false,
     };
     let outbox = Outbox {
-        frames: frames_tx,
+        sender: FrameSender {
+            frames: frames_tx,
+            queued_bytes,
+            max_bytes: limits.outbox_bytes,
+        },
         closer: Some(closer),
-        queued_bytes,
-        max_bytes: limits.outbox_bytes,
     };
     Ok((HttpResponse::from(response), incoming, outbox))
 }
@@ -373,10 +393,12 @@ mod tests {
                 done: false,
             },
             Outbox {
-                frames: frames_tx,
+                sender: FrameSender {
+                    frames: frames_tx,
+                    queued_bytes,
+                    max_bytes: bytes,
+                },
                 closer: Some(closer),
-                queued_bytes,
-                max_bytes: bytes,
             },
         )
     }
@@ -422,7 +444,42 @@ mod tests {
             }
         }
         assert_eq!(seen[..3], ["frame 0", "frame 1", "frame 2"]);
-        assert_eq!(outbox.queued_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(outbox.sender.queued_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[actix_web::test]
+    async fn a_sender_shares_the_outbox_bounds_and_its_frames_keep_their_order() {
+        let (mut body, outbox) = body_and_outbox(10, 1000);
+        let room = outbox.sender();
+        outbox
+            .push(Outgoing::Text(ByteString::from("welcome")))
+            .unwrap();
+        room.push(text(600)).unwrap();
+        assert_eq!(
+            room.push(text(600)),
+            Err(PushError::Full),
+            "bytes queued by either count"
+        );
+        assert_eq!(outbox.push(text(600)), Err(PushError::Full));
+        room.push(Outgoing::Text(ByteString::from("event")))
+            .unwrap();
+        let mut decoder = Codec::new().client_mode();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let mut bytes = BytesMut::from(&body.next().await.unwrap().unwrap()[..]);
+            match decoder.decode(&mut bytes).unwrap().unwrap() {
+                Frame::Text(text) => seen.push(text.len()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(seen, ["welcome".len(), 600, "event".len()]);
+        assert_eq!(
+            room.push(text(900)),
+            Ok(()),
+            "written frames free the bound for both"
+        );
+        drop(body);
+        assert_eq!(room.push(text(1)), Err(PushError::Closed));
     }
 
     #[actix_web::test]
