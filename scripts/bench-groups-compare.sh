@@ -49,10 +49,13 @@ for round in $(seq "$rounds"); do
     "$scratch/bin/$variant/chorus-load" --url "http://127.0.0.1:$port" --duration 20 --warmup 5 \
       ws-groups --groups "$groups" --members 5 --sources 8 --out "$scratch/results" \
       > "$scratch/$variant-$round.txt" 2>&1 || true
-    # The server's own counters: refused rankings, rankings and their time, kept pools.
+    # The server's own counters: refused rankings, rankings and their time, kept pools; and
+    # the CPU time it used over the whole run (start, connections, warm-up and load).
     curl -sf "http://127.0.0.1:$port/metrics" | grep -E \
       '^chorus_(inference_rejected_total|group_pools_total|group_recommendation_duration_seconds_(count|sum))' \
       > "$scratch/$variant-$round.metrics" || true
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "server CPU %.1f s (user %.1f, system %.1f)\n", ($14 + $15) / hz, $14 / hz, $15 / hz }' \
+      "/proc/$server/stat" >> "$scratch/$variant-$round.metrics" || true
     kill "$server"
     wait "$server" 2>/dev/null || true
     server=0
