@@ -6,6 +6,7 @@ use chorus::{
     catalog::import,
     domain::{AccessToken, DisplayName, UserId},
     storage::{
+        bandit,
         feedback::{self, NewInteraction},
         groups, tracks, users, Db,
     },
@@ -35,6 +36,7 @@ on_both_stores!(
     a_bad_write_fails_alone_in_a_batch,
     one_batch_stores_many_rooms_appends_each_in_its_own_order,
     the_store_closes_promptly_right_after_writes,
+    a_flush_counts_each_shown_list_once,
 );
 
 async fn migrations_are_idempotent(store: Store) {
@@ -426,6 +428,57 @@ async fn the_store_closes_promptly_right_after_writes(store: Store) {
     tokio::time::timeout(std::time::Duration::from_secs(5), db.close())
         .await
         .expect("the store closed within 5 s");
+}
+
+/// A flush of many shown lists (several multi-row statements) stores each as pending and counts
+/// it as a pull of its arm; the same shows flushed again (a retry after a lost answer) count
+/// nothing, and a reward settles its list.
+async fn a_flush_counts_each_shown_list_once(store: Store) {
+    let test_db = TestDb::new(store).await;
+    let db = test_db.connect().await;
+    let shown: Vec<bandit::Shown> = (0..97)
+        .map(|i| bandit::Shown {
+            request_id: format!("list-{i}"),
+            bandit: "solo_strategy",
+            context: "many",
+            arm: if i % 3 == 0 { "content" } else { "hybrid" },
+            at: 1_000 + i,
+        })
+        .collect();
+    let flush = |shown: Vec<bandit::Shown>, rewards: Vec<(String, f64)>| bandit::Flush {
+        shown,
+        rewards,
+        expire_before: 0,
+        history_at: None,
+        now: 5_000,
+    };
+    let pulls = |rows: Vec<bandit::PosteriorRow>| -> Vec<(String, i64, f64)> {
+        rows.into_iter()
+            .map(|r| (r.arm, r.pulls, r.successes))
+            .collect()
+    };
+    bandit::flush(&db, &flush(shown.clone(), vec![]))
+        .await
+        .unwrap();
+    let expected = vec![
+        ("content".to_string(), 33, 0.0),
+        ("hybrid".to_string(), 64, 0.0),
+    ];
+    assert_eq!(pulls(bandit::load_posteriors(&db).await.unwrap()), expected);
+    let again = bandit::flush(
+        &db,
+        &flush(shown[40..60].to_vec(), vec![("list-3".into(), 1.0)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.rewarded, 1);
+    let expected = vec![
+        ("content".to_string(), 33, 1.0),
+        ("hybrid".to_string(), 64, 0.0),
+    ];
+    assert_eq!(pulls(bandit::load_posteriors(&db).await.unwrap()), expected);
+    let pending: i64 = bandit::pending_counts(&db).await.unwrap().values().sum();
+    assert_eq!(pending, 96);
 }
 
 /// Records `user`'s like of `track`.
