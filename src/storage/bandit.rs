@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Row;
 
-use super::Db;
+use super::{placeholders, Db};
 
 /// One stored (bandit, context, arm).
 #[derive(Debug, Clone, PartialEq)]
@@ -245,18 +245,9 @@ pub async fn flush(db: &Db, flush: &Flush) -> Result<Flushed, sqlx::Error> {
 const SHOWN_PER_STATEMENT: usize = 40;
 
 fn insert_shown_sql(rows: usize) -> String {
+    const COLUMNS: usize = 5;
     let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let p = r * 5;
-            format!(
-                "(${}, ${}, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5
-            )
-        })
+        .map(|r| format!("({})", placeholders(r * COLUMNS, COLUMNS)))
         .collect();
     format!(
         "INSERT INTO bandit_pending (request_id, bandit, context, arm, shown_at) VALUES {} \
