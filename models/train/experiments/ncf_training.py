@@ -5,15 +5,13 @@ negatives drawn uniformly or by popularity^0.75 (harder: the hybrid's candidates
 Uses the iALS and item-item fits `folds.py` caches; run `folds.py 7` first.
 Arguments: variants `T:N:uniform|pop:epochs`, e.g. 16:4:pop:30."""
 from common import *
-import pickle, torch
+import torch
 from torch import nn
-from chorus_train import lastfm_eval
-from chorus_train.nets import NeuMF, train_hybrid
-from chorus_train.pipeline import K, lastfm_features, _Ranked
+from chorus_train.nets import NeuMF
+from chorus_train.pipeline import K
 torch.set_num_threads(2)
 ls = load()
-fits = pickle.load(open(os.environ.get("PROBE_CACHE", "/tmp/chorus-lastfm-folds.pkl"), "rb"))
-inner = lastfm_eval.split_per_user(ls.train, test_fraction=0.1, seed=7)
+fits, inner = cached_fits(ls)
 
 
 def train(train, als, targets, negatives, sampling, epochs, max_history=64, seed=0):
@@ -67,27 +65,17 @@ def train(train, als, targets, negatives, sampling, epochs, max_history=64, seed
     return model
 
 
-users = np.asarray([u for u, t in enumerate(inner.test) if t])
-tu = np.asarray([u for u, t in enumerate(ls.test) if t])
 for variant in sys.argv[1:]:
     t, n, sampling, epochs = variant.split(":")
     started = time.time()
     als, _, ii = fits["inner7"]
-    ncf = train(inner.train, als, int(t), int(n), sampling, int(epochs))
-    c, f = lastfm_features(ncf, als, inner.train, users, item_item=ii)
-    y = np.stack([np.isin(c[r], list(inner.test[u])) for r, u in enumerate(users)]).astype(np.float32)
-    k = y.sum(1) > 0
+    f, y = inner_lists((als, train(inner.train, als, int(t), int(n), sampling, int(epochs)), ii), inner)
     als, _, ii = fits["full"]
-    ncf_full = train(ls.train, als, int(t), int(n), sampling, int(epochs))
-    tc, tf = lastfm_features(ncf_full, als, ls.train, tu, item_item=ii)
+    tu, tc, tf, _ = test_lists((als, train(ls.train, als, int(t), int(n), sampling, int(epochs)), ii), ls)
     # NCF alone over the hybrid's candidates, then the hybrid.
-    alone = lastfm_eval.evaluate(_Ranked(ls.train.shape[1], tu, tc, tf[:, :, 0]), ls)
-    line = f"{variant}: NCF over the candidates {alone['recall@20']:.4f}"
+    alone, _ = ranked_recall(ls, tu, tc, tf[:, :, 0])
+    line = f"{variant}: NCF over the candidates {alone:.4f}"
     for std in (False, True):
-        ranker = train_hybrid(f[k], y[k], epochs=300, standardise=std, log=lambda *_: None)
-        ranker.eval()
-        with torch.no_grad():
-            s = ranker(torch.as_tensor(tf)).numpy()
-        r = lastfm_eval.evaluate(_Ranked(ls.train.shape[1], tu, tc, s), ls)
-        line += f"; hybrid std={std} recall {r['recall@20']:.4f} ndcg {r['ndcg@20']:.4f}"
+        r = ranker_recall(f, y, ls, tu, tc, tf, standardise=std)
+        line += f"; hybrid std={std} recall {r[0]:.4f} ndcg {r[1]:.4f}"
     log(f"{line} ({time.time() - started:.0f}s)")

@@ -10,26 +10,14 @@ ranker has) and Recall@20 / NDCG@20 per variant:
   nb:L:N    the item-item neighbours from EASE(L) with N per artist (ranker standardised)
   gbdt:N    gradient-boosted trees (N iterations) on the eight features, pointwise"""
 from common import *
-import pickle, torch
-from chorus_train import lastfm_eval
+import torch
 from chorus_train.nets import train_hybrid
-from chorus_train.pipeline import lastfm_features, _Ranked
 torch.set_num_threads(2)
 ls = load()
-fits = pickle.load(open(os.environ.get("PROBE_CACHE", "/tmp/chorus-lastfm-folds.pkl"), "rb"))
-inner = lastfm_eval.split_per_user(ls.train, test_fraction=0.1, seed=7)
-als, ncf, ii = fits["inner7"]
-users = np.asarray([u for u, t in enumerate(inner.test) if t])
-cand, f = lastfm_features(ncf, als, inner.train, users, item_item=ii)
-y = np.stack([np.isin(cand[r], list(inner.test[u])) for r, u in enumerate(users)]).astype(np.float32)
-keep = y.sum(1) > 0
-train_f, train_y = f[keep], y[keep]
-als, ncf, ii = fits["full"]
-tu = np.asarray([u for u, t in enumerate(ls.test) if t])
-test_cand, test_f = lastfm_features(ncf, als, ls.train, tu, item_item=ii)
-covered = np.mean([len(set(test_cand[r]) & ls.test[u]) / len(ls.test[u]) for r, u in enumerate(tu)])
+fits, inner = cached_fits(ls)
+train_f, train_y = inner_lists(fits["inner7"], inner)
+tu, test_cand, test_f, covered = test_lists(fits["full"], ls)
 log(f"held-out artists among the {test_cand.shape[1]} candidates: {covered:.4f}")
-
 
 def ranks(f):
     out = []
@@ -52,8 +40,8 @@ def score(tr, te, seeds=1, **kw):
         with torch.no_grad():
             s = ranker(torch.as_tensor(te)).numpy()
         total = total + (s - s.mean(axis=1, keepdims=True)) / (s.std(axis=1, keepdims=True) + 1e-9)
-    r = lastfm_eval.evaluate(_Ranked(ls.train.shape[1], tu, test_cand, total), ls)
-    return f"recall {r['recall@20']:.4f} ndcg {r['ndcg@20']:.4f}"
+    r = ranked_recall(ls, tu, test_cand, total)
+    return f"recall {r[0]:.4f} ndcg {r[1]:.4f}"
 
 
 for variant in sys.argv[1:] or ["base"]:
@@ -74,40 +62,21 @@ for variant in sys.argv[1:] or ["base"]:
                                                max_leaf_nodes=31, random_state=0)
         trees.fit(train_f.reshape(-1, train_f.shape[-1]), train_y.ravel())
         s = trees.predict_proba(test_f.reshape(-1, test_f.shape[-1]))[:, 1].reshape(test_f.shape[:2])
-        r = lastfm_eval.evaluate(_Ranked(ls.train.shape[1], tu, test_cand, s), ls)
-        log(f"{variant}: recall {r['recall@20']:.4f} ndcg {r['ndcg@20']:.4f}")
+        r = ranked_recall(ls, tu, test_cand, s)
+        log(f"{variant}: recall {r[0]:.4f} ndcg {r[1]:.4f}")
     elif name == "cand":
         n, m = (int(x) for x in arg.split(":"))
-        als, ncf, ii = fits["inner7"]
-        c, f = lastfm_features(ncf, als, inner.train, users, item_item=ii, candidates=n, from_item_item=m)
-        yy = np.stack([np.isin(c[r], list(inner.test[u])) for r, u in enumerate(users)]).astype(np.float32)
-        k = yy.sum(1) > 0
-        als, ncf, ii = fits["full"]
-        tc, tf = lastfm_features(ncf, als, ls.train, tu, item_item=ii, candidates=n, from_item_item=m)
-        cov = np.mean([len(set(tc[r]) & ls.test[u]) / len(ls.test[u]) for r, u in enumerate(tu)])
-        ranker = train_hybrid(f[k], yy[k], epochs=300, standardise=True, log=lambda *_: None)
-        ranker.eval()
-        with torch.no_grad():
-            s = ranker(torch.as_tensor(tf)).numpy()
-        r = lastfm_eval.evaluate(_Ranked(ls.train.shape[1], tu, tc, s), ls)
-        log(f"{variant}: coverage {cov:.4f} recall {r['recall@20']:.4f} ndcg {r['ndcg@20']:.4f}")
+        f, y = inner_lists(fits["inner7"], inner, candidates=n, from_item_item=m)
+        t_users, t_cand, t_f, cov = test_lists(fits["full"], ls, candidates=n, from_item_item=m)
+        r = ranker_recall(f, y, ls, t_users, t_cand, t_f, standardise=True)
+        log(f"{variant}: coverage {cov:.4f} recall {r[0]:.4f} ndcg {r[1]:.4f}")
     elif name == "nb":
         from chorus_train.ease import EASE
         from chorus_train.item_item import ItemItem
         lam, n = arg.split(":")
-        ii_inner = ItemItem.from_ease(EASE(float(lam)).fit(inner.train), int(n))
-        ii_full = ItemItem.from_ease(EASE(float(lam)).fit(ls.train), int(n))
-        als, ncf, _ = fits["inner7"]
-        c, f = lastfm_features(ncf, als, inner.train, users, item_item=ii_inner)
-        yy = np.stack([np.isin(c[r], list(inner.test[u])) for r, u in enumerate(users)]).astype(np.float32)
-        k = yy.sum(1) > 0
-        als, ncf, _ = fits["full"]
-        tc, tf = lastfm_features(ncf, als, ls.train, tu, item_item=ii_full)
-        cov = np.mean([len(set(tc[r]) & ls.test[u]) / len(ls.test[u]) for r, u in enumerate(tu)])
+        neighbours = lambda train: ItemItem.from_ease(EASE(float(lam)).fit(train), int(n))  # noqa: E731
+        f, y = inner_lists(fits["inner7"][:2] + (neighbours(inner.train),), inner)
+        t_users, t_cand, t_f, cov = test_lists(fits["full"][:2] + (neighbours(ls.train),), ls)
         for std in (False, True):
-            ranker = train_hybrid(f[k], yy[k], epochs=300, standardise=std, log=lambda *_: None)
-            ranker.eval()
-            with torch.no_grad():
-                s = ranker(torch.as_tensor(tf)).numpy()
-            r = lastfm_eval.evaluate(_Ranked(ls.train.shape[1], tu, tc, s), ls)
-            log(f"{variant} std={std}: coverage {cov:.4f} recall {r['recall@20']:.4f} ndcg {r['ndcg@20']:.4f}")
+            r = ranker_recall(f, y, ls, t_users, t_cand, t_f, standardise=std)
+            log(f"{variant} std={std}: coverage {cov:.4f} recall {r[0]:.4f} ndcg {r[1]:.4f}")
