@@ -13,6 +13,7 @@
 //! server's resident memory is read from /proc before and after the sockets connect.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, VecDeque},
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{Arc, Mutex},
@@ -23,7 +24,7 @@ use anyhow::{bail, Context};
 use futures_util::{stream, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rand::{rngs::StdRng, seq::SliceRandom, RngExt, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::{
     net::TcpSocket,
@@ -68,6 +69,9 @@ pub struct WsReport {
     pub errors: BTreeMap<String, u64>,
     pub deliveries: u64,
     pub delivery_ms: Percentiles,
+    /// Delivery by the second of the measured window the operation was sent in: a stall shows
+    /// as a few bad seconds, saturation as a climb.
+    pub delivery_by_second: Vec<Percentiles>,
     pub refreshes: u64,
     pub refresh_ms: Percentiles,
     /// Server resident memory: before any socket, with the group sockets, with the idle ones too.
@@ -115,6 +119,17 @@ impl WsReport {
         if !self.errors.is_empty() {
             out.push_str(&format!("\nError frames by code: {:?}\n", self.errors));
         }
+        if !self.delivery_by_second.is_empty() {
+            let p99: Vec<String> = self
+                .delivery_by_second
+                .iter()
+                .map(|p| format!("{:.0}", p.p99))
+                .collect();
+            out.push_str(&format!(
+                "\nDelivery p99 ms by second of the window: {}\n",
+                p99.join(" ")
+            ));
+        }
         for note in &self.notes {
             out.push_str(&format!("\n{note}\n"));
         }
@@ -133,7 +148,11 @@ struct GroupSetup {
 
 /// What readers report to the aggregator.
 enum Sample {
-    Delivery(u64),
+    /// Latency in µs, and the second of the window the operation was sent in.
+    Delivery {
+        us: u64,
+        second: usize,
+    },
     Refresh(u64),
     Ack,
     Error(String),
@@ -180,10 +199,9 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
     let clock = Instant::now();
     let (samples_tx, samples_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let window = Arc::new(Window {
-        start: clock + run.warmup,
-        end: clock + run.warmup + run.duration,
-    });
+    // Opened when the operations start, after every socket is connected: the warm-up is never
+    // spent connecting (and a late start never fires a catch-up burst).
+    let window = Arc::new(Window::default());
     let entries: Vec<Arc<Mutex<VecDeque<String>>>> =
         groups.iter().map(|_| Default::default()).collect();
     let mut senders: Vec<Vec<mpsc::UnboundedSender<String>>> = Vec::new();
@@ -239,6 +257,9 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
     );
     let ops_sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut drivers = Vec::new();
+    let start = Instant::now();
+    let end = start + run.warmup + run.duration;
+    window.open(start + run.warmup, end);
     let mut rng = StdRng::seed_from_u64(11);
     for (g, group_senders) in senders.into_iter().enumerate() {
         let mut order = tracks.clone();
@@ -249,9 +270,9 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
             tracks: order,
             entries: Arc::clone(&entries[g]),
             clock,
-            offset,
+            start: start + offset,
+            end,
             period: Duration::from_secs_f64(1.0 / options.op_rate),
-            window: Arc::clone(&window),
             sent: Arc::clone(&ops_sent),
             group: g,
         })));
@@ -283,6 +304,11 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
         errors: tally.errors,
         deliveries: tally.delivery.len(),
         delivery_ms: Percentiles::of(&tally.delivery),
+        delivery_by_second: tally
+            .delivery_by_second
+            .iter()
+            .map(Percentiles::of)
+            .collect(),
         refreshes: tally.refresh.len(),
         refresh_ms: Percentiles::of(&tally.refresh),
         rss_kb: rss,
@@ -305,14 +331,21 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
     Ok(report)
 }
 
+/// The measured window: operations sent within it count.
+#[derive(Default)]
 struct Window {
-    start: Instant,
-    end: Instant,
+    bounds: std::sync::OnceLock<(Instant, Instant)>,
 }
 
 impl Window {
-    fn measures(&self, sent: Instant) -> bool {
-        sent >= self.start && sent < self.end
+    fn open(&self, start: Instant, end: Instant) {
+        let _ = self.bounds.set((start, end));
+    }
+
+    /// The second of the window an operation sent then falls in, if it counts.
+    fn second_of(&self, sent: Instant) -> Option<usize> {
+        let &(start, end) = self.bounds.get()?;
+        (sent >= start && sent < end).then(|| (sent - start).as_secs() as usize)
     }
 }
 
@@ -504,6 +537,36 @@ async fn connect_idle(
     Ok(())
 }
 
+/// What the measuring reads of a server frame. Everything else (a `recommendations` frame is
+/// mostly its list) is skipped without being built: at a few thousand frames a second, parsing
+/// each into a `Value` made the load tool use more CPU than the server it measured.
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    seq: Option<i64>,
+    #[serde(borrow)]
+    event: Option<FrameEvent<'a>>,
+    #[serde(borrow)]
+    code: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct FrameEvent<'a> {
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    client_msg_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    payload: Option<FramePayload<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FramePayload<'a> {
+    #[serde(borrow)]
+    entry_id: Option<Cow<'a, str>>,
+}
+
 struct Reader {
     samples: mpsc::UnboundedSender<Sample>,
     clock: Instant,
@@ -537,7 +600,7 @@ async fn serve_socket(
                     return;
                 };
                 let received = Instant::now();
-                let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else { continue };
                 reader.observe(&frame, received, &mut awaiting_refresh);
             }
         }
@@ -547,37 +610,43 @@ async fn serve_socket(
 impl Reader {
     fn observe(
         &self,
-        frame: &Value,
+        frame: &Frame,
         received: Instant,
         awaiting_refresh: &mut VecDeque<(i64, Instant)>,
     ) {
-        match frame["type"].as_str() {
-            Some("event") => {
-                let event = &frame["event"];
-                if let Some(entries) = &self.entries {
-                    if event["kind"] == "track_added" {
-                        if let Some(id) = event["payload"]["entry_id"].as_str() {
-                            entries.lock().expect("entries").push_back(id.to_string());
-                        }
-                    }
+        match frame.kind.as_ref() {
+            "event" => {
+                let Some(event) = &frame.event else {
+                    return;
+                };
+                if let (Some(entries), Some("track_added"), Some(id)) = (
+                    &self.entries,
+                    event.kind.as_deref(),
+                    event.payload.as_ref().and_then(|p| p.entry_id.as_deref()),
+                ) {
+                    entries.lock().expect("entries").push_back(id.to_string());
                 }
-                let Some(sent) = event["client_msg_id"]
-                    .as_str()
+                let Some(sent) = event
+                    .client_msg_id
+                    .as_deref()
                     .and_then(|id| self.sent_at(id))
                 else {
                     return;
                 };
-                if self.window.measures(sent) {
-                    let _ = self.samples.send(Sample::Delivery(micros(received - sent)));
+                if let Some(second) = self.window.second_of(sent) {
+                    let _ = self.samples.send(Sample::Delivery {
+                        us: micros(received - sent),
+                        second,
+                    });
                     if self.measures_refresh {
-                        if let Some(seq) = frame["seq"].as_i64() {
+                        if let Some(seq) = frame.seq {
                             awaiting_refresh.push_back((seq, sent));
                         }
                     }
                 }
             }
-            Some("recommendations") => {
-                let covered = frame["seq"].as_i64().unwrap_or(0);
+            "recommendations" => {
+                let covered = frame.seq.unwrap_or(0);
                 while let Some(&(seq, sent)) = awaiting_refresh.front() {
                     if seq > covered {
                         break;
@@ -586,11 +655,11 @@ impl Reader {
                     let _ = self.samples.send(Sample::Refresh(micros(received - sent)));
                 }
             }
-            Some("ack") => {
+            "ack" => {
                 let _ = self.samples.send(Sample::Ack);
             }
-            Some("error") => {
-                let code = frame["code"].as_str().unwrap_or("?").to_string();
+            "error" => {
+                let code = frame.code.as_deref().unwrap_or("?").to_string();
                 let _ = self.samples.send(Sample::Error(code));
             }
             _ => {}
@@ -612,20 +681,22 @@ struct Driver {
     senders: Vec<mpsc::UnboundedSender<String>>,
     tracks: Vec<String>,
     entries: Arc<Mutex<VecDeque<String>>>,
+    /// Operation ids count from here.
     clock: Instant,
-    offset: Duration,
+    /// This group's first operation.
+    start: Instant,
+    end: Instant,
     period: Duration,
-    window: Arc<Window>,
     sent: Arc<std::sync::atomic::AtomicU64>,
     group: usize,
 }
 
 /// One group's operations at a fixed rate until the measured window ends; members take turns.
 async fn drive_group(driver: Driver) {
-    let mut next = driver.clock + driver.offset;
+    let mut next = driver.start;
     let mut n = 0usize;
     let mut tracks = driver.tracks.iter().cycle();
-    while next < driver.window.end {
+    while next < driver.end {
         tokio::time::sleep_until(next.into()).await;
         let sent = Instant::now();
         let id = format!("op-{}-{}", driver.group, micros(sent - driver.clock));
@@ -651,6 +722,7 @@ async fn drive_group(driver: Driver) {
 
 struct Tally {
     delivery: Histogram<u64>,
+    delivery_by_second: Vec<Histogram<u64>>,
     refresh: Histogram<u64>,
     acks: u64,
     errors: BTreeMap<String, u64>,
@@ -660,13 +732,20 @@ async fn aggregate(mut samples: mpsc::UnboundedReceiver<Sample>) -> Tally {
     let histogram = || Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
     let mut tally = Tally {
         delivery: histogram(),
+        delivery_by_second: Vec::new(),
         refresh: histogram(),
         acks: 0,
         errors: BTreeMap::new(),
     };
     while let Some(sample) = samples.recv().await {
         match sample {
-            Sample::Delivery(us) => tally.delivery.saturating_record(us.max(1)),
+            Sample::Delivery { us, second } => {
+                tally.delivery.saturating_record(us.max(1));
+                if tally.delivery_by_second.len() <= second {
+                    tally.delivery_by_second.resize_with(second + 1, histogram);
+                }
+                tally.delivery_by_second[second].saturating_record(us.max(1));
+            }
             Sample::Refresh(us) => tally.refresh.saturating_record(us.max(1)),
             Sample::Ack => tally.acks += 1,
             Sample::Error(code) => *tally.errors.entry(code).or_default() += 1,
@@ -684,4 +763,53 @@ fn rss_kb(pid: u32) -> anyhow::Result<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("VmRSS in /proc/PID/status")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_give_what_the_measuring_reads_and_skip_the_rest() {
+        let event: Frame = serde_json::from_str(
+            r#"{"type":"event","seq":7,"event":{"seq":7,"kind":"track_added","actor":"u_1",
+                "client_msg_id":"op-3-1500","ts":1,"payload":{"entry_id":"e_\u0041b","track":{"id":"t"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.kind, "event");
+        assert_eq!(event.seq, Some(7));
+        let body = event.event.unwrap();
+        assert_eq!(body.kind.as_deref(), Some("track_added"));
+        assert_eq!(body.client_msg_id.as_deref(), Some("op-3-1500"));
+        // An escaped string is decoded, not borrowed.
+        assert_eq!(body.payload.unwrap().entry_id.as_deref(), Some("e_Ab"));
+
+        let list: Frame = serde_json::from_str(
+            r#"{"type":"recommendations","seq":12,"recommendations":{"items":[{"track":{"id":"t","tags":["a","b"]},
+                "fit":[{"user_id":"u","probability":0.5}],"seq":3}],"harmony":{"least":0.4}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (list.kind.as_ref(), list.seq),
+            ("recommendations", Some(12))
+        );
+        assert!(list.event.is_none());
+
+        let error: Frame = serde_json::from_str(
+            r#"{"type":"error","code":"rate_limited","message":"slow down","client_msg_id":null}"#,
+        )
+        .unwrap();
+        assert_eq!(error.code.as_deref(), Some("rate_limited"));
+    }
+
+    #[test]
+    fn the_window_counts_only_once_open_and_by_second() {
+        let window = Window::default();
+        let t0 = Instant::now();
+        assert_eq!(window.second_of(t0), None);
+        window.open(t0, t0 + Duration::from_secs(20));
+        assert_eq!(window.second_of(t0), Some(0));
+        assert_eq!(window.second_of(t0 + Duration::from_millis(2_500)), Some(2));
+        assert_eq!(window.second_of(t0 + Duration::from_secs(20)), None);
+    }
 }
