@@ -91,7 +91,7 @@ impl Db {
             .await
             .context("applying database migrations")?;
         let writes = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        let writer = writer::Writer::start(pool.clone(), writes.clone());
+        let writer = writer::Writer::start(pool.clone(), backend, writes.clone());
         Ok(Self {
             pool,
             backend,

@@ -2,13 +2,20 @@
 //! one writer task and wait for its answer; the task takes every write that queued meanwhile
 //! and commits them in one transaction. Under load that turns thousands of small transactions
 //! a second into tens of larger ones (one SQLite writer, no colliding writers, one commit each).
+//! A batch is a few statements however many writes it holds (one UPDATE per round of the rooms'
+//! appends, one multi-row INSERT per table): on SQLite every statement is a round trip to the
+//! connection's thread and back, two thread wake-ups, which at a few thousand writes a second
+//! cost more than the writes did.
 //!
 //! A batch that fails is retried one write per transaction, so one bad write (a foreign key that
 //! does not hold) fails alone and never takes its neighbours with it.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
-use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool, Connection, Row};
+// The dynamic statements below are built from placeholders and fixed names only.
+use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
+
+use super::{placeholders, Backend};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Writes per transaction at most.
@@ -86,9 +93,9 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer task on the current runtime; it ends when the last handle is dropped.
     /// `turn`: the store's writer lock (SQLite), held for each transaction.
-    pub fn start(pool: AnyPool, turn: Option<Arc<Mutex<()>>>) -> Self {
+    pub fn start(pool: AnyPool, backend: Backend, turn: Option<Arc<Mutex<()>>>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, turn, queue));
+        tokio::spawn(run(pool, backend, turn, queue));
         Self { jobs }
     }
 
@@ -110,6 +117,7 @@ impl Writer {
 /// others would wait for it forever).
 struct Held {
     pool: AnyPool,
+    backend: Backend,
     keep: bool,
     conn: Option<PoolConnection<Any>>,
 }
@@ -120,7 +128,7 @@ impl Held {
             Some(conn) => conn,
             None => self.conn.insert(self.pool.acquire().await?),
         };
-        let result = commit(conn, writes).await;
+        let result = commit(conn, self.backend, writes).await;
         if result.is_err() || !self.keep {
             self.conn = None;
         }
@@ -130,12 +138,14 @@ impl Held {
 
 async fn run(
     pool: AnyPool,
+    backend: Backend,
     turn: Option<Arc<Mutex<()>>>,
     mut queue: mpsc::Receiver<(Write, Reply)>,
 ) {
     let keep = pool.options().get_max_connections() > 1;
     let mut held = Held {
         pool,
+        backend,
         keep,
         conn: None,
     };
@@ -190,129 +200,348 @@ async fn run(
     }
 }
 
-async fn commit(conn: &mut AnyConnection, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
+async fn commit(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    writes: &[Write],
+) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    let mut results = vec![None; writes.len()];
-    for i in lock_order(writes) {
-        results[i] = Some(apply(&mut tx, &writes[i]).await?);
+    let mut results: Vec<Option<Written>> = vec![None; writes.len()];
+    // Group appends in rounds: each group's first write of the batch, then its second... One
+    // round is one statement for every group in it, so a batch costs a few statements however
+    // many rooms it serves (each statement is a round trip to SQLite's thread or PostgreSQL).
+    let mut event_rows: Vec<EventRow<'_>> = Vec::new();
+    for round in append_rounds(writes) {
+        let appends: Vec<Append<'_>> = round
+            .iter()
+            .map(|&i| match &writes[i] {
+                Write::Events {
+                    group_id,
+                    events,
+                    after,
+                    ..
+                } => Append {
+                    group_id,
+                    count: events.len() as i64,
+                    after: *after,
+                },
+                _ => unreachable!("rounds hold appends only"),
+            })
+            .collect();
+        let stored = append_round(&mut tx, backend, &appends).await?;
+        let missed: Vec<&str> = appends
+            .iter()
+            .map(|a| a.group_id)
+            .filter(|g| !stored.contains_key(g))
+            .collect();
+        let positions = last_seqs(&mut tx, &missed).await?;
+        for (&i, append) in round.iter().zip(&appends) {
+            let Write::Events {
+                actor,
+                client_msg_id,
+                events,
+                now,
+                ..
+            } = &writes[i]
+            else {
+                unreachable!("rounds hold appends only");
+            };
+            results[i] = Some(Written::Events(match stored.get(append.group_id) {
+                Some(&last) => {
+                    let first = last - append.count + 1;
+                    event_rows.extend(events.iter().enumerate().map(
+                        |(offset, (kind, payload))| EventRow {
+                            group_id: append.group_id,
+                            seq: first + offset as i64,
+                            kind,
+                            actor: actor.as_deref(),
+                            payload,
+                            client_msg_id: client_msg_id.as_deref(),
+                            created_at: *now,
+                        },
+                    ));
+                    EventsWritten::From(first)
+                }
+                None => positions
+                    .get(append.group_id)
+                    .map_or(EventsWritten::NoGroup, |&at| EventsWritten::Behind(at)),
+            }));
+        }
     }
+    insert_events(&mut tx, &event_rows).await?;
+    let interactions: Vec<&Interaction> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Interaction(row) => Some(row),
+            _ => None,
+        })
+        .collect();
+    insert_interactions(&mut tx, &interactions).await?;
+    let exposures: Vec<&Exposure> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Exposure(row) => Some(row),
+            _ => None,
+        })
+        .collect();
+    insert_exposures(&mut tx, &exposures).await?;
     tx.commit().await?;
+    for (result, write) in results.iter_mut().zip(writes) {
+        match write {
+            Write::Interaction(_) => *result = Some(Written::Interaction),
+            Write::Exposure(_) => *result = Some(Written::Exposure),
+            Write::Events { .. } => {}
+        }
+    }
     Ok(results
         .into_iter()
         .map(|r| r.expect("every write applied"))
         .collect())
 }
 
-/// The order to apply a batch in: group rows (which appends lock) by group id, then the
-/// inserts. Writers of several processes lock the rows they share in the same order, so their
-/// batches wait for each other but never deadlock. One group's writes keep their order.
-fn lock_order(writes: &[Write]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..writes.len()).collect();
-    order.sort_by(|&a, &b| match (&writes[a], &writes[b]) {
-        (Write::Events { group_id: x, .. }, Write::Events { group_id: y, .. }) => x.cmp(y),
-        (Write::Events { .. }, _) => std::cmp::Ordering::Less,
-        (_, Write::Events { .. }) => std::cmp::Ordering::Greater,
-        _ => std::cmp::Ordering::Equal,
-    });
-    order
+/// One group's append in a round.
+struct Append<'a> {
+    group_id: &'a str,
+    count: i64,
+    /// The seq the appender decided on (`None`: at the end, whatever it is).
+    after: Option<i64>,
 }
 
-async fn apply(conn: &mut AnyConnection, write: &Write) -> Result<Written, sqlx::Error> {
-    match write {
-        Write::Events {
-            group_id,
-            actor,
-            client_msg_id,
-            events,
-            after,
-            now,
-        } => {
-            let count = events.len() as i64;
-            // The row's write lock serialises appenders; the seq condition makes an appender
-            // that decided on an older state fail instead of interleaving.
-            let last: Option<i64> = match after {
-                Some(after) => sqlx::query(
-                    "UPDATE group_sessions SET last_seq = last_seq + $1 WHERE id = $2 AND last_seq = $3 \
-                     RETURNING last_seq",
-                )
-                .bind(count)
-                .bind(group_id.as_str())
-                .bind(*after),
-                None => sqlx::query(
-                    "UPDATE group_sessions SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
-                )
-                .bind(count)
-                .bind(group_id.as_str()),
+struct EventRow<'a> {
+    group_id: &'a str,
+    seq: i64,
+    kind: &'a str,
+    actor: Option<&'a str>,
+    payload: &'a str,
+    client_msg_id: Option<&'a str>,
+    created_at: i64,
+}
+
+/// The batch's appends in rounds: a group's n-th write of the batch in round n, each round in
+/// group id order. One group's writes keep their order (round by round), and processes lock
+/// the rows they share in the same order, so their batches wait for each other but never
+/// deadlock.
+fn append_rounds(writes: &[Write]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, write) in writes.iter().enumerate() {
+        if let Write::Events { group_id, .. } = write {
+            let n = seen.entry(group_id.as_str()).or_default();
+            if rounds.len() <= *n {
+                rounds.push(Vec::new());
             }
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|row| row.try_get(0))
-            .transpose()?;
-            let Some(last) = last else {
-                let now_at: Option<i64> =
-                    sqlx::query("SELECT last_seq FROM group_sessions WHERE id = $1")
-                        .bind(group_id.as_str())
-                        .fetch_optional(&mut *conn)
-                        .await?
-                        .map(|row| row.try_get(0))
-                        .transpose()?;
-                return Ok(Written::Events(
-                    now_at.map_or(EventsWritten::NoGroup, EventsWritten::Behind),
-                ));
-            };
-            let first = last - count + 1;
-            for (offset, (kind, payload)) in events.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO group_events (group_id, seq, kind, actor_user_id, payload, client_msg_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(group_id.as_str())
-                .bind(first + offset as i64)
-                .bind(kind.as_str())
-                .bind(actor.clone())
-                .bind(payload.as_str())
-                .bind(client_msg_id.clone())
-                .bind(*now)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Ok(Written::Events(EventsWritten::From(first)))
-        }
-        Write::Interaction(row) => {
-            sqlx::query(
-                "INSERT INTO interactions (id, user_id, track_id, kind, weight, request_id, group_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(row.id.as_str())
-            .bind(row.user_id.as_str())
-            .bind(row.track_id.as_str())
-            .bind(row.kind.as_str())
-            .bind(row.weight)
-            .bind(row.request_id.clone())
-            .bind(row.group_id.clone())
-            .bind(row.created_at)
-            .execute(&mut *conn)
-            .await?;
-            Ok(Written::Interaction)
-        }
-        Write::Exposure(row) => {
-            sqlx::query(
-                "INSERT INTO exposures (request_id, user_id, group_id, experiment_id, variant, strategy, track_ids, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(row.request_id.as_str())
-            .bind(row.user_id.clone())
-            .bind(row.group_id.clone())
-            .bind(row.experiment_id.clone())
-            .bind(row.variant.clone())
-            .bind(row.strategy.as_str())
-            .bind(row.track_ids.as_str())
-            .bind(row.created_at)
-            .execute(&mut *conn)
-            .await?;
-            Ok(Written::Exposure)
+            rounds[*n].push(i);
+            *n += 1;
         }
     }
+    for round in &mut rounds {
+        round.sort_by(|&a, &b| group_of(&writes[a]).cmp(group_of(&writes[b])));
+    }
+    rounds
+}
+
+fn group_of(write: &Write) -> &str {
+    match write {
+        Write::Events { group_id, .. } => group_id,
+        _ => "",
+    }
+}
+
+/// Moves every group's counter on by its count, where the seq is still the one its appender
+/// decided on; the row's write lock serialises appenders, the seq condition makes an appender
+/// that decided on an older state fail instead of interleaving. Returns the new last seq of
+/// the groups that moved.
+async fn append_round<'a>(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    appends: &[Append<'a>],
+) -> Result<HashMap<&'a str, i64>, sqlx::Error> {
+    if backend == Backend::Postgres {
+        // Row locks in id order first: PostgreSQL's UPDATE would take them in scan order.
+        let sql = format!(
+            "SELECT id FROM group_sessions WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            placeholders(0, appends.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(appends.len() <= CACHED_ROWS);
+        for append in appends {
+            query = query.bind(append.group_id);
+        }
+        query.fetch_all(&mut *conn).await?;
+    }
+    let mut sql = String::from("UPDATE group_sessions SET last_seq = last_seq + CASE id");
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    for _ in appends {
+        sql.push_str(&format!(" WHEN {} THEN CAST({} AS BIGINT)", next(), next()));
+    }
+    sql.push_str(" END WHERE ");
+    for (k, append) in appends.iter().enumerate() {
+        if k > 0 {
+            sql.push_str(" OR ");
+        }
+        match append.after {
+            Some(_) => sql.push_str(&format!("(id = {} AND last_seq = {})", next(), next())),
+            None => sql.push_str(&format!("id = {}", next())),
+        }
+    }
+    sql.push_str(" RETURNING id, last_seq");
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(appends.len() <= CACHED_ROWS);
+    for append in appends {
+        query = query.bind(append.group_id).bind(append.count);
+    }
+    for append in appends {
+        query = query.bind(append.group_id);
+        if let Some(after) = append.after {
+            query = query.bind(after);
+        }
+    }
+    let mut moved = HashMap::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        let id: String = row.try_get(0)?;
+        let last: i64 = row.try_get(1)?;
+        if let Some(append) = appends.iter().find(|a| a.group_id == id) {
+            moved.insert(append.group_id, last);
+        }
+    }
+    Ok(moved)
+}
+
+/// Where the given groups' logs are (groups that do not exist are absent).
+async fn last_seqs<'a>(
+    conn: &mut AnyConnection,
+    groups: &[&'a str],
+) -> Result<HashMap<&'a str, i64>, sqlx::Error> {
+    if groups.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT id, last_seq FROM group_sessions WHERE id IN ({})",
+        placeholders(0, groups.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(groups.len() <= CACHED_ROWS);
+    for group in groups {
+        query = query.bind(*group);
+    }
+    let mut found = HashMap::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        let id: String = row.try_get(0)?;
+        if let Some(&group) = groups.iter().find(|g| **g == id) {
+            found.insert(group, row.try_get(1)?);
+        }
+    }
+    Ok(found)
+}
+
+/// Statements for up to this many rows are kept prepared; longer ones (their text differs by
+/// row count) are prepared for the one use, so they do not push the others out of the cache.
+const CACHED_ROWS: usize = 4;
+/// Rows per multi-row INSERT at most (8 columns: well within both stores' bound parameters).
+const ROWS_PER_INSERT: usize = 100;
+
+/// `INSERT INTO table (columns) VALUES (…), (…)` for `rows` rows of `columns` parameters.
+fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("({})", placeholders(r * columns.len(), columns.len())))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES {}",
+        columns.join(", "),
+        values.join(", ")
+    )
+}
+
+async fn insert_events(conn: &mut AnyConnection, rows: &[EventRow<'_>]) -> Result<(), sqlx::Error> {
+    const COLUMNS: [&str; 7] = [
+        "group_id",
+        "seq",
+        "kind",
+        "actor_user_id",
+        "payload",
+        "client_msg_id",
+        "created_at",
+    ];
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = insert_sql("group_events", &COLUMNS, chunk.len());
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        for row in chunk {
+            query = query
+                .bind(row.group_id)
+                .bind(row.seq)
+                .bind(row.kind)
+                .bind(row.actor)
+                .bind(row.payload)
+                .bind(row.client_msg_id)
+                .bind(row.created_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_interactions(
+    conn: &mut AnyConnection,
+    rows: &[&Interaction],
+) -> Result<(), sqlx::Error> {
+    const COLUMNS: [&str; 8] = [
+        "id",
+        "user_id",
+        "track_id",
+        "kind",
+        "weight",
+        "request_id",
+        "group_id",
+        "created_at",
+    ];
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = insert_sql("interactions", &COLUMNS, chunk.len());
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        for row in chunk {
+            query = query
+                .bind(row.id.as_str())
+                .bind(row.user_id.as_str())
+                .bind(row.track_id.as_str())
+                .bind(row.kind.as_str())
+                .bind(row.weight)
+                .bind(row.request_id.as_deref())
+                .bind(row.group_id.as_deref())
+                .bind(row.created_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_exposures(conn: &mut AnyConnection, rows: &[&Exposure]) -> Result<(), sqlx::Error> {
+    const COLUMNS: [&str; 8] = [
+        "request_id",
+        "user_id",
+        "group_id",
+        "experiment_id",
+        "variant",
+        "strategy",
+        "track_ids",
+        "created_at",
+    ];
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = insert_sql("exposures", &COLUMNS, chunk.len());
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        for row in chunk {
+            query = query
+                .bind(row.request_id.as_str())
+                .bind(row.user_id.as_deref())
+                .bind(row.group_id.as_deref())
+                .bind(row.experiment_id.as_deref())
+                .bind(row.variant.as_deref())
+                .bind(row.strategy.as_str())
+                .bind(row.track_ids.as_str())
+                .bind(row.created_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -344,16 +573,25 @@ mod tests {
     }
 
     #[test]
-    fn group_rows_are_locked_in_id_order_before_the_inserts() {
+    fn appends_go_in_rounds_in_group_id_order() {
         let batch = [
             events("g_b"),
             exposure(),
             events("g_a"),
             events("g_b"),
             exposure(),
+            events("g_c"),
+            events("g_b"),
         ];
-        // g_a's row first, then g_b's two writes in the order they came (0 before 3), then the
-        // inserts in theirs.
-        assert_eq!(lock_order(&batch), vec![2, 0, 3, 1, 4]);
+        // Each group's first write in the first round (by id), its second in the second...
+        assert_eq!(append_rounds(&batch), vec![vec![2, 0, 5], vec![3], vec![6]]);
+    }
+
+    #[test]
+    fn multi_row_inserts_number_their_parameters_in_order() {
+        assert_eq!(
+            insert_sql("t", &["a", "b"], 2),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
     }
 }
