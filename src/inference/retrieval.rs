@@ -1,14 +1,21 @@
 //! Exact top-k retrieval by dot product (or cosine) over every item vector, for many queries at
 //! once. The item matrix is walked in blocks and each block is multiplied with all queries in one
 //! matrix product, so a batch of 64 queries reads the item vectors once instead of 64 times —
-//! the reason batching pays off even before the ONNX models run.
+//! the reason batching pays off even before the ONNX models run. A few queries (a room's member
+//! whose taste just changed) are scored row by row instead: the matrix product copies every
+//! block into its packed layout first, which costs more than the few dot products it serves.
 
 use std::cmp::Ordering;
 
 use ndarray::{linalg::general_mat_mul, s, Array2, ArrayView2};
 
+use super::space::dot;
+
 /// Item rows multiplied per step: small enough that the scores of a 64-query batch stay in cache.
 const BLOCK: usize = 4_096;
+/// Batches up to this size are scored row by row (see the module docs; measured with `cargo
+/// bench --bench inference`, "retrieval alone").
+const ROW_WISE_MAX: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct RetrievalQuery {
@@ -48,6 +55,27 @@ pub fn top_k(
         }
     }
     let mut heaps: Vec<TopK> = queries.iter().map(|q| TopK::new(q.k)).collect();
+    let consider = |heap: &mut TopK, query: &RetrievalQuery, item: u32, raw: f32| {
+        let score = match metric {
+            Metric::Dot => raw,
+            Metric::Cosine => raw / (norms[item as usize] + 1e-9),
+        };
+        if heap.admits(score) && query.exclude.binary_search(&item).is_err() {
+            heap.push(Hit { item, score });
+        }
+    };
+    if let (true, Some(rows), Some(q)) = (
+        queries.len() <= ROW_WISE_MAX && dim > 0,
+        items.as_slice(),
+        q.as_slice(),
+    ) {
+        for (item, row) in rows.chunks_exact(dim).enumerate() {
+            for ((heap, query), vector) in heaps.iter_mut().zip(queries).zip(q.chunks_exact(dim)) {
+                consider(heap, query, item as u32, dot(row, vector));
+            }
+        }
+        return heaps.into_iter().map(TopK::into_sorted).collect();
+    }
     let mut scores = Array2::<f32>::zeros((queries.len(), BLOCK.min(items.nrows().max(1))));
     let mut start = 0;
     while start < items.nrows() {
@@ -58,14 +86,7 @@ pub fn top_k(
         for (r, (heap, query)) in heaps.iter_mut().zip(queries).enumerate() {
             let row = out.row(r);
             for (j, &raw) in row.iter().enumerate() {
-                let item = (start + j) as u32;
-                let score = match metric {
-                    Metric::Dot => raw,
-                    Metric::Cosine => raw / (norms[item as usize] + 1e-9),
-                };
-                if heap.admits(score) && query.exclude.binary_search(&item).is_err() {
-                    heap.push(Hit { item, score });
-                }
+                consider(heap, query, (start + j) as u32, raw);
             }
         }
         start = end;
@@ -215,6 +236,35 @@ mod tests {
         for (a, b) in cos[0].iter().zip(&cos_scaled[0]) {
             assert_eq!(a.item, b.item);
             assert!((a.score - b.score).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn a_few_queries_scored_row_by_row_match_the_matrix_product() {
+        let items = random_items(BLOCK + 77, 20, 4);
+        let norms: Vec<f32> = items.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+        let mut rng = StdRng::seed_from_u64(5);
+        let queries: Vec<RetrievalQuery> = (0..ROW_WISE_MAX + 3)
+            .map(|i| RetrievalQuery {
+                vector: (0..20).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                exclude: vec![3, 10, 400],
+                k: 5 + i,
+            })
+            .collect();
+        for metric in [Metric::Dot, Metric::Cosine] {
+            // The first ROW_WISE_MAX queries alone go row by row, inside the larger batch
+            // through the matrix product.
+            let row_wise = top_k(&items, &norms, metric, &queries[..ROW_WISE_MAX]);
+            let product = top_k(&items, &norms, metric, &queries);
+            for (a, b) in row_wise.iter().zip(&product) {
+                assert_eq!(
+                    a.iter().map(|h| h.item).collect::<Vec<_>>(),
+                    b.iter().map(|h| h.item).collect::<Vec<_>>()
+                );
+                for (x, y) in a.iter().zip(b) {
+                    assert!((x.score - y.score).abs() < 1e-4);
+                }
+            }
         }
     }
 
