@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use super::{
     engine::{ContentOutputs, Engine, RankJob, Ranked, SimilarJob},
     group::{GroupRankJob, GroupRanked},
+    priority,
     retrieval::Hit,
     space::CONTENT_INPUTS,
     InferenceError,
@@ -172,13 +173,17 @@ impl InferenceActor {
         let receiver = Arc::new(Mutex::new(receiver));
         let outstanding = Arc::new(AtomicUsize::new(0));
         let max_batch = settings.max_batch;
+        let nice = settings.nice;
         for (n, engine) in engines.into_iter().enumerate() {
             let receiver = Arc::clone(&receiver);
             let outstanding = Arc::clone(&outstanding);
             let metrics = Arc::clone(&metrics);
             std::thread::Builder::new()
                 .name(format!("inference-{n}"))
-                .spawn(move || run_batches(engine, &receiver, max_batch, &outstanding, &metrics))
+                .spawn(move || {
+                    priority::lower_this_thread(nice);
+                    run_batches(engine, &receiver, max_batch, &outstanding, &metrics)
+                })
                 .expect("spawning an inference thread");
         }
         Self {

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod features;
 pub mod group;
 pub mod neighbours;
+mod priority;
 pub mod retrieval;
 pub mod space;
 
