@@ -228,7 +228,10 @@ async fn commit(
                 _ => unreachable!("rounds hold appends only"),
             })
             .collect();
-        let stored = append_round(&mut tx, backend, &appends).await?;
+        let mut stored = HashMap::new();
+        for piece in in_statement_sizes(&appends) {
+            stored.extend(append_round(&mut tx, backend, piece).await?);
+        }
         let missed: Vec<&str> = appends
             .iter()
             .map(|a| a.group_id)
@@ -362,7 +365,7 @@ async fn append_round<'a>(
             "SELECT id FROM group_sessions WHERE id IN ({}) ORDER BY id FOR UPDATE",
             placeholders(0, appends.len())
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(appends.len() <= CACHED_ROWS);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
         for append in appends {
             query = query.bind(append.group_id);
         }
@@ -378,25 +381,24 @@ async fn append_round<'a>(
         sql.push_str(&format!(" WHEN {} THEN CAST({} AS BIGINT)", next(), next()));
     }
     sql.push_str(" END WHERE ");
-    for (k, append) in appends.iter().enumerate() {
+    for k in 0..appends.len() {
         if k > 0 {
             sql.push_str(" OR ");
         }
-        match append.after {
-            Some(_) => sql.push_str(&format!("(id = {} AND last_seq = {})", next(), next())),
-            None => sql.push_str(&format!("id = {}", next())),
-        }
+        // No seq to check (NULL): any.
+        sql.push_str(&format!(
+            "(id = {} AND last_seq = COALESCE(CAST({} AS BIGINT), last_seq))",
+            next(),
+            next()
+        ));
     }
     sql.push_str(" RETURNING id, last_seq");
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(appends.len() <= CACHED_ROWS);
+    let mut query = sqlx::query(AssertSqlSafe(sql));
     for append in appends {
         query = query.bind(append.group_id).bind(append.count);
     }
     for append in appends {
-        query = query.bind(append.group_id);
-        if let Some(after) = append.after {
-            query = query.bind(after);
-        }
+        query = query.bind(append.group_id).bind(append.after);
     }
     let mut moved = HashMap::new();
     for row in query.fetch_all(&mut *conn).await? {
@@ -421,7 +423,8 @@ async fn last_seqs<'a>(
         "SELECT id, last_seq FROM group_sessions WHERE id IN ({})",
         placeholders(0, groups.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(groups.len() <= CACHED_ROWS);
+    // Rare (another process appended first): prepared for the one use.
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for group in groups {
         query = query.bind(*group);
     }
@@ -435,11 +438,24 @@ async fn last_seqs<'a>(
     Ok(found)
 }
 
-/// Statements for up to this many rows are kept prepared; longer ones (their text differs by
-/// row count) are prepared for the one use, so they do not push the others out of the cache.
-const CACHED_ROWS: usize = 4;
-/// Rows per multi-row INSERT at most (8 columns: well within both stores' bound parameters).
-const ROWS_PER_INSERT: usize = 100;
+/// The row counts multi-row statements come in (the largest first). Each statement's text
+/// depends on its row count, and preparing a long statement anew for every batch cost SQLite
+/// more than the round trips it saved; with a few fixed sizes every statement stays prepared.
+/// 32 rows of 8 columns are well within both stores' bound parameters.
+const STATEMENT_ROWS: [usize; 4] = [32, 8, 2, 1];
+
+/// `rows` cut into consecutive pieces of the sizes in [`STATEMENT_ROWS`], largest first.
+fn in_statement_sizes<T>(mut rows: &[T]) -> Vec<&[T]> {
+    let mut pieces = Vec::new();
+    for size in STATEMENT_ROWS {
+        while rows.len() >= size {
+            let (piece, rest) = rows.split_at(size);
+            pieces.push(piece);
+            rows = rest;
+        }
+    }
+    pieces
+}
 
 /// `INSERT INTO table (columns) VALUES (…), (…)` for `rows` rows of `columns` parameters.
 fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
@@ -463,9 +479,9 @@ async fn insert_events(conn: &mut AnyConnection, rows: &[EventRow<'_>]) -> Resul
         "client_msg_id",
         "created_at",
     ];
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in in_statement_sizes(rows) {
         let sql = insert_sql("group_events", &COLUMNS, chunk.len());
-        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
         for row in chunk {
             query = query
                 .bind(row.group_id)
@@ -495,9 +511,9 @@ async fn insert_interactions(
         "group_id",
         "created_at",
     ];
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in in_statement_sizes(rows) {
         let sql = insert_sql("interactions", &COLUMNS, chunk.len());
-        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
         for row in chunk {
             query = query
                 .bind(row.id.as_str())
@@ -525,9 +541,9 @@ async fn insert_exposures(conn: &mut AnyConnection, rows: &[&Exposure]) -> Resul
         "track_ids",
         "created_at",
     ];
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in in_statement_sizes(rows) {
         let sql = insert_sql("exposures", &COLUMNS, chunk.len());
-        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() <= CACHED_ROWS);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
         for row in chunk {
             query = query
                 .bind(row.request_id.as_str())
@@ -593,5 +609,15 @@ mod tests {
             insert_sql("t", &["a", "b"], 2),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
         );
+    }
+
+    #[test]
+    fn statements_come_in_a_few_sizes_that_cover_every_row_in_order() {
+        let rows: Vec<usize> = (0..77).collect();
+        let pieces = in_statement_sizes(&rows);
+        let sizes: Vec<usize> = pieces.iter().map(|p| p.len()).collect();
+        assert_eq!(sizes, vec![32, 32, 8, 2, 2, 1]);
+        assert_eq!(pieces.concat(), rows);
+        assert!(in_statement_sizes::<usize>(&[]).is_empty());
     }
 }
