@@ -50,6 +50,9 @@ pub struct Options {
     pub also: Vec<String>,
 }
 
+/// Idle sockets opened per user: the server's default `realtime.sockets_per_user` (more are
+/// refused with 429).
+const SOCKETS_PER_IDLE_USER: usize = 8;
 /// Setup requests and socket connections in flight at once.
 const SETUP_CONCURRENCY: usize = 64;
 /// After the measured window, how long late deliveries may still arrive.
@@ -495,8 +498,8 @@ async fn next_json(socket: &mut GroupSocket) -> anyhow::Result<Value> {
     }
 }
 
-/// Idle sockets: connected and answering pings, nothing else. Several sockets share a user (a
-/// user may have many), so setup stays short.
+/// Idle sockets: connected and answering pings, nothing else. Several sockets share a user (as
+/// many as the server allows one user), so setup stays short.
 async fn connect_idle(
     client: &reqwest::Client,
     url: &str,
@@ -504,11 +507,13 @@ async fn connect_idle(
     options: &Options,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let users = options.idle.div_ceil(200);
-    let mut owners = Vec::with_capacity(users);
-    for n in 0..users {
-        owners.push(create_user(client, url, &format!("idle-{n}")).await?);
-    }
+    let users = options.idle.div_ceil(SOCKETS_PER_IDLE_USER);
+    let names: Vec<String> = (0..users).map(|n| format!("idle-{n}")).collect();
+    let owners = all_of(
+        names.iter().map(|name| create_user(client, url, name)),
+        SETUP_CONCURRENCY,
+    )
+    .await?;
     let started = Instant::now();
     let jobs = (0..options.idle).map(|i| {
         let owner = &owners[i % owners.len()];
