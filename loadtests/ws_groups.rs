@@ -595,14 +595,31 @@ async fn serve_socket(
         tokio::select! {
             _ = stop.changed() => return,
             text = outgoing.recv() => match text {
-                Some(text) => if sink.send(Message::text(text)).await.is_err() { return },
+                Some(text) => if let Err(err) = sink.send(Message::text(text)).await {
+                    let _ = reader.samples.send(Sample::Error(format!("send_error: {err}")));
+                    return;
+                },
                 None => return,
             },
             frame = frames.next() => {
-                let Some(Ok(Message::Text(text))) = frame else {
-                    if matches!(frame, Some(Ok(_))) { continue }
-                    let _ = reader.samples.send(Sample::Error("socket_ended".into()));
-                    return;
+                // Why a socket ended is counted as its error (the server's close code, the
+                // transport's error), so an early end can be traced.
+                let ended = match frame {
+                    Some(Ok(Message::Text(text))) => Ok(text),
+                    Some(Ok(Message::Close(close))) => Err(match close {
+                        Some(close) => format!("closed_{}", u16::from(close.code)),
+                        None => "closed".to_string(),
+                    }),
+                    Some(Ok(_)) => continue,
+                    Some(Err(err)) => Err(format!("socket_error: {err}")),
+                    None => Err("socket_ended".to_string()),
+                };
+                let text = match ended {
+                    Ok(text) => text,
+                    Err(why) => {
+                        let _ = reader.samples.send(Sample::Error(why));
+                        return;
+                    }
                 };
                 let received = Instant::now();
                 let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else { continue };
