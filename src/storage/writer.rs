@@ -469,6 +469,29 @@ fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
     )
 }
 
+type RowQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Inserts `rows` into `table` in statements of [`STATEMENT_ROWS`] sizes; `bind` binds one
+/// row's values in `columns` order.
+async fn insert_rows<T>(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &[&str],
+    rows: &[T],
+    bind: impl for<'q> Fn(RowQuery<'q>, &'q T) -> RowQuery<'q>,
+) -> Result<(), sqlx::Error> {
+    for chunk in in_statement_sizes(rows) {
+        let sql = insert_sql(table, columns, chunk.len());
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(AssertSqlSafe(sql)), |query, row| {
+                bind(query, row)
+            });
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 async fn insert_events(conn: &mut AnyConnection, rows: &[EventRow<'_>]) -> Result<(), sqlx::Error> {
     const COLUMNS: [&str; 7] = [
         "group_id",
@@ -479,22 +502,17 @@ async fn insert_events(conn: &mut AnyConnection, rows: &[EventRow<'_>]) -> Resul
         "client_msg_id",
         "created_at",
     ];
-    for chunk in in_statement_sizes(rows) {
-        let sql = insert_sql("group_events", &COLUMNS, chunk.len());
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for row in chunk {
-            query = query
-                .bind(row.group_id)
-                .bind(row.seq)
-                .bind(row.kind)
-                .bind(row.actor)
-                .bind(row.payload)
-                .bind(row.client_msg_id)
-                .bind(row.created_at);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+    insert_rows(conn, "group_events", &COLUMNS, rows, |query, row| {
+        query
+            .bind(row.group_id)
+            .bind(row.seq)
+            .bind(row.kind)
+            .bind(row.actor)
+            .bind(row.payload)
+            .bind(row.client_msg_id)
+            .bind(row.created_at)
+    })
+    .await
 }
 
 async fn insert_interactions(
@@ -511,23 +529,18 @@ async fn insert_interactions(
         "group_id",
         "created_at",
     ];
-    for chunk in in_statement_sizes(rows) {
-        let sql = insert_sql("interactions", &COLUMNS, chunk.len());
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for row in chunk {
-            query = query
-                .bind(row.id.as_str())
-                .bind(row.user_id.as_str())
-                .bind(row.track_id.as_str())
-                .bind(row.kind.as_str())
-                .bind(row.weight)
-                .bind(row.request_id.as_deref())
-                .bind(row.group_id.as_deref())
-                .bind(row.created_at);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+    insert_rows(conn, "interactions", &COLUMNS, rows, |query, row| {
+        query
+            .bind(row.id.as_str())
+            .bind(row.user_id.as_str())
+            .bind(row.track_id.as_str())
+            .bind(row.kind.as_str())
+            .bind(row.weight)
+            .bind(row.request_id.as_deref())
+            .bind(row.group_id.as_deref())
+            .bind(row.created_at)
+    })
+    .await
 }
 
 async fn insert_exposures(conn: &mut AnyConnection, rows: &[&Exposure]) -> Result<(), sqlx::Error> {
@@ -541,23 +554,18 @@ async fn insert_exposures(conn: &mut AnyConnection, rows: &[&Exposure]) -> Resul
         "track_ids",
         "created_at",
     ];
-    for chunk in in_statement_sizes(rows) {
-        let sql = insert_sql("exposures", &COLUMNS, chunk.len());
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for row in chunk {
-            query = query
-                .bind(row.request_id.as_str())
-                .bind(row.user_id.as_deref())
-                .bind(row.group_id.as_deref())
-                .bind(row.experiment_id.as_deref())
-                .bind(row.variant.as_deref())
-                .bind(row.strategy.as_str())
-                .bind(row.track_ids.as_str())
-                .bind(row.created_at);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+    insert_rows(conn, "exposures", &COLUMNS, rows, |query, row| {
+        query
+            .bind(row.request_id.as_str())
+            .bind(row.user_id.as_deref())
+            .bind(row.group_id.as_deref())
+            .bind(row.experiment_id.as_deref())
+            .bind(row.variant.as_deref())
+            .bind(row.strategy.as_str())
+            .bind(row.track_ids.as_str())
+            .bind(row.created_at)
+    })
+    .await
 }
 
 #[cfg(test)]
