@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Row;
 
-use super::{placeholders, Db};
+use super::{row_placeholders, Db};
 
 /// One stored (bandit, context, arm).
 #[derive(Debug, Clone, PartialEq)]
@@ -245,14 +245,10 @@ pub async fn flush(db: &Db, flush: &Flush) -> Result<Flushed, sqlx::Error> {
 const SHOWN_PER_STATEMENT: usize = 40;
 
 fn insert_shown_sql(rows: usize) -> String {
-    const COLUMNS: usize = 5;
-    let values: Vec<String> = (0..rows)
-        .map(|r| format!("({})", placeholders(r * COLUMNS, COLUMNS)))
-        .collect();
     format!(
         "INSERT INTO bandit_pending (request_id, bandit, context, arm, shown_at) VALUES {} \
          ON CONFLICT (request_id) DO NOTHING RETURNING bandit, context, arm",
-        values.join(", ")
+        row_placeholders(rows, 5)
     )
 }
 

@@ -168,6 +168,14 @@ pub(crate) fn placeholders(offset: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// `($1, …, $columns), ($columns+1, …), …` for `rows` rows: a multi-row `VALUES` list.
+pub(crate) fn row_placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * columns, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +196,6 @@ mod tests {
     #[test]
     fn placeholders_are_numbered() {
         assert_eq!(placeholders(2, 3), "$3, $4, $5");
+        assert_eq!(row_placeholders(2, 2), "($1, $2), ($3, $4)");
     }
 }

@@ -5,7 +5,7 @@
 use futures_util::TryStreamExt;
 use sqlx::{any::AnyRow, AssertSqlSafe, Row};
 
-use super::{placeholders, Db};
+use super::{row_placeholders, Db};
 use crate::{
     catalog::{AudioFeatures, Track},
     domain::{now_ms, TrackId},
@@ -43,12 +43,9 @@ pub async fn insert(
         let _turn = db.write_turn().await;
         let mut tx = db.pool().begin().await?;
         for batch in group.chunks(ROWS_PER_STATEMENT) {
-            let rows: Vec<String> = (0..batch.len())
-                .map(|i| format!("({})", placeholders(i * COLUMN_COUNT, COLUMN_COUNT)))
-                .collect();
             let sql = format!(
                 "INSERT INTO tracks ({COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
-                rows.join(", ")
+                row_placeholders(batch.len(), COLUMN_COUNT)
             );
             // Only constants and numbered placeholders: nothing from outside reaches the text.
             let mut query = sqlx::query(AssertSqlSafe(sql));

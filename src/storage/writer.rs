@@ -15,7 +15,7 @@ use std::{collections::HashMap, sync::Arc};
 // The dynamic statements below are built from placeholders and fixed names only.
 use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
 
-use super::{placeholders, Backend};
+use super::{placeholders, row_placeholders, Backend};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Writes per transaction at most.
@@ -459,13 +459,10 @@ fn in_statement_sizes<T>(mut rows: &[T]) -> Vec<&[T]> {
 
 /// `INSERT INTO table (columns) VALUES (…), (…)` for `rows` rows of `columns` parameters.
 fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|r| format!("({})", placeholders(r * columns.len(), columns.len())))
-        .collect();
     format!(
         "INSERT INTO {table} ({}) VALUES {}",
         columns.join(", "),
-        values.join(", ")
+        row_placeholders(rows, columns.len())
     )
 }
 
