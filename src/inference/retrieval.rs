@@ -64,17 +64,18 @@ pub fn top_k(
             heap.push(Hit { item, score });
         }
     };
-    if let (true, Some(rows), Some(q)) = (
-        queries.len() <= ROW_WISE_MAX && dim > 0,
-        items.as_slice(),
-        q.as_slice(),
-    ) {
-        for (item, row) in rows.chunks_exact(dim).enumerate() {
-            for ((heap, query), vector) in heaps.iter_mut().zip(queries).zip(q.chunks_exact(dim)) {
-                consider(heap, query, item as u32, dot(row, vector));
+    if queries.len() <= ROW_WISE_MAX && dim > 0 {
+        // Rows as contiguous slices; a matrix in another layout takes the product below.
+        if let (Some(rows), Some(q)) = (items.as_slice(), q.as_slice()) {
+            for (item, row) in rows.chunks_exact(dim).enumerate() {
+                for ((heap, query), vector) in
+                    heaps.iter_mut().zip(queries).zip(q.chunks_exact(dim))
+                {
+                    consider(heap, query, item as u32, dot(row, vector));
+                }
             }
+            return heaps.into_iter().map(TopK::into_sorted).collect();
         }
-        return heaps.into_iter().map(TopK::into_sorted).collect();
     }
     let mut scores = Array2::<f32>::zeros((queries.len(), BLOCK.min(items.nrows().max(1))));
     let mut start = 0;
