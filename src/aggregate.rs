@@ -170,12 +170,13 @@ fn proportionally_fair(
     for _ in 0..k {
         let mut best: Option<(usize, f64)> = None;
         for i in (0..candidates).filter(|&i| !taken[i]) {
-            let welfare: f64 = utilities
-                .iter()
-                .zip(&got)
-                .zip(ideal)
-                .map(|((u, &g), &best)| (FAIRNESS_EPSILON + ratio(g + u[i] as f64, best)).ln())
-                .sum();
+            let welfare = log_welfare(
+                utilities
+                    .iter()
+                    .zip(&got)
+                    .zip(ideal)
+                    .map(|((u, &g), &best)| FAIRNESS_EPSILON + ratio(g + u[i] as f64, best)),
+            );
             if best.map_or(true, |(_, w)| welfare > w) {
                 best = Some((i, welfare));
             }
@@ -188,6 +189,26 @@ fn proportionally_fair(
         picks.push(i);
     }
     picks
+}
+
+/// Factors multiplied before one logarithm is taken: each is at least `FAIRNESS_EPSILON`
+/// (1e-3), so a run of this many stays above 1e-96, far from underflow.
+const FACTORS_PER_LOG: usize = 32;
+
+/// Σ ln(x) over the members' factors, as the logarithms of products of up to
+/// `FACTORS_PER_LOG` factors: the same order of candidates for a fraction of the logarithms
+/// (they were most of a refresh's aggregation time).
+fn log_welfare(factors: impl Iterator<Item = f64>) -> f64 {
+    let mut sum = 0.0;
+    let mut product = 1.0;
+    for (n, x) in factors.enumerate() {
+        if n > 0 && n % FACTORS_PER_LOG == 0 {
+            sum += f64::ln(product);
+            product = 1.0;
+        }
+        product *= x;
+    }
+    sum + f64::ln(product)
 }
 
 #[cfg(test)]
@@ -269,5 +290,24 @@ mod tests {
         let s = select(Strategy::Fair, &[vec![0.0, 0.0]], 5);
         assert_eq!(s.picks.len(), 2);
         assert_eq!(s.harmony.least, 1.0);
+    }
+
+    #[test]
+    fn log_welfare_is_the_sum_of_logarithms_even_for_the_largest_rooms() {
+        let factors: Vec<f64> = (0..500).map(|m| 1e-3 + (m % 7) as f64 / 7.0).collect();
+        let sum: f64 = factors.iter().map(|x| x.ln()).sum();
+        let welfare = log_welfare(factors.iter().copied());
+        assert!(
+            welfare.is_finite(),
+            "500 members' product must not underflow"
+        );
+        assert!(
+            (welfare - sum).abs() < 1e-9 * sum.abs(),
+            "{welfare} vs {sum}"
+        );
+        // Every member at ε: the smallest factors there are.
+        let floor = log_welfare(std::iter::repeat_n(FAIRNESS_EPSILON, 500));
+        assert!((floor - 500.0 * FAIRNESS_EPSILON.ln()).abs() < 1e-9);
+        assert_eq!(log_welfare([0.5].into_iter()), 0.5f64.ln());
     }
 }
