@@ -44,14 +44,36 @@ class NeuMF(nn.Module):
 
 class _ScoreOnly(nn.Module):
     """What ncf.onnx contains: scoring from vectors, so cold-start items (content vectors) and
-    groups (any user vector) go through the same graph."""
+    groups (any user vector) go through the same graph.
+
+    The same function as `NeuMF.score_vectors`, factored per user: the first MLP layer
+    W·[u, e, u*e] + b is (W_u·u + b) + (W_e + W_g·diag(u))·e and the GMF half of the output layer
+    w·(u*e) is (w*u)·e, so each user's two matrices are formed once and every candidate costs one
+    64×64 product instead of 192×64 (and no [B, C, 3k] concatenation is copied). The serving
+    threads score a few users over many candidates, where this is ~2.5× fewer operations."""
 
     def __init__(self, model: NeuMF):
         super().__init__()
-        self.model = model
+        k = model.items.weight.shape[1]
+        first, out = model.mlp[0], model.out
+        split = lambda w: w.detach().clone().contiguous()  # noqa: E731 (fixed buffers in the graph)
+        self.register_buffer("w_user", split(first.weight[:, :k].t()))
+        self.register_buffer("w_item", split(first.weight[:, k:2 * k].t()))
+        self.register_buffer("w_gmf", split(first.weight[:, 2 * k:].t()))
+        self.register_buffer("b_first", split(first.bias))
+        self.register_buffer("w_out_gmf", split(out.weight[0, :k]))
+        # [32, 1], not [32]: ONNX Runtime multiplies by a 1-D right operand several times slower.
+        self.register_buffer("w_out_mlp", split(out.weight[0, k:].unsqueeze(-1)))
+        self.register_buffer("b_out", split(out.bias))
+        self.second = model.mlp[2]
 
     def forward(self, user, items):
-        return self.model.score_vectors(user, items)
+        # [B, k, 64]: per user, item vector -> first hidden layer.
+        per_user = self.w_item.unsqueeze(0) + user.unsqueeze(-1) * self.w_gmf.unsqueeze(0)
+        hidden = torch.relu(items @ per_user + (user @ self.w_user + self.b_first).unsqueeze(1))
+        hidden = torch.relu(self.second(hidden))
+        gmf = (items @ (user * self.w_out_gmf).unsqueeze(-1)).squeeze(-1)
+        return gmf + (hidden @ self.w_out_mlp).squeeze(-1) + self.b_out
 
 
 def train_neumf(train: sp.csr_matrix, k: int, init: np.ndarray | None, epochs=30, negatives=4,
