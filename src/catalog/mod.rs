@@ -8,7 +8,7 @@ pub mod search;
 pub mod synthetic;
 mod track;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -29,7 +29,8 @@ pub struct GenreCount {
 }
 
 pub struct Catalog {
-    tracks: Vec<Track>,
+    /// Shared, so that a list of recommendations holds its tracks without copying them.
+    tracks: Vec<Arc<Track>>,
     by_id: HashMap<String, u32>,
     by_popularity: Vec<u32>,
     genres: Vec<GenreCount>,
@@ -38,6 +39,7 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(tracks: Vec<Track>) -> Self {
+        let tracks: Vec<Arc<Track>> = tracks.into_iter().map(Arc::new).collect();
         let by_id = tracks
             .iter()
             .enumerate()
@@ -66,7 +68,7 @@ impl Catalog {
     }
 
     pub fn get(&self, id: &str) -> Option<&Track> {
-        self.by_id.get(id).map(|&i| &self.tracks[i as usize])
+        self.by_id.get(id).map(|&i| &*self.tracks[i as usize])
     }
 
     /// The track's position in [`Catalog::tracks`], which is also its row in the item space.
@@ -92,12 +94,17 @@ impl Catalog {
         &self.tracks[index as usize]
     }
 
+    /// The track at `index`, shared (a recommendation list's copy costs a reference count).
+    pub fn shared(&self, index: u32) -> Arc<Track> {
+        Arc::clone(&self.tracks[index as usize])
+    }
+
     /// Track positions, most popular first.
     pub fn by_popularity(&self) -> &[u32] {
         &self.by_popularity
     }
 
-    pub fn tracks(&self) -> &[Track] {
+    pub fn tracks(&self) -> &[Arc<Track>] {
         &self.tracks
     }
 
@@ -127,11 +134,13 @@ impl Catalog {
                 u32::from(self.tracks[doc as usize].popularity)
             })
         };
-        docs.into_iter().map(|d| &self.tracks[d as usize]).collect()
+        docs.into_iter()
+            .map(|d| &*self.tracks[d as usize])
+            .collect()
     }
 }
 
-fn count_genres(tracks: &[Track]) -> Vec<GenreCount> {
+fn count_genres(tracks: &[Arc<Track>]) -> Vec<GenreCount> {
     let mut counts: HashMap<(&'static str, &str), usize> = HashMap::new();
     for track in tracks {
         for g in &track.genres {

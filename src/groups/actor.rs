@@ -839,7 +839,7 @@ impl GroupActor {
             .iter()
             .map(|item| {
                 let for_member = best_served(&item.fit).map(|f| f.user_id.clone());
-                (TrackSummary::from(&item.track), for_member)
+                (TrackSummary::from(&*item.track), for_member)
             })
             .collect();
         auto_fill(&self.state, &picks, generate_entry_id)

@@ -5,7 +5,7 @@
 //! import, a synthetic catalog) gets its `content.onnx` embedding, rescaled to the CF vectors'
 //! typical length — the same rule the training pipeline used for its cold-start tracks.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use ndarray::{Array2, ArrayView1};
 
@@ -113,7 +113,7 @@ impl ItemSpace {
             .iter()
             .map(|t| f32::from(t.popularity) / 100.0)
             .collect();
-        let freshness = tracks.iter().map(freshness).collect();
+        let freshness = tracks.iter().map(|t| freshness(t)).collect();
         let mut space = Self {
             vectors,
             norms,
@@ -284,7 +284,7 @@ pub fn content_row(
 }
 
 /// The medians of the catalog's years, popularity and durations (fixed fallbacks when empty).
-pub fn content_defaults(tracks: &[Track]) -> ContentDefaults {
+pub fn content_defaults(tracks: &[Arc<Track>]) -> ContentDefaults {
     fn median(mut values: Vec<f32>, fallback: f32) -> f32 {
         if values.is_empty() {
             return fallback;

@@ -41,7 +41,8 @@ pub struct GroupRecommendations {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GroupRecommended {
-    pub track: Track,
+    #[schema(value_type = Track)]
+    pub track: Arc<Track>,
     /// Mean over the scored members of their predicted probability of liking the track.
     pub score: f32,
     /// The lowest member probability: how the least keen member is expected to feel.
@@ -174,7 +175,7 @@ impl Recommender {
             .map(|item| {
                 let n = item.utilities.len().max(1) as f32;
                 GroupRecommended {
-                    track: self.catalog.track(item.item).clone(),
+                    track: self.catalog.shared(item.item),
                     score: item.utilities.iter().sum::<f32>() / n,
                     least: item.utilities.iter().copied().fold(f32::INFINITY, f32::min),
                     fit: scored
@@ -241,7 +242,7 @@ impl Recommender {
             })
             .take(limit)
             .map(|(rank, &t)| GroupRecommended {
-                track: self.catalog.track(t).clone(),
+                track: self.catalog.shared(t),
                 score: 1.0 - rank as f32 / starters.len().max(1) as f32,
                 least: 0.0,
                 fit: Vec::new(),

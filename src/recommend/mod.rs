@@ -88,7 +88,8 @@ pub struct Request {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Recommended {
-    pub track: Track,
+    #[schema(value_type = Track)]
+    pub track: Arc<Track>,
     /// The ranker's score; higher is better; compare only within one answer.
     pub score: f32,
     /// 0–1: the calibrated probability that the listener likes this track (the ranker's score
@@ -252,7 +253,7 @@ impl Recommender {
 
     fn recommended(&self, r: &RankedItem, because: Option<TrackRef>) -> Recommended {
         Recommended {
-            track: self.catalog.track(r.item).clone(),
+            track: self.catalog.shared(r.item),
             score: r.score,
             confidence: self.inference.calibration().probability(r.score),
             reasons: reasons::from_contributions(&r.features, &r.contributions),
@@ -283,7 +284,7 @@ impl Recommender {
             .filter(|(_, &t)| in_genre(self.catalog.track(t), genre))
             .take(limit)
             .map(|(rank, &t)| Recommended {
-                track: self.catalog.track(t).clone(),
+                track: self.catalog.shared(t),
                 score: 1.0 - rank as f32 / starters.len().max(1) as f32,
                 confidence: 0.0,
                 reasons: reasons::popular_start(space.popularity(t)),
