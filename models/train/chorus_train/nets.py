@@ -56,15 +56,18 @@ class _ScoreOnly(nn.Module):
         super().__init__()
         k = model.items.weight.shape[1]
         first, out = model.mlp[0], model.out
-        split = lambda w: w.detach().clone().contiguous()  # noqa: E731 (fixed buffers in the graph)
-        self.register_buffer("w_user", split(first.weight[:, :k].t()))
-        self.register_buffer("w_item", split(first.weight[:, k:2 * k].t()))
-        self.register_buffer("w_gmf", split(first.weight[:, 2 * k:].t()))
-        self.register_buffer("b_first", split(first.bias))
-        self.register_buffer("w_out_gmf", split(out.weight[0, :k]))
+
+        def frozen(w: torch.Tensor) -> torch.Tensor:  # a fixed buffer of the exported graph
+            return w.detach().clone().contiguous()
+
+        self.register_buffer("w_user", frozen(first.weight[:, :k].t()))
+        self.register_buffer("w_item", frozen(first.weight[:, k:2 * k].t()))
+        self.register_buffer("w_gmf", frozen(first.weight[:, 2 * k:].t()))
+        self.register_buffer("b_first", frozen(first.bias))
+        self.register_buffer("w_out_gmf", frozen(out.weight[0, :k]))
         # [32, 1], not [32]: ONNX Runtime multiplies by a 1-D right operand several times slower.
-        self.register_buffer("w_out_mlp", split(out.weight[0, k:].unsqueeze(-1)))
-        self.register_buffer("b_out", split(out.bias))
+        self.register_buffer("w_out_mlp", frozen(out.weight[0, k:].unsqueeze(-1)))
+        self.register_buffer("b_out", frozen(out.bias))
         self.second = model.mlp[2]
 
     def forward(self, user, items):
