@@ -288,6 +288,21 @@ const UPDATING_NOTICE: Duration = Duration::from_secs(1);
 /// At most `recommend_interval_ms << MAX_REFRESH_BACKOFF` between refreshes of a room when
 /// inference is too busy (250 ms → 4 s by default).
 const MAX_REFRESH_BACKOFF: u32 = 4;
+/// The inference queue's fill below which rooms refresh at their own pace ...
+const STRETCH_FROM: f64 = 0.25;
+/// ... and how many times longer they wait once it is full (linearly in between).
+const MAX_STRETCH: f64 = 16.0;
+
+/// How long a room waits between refreshes: `recommend_interval_ms`, doubled per step of
+/// `backoff` (rankings refused), and stretched as the inference queue fills (`busy`, 0–1).
+/// Every room slows down together as the machine runs out of ranking capacity, so the queue
+/// settles below the point where it refuses, and a room's members get a later list rather than
+/// none.
+fn refresh_interval(interval_ms: u64, backoff: u32, busy: f64) -> Duration {
+    let over = ((busy - STRETCH_FROM) / (1.0 - STRETCH_FROM)).clamp(0.0, 1.0);
+    let stretch = 1.0 + (MAX_STRETCH - 1.0) * over;
+    Duration::from_millis(interval_ms << backoff).mul_f64(stretch)
+}
 
 impl GroupActor {
     pub fn new(state: GroupState, deps: GroupDeps, recent: Vec<Event>, snapshot_seq: i64) -> Self {
@@ -990,8 +1005,11 @@ impl GroupActor {
         if self.refresh_scheduled || !self.duties {
             return;
         }
-        let interval =
-            Duration::from_millis(self.deps.settings.recommend_interval_ms << self.refresh_backoff);
+        let interval = refresh_interval(
+            self.deps.settings.recommend_interval_ms,
+            self.refresh_backoff,
+            self.deps.recommender.inference.busy(),
+        );
         let wait = self
             .last_refresh
             .map_or(Duration::ZERO, |at| interval.saturating_sub(at.elapsed()));
@@ -1657,4 +1675,29 @@ impl Handler<TasteChanged> for GroupActor {
 /// caller's.
 pub fn mailbox(err: MailboxError) -> ApiError {
     ApiError::internal(anyhow::anyhow!("group actor unreachable: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_refresh_at_their_pace_until_the_inference_queue_fills_then_ever_slower() {
+        let at = |backoff, busy| refresh_interval(250, backoff, busy);
+        assert_eq!(at(0, 0.0), Duration::from_millis(250));
+        assert_eq!(at(0, STRETCH_FROM), Duration::from_millis(250));
+        assert_eq!(at(2, 0.1), Duration::from_millis(1_000));
+        // Halfway from the threshold to full: halfway to the largest stretch.
+        let half = STRETCH_FROM + (1.0 - STRETCH_FROM) / 2.0;
+        assert_eq!(at(0, half), Duration::from_millis(250).mul_f64(8.5));
+        assert_eq!(at(0, 1.0), Duration::from_millis(4_000));
+        assert_eq!(at(1, 1.0), Duration::from_millis(8_000));
+        // Monotone in the queue's fill.
+        let mut last = Duration::ZERO;
+        for step in 0..=20 {
+            let wait = at(0, f64::from(step) / 20.0);
+            assert!(wait >= last);
+            last = wait;
+        }
+    }
 }

@@ -153,6 +153,22 @@ impl<J, R> Pending<J, R> {
     }
 }
 
+/// How full the inference queue is, readable from anywhere without asking the actor: callers
+/// that can wait (a room's next refresh) slow down as it fills, before it has to refuse.
+#[derive(Debug, Clone)]
+pub struct QueueLoad {
+    outstanding: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl QueueLoad {
+    /// Requests accepted and not yet answered, as a share (0–1) of `queue_capacity`.
+    pub fn share(&self) -> f64 {
+        let outstanding = self.outstanding.load(Ordering::Relaxed);
+        (outstanding as f64 / self.capacity.max(1) as f64).min(1.0)
+    }
+}
+
 pub struct InferenceActor {
     max_batch: usize,
     max_delay: Duration,
@@ -197,6 +213,14 @@ impl InferenceActor {
             batches,
             outstanding,
             metrics,
+        }
+    }
+
+    /// The queue's fill, for callers that pace themselves (see [`QueueLoad`]).
+    pub fn load(&self) -> QueueLoad {
+        QueueLoad {
+            outstanding: Arc::clone(&self.outstanding),
+            capacity: self.queue_capacity,
         }
     }
 
@@ -456,4 +480,23 @@ fn split_outputs(
             part
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_load_is_the_share_of_its_capacity_in_use() {
+        let load = QueueLoad {
+            outstanding: Arc::new(AtomicUsize::new(0)),
+            capacity: 1_024,
+        };
+        assert_eq!(load.share(), 0.0);
+        load.outstanding.store(256, Ordering::Relaxed);
+        assert_eq!(load.share(), 0.25);
+        // Past capacity for a moment (admission counts before it refuses): still full, not more.
+        load.outstanding.store(1_100, Ordering::Relaxed);
+        assert_eq!(load.share(), 1.0);
+    }
 }

@@ -62,6 +62,7 @@ impl From<InferenceError> for ApiError {
 #[derive(Clone)]
 pub struct Inference {
     addr: Addr<InferenceActor>,
+    load: actor::QueueLoad,
     space: Arc<ItemSpace>,
     calibration: group::Platt,
     genres: Arc<Vec<String>>,
@@ -103,9 +104,12 @@ impl Inference {
         let genres = Arc::new(loaded.genres.clone());
         let moods = Arc::new(loaded.moods.clone());
         let provider = loaded.provider;
-        let addr = InferenceActor::new(settings, loaded.into_engines(), metrics).start();
+        let actor = InferenceActor::new(settings, loaded.into_engines(), metrics);
+        let load = actor.load();
+        let addr = actor.start();
         Ok(Self {
             addr,
+            load,
             space,
             calibration,
             genres,
@@ -129,6 +133,12 @@ impl Inference {
 
     pub fn moods(&self) -> &[String] {
         &self.moods
+    }
+
+    /// How full the inference queue is (0–1 of `inference.queue_capacity`): rooms stretch the
+    /// wait before their next refresh as it fills.
+    pub fn busy(&self) -> f64 {
+        self.load.share()
     }
 
     pub fn is_running(&self) -> bool {
