@@ -379,7 +379,13 @@ fn run_batches(
             .with_label_values(&[kind.label()])
             .observe(n as f64);
         let phases_before = engine.phases;
-        execute(&mut engine, batch);
+        // The batch leaves the queue before its callers hear back, so a caller that was
+        // answered and asks again at once finds the room it left.
+        let leave_queue = || {
+            let left = outstanding.fetch_sub(n, Ordering::AcqRel) - n;
+            metrics.inference_queue_depth.set(left as i64);
+        };
+        execute(&mut engine, batch, leave_queue);
         for ((phase, after), (_, before)) in
             engine.phases.named().into_iter().zip(phases_before.named())
         {
@@ -392,19 +398,19 @@ fn run_batches(
             .inference_duration
             .with_label_values(&[kind.label()])
             .observe(started.elapsed().as_secs_f64());
-        let left = outstanding.fetch_sub(n, Ordering::AcqRel) - n;
-        metrics.inference_queue_depth.set(left as i64);
     }
 }
 
-/// Runs one batch and answers its callers; a failure or panic answers them all with an error.
-fn execute(engine: &mut Engine, batch: Batch) {
+/// Runs one batch, calls `computed`, then answers its callers; a failure or panic answers them
+/// all with an error.
+fn execute(engine: &mut Engine, batch: Batch, computed: impl FnOnce()) {
     match batch {
         Batch::Rank(entries) => {
             let (jobs, replies): (Vec<RankJob>, Vec<Reply<Ranked>>) = entries.into_iter().unzip();
             answer(
                 replies,
                 std::panic::catch_unwind(AssertUnwindSafe(|| engine.rank(&jobs))),
+                computed,
             );
         }
         Batch::Group(entries) => {
@@ -413,6 +419,7 @@ fn execute(engine: &mut Engine, batch: Batch) {
             answer(
                 replies,
                 std::panic::catch_unwind(AssertUnwindSafe(|| engine.rank_groups(&jobs))),
+                computed,
             );
         }
         Batch::Similar(entries) => {
@@ -421,6 +428,7 @@ fn execute(engine: &mut Engine, batch: Batch) {
             answer(
                 replies,
                 std::panic::catch_unwind(AssertUnwindSafe(|| Ok(engine.similar(&jobs)))),
+                computed,
             );
         }
         Batch::Classify(entries) => {
@@ -430,12 +438,17 @@ fn execute(engine: &mut Engine, batch: Batch) {
             let rows: Vec<[f32; CONTENT_INPUTS]> = jobs.iter().flatten().copied().collect();
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine.classify(&rows)))
                 .map(|r| r.map(|outputs| split_outputs(outputs, jobs.iter().map(Vec::len))));
-            answer(replies, result);
+            answer(replies, result, computed);
         }
     }
 }
 
-fn answer<R>(replies: Vec<Reply<R>>, result: std::thread::Result<Result<Vec<R>, String>>) {
+fn answer<R>(
+    replies: Vec<Reply<R>>,
+    result: std::thread::Result<Result<Vec<R>, String>>,
+    computed: impl FnOnce(),
+) {
+    computed();
     match result {
         Ok(Ok(results)) => {
             for (reply, result) in replies.into_iter().zip(results) {
