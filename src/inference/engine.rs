@@ -264,7 +264,7 @@ impl Engine {
             })
             .collect();
         let space = Arc::clone(&self.space);
-        let hits = retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries);
+        let hits = retrieval::top_k(space.items(), Metric::Dot, &queries);
         let lists: Vec<Vec<Candidate>> = jobs
             .iter()
             .zip(&hits)
@@ -472,12 +472,7 @@ impl Engine {
 
     pub fn similar(&self, jobs: &[SimilarJob]) -> Vec<Vec<Hit>> {
         let queries: Vec<RetrievalQuery> = jobs.iter().map(|j| j.query.clone()).collect();
-        retrieval::top_k(
-            self.space.vectors(),
-            self.space.norms(),
-            Metric::Cosine,
-            &queries,
-        )
+        retrieval::top_k(self.space.items(), Metric::Cosine, &queries)
     }
 
     pub fn classify(&mut self, rows: &[[f32; CONTENT_INPUTS]]) -> Result<ContentOutputs, String> {

@@ -632,7 +632,7 @@ impl Engine {
         let mut hits = if queries.is_empty() {
             Vec::new()
         } else {
-            retrieval::top_k(space.vectors(), space.norms(), Metric::Dot, &queries)
+            retrieval::top_k(space.items(), Metric::Dot, &queries)
         };
         for ((member, asked), own) in missing.iter().zip(hits.split_off(to_retrieve.len())) {
             self.own_hits.insert(member, *asked, own);

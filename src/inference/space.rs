@@ -9,7 +9,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use ndarray::{Array2, ArrayView1};
 
-use super::neighbours::Neighbours;
+use super::{neighbours::Neighbours, retrieval::ItemMatrix};
 use crate::catalog::{AudioFeatures, Catalog, Track};
 
 /// Width of every item and user vector (`embedding_dim` in the manifest).
@@ -30,8 +30,7 @@ pub struct ContentDefaults {
 }
 
 pub struct ItemSpace {
-    vectors: Array2<f32>,
-    norms: Vec<f32>,
+    items: ItemMatrix,
     content_unit: Array2<f32>,
     popularity: Vec<f32>,
     freshness: Vec<f32>,
@@ -102,7 +101,6 @@ impl ItemSpace {
                 }
             }
         }
-        let norms = vectors.rows().into_iter().map(|r| norm(&r)).collect();
         let mut content_unit = content_embeddings;
         for mut r in content_unit.rows_mut() {
             let n = norm(&r.view()) + 1e-9;
@@ -115,8 +113,7 @@ impl ItemSpace {
             .collect();
         let freshness = tracks.iter().map(|t| freshness(t)).collect();
         let mut space = Self {
-            vectors,
-            norms,
+            items: ItemMatrix::new(vectors),
             content_unit,
             popularity,
             freshness,
@@ -154,25 +151,30 @@ impl ItemSpace {
     }
 
     pub fn len(&self) -> usize {
-        self.vectors.nrows()
+        self.vectors().nrows()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The item vectors, for retrieval.
+    pub fn items(&self) -> &ItemMatrix {
+        &self.items
+    }
+
     pub fn vectors(&self) -> &Array2<f32> {
-        &self.vectors
+        self.items.rows()
     }
 
     pub fn vector(&self, i: u32) -> ArrayView1<'_, f32> {
-        self.vectors.row(i as usize)
+        self.vectors().row(i as usize)
     }
 
     /// The item vector as a slice (rows are contiguous).
     pub fn vector_slice(&self, i: u32) -> &[f32] {
         let i = i as usize;
-        &self.vectors.as_slice().expect("standard layout")[i * DIM..(i + 1) * DIM]
+        &self.vectors().as_slice().expect("standard layout")[i * DIM..(i + 1) * DIM]
     }
 
     /// The unit content embedding as a slice.
@@ -182,7 +184,7 @@ impl ItemSpace {
     }
 
     pub fn norms(&self) -> &[f32] {
-        &self.norms
+        self.items.norms()
     }
 
     pub fn content_unit(&self, i: u32) -> ArrayView1<'_, f32> {
@@ -205,7 +207,7 @@ impl ItemSpace {
     /// Cosine similarity of two tracks' item vectors.
     pub fn cosine(&self, a: u32, b: u32) -> f32 {
         self.vector(a).dot(&self.vector(b))
-            / (self.norms[a as usize] * self.norms[b as usize] + 1e-9)
+            / (self.norms()[a as usize] * self.norms()[b as usize] + 1e-9)
     }
 
     /// Popular tracks in an order that spreads across the item space: what a listener with no

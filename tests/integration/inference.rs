@@ -80,8 +80,7 @@ async fn served_features_match_the_training_pipeline() {
         exclude.dedup();
         let total = playlist["candidates"].as_u64().unwrap() as usize;
         let hits = top_k(
-            space.vectors(),
-            space.norms(),
+            space.items(),
             Metric::Dot,
             &[RetrievalQuery {
                 vector: listener.vector.clone(),
