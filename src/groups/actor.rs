@@ -179,39 +179,55 @@ struct Socket {
 
 type Waiter = oneshot::Sender<Result<Arc<GroupRecommendations>, String>>;
 
-/// The room's current list: the frame sockets get, and the list itself — read from the frame
-/// only when needed in a replica that received it (most never need it: reading every list
-/// another process computed was the largest cost of a replica).
+/// The room's current list: the frame sockets get, and the list itself — in a replica that
+/// received it, read from the sender's JSON only when needed (most never need it: reading every
+/// list another process computed was the largest cost of a replica).
 struct RoomList {
     frame: ByteString,
+    /// The whole list as another process sent it.
+    text: Option<String>,
     list: std::cell::OnceCell<Option<Arc<GroupRecommendations>>>,
 }
 
 impl RoomList {
     fn computed(list: Arc<GroupRecommendations>) -> Self {
-        let frame = ServerFrame::Recommendations(&list).encode();
+        let frame = ServerFrame::Recommendations(list.without_reasons()).encode();
         Self {
             frame,
+            text: None,
             list: std::cell::OnceCell::from(Some(list)),
         }
     }
 
-    fn received(frame: ByteString) -> Self {
+    fn received(frame: ByteString, text: String) -> Self {
         Self {
             frame,
+            text: Some(text),
             list: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The whole list as JSON, for the other replicas.
+    fn text(&self) -> Option<String> {
+        match &self.text {
+            Some(text) => Some(text.clone()),
+            None => self
+                .list()
+                .map(|list| serde_json::to_string(list.as_ref()).expect("lists serialise")),
         }
     }
 
     fn list(&self) -> Option<&Arc<GroupRecommendations>> {
         self.list
-            .get_or_init(|| match serde_json::from_str(&self.frame) {
-                Ok(list) => Some(Arc::new(list)),
-                Err(err) => {
-                    tracing::warn!(error = %err, "unreadable room list from another process");
-                    None
-                }
-            })
+            .get_or_init(
+                || match serde_json::from_str(self.text.as_deref().unwrap_or("")) {
+                    Ok(list) => Some(Arc::new(list)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "unreadable room list from another process");
+                        None
+                    }
+                },
+            )
             .as_ref()
     }
 }
@@ -509,12 +525,18 @@ impl GroupActor {
         }
     }
 
-    /// Sends the room's list to the other replicas, as the frame their sockets get.
+    /// Sends the room's list to the other replicas: the frame their sockets get, and the list.
     fn tell_list(&self) {
-        if let Some(list) = &self.recommendations {
-            self.tell_others(|| News::Recommendations {
-                frame: list.frame.to_string(),
-            });
+        if let Some(room_list) = &self.recommendations {
+            if !self.deps.fanout.shared() {
+                return;
+            }
+            if let Some(list) = room_list.text() {
+                self.tell_others(|| News::Recommendations {
+                    frame: room_list.frame.to_string(),
+                    list,
+                });
+            }
         }
     }
 
@@ -1592,8 +1614,8 @@ impl Handler<FromFanout> for GroupActor {
                 }
             }
             // The holder's list (a replica that holds the lease too, for a moment, keeps its own).
-            News::Recommendations { frame } if !self.duties => {
-                self.set_recommendations(RoomList::received(ByteString::from(frame)))
+            News::Recommendations { frame, list } if !self.duties => {
+                self.set_recommendations(RoomList::received(ByteString::from(frame), list))
             }
             News::Playback { issue } if !self.duties => self.set_playback_issue(issue),
             News::Recommendations { .. } | News::Playback { .. } => {}

@@ -16,8 +16,9 @@ pub enum News {
     /// Events the sender just stored, in seq order.
     Events { events: Vec<StoredEvent> },
     /// The room's list, from the replica that runs its duties: the `recommendations` frame
-    /// as its sockets got it (the others send it on as it is, and read the list from it).
-    Recommendations { frame: String },
+    /// as its sockets got it (the others send it on as it is), and the whole list with its
+    /// reasons as JSON (read only when a request needs it).
+    Recommendations { frame: String, list: String },
     /// The sender's open sockets per member (all of them: it replaces the last one), and the
     /// last seq it has: a heartbeat, so a replica that missed events learns it.
     Presence {

@@ -13,7 +13,7 @@ use super::{
 use crate::{
     domain::text,
     error::{deserialize_error, ApiError, ErrorCode},
-    recommend::GroupRecommendations,
+    recommend::ListWithoutReasons,
     taste::FeedbackKind,
 };
 
@@ -301,7 +301,8 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         seq: Option<i64>,
     },
-    Recommendations(&'a GroupRecommendations),
+    /// The room's list without the items' reasons.
+    Recommendations(ListWithoutReasons<'a>),
     /// The room's list does not reflect its changes up to `seq` yet; a new one is coming (sent
     /// when a list is a second late, at most once until the next `recommendations`).
     RecommendationsUpdating {
@@ -370,7 +371,69 @@ impl ServerFrame<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::{
+        aggregate::Harmony,
+        catalog::tests::track,
+        recommend::{
+            GroupRecommendations, GroupRecommended, MemberFit, MemberSatisfaction, Reason,
+        },
+    };
+
+    #[test]
+    fn the_list_frame_is_the_whole_list_but_the_reasons() {
+        let item = |id: &str| GroupRecommended {
+            track: Arc::new(track(id, "Song", "Artist", "pop", 60)),
+            score: 0.7,
+            least: 0.4,
+            fit: vec![MemberFit {
+                user_id: "u1".into(),
+                probability: 0.4,
+            }],
+            reasons: vec![Reason {
+                signal: "popularity",
+                label: "Popular",
+                value: 0.6,
+                contribution: 0.1,
+            }],
+        };
+        let list = GroupRecommendations {
+            request_id: "r1".into(),
+            strategy: "fair".into(),
+            items: vec![item("a"), item("b")],
+            harmony: Some(Harmony {
+                least: 0.4,
+                average: 0.6,
+            }),
+            members: vec![MemberSatisfaction {
+                user_id: "u1".into(),
+                satisfaction: 0.4,
+                picks: 2,
+            }],
+            members_without_taste: vec!["u2".into()],
+            seq: 7,
+            computed_at: 1_700_000_000_000,
+            candidates_considered: 100,
+        };
+        let frame: serde_json::Value =
+            serde_json::from_str(&ServerFrame::Recommendations(list.without_reasons()).encode())
+                .unwrap();
+        // Through text, as the frame went: numbers keep their f32 spelling.
+        let mut whole: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&list).unwrap()).unwrap();
+        for item in whole["items"].as_array_mut().unwrap() {
+            assert!(item.as_object_mut().unwrap().remove("reasons").is_some());
+        }
+        let mut expected = serde_json::Map::new();
+        expected.insert("type".into(), "recommendations".into());
+        expected.extend(whole.as_object().unwrap().clone());
+        assert_eq!(
+            frame.to_string(),
+            serde_json::Value::Object(expected).to_string()
+        );
+    }
 
     fn code(text: &str) -> ErrorCode {
         ClientFrame::parse(text).unwrap_err().code

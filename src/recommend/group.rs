@@ -59,6 +59,57 @@ pub struct MemberFit {
     pub probability: f32,
 }
 
+impl GroupRecommendations {
+    /// The list as the room's sockets get it: everything but the items' reasons. Those are more
+    /// than half of the list's bytes and the room page shows none; the REST mirror and
+    /// `explain` have them.
+    pub fn without_reasons(&self) -> ListWithoutReasons<'_> {
+        ListWithoutReasons {
+            request_id: &self.request_id,
+            strategy: &self.strategy,
+            items: self
+                .items
+                .iter()
+                .map(|item| ItemWithoutReasons {
+                    track: &item.track,
+                    score: item.score,
+                    least: item.least,
+                    fit: &item.fit,
+                })
+                .collect(),
+            harmony: self.harmony.as_ref(),
+            members: &self.members,
+            members_without_taste: &self.members_without_taste,
+            seq: self.seq,
+            computed_at: self.computed_at,
+            candidates_considered: self.candidates_considered,
+        }
+    }
+}
+
+/// [`GroupRecommendations`] without the items' reasons, field for field (a test holds them
+/// together).
+#[derive(Debug, Serialize)]
+pub struct ListWithoutReasons<'a> {
+    request_id: &'a str,
+    strategy: &'a str,
+    items: Vec<ItemWithoutReasons<'a>>,
+    harmony: Option<&'a Harmony>,
+    members: &'a [MemberSatisfaction],
+    members_without_taste: &'a [String],
+    seq: i64,
+    computed_at: i64,
+    candidates_considered: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct ItemWithoutReasons<'a> {
+    track: &'a Track,
+    score: f32,
+    least: f32,
+    fit: &'a [MemberFit],
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MemberSatisfaction {
     pub user_id: String,

@@ -318,6 +318,21 @@ async fn one_process_ranks_for_the_room_and_the_others_show_its_list() {
         )
         .await;
     assert_eq!(over_rest["request_id"], on_guest["request_id"]);
+    // Frames leave the reasons out; the REST mirror on the replica has the whole list.
+    let ids = |list: &serde_json::Value| -> Vec<serde_json::Value> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["track"]["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&over_rest), ids(&on_guest));
+    assert!(on_guest["items"][0].get("reasons").is_none());
+    assert_eq!(
+        over_rest["items"][0]["reasons"].as_array().unwrap().len(),
+        8
+    );
 
     // A like over solo REST on one process moves the room's list on both.
     let track = track_id(&apps[1], 77);

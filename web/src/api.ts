@@ -150,7 +150,8 @@ export interface GroupItem {
   score: number;
   least: number;
   fit: { user_id: string; probability: number }[];
-  reasons: Reason[];
+  /// In the REST mirror only: `recommendations` frames leave them out.
+  reasons?: Reason[];
 }
 
 export interface GroupRecommendations {
