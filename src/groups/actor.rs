@@ -179,56 +179,63 @@ struct Socket {
 
 type Waiter = oneshot::Sender<Result<Arc<GroupRecommendations>, String>>;
 
-/// The room's current list: the frame sockets get, and the list itself — in a replica that
-/// received it, read from the sender's JSON only when needed (most never need it: reading every
+/// The room's current list: the frame sockets get, and the whole list — ranked here, or as
+/// another process sent it, read only when needed (most replicas never need it: reading every
 /// list another process computed was the largest cost of a replica).
 struct RoomList {
     frame: ByteString,
-    /// The whole list as another process sent it.
-    text: Option<String>,
-    list: std::cell::OnceCell<Option<Arc<GroupRecommendations>>>,
+    whole: WholeList,
+}
+
+enum WholeList {
+    Computed(Arc<GroupRecommendations>),
+    Received {
+        text: String,
+        list: std::cell::OnceCell<Option<Arc<GroupRecommendations>>>,
+    },
 }
 
 impl RoomList {
     fn computed(list: Arc<GroupRecommendations>) -> Self {
-        let frame = ServerFrame::Recommendations(list.without_reasons()).encode();
         Self {
-            frame,
-            text: None,
-            list: std::cell::OnceCell::from(Some(list)),
+            frame: ServerFrame::Recommendations(list.without_reasons()).encode(),
+            whole: WholeList::Computed(list),
         }
     }
 
     fn received(frame: ByteString, text: String) -> Self {
         Self {
             frame,
-            text: Some(text),
-            list: std::cell::OnceCell::new(),
+            whole: WholeList::Received {
+                text,
+                list: std::cell::OnceCell::new(),
+            },
         }
     }
 
     /// The whole list as JSON, for the other replicas.
-    fn text(&self) -> Option<String> {
-        match &self.text {
-            Some(text) => Some(text.clone()),
-            None => self
-                .list()
-                .map(|list| serde_json::to_string(list.as_ref()).expect("lists serialise")),
+    fn text(&self) -> String {
+        match &self.whole {
+            WholeList::Computed(list) => {
+                serde_json::to_string(list.as_ref()).expect("lists serialise")
+            }
+            WholeList::Received { text, .. } => text.clone(),
         }
     }
 
     fn list(&self) -> Option<&Arc<GroupRecommendations>> {
-        self.list
-            .get_or_init(
-                || match serde_json::from_str(self.text.as_deref().unwrap_or("")) {
+        match &self.whole {
+            WholeList::Computed(list) => Some(list),
+            WholeList::Received { text, list } => list
+                .get_or_init(|| match serde_json::from_str(text) {
                     Ok(list) => Some(Arc::new(list)),
                     Err(err) => {
                         tracing::warn!(error = %err, "unreadable room list from another process");
                         None
                     }
-                },
-            )
-            .as_ref()
+                })
+                .as_ref(),
+        }
     }
 }
 
@@ -527,16 +534,11 @@ impl GroupActor {
 
     /// Sends the room's list to the other replicas: the frame their sockets get, and the list.
     fn tell_list(&self) {
-        if let Some(room_list) = &self.recommendations {
-            if !self.deps.fanout.shared() {
-                return;
-            }
-            if let Some(list) = room_list.text() {
-                self.tell_others(|| News::Recommendations {
-                    frame: room_list.frame.to_string(),
-                    list,
-                });
-            }
+        if let Some(list) = &self.recommendations {
+            self.tell_others(|| News::Recommendations {
+                frame: list.frame.to_string(),
+                list: list.text(),
+            });
         }
     }
 

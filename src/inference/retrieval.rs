@@ -159,8 +159,7 @@ fn offer(heap: &mut TopK, exclude: &[u32], start: usize, raw: &mut [f32], norms:
 }
 
 /// The dot products of `query` (each coordinate repeated in every lane) with every item of
-/// whole `panels` (`query.len() × LANES` values
-/// each), [`LANES`] per panel into `out`. Each lane adds its products in the order
+/// whole `panels` (`query.len() × LANES` values each), [`LANES`] per panel into `out`. Each lane adds its products in the order
 /// [`super::space::dot`] does (eight running sums over the dimensions d ≡ l mod 8, summed in
 /// order, then the remainder), so the scores are the row-wise ones bit for bit on every target.
 /// Compiled for AVX2 as well as the baseline and chosen at run time: the baseline x86-64 target
@@ -357,9 +356,9 @@ mod tests {
         for metric in [Metric::Dot, Metric::Cosine] {
             // The first PANEL_MAX queries alone go over the panels, inside the larger batch
             // through the matrix product.
-            let row_wise = top_k(&items, metric, &queries[..PANEL_MAX]);
+            let panels = top_k(&items, metric, &queries[..PANEL_MAX]);
             let product = top_k(&items, metric, &queries);
-            for (a, b) in row_wise.iter().zip(&product) {
+            for (a, b) in panels.iter().zip(&product) {
                 assert_eq!(
                     a.iter().map(|h| h.item).collect::<Vec<_>>(),
                     b.iter().map(|h| h.item).collect::<Vec<_>>()
