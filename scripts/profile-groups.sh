@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Where the server's CPU goes under the live-group load (docs/BENCHMARKS.md, issue 21): starts
+# the release server on a fresh SQLite database, runs `chorus-load ws-groups`, and inside the
+# measured window takes `perf stat` per thread (CPU by thread kind) and, with PROFILE=1, a
+# `perf record` with DWARF call graphs. Prints the load tool's report, the CPU split and, with
+# PROFILE=1, the top symbols per thread kind; leaves `perf.data` in OUT.
+#   Usage: scripts/profile-groups.sh [GROUPS] [OUT]     (defaults: 1000 groups, a temp dir)
+#   Environment: BIN (default target/release), PROFILE=1, REFRESH=0 (event path alone),
+#   OP_RATE (operations per room per second, default the load tool's 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+groups="${1:-1000}"
+out="${2:-$(mktemp -d)}"
+bin="${BIN:-target/release}"
+port="${PORT:-18097}"
+mkdir -p "$out"
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(ls -d "$PWD"/.local/onnxruntime-*/libonnxruntime.so | head -1)}"
+command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
+
+config="$out/chorus.toml"
+: > "$config"
+if [[ "${REFRESH:-1}" == 0 ]]; then
+  printf '[realtime]\nrecommend_interval_ms = 600000\n' > "$config"
+fi
+rm -f "$out/bench.db"*
+CHORUS_CONFIG="$config" CHORUS_RATE_LIMIT=false CHORUS_LOG=warn CHORUS_BIND="127.0.0.1:$port" \
+  DATABASE_URL="sqlite://$out/bench.db" "$bin/chorus" serve &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 240); do
+  curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break
+  sleep 0.5
+done
+
+extra=()
+[[ -n "${OP_RATE:-}" ]] && extra+=(--op-rate "$OP_RATE")
+"$bin/chorus-load" --url "http://127.0.0.1:$port" --duration 20 --warmup 5 \
+  ws-groups --groups "$groups" --members 5 --sources 8 "${extra[@]}" > "$out/load.txt" 2>&1 &
+load=$!
+# Connecting and the warm-up take a while: wait until operations run, then 3 s more.
+for _ in $(seq 600); do
+  grep -q "warm" "$out/load.txt" 2>/dev/null && break
+  sleep 0.5
+done
+sleep 8
+perf stat -e task-clock --per-thread -p "$server" -o "$out/stat.txt" -- sleep 10 &
+stat=$!
+if [[ "${PROFILE:-0}" == 1 ]]; then
+  perf record -F 149 --call-graph dwarf,16384 -o "$out/perf.data" -p "$server" -- sleep 6 \
+    2> "$out/record.log" || true
+fi
+wait "$stat" || true
+wait "$load" || true
+curl -sf "http://127.0.0.1:$port/metrics" > "$out/metrics.txt" || true
+grep -E "^\| (groups|$groups) " "$out/load.txt" || tail -20 "$out/load.txt"
+echo "CPU per thread kind over 10 s (seconds):"
+awk '/task-clock/ { name = $1; sub(/-[0-9]+$/, "", name); sub(/-[0-9]+$/, "", name); ms = $2; gsub(",", "", ms); cpu[name] += ms / 1000 }
+  END { for (n in cpu) printf "  %-24s %6.2f\n", n, cpu[n] }' "$out/stat.txt" | sort -k2 -nr
+echo "Inference time by ranking phase over the whole run (seconds):"
+grep '^chorus_inference_phase_seconds_total' "$out/metrics.txt" | sed 's/^chorus_inference_phase_seconds_total/ /' || true
+if [[ "${PROFILE:-0}" == 1 ]]; then
+  echo "perf data in $out/perf.data (perf report -i $out/perf.data --no-children --sort comm,symbol)"
+fi
