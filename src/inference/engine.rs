@@ -23,7 +23,7 @@ use super::{
     retrieval::{self, Hit, Metric, RetrievalQuery},
     space::{ItemSpace, CONTENT_INPUTS, DIM},
 };
-use crate::models::{open_session, Manifest, ModelError, SessionOptions};
+use crate::models::{open_session, Manifest, ModelError, Perceptron, SessionOptions};
 
 pub const GENRE_OUTPUT: &str = "genre_probabilities";
 pub const MOOD_OUTPUT: &str = "mood_probabilities";
@@ -32,7 +32,14 @@ pub const MOOD_OUTPUT: &str = "mood_probabilities";
 pub struct Models {
     ncf: Session,
     content: Session,
-    hybrid: Session,
+    hybrid: Hybrid,
+}
+
+/// The hybrid ranker, in process when its graph is a one-hidden-layer perceptron (the shipped
+/// one is: ONNX Runtime's cost per call was most of its time), else through ONNX Runtime.
+enum Hybrid {
+    InProcess(Perceptron),
+    Session(Session),
 }
 
 impl Models {
@@ -43,10 +50,23 @@ impl Models {
         options: SessionOptions,
     ) -> Result<Self, ModelError> {
         let open = |name: &str| open_session(env, dir, name, &manifest.models[name], options);
+        // The session is opened either way: that checks the file against the manifest.
+        let session = open("hybrid")?;
+        let hybrid = match Perceptron::read(&dir.join(&manifest.models["hybrid"].file)) {
+            Ok(perceptron) if perceptron.inputs() == FEATURES => Hybrid::InProcess(perceptron),
+            Ok(perceptron) => {
+                tracing::warn!(inputs = perceptron.inputs(), "hybrid.onnx takes {} features, not {FEATURES}: running it through ONNX Runtime", perceptron.inputs());
+                Hybrid::Session(session)
+            }
+            Err(reason) => {
+                tracing::info!(%reason, "hybrid.onnx is not a one-hidden-layer perceptron: running it through ONNX Runtime");
+                Hybrid::Session(session)
+            }
+        };
         Ok(Self {
             ncf: open("ncf")?,
             content: open("content")?,
-            hybrid: open("hybrid")?,
+            hybrid,
         })
     }
 
@@ -70,11 +90,14 @@ impl Models {
 
     /// `hybrid.onnx`: features `[b, c, FEATURES]` → scores `[b, c]`.
     pub fn hybrid(&mut self, features: Vec<f32>, b: usize, c: usize) -> Result<Vec<f32>, String> {
-        run(
-            &mut self.hybrid,
-            vec![("features", vec![b, c, FEATURES], features)],
-            "score",
-        )
+        match &mut self.hybrid {
+            Hybrid::InProcess(perceptron) => Ok(perceptron.score(&features)),
+            Hybrid::Session(session) => run(
+                session,
+                vec![("features", vec![b, c, FEATURES], features)],
+                "score",
+            ),
+        }
     }
 
     /// `content.onnx` on rows of raw track features.

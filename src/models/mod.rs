@@ -6,6 +6,8 @@
 //! process; [`environment`] creates it on first use.
 
 mod manifest;
+mod onnx_graph;
+mod perceptron;
 
 use std::{
     path::{Path, PathBuf},
@@ -19,6 +21,7 @@ use ort::{
 };
 
 pub use manifest::{CalibrationSpec, Dim, Manifest, ModelSpec, TensorSpec};
+pub use perceptron::Perceptron;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

@@ -8,7 +8,7 @@ use std::{
 };
 
 use chorus::models::{
-    environment, open_session, Manifest, ModelError, SessionOptions, DEFAULT_ORT_DYLIB,
+    environment, open_session, Manifest, ModelError, Perceptron, SessionOptions, DEFAULT_ORT_DYLIB,
 };
 use ort::{environment::Environment, session::Session, value::Tensor};
 use serde_json::Value;
@@ -247,6 +247,49 @@ fn ncf_and_hybrid_reproduce_recorded_scores() {
         );
         assert_close(&ranked, &floats(&playlist["hybrid"]), 1e-4, "hybrid score");
     }
+}
+
+/// The server runs `hybrid.onnx` in process (`Perceptron`); it must score as ONNX Runtime and
+/// the training pipeline do: on the recorded sample, and on rows far from the training data
+/// (every hidden unit on both sides of its ReLU).
+#[test]
+fn the_in_process_hybrid_ranker_scores_as_onnx_runtime() {
+    let manifest = Manifest::load(&models_dir()).unwrap();
+    let perceptron = Perceptron::read(&models_dir().join(&manifest.models["hybrid"].file))
+        .expect("hybrid.onnx is a one-hidden-layer perceptron");
+    let width = manifest.models["hybrid"].feature_order.len();
+    assert_eq!(perceptron.inputs(), width);
+    let mut hybrid = session("hybrid");
+    for playlist in sample()["playlists"].as_array().unwrap() {
+        let features = floats(&playlist["features"]);
+        assert_close(
+            &perceptron.score(&features),
+            &floats(&playlist["hybrid"]),
+            1e-4,
+            "in-process hybrid score",
+        );
+    }
+    // A fixed pseudo-random spread of rows, values in [-3, 3].
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let rows: Vec<f32> = (0..width * 500)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 6.0 - 3.0
+        })
+        .collect();
+    let (_, expected) = run(
+        &mut hybrid,
+        vec![("features", vec![1, 500, width], rows.clone())],
+        "score",
+    );
+    assert_close(
+        &perceptron.score(&rows),
+        &expected,
+        1e-5,
+        "hybrid on random rows",
+    );
 }
 
 #[test]
