@@ -142,6 +142,21 @@ fn run(
     Ok(data.to_vec())
 }
 
+/// Indices of the non-empty lengths, longest first, in runs where none is shorter than half
+/// the run's first: padding to the longest wastes at most half of a run's tensor.
+fn similar_lengths(lengths: &[usize]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).filter(|&r| lengths[r] > 0).collect();
+    order.sort_by_key(|&r| std::cmp::Reverse(lengths[r]));
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    for r in order {
+        match runs.last_mut() {
+            Some(run) if 2 * lengths[r] >= lengths[run[0]] => run.push(r),
+            _ => runs.push(vec![r]),
+        }
+    }
+    runs
+}
+
 /// `content.onnx`'s outputs for a batch, row-major.
 #[derive(Debug, Clone)]
 pub struct ContentOutputs {
@@ -389,27 +404,31 @@ impl Engine {
             .iter()
             .map(|row| candidate_features(&space, row.listener, &row.candidates))
             .collect();
-        let b = rows.len();
-        let c = rows.iter().map(|r| r.candidates.len()).max().unwrap_or(0);
-        if c == 0 {
-            return Ok(features);
-        }
-        // NCF over [b, c] (short candidate lists padded with zero vectors, their scores dropped).
-        let mut users = Vec::with_capacity(b * DIM);
-        let mut items = vec![0f32; b * c * DIM];
-        for (r, row) in rows.iter().enumerate() {
-            users.extend_from_slice(&row.listener.vector[..DIM]);
-            for (j, candidate) in row.candidates.iter().enumerate() {
-                let at = (r * c + j) * DIM;
-                items[at..at + DIM].copy_from_slice(space.vector_slice(candidate.item));
-            }
-        }
         lap(&mut self.phases.features);
-        let ncf = self.models.ncf(users, items, b, c)?;
-        lap(&mut self.phases.ncf);
-        for (r, row) in features.iter_mut().enumerate() {
-            for (j, f) in row.iter_mut().enumerate() {
-                f[NCF_SCORE] = ncf[r * c + j];
+        // NCF over [b, c] tensors, short candidate lists padded with zero vectors (their scores
+        // dropped). A group refresh scores one member over the whole pool and the others over a
+        // few new candidates each, so rows of similar length go together: one tensor for all
+        // would be mostly padding.
+        let lengths: Vec<usize> = rows.iter().map(|row| row.candidates.len()).collect();
+        for run in similar_lengths(&lengths) {
+            let b = run.len();
+            let c = rows[run[0]].candidates.len();
+            let mut users = Vec::with_capacity(b * DIM);
+            let mut items = vec![0f32; b * c * DIM];
+            for (r, &row) in run.iter().enumerate() {
+                users.extend_from_slice(&rows[row].listener.vector[..DIM]);
+                for (j, candidate) in rows[row].candidates.iter().enumerate() {
+                    let at = (r * c + j) * DIM;
+                    items[at..at + DIM].copy_from_slice(space.vector_slice(candidate.item));
+                }
+            }
+            lap(&mut self.phases.features);
+            let ncf = self.models.ncf(users, items, b, c)?;
+            lap(&mut self.phases.ncf);
+            for (r, &row) in run.iter().enumerate() {
+                for (j, f) in features[row].iter_mut().enumerate() {
+                    f[NCF_SCORE] = ncf[r * c + j];
+                }
             }
         }
         Ok(features)
@@ -550,4 +569,21 @@ pub fn embed_catalog(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::similar_lengths;
+
+    #[test]
+    fn rows_of_similar_length_share_a_tensor_and_empty_rows_none() {
+        // One member over the whole pool, the others over a few new candidates each.
+        assert_eq!(
+            similar_lengths(&[3, 100, 0, 4, 60, 2]),
+            vec![vec![1, 4], vec![3, 0, 5]]
+        );
+        assert_eq!(similar_lengths(&[5, 5, 5]), vec![vec![0, 1, 2]]);
+        assert!(similar_lengths(&[0, 0]).is_empty());
+        assert!(similar_lengths(&[]).is_empty());
+    }
 }
