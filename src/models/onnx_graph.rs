@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 /// One node of the graph: its operator and the names of its inputs and outputs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Node {
     pub op_type: String,
     pub inputs: Vec<String>,
@@ -85,11 +85,7 @@ fn read_graph(bytes: &[u8]) -> Result<Graph, String> {
 }
 
 fn read_node(bytes: &[u8]) -> Result<Node, String> {
-    let mut node = Node {
-        op_type: String::new(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-    };
+    let mut node = Node::default();
     for field in Fields(bytes) {
         let (number, value) = field?;
         match number {

@@ -123,23 +123,15 @@ impl Perceptron {
                 })
                 .collect()
         };
+        // W₁'s rows (one per input) cut into groups of units, then regrouped group by group.
+        let w1_rows: Vec<Vec<Lanes>> = w1.values.chunks(hidden).map(lanes).collect();
+        let groups = hidden.div_ceil(LANES);
         Ok(Self {
             inputs,
             mean: mean.values.clone(),
             scale: std.values.iter().map(|s| 1.0 / s).collect(),
-            w1: transposed(&w1.values, inputs, hidden)
-                .chunks_exact(inputs)
-                .collect::<Vec<_>>()
-                .chunks(LANES)
-                .flat_map(|units| {
-                    (0..inputs).map(move |f| {
-                        let mut lanes = [0f32; LANES];
-                        for (lane, unit) in lanes.iter_mut().zip(units) {
-                            *lane = unit[f];
-                        }
-                        lanes
-                    })
-                })
+            w1: (0..groups)
+                .flat_map(|g| w1_rows.iter().map(move |row| row[g]))
                 .collect(),
             b1: lanes(&b1.values),
             w2: lanes(&w2.values),
@@ -158,13 +150,6 @@ impl Perceptron {
         score_rows(self, rows, &mut out);
         out
     }
-}
-
-/// `[rows, columns]` row-major → `[columns, rows]`.
-fn transposed(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
-    (0..columns)
-        .flat_map(|c| (0..rows).map(move |r| values[r * columns + c]))
-        .collect()
 }
 
 /// Compiled for AVX2 as well as the baseline (chosen at run time), like retrieval's kernel.
