@@ -160,7 +160,7 @@ impl Metrics {
         let group_pools = IntCounterVec::new(
             Opts::new(
                 "group_pools_total",
-                "Group rankings by candidate pool: built, or the room's kept pool reused",
+                "Group rankings by the group's candidates: the room's kept ones, or retrieved (new, aged, drifted, used_up)",
             ),
             &["pool"],
         )

@@ -1133,9 +1133,9 @@ impl GroupActor {
             match result {
                 Ok(refresh) => {
                     actor.refresh_backoff = actor.refresh_backoff.saturating_sub(1);
-                    if refresh.kept.is_some() {
-                        let pool = if refresh.pool_built { "built" } else { "kept" };
-                        actor.deps.metrics.group_pools.with_label_values(&[pool]).inc();
+                    if let Some(pool) = refresh.pool {
+                        let label = pool.label();
+                        actor.deps.metrics.group_pools.with_label_values(&[label]).inc();
                     }
                     actor.kept_pool = refresh.kept;
                     actor.set_recommendations(RoomList::computed(Arc::new(refresh.list)));

@@ -154,11 +154,43 @@ pub struct GroupRanked {
     pub considered: usize,
     /// For the room's next ranking.
     pub kept: Arc<KeptPool>,
-    /// Whether the group's part of the pool was retrieved for this ranking (else kept).
-    pub pool_built: bool,
+    /// Whether the group's part of the pool was kept or retrieved for this ranking, and why.
+    pub pool: GroupPart,
     /// Member × candidate rows featurised and scored by NCF for this ranking (the others were
     /// kept from the room's previous ranking).
     pub rows_scored: usize,
+}
+
+/// Where a ranking's group candidates came from: the room's kept pool, or retrieved for it
+/// (each reason its own, so the metrics tell which of the constants below makes rooms scan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupPart {
+    Kept,
+    /// Nothing fit: the room's first ranking, or members came or went.
+    New,
+    /// Kept for [`POOL_MAX_AGE`].
+    Aged,
+    /// The group vector moved past [`POOL_DRIFT_COSINE`].
+    Drifted,
+    /// The playlist took more than [`POOL_USED_UP`] of it.
+    UsedUp,
+}
+
+impl GroupPart {
+    pub fn retrieved(self) -> bool {
+        self != GroupPart::Kept
+    }
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupPart::Kept => "kept",
+            GroupPart::New => "new",
+            GroupPart::Aged => "aged",
+            GroupPart::Drifted => "drifted",
+            GroupPart::UsedUp => "used_up",
+        }
+    }
 }
 
 /// The group's part of a room's pool is retrieved again after this long ...
@@ -233,16 +265,25 @@ impl KeptPool {
             && self.members.len() == job.members.len()
     }
 
-    /// The group's kept candidates still allowed, unless they are to be retrieved again.
-    fn group_list(&self, job: &GroupRankJob, vector: &[f32], now: Instant) -> Option<Vec<u32>> {
-        if now.saturating_duration_since(self.group_at) >= POOL_MAX_AGE
-            || cosine(&self.group_vector, vector) < POOL_DRIFT_COSINE
-        {
-            return None;
+    /// The group's kept candidates still allowed, or why they are to be retrieved again.
+    fn group_list(
+        &self,
+        job: &GroupRankJob,
+        vector: &[f32],
+        now: Instant,
+    ) -> Result<Vec<u32>, GroupPart> {
+        if now.saturating_duration_since(self.group_at) >= POOL_MAX_AGE {
+            return Err(GroupPart::Aged);
+        }
+        if cosine(&self.group_vector, vector) < POOL_DRIFT_COSINE {
+            return Err(GroupPart::Drifted);
         }
         let left = allowed(&self.group, &job.exclude);
         let used = 1.0 - left.len() as f32 / self.group_len.max(1) as f32;
-        (used <= POOL_USED_UP).then_some(left)
+        if used > POOL_USED_UP {
+            return Err(GroupPart::UsedUp);
+        }
+        Ok(left)
     }
 
     /// The member's kept own candidates still allowed, if their taste is unchanged.
@@ -353,8 +394,8 @@ struct Planned<'a> {
     own: Vec<Option<Vec<u32>>>,
     /// The group's candidates: kept, or `None` to retrieve.
     group: Option<Vec<u32>>,
-    /// The group's candidates were retrieved for this ranking.
-    group_retrieved: bool,
+    /// Where they come from.
+    group_part: GroupPart,
     /// The room's kept pool, when the job can build on it (else every part is new).
     kept: Option<&'a KeptPool>,
 }
@@ -375,7 +416,11 @@ impl Engine {
                     .enumerate()
                     .map(|(m, taste)| kept.and_then(|k| k.own_list(m, taste, &job.exclude)))
                     .collect();
-                let group = kept.and_then(|k| k.group_list(job, vector, clock));
+                let (group, group_part) = match kept.map(|k| k.group_list(job, vector, clock)) {
+                    Some(Ok(list)) => (Some(list), GroupPart::Kept),
+                    Some(Err(why)) => (None, why),
+                    None => (None, GroupPart::New),
+                };
                 let item_item = job
                     .members
                     .iter()
@@ -389,7 +434,7 @@ impl Engine {
                     item_item,
                     own,
                     group,
-                    group_retrieved: false,
+                    group_part,
                     kept,
                 }
             })
@@ -536,9 +581,8 @@ impl Engine {
                 })
                 .collect();
             let considered = pool.len();
-            let pool_built = plan.group_retrieved;
             let group = plan.group.expect("every group part filled");
-            let previous = plan.kept.filter(|_| !pool_built);
+            let previous = plan.kept.filter(|_| !plan.group_part.retrieved());
             let kept = KeptPool {
                 candidates: job.candidates,
                 own_candidates: job.own_candidates,
@@ -564,7 +608,7 @@ impl Engine {
                 satisfaction: selection.satisfaction,
                 harmony: selection.harmony,
                 considered,
-                pool_built,
+                pool: plan.group_part,
                 rows_scored,
                 kept: Arc::new(kept),
             });
@@ -692,7 +736,6 @@ impl Engine {
                     job.candidates,
                 );
                 plan.group = Some(list.iter().map(|c| c.item).collect());
-                plan.group_retrieved = true;
             }
         }
         jobs.iter()

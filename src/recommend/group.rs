@@ -13,7 +13,7 @@ use crate::{
     catalog::Track,
     domain::{now_ms, UserId},
     error::ApiError,
-    inference::group::{GroupRankJob, KeptPool, Utility},
+    inference::group::{GroupPart, GroupRankJob, KeptPool, Utility},
     taste::actor::GetSnapshot,
 };
 
@@ -140,8 +140,9 @@ pub struct GroupRefresh {
     pub list: GroupRecommendations,
     /// `None` for the popular start (nothing was scored).
     pub kept: Option<Arc<KeptPool>>,
-    /// Whether the candidate pool was built (else the kept pool was used).
-    pub pool_built: bool,
+    /// Whether the group's candidates were kept or retrieved, and why (`None` for the popular
+    /// start).
+    pub pool: Option<GroupPart>,
 }
 
 /// The member with the highest utility (the first on a tie).
@@ -200,7 +201,7 @@ impl Recommender {
                     candidates_considered: 0,
                 },
                 kept: None,
-                pool_built: false,
+                pool: None,
             });
         }
         let ranked = self
@@ -268,7 +269,7 @@ impl Recommender {
         Ok(GroupRefresh {
             list,
             kept: Some(ranked.kept),
-            pool_built: ranked.pool_built,
+            pool: Some(ranked.pool),
         })
     }
 

@@ -10,7 +10,7 @@ use chorus::{
         candidates,
         engine::{RankBy, RankJob, Ranked},
         features::{candidate_features, Candidate, Listener, FEATURES, ITEM_ITEM_SCORE},
-        group::{GroupRankJob, GroupRanked, Utility},
+        group::{GroupPart, GroupRankJob, GroupRanked, Utility},
         retrieval::{top_k, Metric, RetrievalQuery},
     },
     startup::Application,
@@ -293,7 +293,7 @@ async fn rescoring_the_member_who_changed_gives_the_full_rankings_result() {
     let app = spawn_demo_app().await;
     let inference = &app.state.inference;
     let (members, first) = first_ranking(&app).await;
-    assert!(first.pool_built);
+    assert_eq!(first.pool, GroupPart::New);
     assert_eq!(first.considered, 100);
     assert_eq!(first.rows_scored, 5 * 100);
 
@@ -314,7 +314,10 @@ async fn rescoring_the_member_who_changed_gives_the_full_rankings_result() {
         .rank_group(job(Arc::new(first.kept.unscored())))
         .await
         .unwrap();
-    assert!(!incremental.pool_built && !full.pool_built);
+    assert_eq!(
+        (incremental.pool, full.pool),
+        (GroupPart::Kept, GroupPart::Kept)
+    );
     let pool = incremental.considered;
     assert_eq!(full.rows_scored, 5 * pool);
     // Member 2 over the whole pool, the others over what is new to them: far less.
@@ -344,7 +347,7 @@ async fn rescoring_the_member_who_changed_gives_the_full_rankings_result() {
         })
         .await
         .unwrap();
-    assert!(!next.pool_built);
+    assert_eq!(next.pool, GroupPart::Kept);
     assert!(next.rows_scored < 2 * next.considered);
 }
 
@@ -364,7 +367,7 @@ async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
     };
     // Unchanged: nothing is scored again but the ranker over the kept rows.
     let same = rank(members.clone(), Vec::new()).await;
-    assert!(!same.pool_built);
+    assert_eq!(same.pool, GroupPart::Kept);
     assert_eq!(same.rows_scored, 0);
     assert_eq!(
         same.items.iter().map(|i| i.item).collect::<Vec<_>>(),
@@ -386,12 +389,12 @@ async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
     // A few of the pool's tracks played: the rest is kept.
     let playlist: Vec<u32> = first.kept.pool()[..5].to_vec();
     let kept = rank(members.clone(), playlist.clone()).await;
-    assert!(!kept.pool_built);
+    assert_eq!(kept.pool, GroupPart::Kept);
     assert!(kept.kept.pool().iter().all(|t| !playlist.contains(t)));
     // All of them: the group's candidates are retrieved again, a full pool without them.
     let playlist: Vec<u32> = first.kept.pool().to_vec();
     let used = rank(members.clone(), playlist.clone()).await;
-    assert!(used.pool_built);
+    assert_eq!(used.pool, GroupPart::UsedUp);
     assert_eq!(used.considered, 100);
     assert!(used.kept.pool().iter().all(|t| !playlist.contains(t)));
 
@@ -399,10 +402,10 @@ async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
     let mut joined = members.clone();
     joined.push(Arc::clone(&room_members(&app, &[(1, 7)])[1]));
     let grown = rank(joined, Vec::new()).await;
-    assert!(grown.pool_built);
+    assert_eq!(grown.pool, GroupPart::New);
     assert_eq!(grown.rows_scored, 6 * grown.considered);
     let shrunk = rank(members[..4].to_vec(), Vec::new()).await;
-    assert!(shrunk.pool_built);
+    assert_eq!(shrunk.pool, GroupPart::New);
     assert_eq!(shrunk.rows_scored, 4 * shrunk.considered);
 }
 
