@@ -166,7 +166,7 @@ pub struct GroupRanked {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupPart {
     Kept,
-    /// Nothing fit: the room's first ranking, or members came or went.
+    /// Nothing to build on: the room's first ranking, or its settings changed.
     New,
     /// Kept for [`POOL_MAX_AGE`].
     Aged,
@@ -210,7 +210,9 @@ const POOL_USED_UP: f32 = 0.25;
 /// them, rewrites every row's group agreement (the group vector moved) and reruns the ranker
 /// over all rows: the same numbers a full scoring of that pool gives, for a fraction of the
 /// NCF work and no scan for the group. The group's part is retrieved again when old, drifted
-/// or used up (the constants above), and everything when members come or go.
+/// or used up (the constants above). Members are matched by their taste, not their place: one
+/// who joins is scored over the whole pool like one whose taste changed, and those who stay
+/// keep their features (their own candidates are found again: each one's share changed).
 #[derive(Debug)]
 pub struct KeptPool {
     pool: Vec<u32>,
@@ -258,11 +260,16 @@ impl KeptPool {
         }
     }
 
-    /// Whether `job` can build on this: the same room shape and settings.
+    /// Whether `job` can build on this: the same settings. Members may have come or gone: those
+    /// still there are found by their taste (see [`KeptPool::member`]).
     fn fits(&self, job: &GroupRankJob) -> bool {
-        self.candidates == job.candidates
-            && self.own_candidates == job.own_candidates
-            && self.members.len() == job.members.len()
+        self.candidates == job.candidates && self.own_candidates == job.own_candidates
+    }
+
+    /// What was kept for this very taste, if a member had it (a taste is shared, never changed
+    /// in place: a member whose taste changed has a new one, and one who joined is not here).
+    fn member(&self, taste: &Arc<Listener>) -> Option<&KeptMember> {
+        self.members.iter().find(|k| Arc::ptr_eq(&k.taste, taste))
     }
 
     /// The group's kept candidates still allowed, or why they are to be retrieved again.
@@ -286,19 +293,19 @@ impl KeptPool {
         Ok(left)
     }
 
-    /// The member's kept own candidates still allowed, if their taste is unchanged.
-    fn own_list(&self, member: usize, taste: &Arc<Listener>, exclude: &[u32]) -> Option<Vec<u32>> {
-        let kept = &self.members[member];
-        Arc::ptr_eq(&kept.taste, taste).then(|| allowed(&kept.own, exclude))
+    /// The member's kept own candidates still allowed, if their taste is unchanged and their
+    /// share of the pool is too (it depends on how many members there are).
+    fn own_list(&self, taste: &Arc<Listener>, job: &GroupRankJob) -> Option<Vec<u32>> {
+        if self.members.len() != job.members.len() {
+            return None;
+        }
+        self.member(taste)
+            .map(|kept| allowed(&kept.own, &job.exclude))
     }
 
     /// The member's kept features by item, if their taste is unchanged.
-    fn features(&self, member: usize, taste: &Arc<Listener>) -> Option<HashMap<u32, FeatureRow>> {
-        let kept = &self.members[member];
-        let features = kept
-            .features
-            .as_ref()
-            .filter(|_| Arc::ptr_eq(&kept.taste, taste))?;
+    fn features(&self, taste: &Arc<Listener>) -> Option<HashMap<u32, FeatureRow>> {
+        let features = self.member(taste)?.features.as_ref()?;
         Some(
             self.pool
                 .iter()
@@ -413,8 +420,7 @@ impl Engine {
                 let own: Vec<Option<Vec<u32>>> = job
                     .members
                     .iter()
-                    .enumerate()
-                    .map(|(m, taste)| kept.and_then(|k| k.own_list(m, taste, &job.exclude)))
+                    .map(|taste| kept.and_then(|k| k.own_list(taste, job)))
                     .collect();
                 let (group, group_part) = match kept.map(|k| k.group_list(job, vector, clock)) {
                     Some(Ok(list)) => (Some(list), GroupPart::Kept),
@@ -453,7 +459,7 @@ impl Engine {
             for (m, member) in job.members.iter().enumerate() {
                 let features = plan
                     .kept
-                    .and_then(|k| k.features(m, member))
+                    .and_then(|k| k.features(member))
                     .unwrap_or_default();
                 let missing: Vec<u32> = pool
                     .iter()

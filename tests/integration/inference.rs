@@ -352,7 +352,8 @@ async fn rescoring_the_member_who_changed_gives_the_full_rankings_result() {
 }
 
 /// What a room keeps: nothing is scored again when nothing changed; the group's candidates are
-/// retrieved again once the playlist used them up, and everything when members come or go.
+/// retrieved again once the playlist used them up; members who come are scored, those who stay
+/// keep theirs; everything is new when the settings change.
 #[actix_web::test]
 async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
     let app = spawn_demo_app().await;
@@ -398,15 +399,56 @@ async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
     assert_eq!(used.considered, 100);
     assert!(used.kept.pool().iter().all(|t| !playlist.contains(t)));
 
-    // A sixth member joins; one leaves: everything is new.
+    // A sixth member joins: they are scored over the whole pool, the others keep theirs and
+    // are scored only over what is new to them; the result is a full scoring's.
     let mut joined = members.clone();
     joined.push(Arc::clone(&room_members(&app, &[(1, 7)])[1]));
-    let grown = rank(joined, Vec::new()).await;
-    assert_eq!(grown.pool, GroupPart::New);
-    assert_eq!(grown.rows_scored, 6 * grown.considered);
-    let shrunk = rank(members[..4].to_vec(), Vec::new()).await;
-    assert_eq!(shrunk.pool, GroupPart::New);
-    assert_eq!(shrunk.rows_scored, 4 * shrunk.considered);
+    let grown = rank(joined.clone(), Vec::new()).await;
+    let grown_full = inference
+        .rank_group(GroupRankJob {
+            kept: Some(Arc::new(first.kept.unscored())),
+            ..room_job(&app, joined, &[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(grown_full.rows_scored, 6 * grown_full.considered);
+    assert!(
+        grown.rows_scored >= grown.considered && grown.rows_scored < 2 * grown.considered,
+        "{} rows scored over a pool of {}",
+        grown.rows_scored,
+        grown.considered
+    );
+    assert_same_ranking(&grown, &grown_full);
+    // One leaves: whoever stays keeps everything, whatever their place in the list.
+    let mut shrunk_members = members[1..].to_vec();
+    shrunk_members.reverse();
+    let shrunk = rank(shrunk_members.clone(), Vec::new()).await;
+    let shrunk_full = inference
+        .rank_group(GroupRankJob {
+            kept: Some(Arc::new(first.kept.unscored())),
+            ..room_job(&app, shrunk_members, &[])
+        })
+        .await
+        .unwrap();
+    assert!(
+        shrunk.rows_scored < shrunk.considered,
+        "{}",
+        shrunk.rows_scored
+    );
+    assert_eq!(shrunk_full.rows_scored, 4 * shrunk_full.considered);
+    assert_same_ranking(&shrunk, &shrunk_full);
+
+    // Other settings: nothing is built on.
+    let wider = inference
+        .rank_group(GroupRankJob {
+            kept: Some(Arc::clone(&first.kept)),
+            candidates: 150,
+            ..room_job(&app, members.clone(), &[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(wider.pool, GroupPart::New);
+    assert_eq!(wider.rows_scored, 5 * wider.considered);
 }
 
 /// Listeners built from fixture tracks, each liking a different slice of the catalog.
