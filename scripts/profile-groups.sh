@@ -5,8 +5,9 @@
 # `perf record` with DWARF call graphs. Prints the load tool's report, the CPU split and, with
 # PROFILE=1, the top symbols per thread kind; leaves `perf.data` in OUT.
 #   Usage: scripts/profile-groups.sh [GROUPS] [OUT]     (defaults: 1000 groups, a temp dir)
-#   Environment: BIN (default target/release), PROFILE=1, REFRESH=0 (event path alone),
-#   OP_RATE (operations per room per second, default the load tool's 1).
+#   Environment: BIN (default target/release), PROFILE=1, PERF_FREQ (samples per second for
+#   PROFILE=1, default 149), REFRESH=0 (event path alone), OP_RATE (operations per room per
+#   second, default the load tool's 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 groups="${1:-1000}"
@@ -46,8 +47,8 @@ sleep 8
 perf stat -e task-clock --per-thread -p "$server" -o "$out/stat.txt" -- sleep 10 &
 stat=$!
 if [[ "${PROFILE:-0}" == 1 ]]; then
-  perf record -F 149 --call-graph dwarf,16384 -o "$out/perf.data" -p "$server" -- sleep 6 \
-    2> "$out/record.log" || true
+  perf record -F "${PERF_FREQ:-149}" --call-graph dwarf,16384 -o "$out/perf.data" \
+    -p "$server" -- sleep 6 2> "$out/record.log" || true
 fi
 wait "$stat" || true
 wait "$load" || true

@@ -366,6 +366,14 @@ async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
         };
         async move { inference.rank_group(job).await.unwrap() }
     };
+    // The same pool with every member scored over it: what `rank` must equal.
+    let rank_all = |members: Vec<Arc<Listener>>| {
+        let job = GroupRankJob {
+            kept: Some(Arc::new(first.kept.unscored())),
+            ..room_job(&app, members, &[])
+        };
+        async move { inference.rank_group(job).await.unwrap() }
+    };
     // Unchanged: nothing is scored again but the ranker over the kept rows.
     let same = rank(members.clone(), Vec::new()).await;
     assert_eq!(same.pool, GroupPart::Kept);
@@ -404,13 +412,7 @@ async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
     let mut joined = members.clone();
     joined.push(Arc::clone(&room_members(&app, &[(1, 7)])[1]));
     let grown = rank(joined.clone(), Vec::new()).await;
-    let grown_full = inference
-        .rank_group(GroupRankJob {
-            kept: Some(Arc::new(first.kept.unscored())),
-            ..room_job(&app, joined, &[])
-        })
-        .await
-        .unwrap();
+    let grown_full = rank_all(joined).await;
     assert_eq!(grown_full.rows_scored, 6 * grown_full.considered);
     assert!(
         grown.rows_scored >= grown.considered && grown.rows_scored < 2 * grown.considered,
@@ -419,17 +421,11 @@ async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
         grown.considered
     );
     assert_same_ranking(&grown, &grown_full);
-    // One leaves: whoever stays keeps everything, whatever their place in the list.
+    // One leaves: whoever stays keeps their scores, whatever their place in the list.
     let mut shrunk_members = members[1..].to_vec();
     shrunk_members.reverse();
     let shrunk = rank(shrunk_members.clone(), Vec::new()).await;
-    let shrunk_full = inference
-        .rank_group(GroupRankJob {
-            kept: Some(Arc::new(first.kept.unscored())),
-            ..room_job(&app, shrunk_members, &[])
-        })
-        .await
-        .unwrap();
+    let shrunk_full = rank_all(shrunk_members).await;
     assert!(
         shrunk.rows_scored < shrunk.considered,
         "{}",
