@@ -2,8 +2,9 @@
 # Where the server's CPU goes under the live-group load (docs/BENCHMARKS.md, issue 21): starts
 # the release server on a fresh SQLite database, runs `chorus-load ws-groups`, and inside the
 # measured window takes `perf stat` per thread (CPU by thread kind) and, with PROFILE=1, a
-# `perf record` with DWARF call graphs. Prints the load tool's report, the CPU split and, with
-# PROFILE=1, the top symbols per thread kind; leaves `perf.data` in OUT.
+# `perf record` with DWARF call graphs. Prints the load tool's report, the CPU split (the load
+# tool's own CPU in the same window last: it shares the machine) and, with PROFILE=1, where
+# perf.data is; leaves everything in OUT.
 #   Usage: scripts/profile-groups.sh [GROUPS] [OUT]     (defaults: 1000 groups, a temp dir)
 #   Environment: BIN (default target/release), PROFILE=1, PERF_FREQ (samples per second for
 #   PROFILE=1, default 149), REFRESH=0 (event path alone), OP_RATE (operations per room per
@@ -46,17 +47,22 @@ done
 sleep 8
 perf stat -e task-clock --per-thread -p "$server" -o "$out/stat.txt" -- sleep 10 &
 stat=$!
+# The load tool shares the machine: its CPU in the same window says what is left for the server.
+perf stat -e task-clock -p "$load" -o "$out/load-stat.txt" -- sleep 10 &
+load_stat=$!
 if [[ "${PROFILE:-0}" == 1 ]]; then
   perf record -F "${PERF_FREQ:-149}" --call-graph dwarf,16384 -o "$out/perf.data" \
     -p "$server" -- sleep 6 2> "$out/record.log" || true
 fi
 wait "$stat" || true
+wait "$load_stat" || true
 wait "$load" || true
 curl -sf "http://127.0.0.1:$port/metrics" > "$out/metrics.txt" || true
 grep -E "^\| (groups|$groups) " "$out/load.txt" || tail -20 "$out/load.txt"
 echo "CPU per thread kind over 10 s (seconds):"
 awk '/task-clock/ { name = $1; sub(/-[0-9]+$/, "", name); sub(/-[0-9]+$/, "", name); ms = $2; gsub(",", "", ms); cpu[name] += ms / 1000 }
   END { for (n in cpu) printf "  %-24s %6.2f\n", n, cpu[n] }' "$out/stat.txt" | sort -k2 -nr
+awk '/task-clock/ { ms = $1; gsub(",", "", ms); printf "  %-24s %6.2f\n", "(load tool, all threads)", ms / 1000 }' "$out/load-stat.txt"
 echo "Inference time by ranking phase over the whole run (seconds):"
 grep '^chorus_inference_phase_seconds_total' "$out/metrics.txt" | sed 's/^chorus_inference_phase_seconds_total/ /' || true
 if [[ "${PROFILE:-0}" == 1 ]]; then
