@@ -3,11 +3,11 @@
 //! item-item scores, up to the manifest's share of the list, then the best dot-product hits not
 //! already taken, until the list is full.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashSet;
 
 use super::{
     features::Candidate,
-    neighbours,
+    neighbours::{self, ItemScores},
     retrieval::Hit,
     space::{dot, ItemSpace},
 };
@@ -18,13 +18,13 @@ use super::{
 pub fn merge(
     space: &ItemSpace,
     vector: &[f32],
-    item_item: &HashMap<u32, f32>,
+    item_item: &ItemScores,
     exclude: &[u32],
     hits: &[Hit],
     total: usize,
 ) -> Vec<Candidate> {
     let chosen = neighbours::best(item_item, exclude, space.item_item_candidates(total));
-    let taken: HashSet<u32> = chosen.iter().map(|&(item, _)| item).collect();
+    let taken: FxHashSet<u32> = chosen.iter().map(|&(item, _)| item).collect();
     let mut out: Vec<Candidate> = chosen
         .into_iter()
         .map(|(item, score)| Candidate {
@@ -49,16 +49,14 @@ pub fn merge(
 }
 
 /// A track's item-item score as the ranker sees it (never negative).
-pub fn item_item_score(scores: &HashMap<u32, f32>, item: u32) -> f32 {
+pub fn item_item_score(scores: &ItemScores, item: u32) -> f32 {
     scores.get(&item).copied().unwrap_or(0.0).max(0.0)
 }
 
 /// Item-item scores for a group: each member's scores over their own best, summed, so every
 /// member pulls equally however long their history.
-pub fn group_scores<'a>(
-    members: impl IntoIterator<Item = &'a HashMap<u32, f32>>,
-) -> HashMap<u32, f32> {
-    let mut out: HashMap<u32, f32> = HashMap::new();
+pub fn group_scores<'a>(members: impl IntoIterator<Item = &'a ItemScores>) -> ItemScores {
+    let mut out = ItemScores::default();
     for scores in members {
         let top = scores.values().copied().fold(0f32, f32::max);
         if top > 0.0 {
@@ -110,7 +108,9 @@ mod tests {
         let mut vector = vec![0f32; DIM];
         vector[1] = 1.0;
         vector[5] = 1.0;
-        let item_item = HashMap::from([(3, 0.2), (4, 0.9), (0, 0.5), (2, -0.3)]);
+        let item_item: ItemScores = [(3, 0.2), (4, 0.9), (0, 0.5), (2, -0.3)]
+            .into_iter()
+            .collect();
         // Track 0 is excluded (the listener's own); 4 tracks wanted, at most 2 from item-item.
         let hits = [hit(5, 6.0), hit(1, 2.0), hit(4, 0.0), hit(3, 0.0)];
         let list = merge(&space, &vector, &item_item, &[0], &hits, 4);
@@ -128,23 +128,23 @@ mod tests {
         let space = space();
         let vector = vec![1f32; DIM];
         let hits = [hit(5, 6.0), hit(4, 5.0), hit(3, 4.0)];
-        let list = merge(&space, &vector, &HashMap::new(), &[], &hits, 3);
+        let list = merge(&space, &vector, &ItemScores::default(), &[], &hits, 3);
         assert_eq!(
             list.iter().map(|c| c.item).collect::<Vec<_>>(),
             vec![5, 4, 3]
         );
         // A short catalog gives a short list rather than a panic.
         assert_eq!(
-            merge(&space, &vector, &HashMap::new(), &[], &hits, 10).len(),
+            merge(&space, &vector, &ItemScores::default(), &[], &hits, 10).len(),
             3
         );
     }
 
     #[test]
     fn group_scores_weigh_every_member_alike() {
-        let heavy = HashMap::from([(1, 10.0), (2, 5.0)]);
-        let light = HashMap::from([(2, 0.1), (3, 0.05)]);
-        let pooled = group_scores(&[heavy, light, HashMap::new()]);
+        let heavy: ItemScores = [(1, 10.0), (2, 5.0)].into_iter().collect();
+        let light: ItemScores = [(2, 0.1), (3, 0.05)].into_iter().collect();
+        let pooled = group_scores(&[heavy, light, ItemScores::default()]);
         assert_eq!(pooled[&1], 1.0);
         assert_eq!(pooled[&2], 1.5);
         assert_eq!(pooled[&3], 0.5);

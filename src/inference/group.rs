@@ -5,15 +5,18 @@
 //! group's aggregation strategy, and reasons for the picks averaged over the members.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{
     candidates,
     engine::{Engine, ScoreRow},
     features::{Candidate, FeatureRow, Listener, FEATURES, GROUP_AGREEMENT},
+    neighbours::ItemScores,
     retrieval::{self, Metric, RetrievalQuery},
     space::{dot, DIM},
 };
@@ -78,7 +81,7 @@ const MIN_OWN_SHARE: usize = 8;
 
 /// Whether a member's own candidates come from their item-item neighbours alone: when those
 /// offer at least twice the member's share.
-fn own_from_neighbours(own: &std::collections::HashMap<u32, f32>, share: usize) -> bool {
+fn own_from_neighbours(own: &ItemScores, share: usize) -> bool {
     own.values().filter(|&&s| s > 0.0).count() >= 2 * share
 }
 
@@ -303,16 +306,19 @@ impl KeptPool {
             .map(|kept| allowed(&kept.own, &job.exclude))
     }
 
-    /// The member's kept features by item, if their taste is unchanged.
-    fn features(&self, taste: &Arc<Listener>) -> Option<HashMap<u32, FeatureRow>> {
-        let features = self.member(taste)?.features.as_ref()?;
-        Some(
-            self.pool
-                .iter()
-                .copied()
-                .zip(features.iter().copied())
-                .collect(),
-        )
+    /// The member's kept features (over [`KeptPool::pool`]), if their taste is unchanged.
+    fn features(&self, taste: &Arc<Listener>) -> Option<&[FeatureRow]> {
+        self.member(taste)?.features.as_deref()
+    }
+
+    /// Each kept candidate's place in the pool, to find kept features by item (one map per
+    /// ranking, shared by the members).
+    fn places(&self) -> FxHashMap<u32, usize> {
+        self.pool
+            .iter()
+            .enumerate()
+            .map(|(j, &item)| (item, j))
+            .collect()
     }
 }
 
@@ -392,11 +398,18 @@ fn utilities(
     }
 }
 
+/// A member's kept features for a ranking: where each candidate of the new pool sits in the
+/// kept rows (`None`: to be scored).
+struct KeptRows<'a> {
+    rows: &'a [FeatureRow],
+    at: Vec<Option<usize>>,
+}
+
 /// One job's pool as it is being put together.
 struct Planned<'a> {
     /// Each member's item-item scores, where needed (own candidates to find, the group's to
     /// retrieve, or rows to score).
-    item_item: Vec<Option<HashMap<u32, f32>>>,
+    item_item: Vec<Option<ItemScores>>,
     /// Each member's own candidates: kept, or `None` to find.
     own: Vec<Option<Vec<u32>>>,
     /// The group's candidates: kept, or `None` to retrieve.
@@ -450,26 +463,32 @@ impl Engine {
 
         // Rows to score: each member over the candidates they have no kept features for (all of
         // them when their taste changed). Each member scores with their own dot product and
-        // item-item scores.
-        let mut kept_features: Vec<Vec<HashMap<u32, FeatureRow>>> = Vec::with_capacity(jobs.len());
+        // item-item scores. A kept row is found by the candidate's place in the kept pool.
+        let mut kept_features: Vec<Vec<KeptRows>> = Vec::with_capacity(jobs.len());
         let mut wanted: Vec<Vec<Vec<u32>>> = Vec::with_capacity(jobs.len());
         for ((job, plan), pool) in jobs.iter().zip(&mut plans).zip(&pools) {
+            let places = plan.kept.map(KeptPool::places).unwrap_or_default();
             let mut job_kept = Vec::with_capacity(job.members.len());
             let mut job_wanted = Vec::with_capacity(job.members.len());
             for (m, member) in job.members.iter().enumerate() {
-                let features = plan
-                    .kept
-                    .and_then(|k| k.features(member))
-                    .unwrap_or_default();
+                let rows = plan.kept.and_then(|k| k.features(member));
+                let at: Vec<Option<usize>> = pool
+                    .iter()
+                    .map(|item| rows.and_then(|_| places.get(item).copied()))
+                    .collect();
                 let missing: Vec<u32> = pool
                     .iter()
-                    .copied()
-                    .filter(|i| !features.contains_key(i))
+                    .zip(&at)
+                    .filter(|(_, at)| at.is_none())
+                    .map(|(&item, _)| item)
                     .collect();
                 if !missing.is_empty() && plan.item_item[m].is_none() {
                     plan.item_item[m] = Some(space.neighbours().scores(&member.seeds));
                 }
-                job_kept.push(features);
+                job_kept.push(KeptRows {
+                    rows: rows.unwrap_or_default(),
+                    at,
+                });
                 job_wanted.push(missing);
             }
             kept_features.push(job_kept);
@@ -512,16 +531,23 @@ impl Engine {
                 .iter()
                 .map(|&i| dot(vector, space.vector_slice(i)) / (space.norms()[i as usize] + 1e-9))
                 .collect();
-            for (mut known, missing) in job_kept.into_iter().zip(job_wanted) {
-                if !missing.is_empty() {
-                    let computed = fresh.next().expect("one scored row per member to score");
-                    known.extend(missing.iter().copied().zip(computed));
+            for (kept, missing) in job_kept.into_iter().zip(job_wanted) {
+                // The scored rows come in the order of `missing`: the pool's, skipping kept ones.
+                let mut computed = if missing.is_empty() {
+                    Vec::new()
+                } else {
+                    fresh.next().expect("one scored row per member to score")
                 }
-                let row: Vec<FeatureRow> = pool
+                .into_iter();
+                let row: Vec<FeatureRow> = kept
+                    .at
                     .iter()
                     .zip(&agreement)
-                    .map(|(item, &a)| {
-                        let mut f = known[item];
+                    .map(|(at, &a)| {
+                        let mut f = match at {
+                            Some(j) => kept.rows[*j],
+                            None => computed.next().expect("a scored row per missing candidate"),
+                        };
                         f[GROUP_AGREEMENT] = a;
                         f
                     })
@@ -749,7 +775,7 @@ impl Engine {
             .zip(&shares)
             .map(|((job, plan), &share)| {
                 let mut pool = Vec::with_capacity(job.candidates);
-                let mut taken = HashSet::new();
+                let mut taken = FxHashSet::default();
                 for own in plan.own.iter().flatten() {
                     pool.extend(own.iter().copied().filter(|&i| taken.insert(i)));
                 }

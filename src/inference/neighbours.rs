@@ -8,6 +8,11 @@ use std::{collections::HashMap, path::Path};
 
 use crate::models::{Manifest, ModelError};
 
+/// Item-item scores by item row. Rankings build several per request, so they hash with Fx, not
+/// SipHash: the keys are catalog rows reached through the model's neighbour lists, a bounded
+/// set no listener can fill with colliding keys.
+pub type ItemScores = HashMap<u32, f32, rustc_hash::FxBuildHasher>;
+
 /// Sparse rows of B in compressed-row form, each row strongest first.
 #[derive(Debug, Clone, Default)]
 pub struct Neighbours {
@@ -124,8 +129,15 @@ impl Neighbours {
     }
 
     /// Item-item scores of everything the seeds point to.
-    pub fn scores(&self, seeds: &[(u32, f32)]) -> HashMap<u32, f32> {
-        let mut out: HashMap<u32, f32> = HashMap::new();
+    pub fn scores(&self, seeds: &[(u32, f32)]) -> ItemScores {
+        // Sized for every neighbour once (rows overlap, so this is an upper bound): growing the
+        // map step by step rehashed it several times per ranking.
+        let most: usize = seeds
+            .iter()
+            .filter(|&&(h, _)| (h as usize) < self.len())
+            .map(|&(h, _)| (self.indptr[h as usize + 1] - self.indptr[h as usize]) as usize)
+            .sum();
+        let mut out = ItemScores::with_capacity_and_hasher(most, Default::default());
         for &(h, x) in seeds {
             if (h as usize) < self.len() {
                 for (j, w) in self.row(h) {
@@ -156,7 +168,7 @@ pub fn load(manifest: &Manifest, dir: &Path) -> Result<Neighbours, ModelError> {
 }
 
 /// The `k` best positive scores outside `exclude` (sorted), best first; ties by item row.
-pub fn best(scores: &HashMap<u32, f32>, exclude: &[u32], k: usize) -> Vec<(u32, f32)> {
+pub fn best(scores: &ItemScores, exclude: &[u32], k: usize) -> Vec<(u32, f32)> {
     let mut all: Vec<(u32, f32)> = scores
         .iter()
         .filter(|&(item, &s)| s > 0.0 && exclude.binary_search(item).is_err())
@@ -224,7 +236,9 @@ mod tests {
 
     #[test]
     fn best_skips_excluded_and_non_positive_scores() {
-        let scores = HashMap::from([(1, 0.5), (2, 0.9), (3, -1.0), (4, 0.9), (5, 0.0)]);
+        let scores: ItemScores = [(1, 0.5), (2, 0.9), (3, -1.0), (4, 0.9), (5, 0.0)]
+            .into_iter()
+            .collect();
         assert_eq!(best(&scores, &[2], 10), vec![(4, 0.9), (1, 0.5)]);
         assert_eq!(best(&scores, &[], 2), vec![(2, 0.9), (4, 0.9)]);
     }
