@@ -88,6 +88,9 @@ enum Scenario {
         /// server g mod that number.
         #[arg(long = "also")]
         also: Vec<String>,
+        /// Which tracks members add.
+        #[arg(long, value_enum, default_value_t = ws_groups::Adds::Random)]
+        adds: ws_groups::Adds,
     },
 }
 
@@ -119,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
             sources,
             server_pid,
             also,
+            adds,
         } => {
             let scenario = ws_groups::Options {
                 groups: groups.clamp(1, 100_000),
@@ -128,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
                 sources: sources.clamp(1, 250),
                 server_pid,
                 also,
+                adds,
             };
             Outcome::Sockets(ws_groups::run(&cli.url, &options, &scenario).await?)
         }

@@ -6,7 +6,8 @@
 //!
 //! The measured load: in every group, one member after another sends an operation at `op_rate`
 //! per second (adds of tracks the group does not have yet; every fourth operation a vote on an
-//! earlier entry). Each operation's `client_msg_id` carries its send time, so every member that
+//! earlier entry). Which tracks are added is `--adds`: popular tracks of every genre in a random
+//! order per group (the default), or each member sticking to a genre of their own. Each operation's `client_msg_id` carries its send time, so every member that
 //! receives the resulting `event` records the delivery latency (send → receipt, all members,
 //! the sender included). The group's first member also records the refresh latency: send → the
 //! first `recommendations` frame whose `seq` covers the operation. With `--server-pid` the
@@ -48,6 +49,18 @@ pub struct Options {
     pub server_pid: Option<u32>,
     /// Other processes serving the same rooms; members are spread over them and `url`.
     pub also: Vec<String>,
+    pub adds: Adds,
+}
+
+/// Which tracks members add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Adds {
+    /// Popular tracks of every genre in a random order per group, whoever adds them: every add
+    /// can move the room's taste anywhere in the catalog.
+    Random,
+    /// Each member adds popular tracks of one genre of their own (the members of a group have
+    /// different genres), as listeners who know what they like: the room's taste settles.
+    OwnGenre,
 }
 
 /// Idle sockets opened per user: the server's default `realtime.sockets_per_user` (more are
@@ -82,6 +95,8 @@ pub struct WsReport {
     pub delivery_by_second: Vec<Percentiles>,
     pub refreshes: u64,
     pub refresh_ms: Percentiles,
+    /// Bytes of every text frame the group sockets received, the warm-up and drain included.
+    pub received_bytes: u64,
     /// Server resident memory: before any socket, with the group sockets, with the idle ones too.
     pub rss_kb: Option<[u64; 3]>,
     pub kb_per_group_socket: Option<f64>,
@@ -124,6 +139,11 @@ impl WsReport {
                 self.kb_per_idle_socket.unwrap_or(0.0),
             ));
         }
+        out.push_str(&format!(
+            "\nFrames received by the group sockets: {:.1} MB ({:.1} KB per operation sent).\n",
+            self.received_bytes as f64 / 1e6,
+            self.received_bytes as f64 / 1e3 / self.ops_sent.max(1) as f64,
+        ));
         if !self.errors.is_empty() {
             out.push_str(&format!("\nError frames by code: {:?}\n", self.errors));
         }
@@ -182,15 +202,16 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(SETUP_CONCURRENCY)
         .build()?;
-    let mut tracks: Vec<String> = popular_by_genre(&client, url, 100)
-        .await?
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect();
-    // A track can top several genres; each group adds each track once.
+    let genres = genre_tracks(popular_by_genre(&client, url, 100).await?);
+    if options.adds == Adds::OwnGenre && genres.len() < options.members {
+        bail!(
+            "--adds own-genre needs a genre per member: the catalog has {} genres with tracks, groups have {} members",
+            genres.len(),
+            options.members
+        );
+    }
+    let mut tracks: Vec<String> = genres.iter().flatten().cloned().collect();
     tracks.sort_unstable();
-    tracks.dedup();
     let started = Instant::now();
     eprintln!(
         "ws-groups: creating {} groups of {} members",
@@ -210,6 +231,7 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
     // Opened when the operations start, after every socket is connected: the warm-up is never
     // spent connecting (and a late start never fires a catch-up burst).
     let window = Arc::new(Window::default());
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let entries: Vec<Arc<Mutex<VecDeque<String>>>> =
         groups.iter().map(|_| Default::default()).collect();
     let mut senders: Vec<Vec<mpsc::UnboundedSender<String>>> = Vec::new();
@@ -245,6 +267,7 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
             samples: samples_tx.clone(),
             clock,
             window: Arc::clone(&window),
+            received: Arc::clone(&received),
             measures_refresh: m == 0,
             entries: (m == 0).then(|| Arc::clone(&entries[g])),
         };
@@ -270,12 +293,18 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
     window.open(start + run.warmup, end);
     let mut rng = StdRng::seed_from_u64(11);
     for (g, group_senders) in senders.into_iter().enumerate() {
-        let mut order = tracks.clone();
-        order.shuffle(&mut rng);
+        let lists = match options.adds {
+            Adds::Random => vec![tracks.clone()],
+            Adds::OwnGenre => (0..group_senders.len())
+                .map(|m| genres[own_genre(g, m, genres.len())].clone())
+                .collect(),
+        };
+        let mut picks = Picks::new(lists);
+        picks.shuffle(&mut rng);
         let offset = Duration::from_secs_f64(rng.random::<f64>() / options.op_rate);
         drivers.push(tokio::spawn(drive_group(Driver {
             senders: group_senders,
-            tracks: order,
+            picks,
             entries: Arc::clone(&entries[g]),
             clock,
             start: start + offset,
@@ -319,6 +348,7 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
             .collect(),
         refreshes: tally.refresh.len(),
         refresh_ms: Percentiles::of(&tally.refresh),
+        received_bytes: received.load(std::sync::atomic::Ordering::Relaxed),
         rss_kb: rss,
         kb_per_group_socket: rss.map(|[a, b, _]| (b as f64 - a as f64) / sockets.max(1) as f64),
         kb_per_idle_socket: rss
@@ -327,8 +357,12 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
         notes: Vec::new(),
     };
     report.notes.push(format!(
-        "Sockets from {} loopback source addresses; operations: adds, every fourth a vote. Delivery: send → each member's receipt of the event. Refresh: send → the first recommendations frame covering it (group's first member).",
-        options.sources
+        "Sockets from {} loopback source addresses; operations: adds ({}), every fourth a vote. Delivery: send → each member's receipt of the event. Refresh: send → the first recommendations frame covering it (group's first member).",
+        options.sources,
+        match options.adds {
+            Adds::Random => "popular tracks of every genre in a random order per group",
+            Adds::OwnGenre => "each member from a genre of their own",
+        }
     ));
     if servers.len() > 1 {
         report.notes.push(format!(
@@ -337,6 +371,59 @@ pub async fn run(url: &str, run: &RunOptions, options: &Options) -> anyhow::Resu
         ));
     }
     Ok(report)
+}
+
+/// Track ids by genre, each track in the first genre that lists it (a track can top several), so
+/// no two members with different genres add the same track.
+fn genre_tracks(lists: Vec<Vec<Value>>) -> Vec<Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    lists
+        .into_iter()
+        .map(|list| {
+            list.iter()
+                .filter_map(|t| t["id"].as_str())
+                .filter(|id| seen.insert(id.to_string()))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|list| !list.is_empty())
+        .collect()
+}
+
+/// The genre member `m` of group `g` adds from: different for every member of a group as long
+/// as there are at least as many genres as members, and shifted from group to group.
+fn own_genre(g: usize, m: usize, genres: usize) -> usize {
+    (g + m) % genres
+}
+
+/// The tracks a group's members add, in order: one list the members take turns in, or one
+/// list per member.
+struct Picks {
+    lists: Vec<Vec<String>>,
+    next: Vec<usize>,
+}
+
+impl Picks {
+    fn new(lists: Vec<Vec<String>>) -> Self {
+        assert!(lists.iter().all(|l| !l.is_empty()), "empty track list");
+        let next = vec![0; lists.len()];
+        Self { lists, next }
+    }
+
+    fn shuffle(&mut self, rng: &mut StdRng) {
+        for list in &mut self.lists {
+            list.shuffle(rng);
+        }
+    }
+
+    /// The next track member `m` adds; a list that runs out starts again.
+    fn next_for(&mut self, m: usize) -> &str {
+        let l = m % self.lists.len();
+        let list = &self.lists[l];
+        let track = &list[self.next[l] % list.len()];
+        self.next[l] += 1;
+        track
+    }
 }
 
 /// The measured window: operations sent within it count.
@@ -583,6 +670,8 @@ struct Reader {
     samples: mpsc::UnboundedSender<Sample>,
     clock: Instant,
     window: Arc<Window>,
+    /// Bytes received, over all sockets.
+    received: Arc<std::sync::atomic::AtomicU64>,
     measures_refresh: bool,
     /// The group's entry ids, kept by its first member for the driver's votes.
     entries: Option<Arc<Mutex<VecDeque<String>>>>,
@@ -629,6 +718,9 @@ async fn serve_socket(
                     }
                 };
                 let received = Instant::now();
+                reader
+                    .received
+                    .fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 if reader.skips(text.as_str()) {
                     continue;
                 }
@@ -721,7 +813,7 @@ fn micros(d: Duration) -> u64 {
 
 struct Driver {
     senders: Vec<mpsc::UnboundedSender<String>>,
-    tracks: Vec<String>,
+    picks: Picks,
     entries: Arc<Mutex<VecDeque<String>>>,
     /// Operation ids count from here.
     clock: Instant,
@@ -734,10 +826,9 @@ struct Driver {
 }
 
 /// One group's operations at a fixed rate until the measured window ends; members take turns.
-async fn drive_group(driver: Driver) {
+async fn drive_group(mut driver: Driver) {
     let mut next = driver.start;
     let mut n = 0usize;
-    let mut tracks = driver.tracks.iter().cycle();
     while next < driver.end {
         tokio::time::sleep_until(next.into()).await;
         let sent = Instant::now();
@@ -745,13 +836,16 @@ async fn drive_group(driver: Driver) {
         let vote_on = (n % 4 == 3)
             .then(|| driver.entries.lock().expect("entries").pop_front())
             .flatten();
+        let m = n % driver.senders.len();
         let frame = match vote_on {
             Some(entry) => {
                 json!({"type": "vote", "entry_id": entry, "value": 1, "client_msg_id": id})
             }
-            None => json!({"type": "add_track", "track_id": tracks.next(), "client_msg_id": id}),
+            None => {
+                json!({"type": "add_track", "track_id": driver.picks.next_for(m), "client_msg_id": id})
+            }
         };
-        let member = &driver.senders[n % driver.senders.len()];
+        let member = &driver.senders[m];
         if member.send(frame.to_string()).is_ok() {
             driver
                 .sent
@@ -850,6 +944,7 @@ mod tests {
             samples: mpsc::unbounded_channel().0,
             clock: Instant::now(),
             window: Arc::default(),
+            received: Arc::default(),
             measures_refresh,
             entries: None,
         };
@@ -865,6 +960,40 @@ mod tests {
         .unwrap();
         assert!(updating.starts_with(r#"{"type":"recommendations_updating""#));
         assert!(!reader(false).skips(&updating));
+    }
+
+    #[test]
+    fn members_with_own_genres_add_only_from_them_and_never_the_same_track() {
+        let track = |id: &str| json!({ "id": id });
+        // "b" tops two genres; the second genre keeps only what the first did not list.
+        let genres = genre_tracks(vec![
+            vec![track("a"), track("b")],
+            vec![track("b"), track("c")],
+            vec![track("b")],
+            vec![track("d")],
+        ]);
+        assert_eq!(genres, [vec!["a", "b"], vec!["c"], vec!["d"]]);
+        for g in 0..5 {
+            let mine: Vec<usize> = (0..3).map(|m| own_genre(g, m, genres.len())).collect();
+            let mut distinct = mine.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 3, "group {g}: {mine:?}");
+        }
+
+        let mut picks = Picks::new(vec![vec!["a".into(), "b".into()], vec!["c".into()]]);
+        let added: Vec<String> = [0, 1, 0, 1, 0]
+            .iter()
+            .map(|&m| picks.next_for(m).to_string())
+            .collect();
+        assert_eq!(added, ["a", "c", "b", "c", "a"]);
+        // One shared list: members take turns in it.
+        let mut picks = Picks::new(vec![vec!["a".into(), "b".into(), "c".into()]]);
+        let added: Vec<String> = [0, 1, 2, 3]
+            .iter()
+            .map(|&m| picks.next_for(m).to_string())
+            .collect();
+        assert_eq!(added, ["a", "b", "c", "a"]);
     }
 
     #[test]

@@ -3,12 +3,13 @@
 # the release server on a fresh SQLite database, runs `chorus-load ws-groups`, and inside the
 # measured window takes `perf stat` per thread (CPU by thread kind) and, with PROFILE=1, a
 # `perf record` with DWARF call graphs. Prints the load tool's report, the CPU split (the load
-# tool's own CPU in the same window last: it shares the machine) and, with PROFILE=1, where
-# perf.data is; leaves everything in OUT.
+# tool's own CPU in the same window last: it shares the machine), the bytes the server wrote to
+# its files in that window and, with PROFILE=1, where perf.data is; leaves everything in OUT.
 #   Usage: scripts/profile-groups.sh [GROUPS] [OUT]     (defaults: 1000 groups, a temp dir)
 #   Environment: BIN (default target/release), PROFILE=1, PERF_FREQ (samples per second for
 #   PROFILE=1, default 149), REFRESH=0 (event path alone), OP_RATE (operations per room per
-#   second, default the load tool's 1).
+#   second, default the load tool's 1), ADDS (the load tool's --adds: random, the default, or
+#   own-genre).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 groups="${1:-1000}"
@@ -36,6 +37,7 @@ done
 
 extra=()
 [[ -n "${OP_RATE:-}" ]] && extra+=(--op-rate "$OP_RATE")
+[[ -n "${ADDS:-}" ]] && extra+=(--adds "$ADDS")
 "$bin/chorus-load" --url "http://127.0.0.1:$port" --duration 20 --warmup 5 \
   ws-groups --groups "$groups" --members 5 --sources 8 "${extra[@]}" > "$out/load.txt" 2>&1 &
 load=$!
@@ -45,6 +47,10 @@ for _ in $(seq 600); do
   sleep 0.5
 done
 sleep 8
+# Bytes the server writes through write(2) in the same 10 s: its files (SQLite's WAL and
+# database); socket sends are not counted there (the load tool counts the frames' bytes).
+written() { awk '/^wchar:/ { print $2 }' "/proc/$server/io"; }
+written_before=$(written)
 perf stat -e task-clock --per-thread -p "$server" -o "$out/stat.txt" -- sleep 10 &
 stat=$!
 # The load tool shares the machine: its CPU in the same window says what is left for the server.
@@ -55,6 +61,7 @@ if [[ "${PROFILE:-0}" == 1 ]]; then
     -p "$server" -- sleep 6 2> "$out/record.log" || true
 fi
 wait "$stat" || true
+written_after=$(written)
 wait "$load_stat" || true
 wait "$load" || true
 curl -sf "http://127.0.0.1:$port/metrics" > "$out/metrics.txt" || true
@@ -63,8 +70,11 @@ echo "CPU per thread kind over 10 s (seconds):"
 awk '/task-clock/ { name = $1; sub(/-[0-9]+$/, "", name); sub(/-[0-9]+$/, "", name); ms = $2; gsub(",", "", ms); cpu[name] += ms / 1000 }
   END { for (n in cpu) printf "  %-24s %6.2f\n", n, cpu[n] }' "$out/stat.txt" | sort -k2 -nr
 awk '/task-clock/ { ms = $1; gsub(",", "", ms); printf "  %-24s %6.2f\n", "(load tool, all threads)", ms / 1000 }' "$out/load-stat.txt"
+echo "Server file writes over the same 10 s (SQLite): $(( (written_after - written_before) / 1000000 )) MB"
 echo "Inference time by ranking phase over the whole run (seconds):"
 grep '^chorus_inference_phase_seconds_total' "$out/metrics.txt" | sed 's/^chorus_inference_phase_seconds_total/ /' || true
+echo "Group pools by how each ranking got its candidates (whole run):"
+grep '^chorus_group_pools_total' "$out/metrics.txt" | sed 's/^chorus_group_pools_total/ /' || true
 if [[ "${PROFILE:-0}" == 1 ]]; then
   echo "perf data in $out/perf.data (perf report -i $out/perf.data --no-children --sort comm,symbol)"
 fi
