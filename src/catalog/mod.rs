@@ -13,7 +13,7 @@ use std::{collections::HashMap, sync::Arc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use track::{release_year, AudioFeatures, Track, AUDIO_FEATURE_NAMES};
+pub use track::{release_year, AudioFeatures, Track, TrackBrief, AUDIO_FEATURE_NAMES};
 
 use self::search::SearchIndex;
 

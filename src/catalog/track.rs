@@ -105,7 +105,28 @@ pub struct Track {
     pub audio_features: AudioFeatures,
 }
 
+/// What a room's list shows of a track, borrowed: the fields of a playlist entry's
+/// `TrackSummary` (the list frames' tracks, sent to every member at every refresh).
+#[derive(Debug, Serialize)]
+pub struct TrackBrief<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub artist: &'a str,
+    pub album: &'a str,
+    pub duration_ms: u32,
+}
+
 impl Track {
+    pub fn brief(&self) -> TrackBrief<'_> {
+        TrackBrief {
+            id: self.id.as_str(),
+            title: &self.title,
+            artist: &self.artist,
+            album: &self.album,
+            duration_ms: self.duration_ms,
+        }
+    }
+
     /// Whether `genre` (lower-case) is one of the track's genres or sub-genres.
     pub fn has_genre(&self, genre: &str) -> bool {
         self.genres

@@ -198,7 +198,7 @@ enum WholeList {
 impl RoomList {
     fn computed(list: Arc<GroupRecommendations>) -> Self {
         Self {
-            frame: ServerFrame::Recommendations(list.without_reasons()).encode(),
+            frame: ServerFrame::Recommendations(list.for_sockets()).encode(),
             whole: WholeList::Computed(list),
         }
     }

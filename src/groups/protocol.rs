@@ -13,7 +13,7 @@ use super::{
 use crate::{
     domain::text,
     error::{deserialize_error, ApiError, ErrorCode},
-    recommend::ListWithoutReasons,
+    recommend::ListFrame,
     taste::FeedbackKind,
 };
 
@@ -301,8 +301,8 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         seq: Option<i64>,
     },
-    /// The room's list without the items' reasons.
-    Recommendations(ListWithoutReasons<'a>),
+    /// The room's list, brief tracks and no reasons (see `GroupRecommendations::for_sockets`).
+    Recommendations(ListFrame<'a>),
     /// The room's list does not reflect its changes up to `seq` yet; a new one is coming (sent
     /// when a list is a second late, at most once until the next `recommendations`).
     RecommendationsUpdating {
@@ -377,13 +377,14 @@ mod tests {
     use crate::{
         aggregate::Harmony,
         catalog::tests::track,
+        groups::events::TrackSummary,
         recommend::{
             GroupRecommendations, GroupRecommended, MemberFit, MemberSatisfaction, Reason,
         },
     };
 
     #[test]
-    fn the_list_frame_is_the_whole_list_but_the_reasons() {
+    fn the_list_frame_is_the_whole_list_with_brief_tracks_and_no_reasons() {
         let item = |id: &str| GroupRecommended {
             track: Arc::new(track(id, "Song", "Artist", "pop", 60)),
             score: 0.7,
@@ -418,13 +419,15 @@ mod tests {
             candidates_considered: 100,
         };
         let frame: serde_json::Value =
-            serde_json::from_str(&ServerFrame::Recommendations(list.without_reasons()).encode())
+            serde_json::from_str(&ServerFrame::Recommendations(list.for_sockets()).encode())
                 .unwrap();
         // Through text, as the frame went: numbers keep their f32 spelling.
         let mut whole: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&list).unwrap()).unwrap();
-        for item in whole["items"].as_array_mut().unwrap() {
+        for (item, listed) in whole["items"].as_array_mut().unwrap().iter_mut().zip(&list.items) {
             assert!(item.as_object_mut().unwrap().remove("reasons").is_some());
+            // A track as a playlist entry shows it.
+            item["track"] = serde_json::to_value(TrackSummary::from(&*listed.track)).unwrap();
         }
         let mut expected = serde_json::Map::new();
         expected.insert("type".into(), "recommendations".into());

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::{reasons, Reason, Recommender, DISLIKE_SIMILARITY, STRATEGY_POPULAR};
 use crate::{
     aggregate::{Harmony, Strategy},
-    catalog::Track,
+    catalog::{Track, TrackBrief},
     domain::{now_ms, UserId},
     error::ApiError,
     inference::group::{GroupPart, GroupRankJob, KeptPool, Utility},
@@ -60,18 +60,20 @@ pub struct MemberFit {
 }
 
 impl GroupRecommendations {
-    /// The list as the room's sockets get it: everything but the items' reasons. Those are more
-    /// than half of the list's bytes and the room page shows none; the REST mirror and
-    /// `explain` have them.
-    pub fn without_reasons(&self) -> ListWithoutReasons<'_> {
-        ListWithoutReasons {
+    /// The list as the room's sockets get it: each item's track as a playlist entry shows it
+    /// (id, title, artist, album, duration) and no reasons. Reasons were more than half of the
+    /// list's bytes and the rest of each track (genres, audio features, dates) more than half of
+    /// what was left, sent to every member at every refresh; the room page shows none of it,
+    /// and the REST mirror and `explain` have it all.
+    pub fn for_sockets(&self) -> ListFrame<'_> {
+        ListFrame {
             request_id: &self.request_id,
             strategy: &self.strategy,
             items: self
                 .items
                 .iter()
-                .map(|item| ItemWithoutReasons {
-                    track: &item.track,
+                .map(|item| ItemFrame {
+                    track: item.track.brief(),
                     score: item.score,
                     least: item.least,
                     fit: &item.fit,
@@ -87,13 +89,13 @@ impl GroupRecommendations {
     }
 }
 
-/// [`GroupRecommendations`] without the items' reasons, field for field (a test holds them
-/// together).
+/// [`GroupRecommendations`] as list frames carry it: field for field, but brief tracks and no
+/// reasons (a test holds them together).
 #[derive(Debug, Serialize)]
-pub struct ListWithoutReasons<'a> {
+pub struct ListFrame<'a> {
     request_id: &'a str,
     strategy: &'a str,
-    items: Vec<ItemWithoutReasons<'a>>,
+    items: Vec<ItemFrame<'a>>,
     harmony: Option<&'a Harmony>,
     members: &'a [MemberSatisfaction],
     members_without_taste: &'a [String],
@@ -103,8 +105,8 @@ pub struct ListWithoutReasons<'a> {
 }
 
 #[derive(Debug, Serialize)]
-struct ItemWithoutReasons<'a> {
-    track: &'a Track,
+struct ItemFrame<'a> {
+    track: TrackBrief<'a>,
     score: f32,
     least: f32,
     fit: &'a [MemberFit],

@@ -887,9 +887,21 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
     let item = &first["items"][0];
     assert_eq!(item["fit"].as_array().unwrap().len(), 2);
     assert!(item["least"].as_f64().unwrap() <= item["score"].as_f64().unwrap());
-    // The frame leaves the reasons out (more than half its bytes); the REST mirror of the
-    // same list has them.
+    // The frame leaves the reasons out and carries each track as a playlist entry shows it
+    // (together four fifths of its bytes); the REST mirror of the same list has it all.
     assert!(item.get("reasons").is_none(), "{item}");
+    let mut brief: Vec<&str> = item["track"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    brief.sort_unstable();
+    assert_eq!(
+        brief,
+        ["album", "artist", "duration_ms", "id", "title"],
+        "{item}"
+    );
     let mirror = app
         .get_json_as(
             &format!("/api/v1/groups/{group_id}/recommendations"),
@@ -897,7 +909,11 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
         )
         .await;
     if mirror["request_id"] == first["request_id"] {
-        assert_eq!(mirror["items"][0]["track"], item["track"]);
+        let whole = &mirror["items"][0]["track"];
+        for field in brief {
+            assert_eq!(whole[field], item["track"][field], "{field}");
+        }
+        assert!(!whole["genres"].as_array().unwrap().is_empty(), "{whole}");
         assert_eq!(mirror["items"][0]["reasons"].as_array().unwrap().len(), 8);
     }
     assert_eq!(

@@ -146,7 +146,9 @@ export interface GroupView {
 }
 
 export interface GroupItem {
-  track: Track;
+  /// `recommendations` frames carry the brief track a playlist entry has; the REST mirror the
+  /// whole track.
+  track: TrackSummary;
   score: number;
   least: number;
   fit: { user_id: string; probability: number }[];

@@ -6,7 +6,7 @@
 import QRCode from 'qrcode';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 
-import { Admission, api, Entry, errorText, GroupRecommendations, GroupView, NowPlaying, Played, Session, Track } from './api';
+import { Admission, api, Entry, errorText, GroupRecommendations, GroupView, NowPlaying, Played, Session, Track, TrackSummary } from './api';
 import { applyEvent, applyPresence, nameOf, playOrder, positionNow } from './groupState';
 import { go } from './router';
 import { Frame, GroupSocket, SocketStatus } from './socket';
@@ -500,7 +500,7 @@ function Recommendations(props: {
   inPlaylist: Set<string>;
   why: Record<string, Why>;
   onExplain: (trackId: string) => void;
-  onAdd: (t: Track) => void;
+  onAdd: (t: TrackSummary) => void;
 }) {
   const { recs } = props;
   return (
