@@ -73,6 +73,9 @@ awk '/task-clock/ { ms = $1; gsub(",", "", ms); printf "  %-24s %6.2f\n", "(load
 echo "Server file writes over the same 10 s (SQLite): $(( (written_after - written_before) / 1000000 )) MB"
 echo "Inference time by ranking phase over the whole run (seconds):"
 grep '^chorus_inference_phase_seconds_total' "$out/metrics.txt" | sed 's/^chorus_inference_phase_seconds_total/ /' || true
+echo "Group appends by duration, cumulative count at or under each bound in seconds (whole run):"
+grep '^chorus_group_append_duration_seconds_bucket' "$out/metrics.txt" | sed 's/.*le="\([^"]*\)"} /\1:/' | tr '\n' ' ' || true
+echo
 echo "Group pools by how each ranking got its candidates (whole run):"
 grep '^chorus_group_pools_total' "$out/metrics.txt" | sed 's/^chorus_group_pools_total/ /' || true
 if [[ "${PROFILE:-0}" == 1 ]]; then

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub group_events: IntCounter,
     /// Appends another process beat (the replica read its events and decided again).
     pub group_append_retries: IntCounter,
+    /// How long storing an operation's events took (the group-commit queue and the commit):
+    /// the part of an operation's delivery spent waiting for the store.
+    pub group_append_duration: Histogram,
     pub group_load_events: Histogram,
     pub group_recommendation_duration: HistogramVec,
     /// Group rankings by whether their candidate pool was built or the room's kept one used.
@@ -146,6 +149,16 @@ impl Metrics {
             "Group operations decided again because another process appended first",
         )
         .expect("valid metric");
+        let group_append_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "group_append_duration_seconds",
+                "Time to store a group operation's events, queueing for the group commit included",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )
+        .expect("valid metric");
         let group_recommendation_duration = HistogramVec::new(
             HistogramOpts::new(
                 "group_recommendation_duration_seconds",
@@ -217,6 +230,7 @@ impl Metrics {
             Box::new(live_groups.clone()),
             Box::new(group_events.clone()),
             Box::new(group_append_retries.clone()),
+            Box::new(group_append_duration.clone()),
             Box::new(group_recommendation_duration.clone()),
             Box::new(group_pools.clone()),
             Box::new(explanations.clone()),
@@ -249,6 +263,7 @@ impl Metrics {
             live_groups,
             group_events,
             group_append_retries,
+            group_append_duration,
             group_recommendation_duration,
             group_pools,
             explanations,

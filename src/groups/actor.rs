@@ -1447,7 +1447,9 @@ impl GroupActor {
         let after = self.state.seq;
         let columns: Vec<(String, String)> = bodies.iter().map(EventBody::to_columns).collect();
         let (store_actor, store_client_id) = (actor.clone(), client_msg_id.clone());
+        let append_duration = self.deps.metrics.group_append_duration.clone();
         let append = async move {
+            let started = Instant::now();
             let appended = {
                 let refs: Vec<(&str, &str)> = columns
                     .iter()
@@ -1463,6 +1465,7 @@ impl GroupActor {
                 )
                 .await?
             };
+            append_duration.observe(started.elapsed().as_secs_f64());
             // Another process appended first: read what it stored, to decide again on it.
             let missed = match appended {
                 groups::Appended::Behind { .. } => {

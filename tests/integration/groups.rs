@@ -265,6 +265,12 @@ async fn members_see_every_event_in_the_same_order_under_concurrent_ops() {
         (first..first + total as i64).collect::<Vec<_>>(),
         "gap-free"
     );
+    // Every add's store append is timed: the part of its delivery spent waiting for the store.
+    let appends = app.state.metrics.group_append_duration.get_sample_count();
+    assert!(
+        appends >= total as u64,
+        "{appends} appends timed for {total} adds"
+    );
     // The REST snapshot agrees with what the sockets saw.
     let view = app
         .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[0].token)
