@@ -424,7 +424,12 @@ mod tests {
         // Through text, as the frame went: numbers keep their f32 spelling.
         let mut whole: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&list).unwrap()).unwrap();
-        for (item, listed) in whole["items"].as_array_mut().unwrap().iter_mut().zip(&list.items) {
+        for (item, listed) in whole["items"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .zip(&list.items)
+        {
             assert!(item.as_object_mut().unwrap().remove("reasons").is_some());
             // A track as a playlist entry shows it.
             item["track"] = serde_json::to_value(TrackSummary::from(&*listed.track)).unwrap();

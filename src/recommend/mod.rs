@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 /// What a room's ranking keeps for its next (rooms hold it between refreshes).
 pub use crate::inference::group::KeptPool;
 pub use group::{
-    GroupRecommendations, GroupRecommended, GroupRefresh, GroupRequest, ListFrame,
-    MemberFit, MemberSatisfaction,
+    GroupRecommendations, GroupRecommended, GroupRefresh, GroupRequest, ListFrame, MemberFit,
+    MemberSatisfaction,
 };
 pub use pairs::{next_pair, Pair};
 pub use reasons::{Reason, SIGNALS};
