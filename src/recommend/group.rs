@@ -62,7 +62,7 @@ pub struct MemberFit {
 impl GroupRecommendations {
     /// The list as the room's sockets get it: each item's track as a playlist entry shows it
     /// (id, title, artist, album, duration) and no reasons. Reasons were more than half of the
-    /// list's bytes and the rest of each track (genres, audio features, dates) more than half of
+    /// list's bytes and the rest of each track (genres, audio features, dates) 40–55% of
     /// what was left, sent to every member at every refresh; the room page shows none of it,
     /// and the REST mirror and `explain` have it all.
     pub fn for_sockets(&self) -> ListFrame<'_> {

@@ -894,7 +894,7 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
     assert_eq!(item["fit"].as_array().unwrap().len(), 2);
     assert!(item["least"].as_f64().unwrap() <= item["score"].as_f64().unwrap());
     // The frame leaves the reasons out and carries each track as a playlist entry shows it
-    // (together four fifths of its bytes); the REST mirror of the same list has it all.
+    // (together most of its bytes); the REST mirror of the same list has it all.
     assert!(item.get("reasons").is_none(), "{item}");
     let mut brief: Vec<&str> = item["track"]
         .as_object()
