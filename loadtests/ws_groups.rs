@@ -7,7 +7,8 @@
 //! The measured load: in every group, one member after another sends an operation at `op_rate`
 //! per second (adds of tracks the group does not have yet; every fourth operation a vote on an
 //! earlier entry). Which tracks are added is `--adds`: popular tracks of every genre in a random
-//! order per group (the default), or each member sticking to a genre of their own. Each operation's `client_msg_id` carries its send time, so every member that
+//! order per group (the default), or each member sticking to a genre of their own. Each
+//! operation's `client_msg_id` carries its send time, so every member that
 //! receives the resulting `event` records the delivery latency (send → receipt, all members,
 //! the sender included). The group's first member also records the refresh latency: send → the
 //! first `recommendations` frame whose `seq` covers the operation. With `--server-pid` the
