@@ -50,8 +50,8 @@ use crate::{
     limits::{gcra, Decision, Quota},
     metrics::Metrics,
     recommend::{GroupRecommendations, GroupRefresh, GroupRequest, KeptPool, Recommender},
-    storage::{groups, Db},
-    taste::{actor::RecordFeedback, FeedbackKind},
+    storage::{feedback::NewInteraction, groups, Db},
+    taste::{actor::FoldStored, FeedbackKind},
 };
 
 /// What every GroupActor works with, handed to it when it starts.
@@ -133,11 +133,11 @@ enum Op {
 }
 
 /// Where folded events were stored.
-#[derive(Clone, Copy, PartialEq, Eq)]
 enum Source {
-    /// By this replica: it tells the others and records the members' feedback.
-    Here,
-    /// By another process (read from the fan-out or the store).
+    /// By this replica, with the members' feedback they imply (stored in the same write): the
+    /// members' user actors fold it in.
+    Here(Vec<(UserId, FoldStored)>),
+    /// By another process (read from the fan-out or the store), which told its own user actors.
     Elsewhere,
 }
 
@@ -763,8 +763,11 @@ impl GroupActor {
     /// is recorded, so it counts) the recommendations.
     fn apply_events(&mut self, events: Vec<Event>, source: Source, ctx: &mut Context<Self>) {
         let mut affects_recommendations = false;
-        let mut feedback = Vec::new();
-        // Feedback another process records: its taste news will ask for the refresh, once
+        let (feedback, here) = match source {
+            Source::Here(feedback) => (feedback, true),
+            Source::Elsewhere => (Vec::new(), false),
+        };
+        // Feedback another process stored: its taste news will ask for the refresh, once
         // the taste counts (refreshing now would rank with the member's old taste).
         let mut feedback_elsewhere = false;
         let mut gap = false;
@@ -783,10 +786,14 @@ impl GroupActor {
             self.deps.metrics.group_events.inc();
             affects_recommendations |= event.body.affects_recommendations();
             self.reward_recommendations(&event);
-            let implied = self.follow_up(&event, ctx);
-            match source {
-                Source::Here => feedback.extend(implied),
-                Source::Elsewhere => feedback_elsewhere |= implied.is_some(),
+            self.follow_up(&event, ctx);
+            if !here {
+                feedback_elsewhere |= implied_feedback(&event.body, |entry_id| {
+                    self.state
+                        .find_entry(entry_id)
+                        .map(|entry| entry.track.id.clone())
+                })
+                .is_some();
             }
         }
         if gap {
@@ -809,7 +816,7 @@ impl GroupActor {
             return;
         }
         let users = self.deps.recommender.users.clone();
-        let recorded = async move {
+        let folded = async move {
             join_all(
                 feedback
                     .iter()
@@ -817,13 +824,14 @@ impl GroupActor {
             )
             .await
         };
-        // Recorded feedback comes back as `TasteChanged` (the actor is in the member index),
-        // which refreshes; only a failed recording needs the refresh asked for here.
-        ctx.spawn(recorded.into_actor(self).map(|results, actor, ctx| {
+        // Folded feedback comes back as `TasteChanged` (the actor is in the member index),
+        // which refreshes; only a member whose user actor could not be reached needs the
+        // refresh asked for here (the feedback is stored: the actor's next load counts it).
+        ctx.spawn(folded.into_actor(self).map(|results, actor, ctx| {
             let mut failed = false;
             for result in results {
-                if let Err(err) = result.and_then(|r| r) {
-                    tracing::warn!(error = %err, "recording a group member's feedback");
+                if let Err(err) = result {
+                    tracing::warn!(error = %err, "folding a group member's feedback");
                     failed = true;
                 }
             }
@@ -916,59 +924,65 @@ impl GroupActor {
 
     /// Side effects of an event: the feedback it implies for the member who acted (returned),
     /// and sockets of a member who left leave the session.
-    fn follow_up(
-        &mut self,
-        event: &Event,
-        ctx: &mut Context<Self>,
-    ) -> Option<(UserId, RecordFeedback)> {
-        let entry_track = |entry_id: &str| {
-            self.state
-                .find_entry(entry_id)
-                .map(|entry| entry.track.id.clone())
-        };
-        let (user, track_id, kind) = match &event.body {
-            EventBody::TrackAdded {
-                track, added_by, ..
-            } => (added_by.clone(), track.id.clone(), FeedbackKind::Add),
-            EventBody::VoteCast {
-                user_id,
-                entry_id,
-                value,
-            } => {
-                let kind = match value {
-                    1 => FeedbackKind::Like,
-                    -1 => FeedbackKind::Dislike,
-                    _ => return None,
-                };
-                (user_id.clone(), entry_track(entry_id)?, kind)
-            }
-            EventBody::SkipVoteCast {
-                user_id, entry_id, ..
-            } => (user_id.clone(), entry_track(entry_id)?, FeedbackKind::Skip),
+    /// What an event starts beside its frame: keeping the member index current, and taking a
+    /// leaving member's sockets out.
+    fn follow_up(&mut self, event: &Event, ctx: &mut Context<Self>) {
+        match &event.body {
             EventBody::MemberJoined { user_id, .. } => {
                 self.deps.live.index_member(user_id, &ctx.address());
-                return None;
             }
             EventBody::MemberLeft { user_id, reason } => {
                 let user_id = user_id.clone();
                 self.deps.live.unindex_member(&user_id, &ctx.address());
                 self.remove_member_sockets(&user_id, *reason, ctx);
-                return None;
             }
-            _ => return None,
+            _ => {}
+        }
+    }
+
+    /// The members' feedback an operation's events imply, as rows to store with them and
+    /// folds for the members' user actors. Entries are looked up in the state the operation
+    /// was decided on, then among the operation's own additions.
+    fn implied_feedback(&self, bodies: &[EventBody]) -> Vec<(NewInteractionRow, FoldStored)> {
+        let added_here = |entry_id: &str| {
+            bodies.iter().find_map(|body| match body {
+                EventBody::TrackAdded {
+                    entry_id: added,
+                    track,
+                    ..
+                } if added == entry_id => Some(track.id.clone()),
+                _ => None,
+            })
         };
-        let user = UserId::parse(&user).ok()?;
-        let item = self.deps.recommender.catalog.index_of(&track_id)?;
-        Some((
-            user,
-            RecordFeedback {
-                item,
-                track_id,
-                kind,
-                request_id: None,
-                group_id: Some(self.state.id.clone()),
-            },
-        ))
+        let entry_track = |entry_id: &str| {
+            self.state
+                .find_entry(entry_id)
+                .map(|entry| entry.track.id.clone())
+                .or_else(|| added_here(entry_id))
+        };
+        bodies
+            .iter()
+            .filter_map(|body| {
+                let (user, track_id, kind) = implied_feedback(body, entry_track)?;
+                let user = UserId::parse(&user).ok()?;
+                let item = self.deps.recommender.catalog.index_of(&track_id)?;
+                let id = uuid::Uuid::now_v7().to_string();
+                let fold = FoldStored {
+                    id: id.clone(),
+                    item,
+                    kind,
+                };
+                Some((
+                    NewInteractionRow {
+                        id,
+                        user,
+                        track_id,
+                        kind,
+                    },
+                    fold,
+                ))
+            })
+            .collect()
     }
 
     fn remove_member_sockets(&mut self, user: &str, reason: LeaveReason, ctx: &mut Context<Self>) {
@@ -1197,6 +1211,43 @@ fn best_served(fit: &[crate::recommend::MemberFit]) -> Option<&crate::recommend:
             Some(b) if b.probability >= f.probability => Some(b),
             _ => Some(f),
         })
+}
+
+/// A member's feedback an event implies: `(user id, track id, kind)` for an add, a like or
+/// dislike vote and a skip vote; `entry_track` finds an entry's track.
+fn implied_feedback(
+    body: &EventBody,
+    entry_track: impl Fn(&str) -> Option<String>,
+) -> Option<(String, String, FeedbackKind)> {
+    match body {
+        EventBody::TrackAdded {
+            track, added_by, ..
+        } => Some((added_by.clone(), track.id.clone(), FeedbackKind::Add)),
+        EventBody::VoteCast {
+            user_id,
+            entry_id,
+            value,
+        } => {
+            let kind = match value {
+                1 => FeedbackKind::Like,
+                -1 => FeedbackKind::Dislike,
+                _ => return None,
+            };
+            Some((user_id.clone(), entry_track(entry_id)?, kind))
+        }
+        EventBody::SkipVoteCast {
+            user_id, entry_id, ..
+        } => Some((user_id.clone(), entry_track(entry_id)?, FeedbackKind::Skip)),
+        _ => None,
+    }
+}
+
+/// A member's feedback to store with an operation's events.
+struct NewInteractionRow {
+    id: String,
+    user: UserId,
+    track_id: String,
+    kind: FeedbackKind,
 }
 
 fn event_frame(event: &Event) -> ByteString {
@@ -1446,6 +1497,9 @@ impl GroupActor {
         let group_id = self.state.id.clone();
         let after = self.state.seq;
         let columns: Vec<(String, String)> = bodies.iter().map(EventBody::to_columns).collect();
+        let (rows, folds): (Vec<_>, Vec<_>) = self.implied_feedback(&bodies).into_iter().unzip();
+        let folds: Vec<(UserId, FoldStored)> =
+            rows.iter().map(|row| row.user.clone()).zip(folds).collect();
         let (store_actor, store_client_id) = (actor.clone(), client_msg_id.clone());
         let append_duration = self.deps.metrics.group_append_duration.clone();
         let append = async move {
@@ -1455,6 +1509,20 @@ impl GroupActor {
                     .iter()
                     .map(|(k, p)| (k.as_str(), p.as_str()))
                     .collect();
+                let created_at = now_ms();
+                let interactions: Vec<NewInteraction<'_>> = rows
+                    .iter()
+                    .map(|row| NewInteraction {
+                        id: &row.id,
+                        user_id: &row.user,
+                        track_id: &row.track_id,
+                        kind: row.kind.as_str(),
+                        weight: f64::from(row.kind.weight()),
+                        request_id: None,
+                        group_id: Some(&group_id),
+                        created_at,
+                    })
+                    .collect();
                 groups::append_events(
                     &db,
                     &group_id,
@@ -1462,6 +1530,7 @@ impl GroupActor {
                     store_actor.as_ref(),
                     store_client_id.as_deref(),
                     &refs,
+                    &interactions,
                 )
                 .await?
             };
@@ -1499,7 +1568,7 @@ impl GroupActor {
                             ts: at,
                         })
                         .collect();
-                    group.apply_events(events, Source::Here, ctx);
+                    group.apply_events(events, Source::Here(folds), ctx);
                     let seq = group.state.seq;
                     Self::reply(&origin, ack(client_msg_id.as_deref(), seq));
                     Box::pin(actix::fut::ready(Ok(seq))) as ResponseActFuture<Self, _>

@@ -21,20 +21,24 @@ pub struct NewInteraction<'a> {
     pub created_at: i64,
 }
 
+impl NewInteraction<'_> {
+    pub(super) fn to_write(&self) -> Interaction {
+        Interaction {
+            id: self.id.to_string(),
+            user_id: self.user_id.as_str().to_string(),
+            track_id: self.track_id.to_string(),
+            kind: self.kind.to_string(),
+            weight: self.weight,
+            request_id: self.request_id.map(str::to_string),
+            group_id: self.group_id.map(str::to_string),
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// Stored through the group-commit writer (see `writer.rs`).
 pub async fn insert_interaction(db: &Db, row: &NewInteraction<'_>) -> Result<(), sqlx::Error> {
-    db.writer
-        .write(Write::Interaction(Interaction {
-            id: row.id.to_string(),
-            user_id: row.user_id.as_str().to_string(),
-            track_id: row.track_id.to_string(),
-            kind: row.kind.to_string(),
-            weight: row.weight,
-            request_id: row.request_id.map(str::to_string),
-            group_id: row.group_id.map(str::to_string),
-            created_at: row.created_at,
-        }))
-        .await?;
+    db.writer.write(Write::Interaction(row.to_write())).await?;
     Ok(())
 }
 
@@ -68,14 +72,17 @@ pub async fn insert_comparison(db: &Db, row: &NewComparison<'_>) -> Result<(), s
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredInteraction {
+    pub id: String,
     pub track_id: String,
     pub kind: String,
+    pub created_at: i64,
 }
 
 /// Every interaction of the user, oldest first (ties in time broken by id, which is a UUIDv7).
 pub async fn interactions(db: &Db, user: &UserId) -> Result<Vec<StoredInteraction>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT track_id, kind FROM interactions WHERE user_id = $1 ORDER BY created_at, id",
+        "SELECT id, track_id, kind, created_at FROM interactions WHERE user_id = $1 \
+         ORDER BY created_at, id",
     )
     .bind(user.as_str())
     .fetch_all(db.pool())
@@ -83,8 +90,10 @@ pub async fn interactions(db: &Db, user: &UserId) -> Result<Vec<StoredInteractio
     rows.iter()
         .map(|r| {
             Ok(StoredInteraction {
+                id: r.try_get("id")?,
                 track_id: r.try_get("track_id")?,
                 kind: r.try_get("kind")?,
+                created_at: r.try_get("created_at")?,
             })
         })
         .collect()

@@ -5,6 +5,7 @@
 use sqlx::{any::AnyRow, Row};
 
 use super::{
+    feedback::NewInteraction,
     writer::{EventsWritten, Write, Written},
     Db,
 };
@@ -200,6 +201,8 @@ pub enum Appended {
 /// Appends `events` (`(kind, payload)`) with consecutive seqs after `after`, all or none,
 /// through the group-commit writer — only if the log's last seq is still `after`, so every
 /// appender decides on the whole log before it (one order per group across processes).
+/// `interactions`, the members' feedback the events imply, are stored in the same write and
+/// only with the events: one write per operation, and no event without its feedback.
 pub async fn append_events(
     db: &Db,
     group_id: &str,
@@ -207,8 +210,22 @@ pub async fn append_events(
     actor: Option<&UserId>,
     client_msg_id: Option<&str>,
     events: &[(&str, &str)],
+    interactions: &[NewInteraction<'_>],
 ) -> Result<Appended, sqlx::Error> {
-    write_events(db, group_id, Some(after), actor, client_msg_id, events).await
+    let now = now_ms();
+    let written = db
+        .writer
+        .write(Write::Events {
+            group_id: group_id.to_string(),
+            actor: actor.map(|a| a.as_str().to_string()),
+            client_msg_id: client_msg_id.map(str::to_string),
+            events: owned_events(events),
+            interactions: interactions.iter().map(NewInteraction::to_write).collect(),
+            after: Some(after),
+            now,
+        })
+        .await?;
+    Ok(appended(written, now))
 }
 
 async fn write_events(
@@ -226,18 +243,27 @@ async fn write_events(
             group_id: group_id.to_string(),
             actor: actor.map(|a| a.as_str().to_string()),
             client_msg_id: client_msg_id.map(str::to_string),
-            events: events
-                .iter()
-                .map(|&(kind, payload)| (kind.to_string(), payload.to_string()))
-                .collect(),
+            events: owned_events(events),
+            interactions: Vec::new(),
             after,
             now,
         })
         .await?;
+    Ok(appended(written, now))
+}
+
+fn owned_events(events: &[(&str, &str)]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|&(kind, payload)| (kind.to_string(), payload.to_string()))
+        .collect()
+}
+
+fn appended(written: Written, now: i64) -> Appended {
     match written {
-        Written::Events(EventsWritten::From(first)) => Ok(Appended::Stored { first, at: now }),
-        Written::Events(EventsWritten::Behind(last_seq)) => Ok(Appended::Behind { last_seq }),
-        Written::Events(EventsWritten::NoGroup) => Ok(Appended::NoGroup),
+        Written::Events(EventsWritten::From(first)) => Appended::Stored { first, at: now },
+        Written::Events(EventsWritten::Behind(last_seq)) => Appended::Behind { last_seq },
+        Written::Events(EventsWritten::NoGroup) => Appended::NoGroup,
         Written::Interaction | Written::Exposure => {
             unreachable!("an events write answers with events")
         }

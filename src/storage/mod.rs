@@ -14,7 +14,12 @@ pub mod tracks;
 pub mod users;
 mod writer;
 
-use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use sqlx::{
@@ -65,6 +70,10 @@ impl Db {
             Backend::Sqlite => sqlite_url_creating_dirs(url)?,
             Backend::Postgres => url.to_string(),
         };
+        let sqlite_file = match backend {
+            Backend::Sqlite => Some(sqlite_path(&url)?),
+            Backend::Postgres => None,
+        };
         let options = AnyConnectOptions::from_str(&url).context("parsing DATABASE_URL")?;
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
@@ -91,7 +100,10 @@ impl Db {
             .await
             .context("applying database migrations")?;
         let writes = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        let writer = writer::Writer::start(pool.clone(), backend, writes.clone());
+        let writer = match (&sqlite_file, &writes) {
+            (Some(path), Some(turn)) => writer::Writer::start_sqlite(path, Arc::clone(turn))?,
+            _ => writer::Writer::start(pool.clone(), backend),
+        };
         Ok(Self {
             pool,
             backend,
@@ -159,6 +171,24 @@ fn sqlite_url_creating_dirs(url: &str) -> anyhow::Result<String> {
     Ok(format!("sqlite://{path}?{query}"))
 }
 
+/// The file of a `sqlite://path?query` URL (as [`sqlite_url_creating_dirs`] leaves it). The
+/// store's writer has a connection of its own, so an in-memory database, which is private to
+/// each connection, cannot hold the store.
+fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!(
+            "an in-memory SQLite database is private to each connection and cannot hold the \
+             store; give DATABASE_URL a file, like sqlite://chorus.db"
+        );
+    }
+    Ok(PathBuf::from(path))
+}
+
 /// `$1, $2, …` for `count` parameters starting after `offset`: the placeholder style both
 /// backends accept through `Any`.
 pub(crate) fn placeholders(offset: usize, count: usize) -> String {
@@ -191,6 +221,20 @@ mod tests {
             sqlite_url_creating_dirs("sqlite::memory:").unwrap(),
             "sqlite::memory:"
         );
+    }
+
+    #[test]
+    fn the_writer_opens_the_urls_file_and_refuses_memory() {
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/chorus/c.db?mode=rwc").unwrap(),
+            PathBuf::from("/var/lib/chorus/c.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite://chorus.db").unwrap(),
+            PathBuf::from("chorus.db")
+        );
+        let err = sqlite_path("sqlite::memory:").unwrap_err().to_string();
+        assert!(err.contains("give DATABASE_URL a file"), "{err}");
     }
 
     #[test]

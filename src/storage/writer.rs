@@ -1,16 +1,20 @@
 //! Group commit for the hot writes: group events, interactions and exposures. Callers hand their write to
-//! one writer task and wait for its answer; the task takes every write that queued meanwhile
-//! and commits them in one transaction. Under load that turns thousands of small transactions
-//! a second into tens of larger ones (one SQLite writer, no colliding writers, one commit each).
-//! A batch is a few statements however many writes it holds (one UPDATE per round of the rooms'
-//! appends, one multi-row INSERT per table): on SQLite every statement is a round trip to the
-//! connection's thread and back, two thread wake-ups, which at a few thousand writes a second
-//! cost more than the writes did.
+//! one writer and wait for its answer; the writer takes every write that queued meanwhile and
+//! commits them in one transaction. Under load that turns thousands of small transactions a
+//! second into hundreds of larger ones (one SQLite writer, no colliding writers, one commit
+//! each).
+//!
+//! On SQLite the writer is a thread with its own connection ([`sqlite`]). On PostgreSQL it is a
+//! task on sqlx, and a batch is a few statements however many writes it holds (one UPDATE per
+//! round of the rooms' appends, one multi-row INSERT per table): each statement is a round trip
+//! to the server.
 //!
 //! A batch that fails is retried one write per transaction, so one bad write (a foreign key that
 //! does not hold) fails alone and never takes its neighbours with it.
 
-use std::{collections::HashMap, sync::Arc};
+mod sqlite;
+
+use std::{collections::HashMap, path::Path, sync::Arc};
 
 // The dynamic statements below are built from placeholders and fixed names only.
 use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
@@ -33,6 +37,8 @@ pub(super) enum Write {
         client_msg_id: Option<String>,
         /// `(kind, payload)` in order.
         events: Vec<(String, String)>,
+        /// Stored with the events, and only if they are.
+        interactions: Vec<Interaction>,
         /// The log's last seq as the appender saw it: the append happens only if it still is
         /// (`None`: at the end, whatever it is).
         after: Option<i64>,
@@ -84,19 +90,29 @@ pub(super) enum EventsWritten {
 }
 
 type Reply = oneshot::Sender<Result<Written, sqlx::Error>>;
+/// A write and where its answer goes.
+type Answer = (Write, Reply);
 
 #[derive(Clone, Debug)]
 pub(super) struct Writer {
-    jobs: mpsc::Sender<(Write, Reply)>,
+    jobs: mpsc::Sender<Answer>,
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime; it ends when the last handle is dropped.
-    /// `turn`: the store's writer lock (SQLite), held for each transaction.
-    pub fn start(pool: AnyPool, backend: Backend, turn: Option<Arc<Mutex<()>>>) -> Self {
+    /// Starts the writer task on the current runtime, for PostgreSQL; it ends when the last
+    /// handle is dropped.
+    pub fn start(pool: AnyPool, backend: Backend) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, backend, turn, queue));
+        tokio::spawn(run(pool, backend, queue));
         Self { jobs }
+    }
+
+    /// Starts the writer thread for the SQLite file at `path`; it ends when the last handle is
+    /// dropped. `turn`: the store's writer lock, held for each transaction.
+    pub fn start_sqlite(path: &Path, turn: Arc<Mutex<()>>) -> anyhow::Result<Self> {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        sqlite::start(path, turn, queue)?;
+        Ok(Self { jobs })
     }
 
     pub async fn write(&self, write: Write) -> Result<Written, sqlx::Error> {
@@ -136,12 +152,7 @@ impl Held {
     }
 }
 
-async fn run(
-    pool: AnyPool,
-    backend: Backend,
-    turn: Option<Arc<Mutex<()>>>,
-    mut queue: mpsc::Receiver<(Write, Reply)>,
-) {
+async fn run(pool: AnyPool, backend: Backend, mut queue: mpsc::Receiver<Answer>) {
     let keep = pool.options().get_max_connections() > 1;
     let mut held = Held {
         pool,
@@ -173,10 +184,6 @@ async fn run(
             }
         }
         let (writes, replies): (Vec<Write>, Vec<Reply>) = batch.into_iter().unzip();
-        let _turn = match &turn {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
         match held.commit(&writes).await {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
@@ -211,6 +218,7 @@ async fn commit(
     // round is one statement for every group in it, so a batch costs a few statements however
     // many rooms it serves (each statement is a round trip to SQLite's thread or PostgreSQL).
     let mut event_rows: Vec<EventRow<'_>> = Vec::new();
+    let mut interactions: Vec<&Interaction> = Vec::new();
     for round in append_rounds(writes) {
         let appends: Vec<Append<'_>> = round
             .iter()
@@ -243,6 +251,7 @@ async fn commit(
                 actor,
                 client_msg_id,
                 events,
+                interactions: implied,
                 now,
                 ..
             } = &writes[i]
@@ -263,6 +272,7 @@ async fn commit(
                             created_at: *now,
                         },
                     ));
+                    interactions.extend(implied);
                     EventsWritten::From(first)
                 }
                 None => positions
@@ -272,13 +282,10 @@ async fn commit(
         }
     }
     insert_events(&mut tx, &event_rows).await?;
-    let interactions: Vec<&Interaction> = writes
-        .iter()
-        .filter_map(|w| match w {
-            Write::Interaction(row) => Some(row),
-            _ => None,
-        })
-        .collect();
+    interactions.extend(writes.iter().filter_map(|w| match w {
+        Write::Interaction(row) => Some(row),
+        _ => None,
+    }));
     insert_interactions(&mut tx, &interactions).await?;
     let exposures: Vec<&Exposure> = writes
         .iter()
@@ -575,6 +582,7 @@ mod tests {
             actor: None,
             client_msg_id: None,
             events: vec![],
+            interactions: vec![],
             after: None,
             now: 0,
         }

@@ -2,6 +2,13 @@
 //! the taste state live: every feedback or comparison is written to the store and folded into
 //! the state before it is acknowledged, one at a time, so the next request sees it and a restart
 //! rebuilds the same state. It stops after [`IDLE_TIMEOUT`] without messages.
+//!
+//! Feedback a live room implies (a member's add, vote or skip vote) is stored by the room, in
+//! the same write as its events ([`FoldStored`]); the actor only folds it. Such a fold can race
+//! the actor's own load (an actor started, or reloaded, after the room's write reads the row
+//! itself), so the actor remembers the ids of the recent rows its last load read and skips
+//! their folds. A fold lands in arrival order, which may differ from the stored order by a
+//! millisecond's neighbours; a reload folds in stored order.
 
 use std::{
     collections::HashSet,
@@ -55,6 +62,16 @@ pub struct RecordFeedback {
     pub group_id: Option<String>,
 }
 
+/// Feedback already stored (by a live room, with its events): fold it into the taste.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct FoldStored {
+    /// The stored interaction's id.
+    pub id: String,
+    pub item: u32,
+    pub kind: FeedbackKind,
+}
+
 #[derive(Message, Clone)]
 #[rtype(result = "Result<String, ApiError>")]
 pub struct RecordComparison {
@@ -71,7 +88,13 @@ pub struct UserActor {
     taste: Taste,
     snapshot: Arc<Snapshot>,
     last_active: Instant,
+    /// Ids of the rows the last load read that were stored within [`FOLD_RACE`] of it: a
+    /// [`FoldStored`] for one of them is already counted.
+    loaded_recently: HashSet<String>,
 }
+
+/// How long after a room stores a member's feedback its fold may still be on its way.
+const FOLD_RACE: Duration = Duration::from_secs(10 * 60);
 
 impl UserActor {
     pub fn new(user: UserId, directory: UserDirectory) -> Self {
@@ -81,6 +104,7 @@ impl UserActor {
             taste: Taste::default(),
             snapshot: Arc::default(),
             last_active: Instant::now(),
+            loaded_recently: HashSet::new(),
         }
     }
 
@@ -150,6 +174,12 @@ impl UserActor {
         comparisons: Vec<feedback::StoredComparison>,
     ) {
         let catalog = self.directory.catalog();
+        let recent = now_ms() - FOLD_RACE.as_millis() as i64;
+        self.loaded_recently = interactions
+            .iter()
+            .filter(|row| row.created_at >= recent)
+            .map(|row| row.id.clone())
+            .collect();
         for row in interactions {
             if let (Some(item), Some(kind)) = (
                 catalog.index_of(&row.track_id),
@@ -264,6 +294,20 @@ impl Handler<RecordFeedback> for UserActor {
             },
             move |taste| taste.record(item, kind),
         )
+    }
+}
+
+impl Handler<FoldStored> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FoldStored, _: &mut Self::Context) {
+        self.last_active = Instant::now();
+        // Already counted when the load read the row; the rooms are told either way.
+        if !self.loaded_recently.remove(&msg.id) {
+            self.taste.record(msg.item, msg.kind);
+            self.refresh();
+        }
+        self.directory.taste_changed(&self.user);
     }
 }
 

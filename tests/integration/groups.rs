@@ -945,9 +945,14 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
     // B joins and down-votes the entry: B's taste changes, so the group's picks are redone.
     let mut b = connect(&app, &members[1]).await;
     b.join(&group_id, None).await;
-    let entry = app
+    let room = app
         .get_json_as(&format!("/api/v1/groups/{group_id}"), &members[1].token)
-        .await["playlist"][0]["entry_id"]
+        .await;
+    let entry = room["playlist"][0]["entry_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let voted_track = room["playlist"][0]["track"]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -969,6 +974,28 @@ async fn group_recommendations_follow_adds_votes_and_strategy() {
         .get_json_as("/api/v1/me/profile", &members[1].token)
         .await;
     assert_eq!(profile["counts"]["dislike"], 1, "{profile}");
+    let profile = app
+        .get_json_as("/api/v1/me/profile", &members[0].token)
+        .await;
+    assert_eq!(profile["counts"]["add"], 1, "{profile}");
+    // Stored with the room's events, in the same write: one row each, naming the room.
+    let mut stored: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT user_id, kind, track_id FROM interactions WHERE group_id = $1")
+            .bind(&group_id)
+            .fetch_all(app.state.db.pool())
+            .await
+            .unwrap();
+    stored.sort();
+    let mut expected = vec![
+        (members[0].user_id.clone(), "add".to_string(), top.clone()),
+        (
+            members[1].user_id.clone(),
+            "dislike".to_string(),
+            voted_track,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(stored, expected);
 
     // The host switches the strategy; the next list says so.
     let (ack, _) = a

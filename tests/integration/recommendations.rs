@@ -463,3 +463,75 @@ async fn idle_user_actors_stop_and_come_back_with_their_taste() {
         before.listener.as_ref().unwrap().vector
     );
 }
+
+/// Feedback a live room implies is stored with the room's events and only folded by the
+/// member's actor: counted once whether the actor was running when the room stored it, or
+/// started (and loaded the row itself) to take the fold.
+#[actix_web::test]
+async fn feedback_a_room_stored_is_counted_once_whether_folded_or_loaded() {
+    use chorus::{
+        storage::feedback::{self, NewInteraction},
+        taste::{
+            actor::{FoldStored, GetProfile, GetSnapshot},
+            directory::UserDirectory,
+            FeedbackKind,
+        },
+    };
+    let app = spawn_app().await;
+    let directory = UserDirectory::new(
+        app.state.db.clone(),
+        Arc::clone(&app.state.catalog),
+        Arc::clone(app.state.inference.space()),
+        Arc::clone(&app.state.metrics),
+        std::time::Duration::from_secs(60),
+    );
+    let track = popular_in(&app, "rock", 1).await.remove(0);
+    let item = app.state.catalog.index_of(&track).unwrap();
+    let store = |user: chorus::domain::UserId, id: &'static str| {
+        let (db, track) = (app.state.db.clone(), track.clone());
+        async move {
+            feedback::insert_interaction(
+                &db,
+                &NewInteraction {
+                    id,
+                    user_id: &user,
+                    track_id: &track,
+                    kind: "add",
+                    weight: 1.0,
+                    request_id: None,
+                    group_id: Some("g_room"),
+                    created_at: chorus::domain::now_ms(),
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let fold = |id: &str| FoldStored {
+        id: id.to_string(),
+        item,
+        kind: FeedbackKind::Add,
+    };
+    // Running before the room stored it: the fold counts it.
+    let (running, _) = app.create_user("Running").await;
+    let running = chorus::domain::UserId::parse(&running).unwrap();
+    assert!(directory
+        .send(&running, GetSnapshot)
+        .await
+        .unwrap()
+        .listener
+        .is_none());
+    store(running.clone(), "i_running").await;
+    directory.send(&running, fold("i_running")).await.unwrap();
+    // Started by the fold: its load reads the row, and the fold is not counted again.
+    let (started, _) = app.create_user("Started").await;
+    let started = chorus::domain::UserId::parse(&started).unwrap();
+    store(started.clone(), "i_started").await;
+    directory.send(&started, fold("i_started")).await.unwrap();
+    for user in [&running, &started] {
+        let profile = directory.send(user, GetProfile).await.unwrap();
+        assert_eq!(profile.counts.add, 1, "one add for {user}");
+        let snapshot = directory.send(user, GetSnapshot).await.unwrap();
+        assert_eq!(snapshot.reacted, vec![item]);
+    }
+}

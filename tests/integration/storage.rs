@@ -34,6 +34,7 @@ on_both_stores!(
     events_after_pages_in_order,
     schema_constraints_reject_bad_rows,
     a_bad_write_fails_alone_in_a_batch,
+    an_append_stores_the_feedback_it_implies_all_or_none,
     one_batch_stores_many_rooms_appends_each_in_its_own_order,
     the_store_closes_promptly_right_after_writes,
     a_flush_counts_each_shown_list_once,
@@ -188,13 +189,13 @@ async fn appends_after_a_seen_seq_fail_when_the_log_moved_on(store: Store) {
     let test_db = TestDb::new(store).await;
     let db = test_db.connect().await;
     let group = new_group(&db).await;
-    let first = groups::append_events(&db, &group, 1, None, None, &[("a", "{}"), ("b", "{}")])
+    let first = groups::append_events(&db, &group, 1, None, None, &[("a", "{}"), ("b", "{}")], &[])
         .await
         .unwrap();
     assert!(matches!(first, groups::Appended::Stored { first: 2, .. }));
     // Decided on seq 1, but the log is at 3: nothing stored.
     assert_eq!(
-        groups::append_events(&db, &group, 1, None, None, &[("late", "{}")])
+        groups::append_events(&db, &group, 1, None, None, &[("late", "{}")], &[])
             .await
             .unwrap(),
         groups::Appended::Behind { last_seq: 3 }
@@ -204,7 +205,7 @@ async fn appends_after_a_seen_seq_fail_when_the_log_moved_on(store: Store) {
         vec![]
     );
     assert_eq!(
-        groups::append_events(&db, "g_missing", 1, None, None, &[("x", "{}")])
+        groups::append_events(&db, "g_missing", 1, None, None, &[("x", "{}")], &[])
             .await
             .unwrap(),
         groups::Appended::NoGroup
@@ -219,9 +220,17 @@ async fn appends_after_a_seen_seq_fail_when_the_log_moved_on(store: Store) {
                 let (mut mine, mut retries) = (Vec::new(), 0);
                 while mine.len() < 5 {
                     let payload = format!("{{\"worker\":{worker},\"i\":{}}}", mine.len());
-                    match groups::append_events(&db, &group, seen, None, None, &[("t", &payload)])
-                        .await
-                        .unwrap()
+                    match groups::append_events(
+                        &db,
+                        &group,
+                        seen,
+                        None,
+                        None,
+                        &[("t", &payload)],
+                        &[],
+                    )
+                    .await
+                    .unwrap()
                     {
                         groups::Appended::Stored { first, .. } => {
                             mine.push(first);
@@ -347,6 +356,119 @@ async fn a_bad_write_fails_alone_in_a_batch(store: Store) {
     assert_eq!(events.last().unwrap().seq, 41);
 }
 
+/// A room's operation is one write: its events and the members' feedback they imply are
+/// stored together or not at all (an append that is behind, or one that breaks a constraint,
+/// stores neither), also when batched with other rooms' appends.
+async fn an_append_stores_the_feedback_it_implies_all_or_none(store: Store) {
+    let test_db = TestDb::new(store).await;
+    let db = test_db.connect().await;
+    let (stored_tracks, user) = tracks_and_user(&db, 10).await;
+    let add = |id: &str, track: &str| (id.to_string(), track.to_string());
+    let append = |group: String, after: i64, feedback: Vec<(String, String)>| {
+        let (db, user) = (db.clone(), user.clone());
+        async move {
+            let rows: Vec<NewInteraction<'_>> = feedback
+                .iter()
+                .map(|(id, track)| NewInteraction {
+                    id,
+                    user_id: &user,
+                    track_id: track,
+                    kind: "add",
+                    weight: 1.0,
+                    request_id: None,
+                    group_id: Some(&group),
+                    created_at: 5,
+                })
+                .collect();
+            groups::append_events(
+                &db,
+                &group,
+                after,
+                Some(&user),
+                None,
+                &[("added", "{}")],
+                &rows,
+            )
+            .await
+        }
+    };
+    let group = new_group(&db).await;
+    let track = stored_tracks[0].id.to_string();
+    assert!(matches!(
+        append(group.clone(), 1, vec![add("i1", &track)])
+            .await
+            .unwrap(),
+        groups::Appended::Stored { first: 2, .. }
+    ));
+    let stored = feedback::interactions(&db, &user).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|r| (
+                r.id.as_str(),
+                r.track_id.as_str(),
+                r.kind.as_str(),
+                r.created_at
+            ))
+            .collect::<Vec<_>>(),
+        vec![("i1", track.as_str(), "add", 5)]
+    );
+    // Behind: neither the event nor its feedback.
+    assert_eq!(
+        append(group.clone(), 1, vec![add("i2", &track)])
+            .await
+            .unwrap(),
+        groups::Appended::Behind { last_seq: 2 }
+    );
+    assert_eq!(feedback::interactions(&db, &user).await.unwrap().len(), 1);
+    // Twelve rooms' appends reaching the writer together, one with feedback for an unknown
+    // track: that one stores nothing, the others store their events and feedback.
+    let mut rooms = Vec::new();
+    for _ in 0..12 {
+        rooms.push(new_group(&db).await);
+    }
+    let appends: Vec<_> = rooms
+        .iter()
+        .enumerate()
+        .map(|(i, room)| {
+            let track = if i == 5 {
+                "no-such-track".to_string()
+            } else {
+                stored_tracks[i % 10].id.to_string()
+            };
+            tokio::spawn(append(room.clone(), 1, vec![add(&format!("r{i}"), &track)]))
+        })
+        .collect();
+    for (i, appended) in futures_util::future::join_all(appends)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let appended = appended.unwrap();
+        let events = groups::events_after(&db, &rooms[i], 1, 10).await.unwrap();
+        if i == 5 {
+            assert!(appended.is_err(), "an unknown track fails the write");
+            assert_eq!(events, vec![], "and no event of it is stored");
+        } else {
+            assert!(matches!(
+                appended.unwrap(),
+                groups::Appended::Stored { first: 2, .. }
+            ));
+            assert_eq!(events.len(), 1);
+        }
+    }
+    let ids: HashSet<String> = feedback::interactions(&db, &user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let expected: HashSet<String> = std::iter::once("i1".to_string())
+        .chain((0..12).filter(|&i| i != 5).map(|i| format!("r{i}")))
+        .collect();
+    assert_eq!(ids, expected);
+}
+
 /// Writes for many rooms that reach the writer together (each room's several appends, some
 /// decided on a stale seq, one for a room that does not exist, feedback rows between them): each
 /// gets its own answer, every room's log is gap-free in its appenders' order.
@@ -372,7 +494,8 @@ async fn one_batch_stores_many_rooms_appends_each_in_its_own_order(store: Store)
             let seen = (i / 12 == 2 && i % 4 == 0).then_some(1);
             let appended = match seen {
                 Some(seen) => {
-                    groups::append_events(&db, &room, seen, None, None, &[("t", &payload)]).await
+                    groups::append_events(&db, &room, seen, None, None, &[("t", &payload)], &[])
+                        .await
                 }
                 None => groups::append_event(&db, &room, "t", None, &payload)
                     .await

@@ -1,0 +1,189 @@
+//! The group-commit writer on SQLite: a thread of its own with its own connection, which takes
+//! each batch's writes from the queue and commits them in one transaction, every statement a
+//! call on this thread. Through sqlx every statement was a message to the connection's thread
+//! and a wake-up back: a batch of two writes cost about twenty context switches, and at 2,000
+//! operations a second those hand-offs, not SQLite, were most of the writer's CPU
+//! (docs/BENCHMARKS.md). Only these hot writes take this path; everything else stays on sqlx.
+//!
+//! One writer per database file within a process holds the store's writer lock (`turn`) for
+//! each transaction, like every other SQLite write; another process writing the same file is
+//! waited for by SQLite's busy timeout.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, Mutex};
+
+use super::{Answer, EventsWritten, Exposure, Interaction, Write, Written, MAX_BATCH};
+
+/// Opens the writer's connection to the database file at `path` (already migrated) and starts
+/// its thread, which ends when the queue's last sender is dropped.
+pub(super) fn start(
+    path: &Path,
+    turn: Arc<Mutex<()>>,
+    queue: mpsc::Receiver<Answer>,
+) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(path)
+        .with_context(|| format!("opening {} for the writer", path.display()))?;
+    // As the pool's connections: WAL beside readers, foreign keys on, commits that wait for
+    // the WAL's checkpoint rather than for the disk on every transaction.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+    )
+    .context("setting up the writer's connection")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(16);
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || run(conn, turn, queue))
+        .context("starting the writer's thread")?;
+    Ok(())
+}
+
+fn run(mut conn: rusqlite::Connection, turn: Arc<Mutex<()>>, mut queue: mpsc::Receiver<Answer>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (writes, replies): (Vec<Write>, Vec<_>) = batch.into_iter().unzip();
+        let _turn = turn.blocking_lock();
+        match commit(&mut conn, &writes) {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Err(err) if writes.len() == 1 => {
+                let _ = replies.into_iter().next().map(|r| r.send(Err(error(err))));
+            }
+            // One bad write (a foreign key that does not hold) fails alone.
+            Err(err) => {
+                tracing::warn!(error = %err, writes = writes.len(), "batched write failed; retrying one by one");
+                for (write, reply) in writes.iter().zip(replies) {
+                    let result = commit(&mut conn, std::slice::from_ref(write))
+                        .map(|mut r| r.remove(0))
+                        .map_err(error);
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// The callers speak sqlx's errors.
+fn error(err: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(err))
+}
+
+/// The writes in order, in one transaction: a room's append moves its counter on only where it
+/// is still the seq the appender decided on, then stores its events and the feedback they
+/// imply; a standalone interaction or exposure is one row.
+fn commit(conn: &mut rusqlite::Connection, writes: &[Write]) -> rusqlite::Result<Vec<Written>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        results.push(match write {
+            Write::Events {
+                group_id,
+                actor,
+                client_msg_id,
+                events,
+                interactions,
+                after,
+                now,
+            } => {
+                let count = events.len() as i64;
+                let moved: Option<i64> = tx
+                    .prepare_cached(
+                        "UPDATE group_sessions SET last_seq = last_seq + ?2 \
+                         WHERE id = ?1 AND last_seq = COALESCE(?3, last_seq) RETURNING last_seq",
+                    )?
+                    .query_row(params![group_id, count, after], |row| row.get(0))
+                    .optional()?;
+                Written::Events(match moved {
+                    Some(last) => {
+                        let first = last - count + 1;
+                        let mut insert = tx.prepare_cached(
+                            "INSERT INTO group_events \
+                             (group_id, seq, kind, actor_user_id, payload, client_msg_id, created_at) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        )?;
+                        for (offset, (kind, payload)) in events.iter().enumerate() {
+                            insert.execute(params![
+                                group_id,
+                                first + offset as i64,
+                                kind,
+                                actor,
+                                payload,
+                                client_msg_id,
+                                now
+                            ])?;
+                        }
+                        for row in interactions {
+                            insert_interaction(&tx, row)?;
+                        }
+                        EventsWritten::From(first)
+                    }
+                    None => tx
+                        .prepare_cached("SELECT last_seq FROM group_sessions WHERE id = ?1")?
+                        .query_row(params![group_id], |row| row.get(0))
+                        .optional()?
+                        .map_or(EventsWritten::NoGroup, EventsWritten::Behind),
+                })
+            }
+            Write::Interaction(row) => {
+                insert_interaction(&tx, row)?;
+                Written::Interaction
+            }
+            Write::Exposure(row) => {
+                insert_exposure(&tx, row)?;
+                Written::Exposure
+            }
+        });
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+fn insert_interaction(conn: &rusqlite::Connection, row: &Interaction) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO interactions \
+         (id, user_id, track_id, kind, weight, request_id, group_id, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        row.id,
+        row.user_id,
+        row.track_id,
+        row.kind,
+        row.weight,
+        row.request_id,
+        row.group_id,
+        row.created_at
+    ])?;
+    Ok(())
+}
+
+fn insert_exposure(conn: &rusqlite::Connection, row: &Exposure) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO exposures \
+         (request_id, user_id, group_id, experiment_id, variant, strategy, track_ids, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        row.request_id,
+        row.user_id,
+        row.group_id,
+        row.experiment_id,
+        row.variant,
+        row.strategy,
+        row.track_ids,
+        row.created_at
+    ])?;
+    Ok(())
+}
