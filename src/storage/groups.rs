@@ -175,7 +175,16 @@ pub async fn append_event(
     actor: Option<&UserId>,
     payload_json: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let written = write_events(db, group_id, None, actor, None, &[(kind, payload_json)]).await?;
+    let written = write_events(
+        db,
+        group_id,
+        None,
+        actor,
+        None,
+        &[(kind, payload_json)],
+        &[],
+    )
+    .await?;
     Ok(match written {
         Appended::Stored { first, .. } => Some(first),
         Appended::Behind { .. } | Appended::NoGroup => None,
@@ -212,20 +221,16 @@ pub async fn append_events(
     events: &[(&str, &str)],
     interactions: &[NewInteraction<'_>],
 ) -> Result<Appended, sqlx::Error> {
-    let now = now_ms();
-    let written = db
-        .writer
-        .write(Write::Events {
-            group_id: group_id.to_string(),
-            actor: actor.map(|a| a.as_str().to_string()),
-            client_msg_id: client_msg_id.map(str::to_string),
-            events: owned_events(events),
-            interactions: interactions.iter().map(NewInteraction::to_write).collect(),
-            after: Some(after),
-            now,
-        })
-        .await?;
-    Ok(appended(written, now))
+    write_events(
+        db,
+        group_id,
+        Some(after),
+        actor,
+        client_msg_id,
+        events,
+        interactions,
+    )
+    .await
 }
 
 async fn write_events(
@@ -235,6 +240,7 @@ async fn write_events(
     actor: Option<&UserId>,
     client_msg_id: Option<&str>,
     events: &[(&str, &str)],
+    interactions: &[NewInteraction<'_>],
 ) -> Result<Appended, sqlx::Error> {
     let now = now_ms();
     let written = db
@@ -243,31 +249,23 @@ async fn write_events(
             group_id: group_id.to_string(),
             actor: actor.map(|a| a.as_str().to_string()),
             client_msg_id: client_msg_id.map(str::to_string),
-            events: owned_events(events),
-            interactions: Vec::new(),
+            events: events
+                .iter()
+                .map(|&(kind, payload)| (kind.to_string(), payload.to_string()))
+                .collect(),
+            interactions: interactions.iter().map(NewInteraction::to_write).collect(),
             after,
             now,
         })
         .await?;
-    Ok(appended(written, now))
-}
-
-fn owned_events(events: &[(&str, &str)]) -> Vec<(String, String)> {
-    events
-        .iter()
-        .map(|&(kind, payload)| (kind.to_string(), payload.to_string()))
-        .collect()
-}
-
-fn appended(written: Written, now: i64) -> Appended {
-    match written {
+    Ok(match written {
         Written::Events(EventsWritten::From(first)) => Appended::Stored { first, at: now },
         Written::Events(EventsWritten::Behind(last_seq)) => Appended::Behind { last_seq },
         Written::Events(EventsWritten::NoGroup) => Appended::NoGroup,
         Written::Interaction | Written::Exposure => {
             unreachable!("an events write answers with events")
         }
-    }
+    })
 }
 
 async fn insert_event(
