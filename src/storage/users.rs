@@ -76,8 +76,8 @@ pub async fn touch(db: &Db, id: &UserId, at: i64) -> Result<(), sqlx::Error> {
 }
 
 /// Deletes accounts not seen since `cutoff` that never left a trace: no feedback, comparison,
-/// taste, list shown, experiment assignment, room hosted or joined, or group event. Returns how
-/// many went.
+/// taste, list shown, experiment assignment, room hosted, joined or asked to join (whoever
+/// acted in a room did one of these first). Returns how many went.
 pub async fn delete_unused(db: &Db, cutoff: i64) -> Result<u64, sqlx::Error> {
     let _turn = db.write_turn().await;
     let deleted = sqlx::query(
@@ -89,7 +89,8 @@ pub async fn delete_unused(db: &Db, cutoff: i64) -> Result<u64, sqlx::Error> {
          AND NOT EXISTS (SELECT 1 FROM experiment_assignments t WHERE t.user_id = users.id) \
          AND NOT EXISTS (SELECT 1 FROM group_sessions t WHERE t.host_user_id = users.id) \
          AND NOT EXISTS (SELECT 1 FROM group_members t WHERE t.user_id = users.id) \
-         AND NOT EXISTS (SELECT 1 FROM group_events t WHERE t.actor_user_id = users.id)",
+         AND NOT EXISTS (SELECT 1 FROM group_events t WHERE t.actor_user_id = users.id \
+                         AND t.kind IN ('member_joined', 'join_requested'))",
     )
     .bind(cutoff)
     .execute(db.pool())

@@ -906,6 +906,21 @@ async fn unused_guest_accounts_expire() {
             )
             .await;
         assert_eq!(liked.status(), 202);
+        // In a room only by joining it, or by asking to: kept.
+        let (_, room) = group_of(&app, &["Host", "Joiner"], json!({})).await;
+        let (gated, keepers) =
+            group_of(&app, &["Gatekeeper"], json!({"admission": "approval"})).await;
+        let code = app
+            .get_json_as(&format!("/api/v1/groups/{gated}"), &keepers[0].token)
+            .await["join_code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, asker) = app.create_user("Asker").await;
+        let asked = app
+            .post_json_as("/api/v1/groups/join", &json!({ "join_code": code }), &asker)
+            .await;
+        assert_eq!(asked.status(), 202);
         let (_, fresh) = app.create_user("Fresh").await;
         // Make the first two look a week old (the third was just created).
         let db = app.db.connect().await;
@@ -935,6 +950,9 @@ async fn unused_guest_accounts_expire() {
         .await;
         assert_eq!(restarted.get_as("/api/v1/me", &busy).await.status(), 200);
         assert_eq!(restarted.get_as("/api/v1/me", &fresh).await.status(), 200);
+        for kept in [&room[1].token, &asker] {
+            assert_eq!(restarted.get_as("/api/v1/me", kept).await.status(), 200);
+        }
     }
 }
 
