@@ -759,8 +759,8 @@ impl GroupActor {
 
     /// Folds stored events in (the next in seq order; older ones are skipped, and a gap is
     /// read from the store), sends them to this process's sockets and starts what follows
-    /// from them: for events stored here, the acting members' taste feedback; then (once that
-    /// is recorded, so it counts) the recommendations.
+    /// from them: for events stored here, the members' user actors fold the feedback stored
+    /// with them; then (once that is folded, so it counts) the recommendations.
     fn apply_events(&mut self, events: Vec<Event>, source: Source, ctx: &mut Context<Self>) {
         let mut affects_recommendations = false;
         let (feedback, here) = match source {
@@ -788,12 +788,8 @@ impl GroupActor {
             self.reward_recommendations(&event);
             self.follow_up(&event, ctx);
             if !here {
-                feedback_elsewhere |= implied_feedback(&event.body, |entry_id| {
-                    self.state
-                        .find_entry(entry_id)
-                        .map(|entry| entry.track.id.clone())
-                })
-                .is_some();
+                feedback_elsewhere |=
+                    implied_feedback(&event.body, |entry_id| self.entry_track(entry_id)).is_some();
             }
         }
         if gap {
@@ -922,8 +918,6 @@ impl GroupActor {
         }
     }
 
-    /// Side effects of an event: the feedback it implies for the member who acted (returned),
-    /// and sockets of a member who left leave the session.
     /// What an event starts beside its frame: keeping the member index current, and taking a
     /// leaving member's sockets out.
     fn follow_up(&mut self, event: &Event, ctx: &mut Context<Self>) {
@@ -940,10 +934,17 @@ impl GroupActor {
         }
     }
 
-    /// The members' feedback an operation's events imply, as rows to store with them and
-    /// folds for the members' user actors. Entries are looked up in the state the operation
-    /// was decided on, then among the operation's own additions.
-    fn implied_feedback(&self, bodies: &[EventBody]) -> Vec<(NewInteractionRow, FoldStored)> {
+    /// The track of a playlist entry (upcoming, playing or played).
+    fn entry_track(&self, entry_id: &str) -> Option<String> {
+        self.state
+            .find_entry(entry_id)
+            .map(|entry| entry.track.id.clone())
+    }
+
+    /// The members' feedback an operation's events imply, as rows to store with them. Entries
+    /// are looked up in the state the operation was decided on, then among the operation's own
+    /// additions.
+    fn implied_feedback(&self, bodies: &[EventBody]) -> Vec<NewInteractionRow> {
         let added_here = |entry_id: &str| {
             bodies.iter().find_map(|body| match body {
                 EventBody::TrackAdded {
@@ -954,33 +955,21 @@ impl GroupActor {
                 _ => None,
             })
         };
-        let entry_track = |entry_id: &str| {
-            self.state
-                .find_entry(entry_id)
-                .map(|entry| entry.track.id.clone())
-                .or_else(|| added_here(entry_id))
-        };
+        let entry_track =
+            |entry_id: &str| self.entry_track(entry_id).or_else(|| added_here(entry_id));
         bodies
             .iter()
             .filter_map(|body| {
                 let (user, track_id, kind) = implied_feedback(body, entry_track)?;
                 let user = UserId::parse(&user).ok()?;
                 let item = self.deps.recommender.catalog.index_of(&track_id)?;
-                let id = uuid::Uuid::now_v7().to_string();
-                let fold = FoldStored {
-                    id: id.clone(),
+                Some(NewInteractionRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    user,
+                    track_id,
                     item,
                     kind,
-                };
-                Some((
-                    NewInteractionRow {
-                        id,
-                        user,
-                        track_id,
-                        kind,
-                    },
-                    fold,
-                ))
+                })
             })
             .collect()
     }
@@ -1247,7 +1236,21 @@ struct NewInteractionRow {
     id: String,
     user: UserId,
     track_id: String,
+    /// The track's catalog row.
+    item: u32,
     kind: FeedbackKind,
+}
+
+impl NewInteractionRow {
+    /// The member's user actor folds the row once it is stored.
+    fn fold(&self) -> (UserId, FoldStored) {
+        let fold = FoldStored {
+            id: self.id.clone(),
+            item: self.item,
+            kind: self.kind,
+        };
+        (self.user.clone(), fold)
+    }
 }
 
 fn event_frame(event: &Event) -> ByteString {
@@ -1497,9 +1500,8 @@ impl GroupActor {
         let group_id = self.state.id.clone();
         let after = self.state.seq;
         let columns: Vec<(String, String)> = bodies.iter().map(EventBody::to_columns).collect();
-        let (rows, folds): (Vec<_>, Vec<_>) = self.implied_feedback(&bodies).into_iter().unzip();
-        let folds: Vec<(UserId, FoldStored)> =
-            rows.iter().map(|row| row.user.clone()).zip(folds).collect();
+        let rows = self.implied_feedback(&bodies);
+        let folds: Vec<(UserId, FoldStored)> = rows.iter().map(NewInteractionRow::fold).collect();
         let (store_actor, store_client_id) = (actor.clone(), client_msg_id.clone());
         let append_duration = self.deps.metrics.group_append_duration.clone();
         let append = async move {

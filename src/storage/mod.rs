@@ -102,7 +102,7 @@ impl Db {
         let writes = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let writer = match (&sqlite_file, &writes) {
             (Some(path), Some(turn)) => writer::Writer::start_sqlite(path, Arc::clone(turn))?,
-            _ => writer::Writer::start(pool.clone(), backend),
+            _ => writer::Writer::start_postgres(pool.clone()),
         };
         Ok(Self {
             pool,

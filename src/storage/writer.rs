@@ -19,7 +19,7 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 // The dynamic statements below are built from placeholders and fixed names only.
 use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
 
-use super::{placeholders, row_placeholders, Backend};
+use super::{placeholders, row_placeholders};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Writes per transaction at most.
@@ -101,9 +101,9 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer task on the current runtime, for PostgreSQL; it ends when the last
     /// handle is dropped.
-    pub fn start(pool: AnyPool, backend: Backend) -> Self {
+    pub fn start_postgres(pool: AnyPool) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, backend, queue));
+        tokio::spawn(run(pool, queue));
         Self { jobs }
     }
 
@@ -125,15 +125,11 @@ impl Writer {
     }
 }
 
-/// The writer's own connection, kept from batch to batch. A connection taken from the pool for
-/// each batch found its page cache invalidated by the previous batch's writes on another
-/// connection and read those pages again (on SQLite, eight connections each doing a share of
-/// every write's work); one connection keeps its cache warm. Given back after an error, so a
-/// broken one is replaced, and after every batch when the pool has a single connection (the
-/// others would wait for it forever).
+/// The writer's own connection, kept from batch to batch (its prepared statements with it).
+/// Given back after an error, so a broken one is replaced, and after every batch when the pool
+/// has a single connection (the others would wait for it forever).
 struct Held {
     pool: AnyPool,
-    backend: Backend,
     keep: bool,
     conn: Option<PoolConnection<Any>>,
 }
@@ -144,7 +140,7 @@ impl Held {
             Some(conn) => conn,
             None => self.conn.insert(self.pool.acquire().await?),
         };
-        let result = commit(conn, self.backend, writes).await;
+        let result = commit(conn, writes).await;
         if result.is_err() || !self.keep {
             self.conn = None;
         }
@@ -152,11 +148,10 @@ impl Held {
     }
 }
 
-async fn run(pool: AnyPool, backend: Backend, mut queue: mpsc::Receiver<Answer>) {
+async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Answer>) {
     let keep = pool.options().get_max_connections() > 1;
     let mut held = Held {
         pool,
-        backend,
         keep,
         conn: None,
     };
@@ -207,16 +202,12 @@ async fn run(pool: AnyPool, backend: Backend, mut queue: mpsc::Receiver<Answer>)
     }
 }
 
-async fn commit(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    writes: &[Write],
-) -> Result<Vec<Written>, sqlx::Error> {
+async fn commit(conn: &mut AnyConnection, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = conn.begin().await?;
     let mut results: Vec<Option<Written>> = vec![None; writes.len()];
     // Group appends in rounds: each group's first write of the batch, then its second... One
     // round is one statement for every group in it, so a batch costs a few statements however
-    // many rooms it serves (each statement is a round trip to SQLite's thread or PostgreSQL).
+    // many rooms it serves (each statement is a round trip to the server).
     let mut event_rows: Vec<EventRow<'_>> = Vec::new();
     let mut interactions: Vec<&Interaction> = Vec::new();
     for round in append_rounds(writes) {
@@ -238,7 +229,7 @@ async fn commit(
             .collect();
         let mut stored = HashMap::new();
         for piece in in_statement_sizes(&appends) {
-            stored.extend(append_round(&mut tx, backend, piece).await?);
+            stored.extend(append_round(&mut tx, piece).await?);
         }
         let missed: Vec<&str> = appends
             .iter()
@@ -363,21 +354,18 @@ fn group_of(write: &Write) -> &str {
 /// the groups that moved.
 async fn append_round<'a>(
     conn: &mut AnyConnection,
-    backend: Backend,
     appends: &[Append<'a>],
 ) -> Result<HashMap<&'a str, i64>, sqlx::Error> {
-    if backend == Backend::Postgres {
-        // Row locks in id order first: PostgreSQL's UPDATE would take them in scan order.
-        let sql = format!(
-            "SELECT id FROM group_sessions WHERE id IN ({}) ORDER BY id FOR UPDATE",
-            placeholders(0, appends.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for append in appends {
-            query = query.bind(append.group_id);
-        }
-        query.fetch_all(&mut *conn).await?;
+    // Row locks in id order first: PostgreSQL's UPDATE would take them in scan order.
+    let sql = format!(
+        "SELECT id FROM group_sessions WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        placeholders(0, appends.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for append in appends {
+        query = query.bind(append.group_id);
     }
+    query.fetch_all(&mut *conn).await?;
     let mut sql = String::from("UPDATE group_sessions SET last_seq = last_seq + CASE id");
     let mut n = 0;
     let mut next = || {
@@ -446,9 +434,9 @@ async fn last_seqs<'a>(
 }
 
 /// The row counts multi-row statements come in (the largest first). Each statement's text
-/// depends on its row count, and preparing a long statement anew for every batch cost SQLite
-/// more than the round trips it saved; with a few fixed sizes every statement stays prepared.
-/// 32 rows of 8 columns are well within both stores' bound parameters.
+/// depends on its row count, and preparing a long statement anew for every batch cost more
+/// than the round trips it saved; with a few fixed sizes every statement stays prepared.
+/// 32 rows of 8 columns are well within PostgreSQL's bound parameters.
 const STATEMENT_ROWS: [usize; 4] = [32, 8, 2, 1];
 
 /// `rows` cut into consecutive pieces of the sizes in [`STATEMENT_ROWS`], largest first.
