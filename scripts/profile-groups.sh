@@ -9,7 +9,8 @@
 #   Environment: BIN (default target/release), PROFILE=1, PERF_FREQ (samples per second for
 #   PROFILE=1, default 149), REFRESH=0 (event path alone), OP_RATE (operations per room per
 #   second, default the load tool's 1), ADDS (the load tool's --adds: random, the default, or
-#   own-genre).
+#   own-genre), SYSCALLS=1 (also count the server's socket and wake-up system calls in the
+#   same 10 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 groups="${1:-1000}"
@@ -56,6 +57,10 @@ stat=$!
 # The load tool shares the machine: its CPU in the same window says what is left for the server.
 perf stat -e task-clock -p "$load" -o "$out/load-stat.txt" -- sleep 10 &
 load_stat=$!
+if [[ "${SYSCALLS:-0}" == 1 ]]; then
+  perf stat -e 'syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex' \
+    -p "$server" -o "$out/syscalls.txt" -- sleep 10 &
+fi
 if [[ "${PROFILE:-0}" == 1 ]]; then
   perf record -F "${PERF_FREQ:-149}" --call-graph dwarf,16384 -o "$out/perf.data" \
     -p "$server" -- sleep 6 2> "$out/record.log" || true
@@ -70,6 +75,10 @@ echo "CPU per thread kind over 10 s (seconds):"
 awk '/task-clock/ { name = $1; sub(/-[0-9]+$/, "", name); sub(/-[0-9]+$/, "", name); ms = $2; gsub(",", "", ms); cpu[name] += ms / 1000 }
   END { for (n in cpu) printf "  %-24s %6.2f\n", n, cpu[n] }' "$out/stat.txt" | sort -k2 -nr
 awk '/task-clock/ { ms = $1; gsub(",", "", ms); printf "  %-24s %6.2f\n", "(load tool, all threads)", ms / 1000 }' "$out/load-stat.txt"
+if [[ -f "$out/syscalls.txt" ]]; then
+  echo "Server system calls over the same 10 s:"
+  awk '/syscalls:/ { n = $1; gsub(",", "", n); sub(/.*sys_enter_/, "", $2); printf "  %-24s %10d\n", $2, n }' "$out/syscalls.txt"
+fi
 echo "Server file writes over the same 10 s (SQLite): $(( (written_after - written_before) / 1000000 )) MB"
 echo "Inference time by ranking phase over the whole run (seconds):"
 grep '^chorus_inference_phase_seconds_total' "$out/metrics.txt" | sed 's/^chorus_inference_phase_seconds_total/ /' || true
