@@ -161,9 +161,16 @@ pub enum EventBody {
 impl EventBody {
     /// The `kind` and `payload` columns.
     pub fn to_columns(&self) -> (String, String) {
-        let value = serde_json::to_value(self).expect("events serialise");
-        let kind = value["kind"].as_str().expect("tagged").to_string();
-        (kind, value["payload"].to_string())
+        // serde_json writes an adjacently tagged variant as `{"kind":"…","payload":…}` (kinds
+        // are snake_case names, never escaped): one pass to a string, then split (building a
+        // `Value` tree first cost 3% of the socket threads on a busy night).
+        let json = serde_json::to_string(self).expect("events serialise");
+        let (kind, payload) = json
+            .strip_prefix(r#"{"kind":""#)
+            .and_then(|rest| rest.split_once(r#"","payload":"#))
+            .and_then(|(kind, rest)| Some((kind, rest.strip_suffix('}')?)))
+            .expect("adjacently tagged");
+        (kind.to_string(), payload.to_string())
     }
 
     pub fn from_columns(kind: &str, payload: &str) -> Result<Self, serde_json::Error> {
@@ -217,6 +224,40 @@ mod tests {
         let (kind, payload) = body.to_columns();
         assert_eq!(kind, "vote_cast");
         assert_eq!(EventBody::from_columns(&kind, &payload).unwrap(), body);
+    }
+
+    #[test]
+    fn columns_are_the_tagged_values_halves() {
+        let bodies = [
+            EventBody::TrackAdded {
+                entry_id: "e_1".into(),
+                track: TrackSummary {
+                    id: "t_1".into(),
+                    title: r#"He said "kind","payload":{}"#.into(),
+                    artist: "Sigur Rós".into(),
+                    album: "}".into(),
+                    duration_ms: 1,
+                },
+                added_by: "u_1".into(),
+                recommended_for: Some("u_2".into()),
+            },
+            EventBody::PlaybackTargetChanged { target: None },
+            EventBody::PlaybackAdvanced {
+                finished: None,
+                started: Some("e_2".into()),
+                reason: AdvanceReason::Skipped,
+            },
+        ];
+        for body in bodies {
+            let value = serde_json::to_value(&body).unwrap();
+            let (kind, payload) = body.to_columns();
+            assert_eq!(kind, value["kind"].as_str().unwrap());
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&payload).unwrap(),
+                value["payload"]
+            );
+            assert_eq!(EventBody::from_columns(&kind, &payload).unwrap(), body);
+        }
     }
 
     #[test]
