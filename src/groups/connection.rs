@@ -242,15 +242,21 @@ impl Connection {
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        let timeout = Duration::from_millis(self.deps.settings.client_timeout_ms);
-        if self.last_heard.elapsed() > timeout {
+        let settings = &self.deps.settings;
+        let timeout = Duration::from_millis(settings.client_timeout_ms);
+        let half_interval = Duration::from_millis(settings.heartbeat_interval_ms / 2);
+        let quiet = self.last_heard.elapsed();
+        if quiet > timeout {
             self.close(
                 ctx,
                 CloseCode::Other(close::HEARTBEAT_TIMEOUT),
                 "heartbeat_timeout",
                 "no frame or pong within the client timeout",
             );
-        } else {
+        } else if quiet >= half_interval {
+            // A client heard from within the last half interval is alive, and the connection
+            // is not idle: a ping would only cost a send and a pong (most of a busy room's
+            // members skip theirs). A quiet client is pinged every interval, as before.
             self.enqueue(Outgoing::Ping, ctx);
         }
     }
