@@ -223,6 +223,10 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .wrap(actix_web::middleware::from_fn(http::middleware::observe))
     })
     .shutdown_timeout(server_settings.shutdown_timeout_s)
+    // Frames are small and late ones matter: with Nagle's algorithm (actix's default now) a
+    // frame waits while the previous one to that socket is unacknowledged, a round trip on a
+    // real network between one event and the next.
+    .tcp_nodelay(true)
     // Signals are ours (`run_until_stopped`): sockets must close with 1012 before the grace.
     .disable_signals()
     .listen(listener)?;

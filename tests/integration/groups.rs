@@ -1168,13 +1168,105 @@ async fn a_like_anywhere_refreshes_every_live_group_of_that_member() {
 /// client that never answers is pinged every 5 s and closed with 4000 once 15 s pass.
 #[actix_web::test]
 async fn heartbeat_timeout_in_virtual_time() {
+    // The client's side of the connection: it stays open and never sends a byte.
+    let silent = futures_util::stream::pending::<
+        Result<actix_web::web::Bytes, actix_web::error::PayloadError>,
+    >();
+    let (pings, code, elapsed) = socket_in_virtual_time(Box::pin(silent)).await;
+    assert_eq!(code, 4000);
+    assert!(
+        elapsed >= Duration::from_secs(15) && elapsed < Duration::from_secs(21),
+        "closed after {elapsed:?}"
+    );
+    // Pings at 5 s and 10 s; at 15 s the client has been silent too long.
+    assert_eq!(pings.len(), 2, "pinged at {pings:?}");
+}
+
+/// A client heard from within half a heartbeat interval is not pinged (its frames prove it is
+/// alive); once it goes quiet it is pinged every interval again and closed when silent too long.
+#[actix_web::test]
+async fn clients_heard_from_lately_are_not_pinged() {
+    use actix_codec::Encoder;
+    use actix_http::ws::{Codec, Message};
+    use actix_web::web::BytesMut;
+
+    // An application-level ping every 2 s for 20 s, then nothing.
+    let chatty = futures_util::stream::unfold(0u32, |sent| async move {
+        if sent == 10 {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut frame = BytesMut::new();
+        Codec::new()
+            .client_mode()
+            .encode(Message::Text(r#"{"type":"ping"}"#.into()), &mut frame)
+            .unwrap();
+        Some((
+            Ok::<_, actix_web::error::PayloadError>(frame.freeze()),
+            sent + 1,
+        ))
+    });
+    let (pings, code, elapsed) = socket_in_virtual_time(Box::pin(chatty)).await;
+    assert!(
+        !pings.is_empty() && pings.iter().all(|&at| at > Duration::from_secs(20)),
+        "pinged at {pings:?}"
+    );
+    assert_eq!(code, 4000);
+    assert!(
+        elapsed >= Duration::from_secs(35) && elapsed < Duration::from_secs(41),
+        "closed after {elapsed:?}"
+    );
+}
+
+/// Frames leave as soon as they are written: every socket the server accepted has TCP_NODELAY
+/// (with Nagle's algorithm an event waits while the previous frame to that socket is
+/// unacknowledged, a round trip on a real network). The server runs in this process, so its
+/// accepted sockets are among this process's descriptors.
+#[cfg(target_os = "linux")]
+#[actix_web::test]
+async fn accepted_sockets_send_without_delay() {
+    use std::{net::SocketAddr, os::fd::BorrowedFd};
+
+    let app = spawn_app().await;
+    let (group_id, members) = group_of(&app, &["A"], json!({})).await;
+    let mut client = connect(&app, &members[0]).await;
+    client.join(&group_id, None).await;
+    let server: SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let mut accepted = 0;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let Ok(fd) = entry.unwrap().file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // SAFETY: only borrowed for the calls below; a descriptor closed meanwhile makes them
+        // fail (or names another socket, which the address check skips).
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let local = rustix::net::getsockname(fd)
+            .ok()
+            .and_then(|a| SocketAddr::try_from(a).ok());
+        let connected = matches!(rustix::net::getpeername(fd), Ok(Some(_)));
+        if local == Some(server) && connected {
+            accepted += 1;
+            assert!(
+                rustix::net::sockopt::tcp_nodelay(fd).unwrap(),
+                "an accepted socket without TCP_NODELAY"
+            );
+        }
+    }
+    assert!(accepted >= 1, "found none of the server's accepted sockets");
+}
+
+/// Opens a socket on the real ConnectionActor in paused time with `client` as what the client
+/// sends, and reads until the server closes it: when it pinged (since the socket opened), the
+/// close code, and when it closed.
+async fn socket_in_virtual_time(
+    client: actix_http::BoxedPayloadStream,
+) -> (Vec<Duration>, u16, Duration) {
     use actix_http::ws::{Codec, Frame};
     use actix_web::{
         body::MessageBody,
         dev::{Payload, Service},
-        error::PayloadError,
         test::{init_service, TestRequest},
-        web::{Bytes, BytesMut},
+        web::BytesMut,
         App,
     };
 
@@ -1188,9 +1280,6 @@ async fn heartbeat_timeout_in_virtual_time() {
     )
     .await;
     tokio::time::pause();
-    // The client's side of the connection: it stays open and never sends a byte.
-    let silent: actix_http::BoxedPayloadStream =
-        Box::pin(futures_util::stream::pending::<Result<Bytes, PayloadError>>());
     let (request, _) = TestRequest::get()
         .uri(&format!("/api/v1/ws?ticket={ticket}"))
         .insert_header(("upgrade", "websocket"))
@@ -1198,7 +1287,7 @@ async fn heartbeat_timeout_in_virtual_time() {
         .insert_header(("sec-websocket-version", "13"))
         .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
         .to_request()
-        .replace_payload(Payload::from(silent));
+        .replace_payload(Payload::from(client));
     let response = service.call(request).await.unwrap();
     assert_eq!(response.status(), 101);
     let started = tokio::time::Instant::now();
@@ -1226,15 +1315,8 @@ async fn heartbeat_timeout_in_virtual_time() {
                 .map(|_| started.elapsed()),
         );
     };
-    let elapsed = started.elapsed();
     let code: u16 = close.expect("a close reason").code.into();
-    assert_eq!(code, 4000);
-    assert!(
-        elapsed >= Duration::from_secs(15) && elapsed < Duration::from_secs(21),
-        "closed after {elapsed:?}"
-    );
-    // Pings at 5 s and 10 s; at 15 s the client has been silent too long.
-    assert_eq!(pings.len(), 2, "pinged at {pings:?}");
+    (pings, code, started.elapsed())
 }
 
 /// Every complete WebSocket frame in `buffer`, removed from it.
