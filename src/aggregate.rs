@@ -139,9 +139,18 @@ fn ratio(got: f64, best: f64) -> f64 {
 
 /// Sum of the `k` largest utilities in one member's row.
 fn best_sum(row: &[f32], k: usize) -> f64 {
-    let mut sorted: Vec<f64> = row.iter().map(|&u| u as f64).collect();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    sorted.iter().take(k).sum()
+    let mut best: Vec<f64> = row.iter().map(|&u| u as f64).collect();
+    let k = k.min(best.len());
+    if k == 0 {
+        return 0.0;
+    }
+    // Only the k largest need an order (summed largest first, as a full sort would).
+    if k < best.len() {
+        best.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        best.truncate(k);
+    }
+    best.sort_unstable_by(|a, b| b.total_cmp(a));
+    best.iter().sum()
 }
 
 fn top_by(candidates: usize, k: usize, score: impl Fn(usize) -> f64) -> Vec<usize> {
@@ -165,18 +174,25 @@ fn proportionally_fair(
         .enumerate()
         .map(|(m, &best)| served.get(m).copied().unwrap_or(0.0).clamp(0.0, 1.0) * best)
         .collect();
+    // Σ ln(factor) is compared as Π factor where a product cannot underflow (ln is increasing,
+    // so the order is the same): no logarithm at all for rooms of up to FACTORS_PER_LOG
+    // members. The logarithms were most of a refresh's aggregation time.
+    let by_product = utilities.len() <= FACTORS_PER_LOG;
     let mut taken = vec![false; candidates];
     let mut picks = Vec::with_capacity(k);
     for _ in 0..k {
         let mut best: Option<(usize, f64)> = None;
         for i in (0..candidates).filter(|&i| !taken[i]) {
-            let welfare = log_welfare(
-                utilities
-                    .iter()
-                    .zip(&got)
-                    .zip(ideal)
-                    .map(|((u, &g), &best)| FAIRNESS_EPSILON + ratio(g + u[i] as f64, best)),
-            );
+            let factors = utilities
+                .iter()
+                .zip(&got)
+                .zip(ideal)
+                .map(|((u, &g), &best)| FAIRNESS_EPSILON + ratio(g + u[i] as f64, best));
+            let welfare = if by_product {
+                factors.product()
+            } else {
+                log_welfare(factors)
+            };
             if best.map_or(true, |(_, w)| welfare > w) {
                 best = Some((i, welfare));
             }
@@ -192,7 +208,7 @@ fn proportionally_fair(
 }
 
 /// Factors multiplied before one logarithm is taken: each is at least `FAIRNESS_EPSILON`
-/// (1e-3), so a run of this many stays above 1e-96, far from underflow.
+/// (1e-3) and at most 1 + ε, so a run of this many stays within 1e-96..1.04, far from underflow.
 const FACTORS_PER_LOG: usize = 32;
 
 /// Σ ln(x) over the members' factors, as the logarithms of products of up to
@@ -290,6 +306,83 @@ mod tests {
         let s = select(Strategy::Fair, &[vec![0.0, 0.0]], 5);
         assert_eq!(s.picks.len(), 2);
         assert_eq!(s.harmony.least, 1.0);
+    }
+
+    /// Fair's greedy rule spelled out: each pick maximises Σ_m ln(ε + satisfaction_m), one
+    /// logarithm per factor.
+    fn fair_by_logarithms(utilities: &[Vec<f32>], k: usize) -> Vec<usize> {
+        let n = utilities[0].len();
+        let ideal: Vec<f64> = utilities.iter().map(|u| best_sum(u, k)).collect();
+        let mut got = vec![0.0; utilities.len()];
+        let mut picks = Vec::new();
+        for _ in 0..k.min(n) {
+            let welfare = |i: usize| -> f64 {
+                utilities
+                    .iter()
+                    .zip(&got)
+                    .zip(&ideal)
+                    .map(|((u, g), best)| (FAIRNESS_EPSILON + ratio(g + u[i] as f64, *best)).ln())
+                    .sum()
+            };
+            let pick = (0..n)
+                .filter(|i| !picks.contains(i))
+                .fold(None, |best: Option<(usize, f64)>, i| {
+                    let w = welfare(i);
+                    match best {
+                        Some((_, b)) if b >= w => best,
+                        _ => Some((i, w)),
+                    }
+                })
+                .map(|(i, _)| i)
+                .unwrap();
+            for (g, u) in got.iter_mut().zip(utilities) {
+                *g += u[pick] as f64;
+            }
+            picks.push(pick);
+        }
+        picks
+    }
+
+    #[test]
+    fn fair_picks_what_the_sum_of_logarithms_picks_for_small_and_large_rooms() {
+        // A fixed pseudo-random stream (64-bit LCG): varied utilities, the same every run.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        // Small rooms compare products, the largest take logarithms of chunks.
+        for members in [1, 2, 5, 8, FACTORS_PER_LOG, FACTORS_PER_LOG + 1, 70] {
+            for _ in 0..5 {
+                let utilities: Vec<Vec<f32>> = (0..members)
+                    .map(|_| (0..60).map(|_| next()).collect())
+                    .collect();
+                assert_eq!(
+                    select(Strategy::Fair, &utilities, 10).picks,
+                    fair_by_logarithms(&utilities, 10),
+                    "{members} members"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_members_ideal_is_the_sum_of_their_best_k() {
+        let row = [0.2, 0.9, 0.4, 0.9, 0.1];
+        assert_eq!(best_sum(&row, 2), 0.9f32 as f64 + 0.9f32 as f64);
+        assert_eq!(
+            best_sum(&row, 3),
+            0.9f32 as f64 + 0.9f32 as f64 + 0.4f32 as f64
+        );
+        let all = [0.9f32, 0.9, 0.4, 0.2, 0.1]
+            .iter()
+            .map(|&u| u as f64)
+            .sum::<f64>();
+        assert_eq!(best_sum(&row, 9), all);
+        assert_eq!(best_sum(&row, 0), 0.0);
+        assert_eq!(best_sum(&[], 3), 0.0);
     }
 
     #[test]
