@@ -11,7 +11,7 @@ use ndarray::Array2;
 use ort::{
     environment::Environment,
     session::{Session, SessionInputValue},
-    value::Tensor,
+    value::{Tensor, TensorRef},
 };
 
 use super::{
@@ -73,8 +73,8 @@ impl Models {
     /// `ncf.onnx`: users `[b, DIM]`, items `[b, c, DIM]` → logits `[b, c]`.
     pub fn ncf(
         &mut self,
-        users: Vec<f32>,
-        items: Vec<f32>,
+        users: &[f32],
+        items: &[f32],
         b: usize,
         c: usize,
     ) -> Result<Vec<f32>, String> {
@@ -89,9 +89,9 @@ impl Models {
     }
 
     /// `hybrid.onnx`: features `[b, c, FEATURES]` → scores `[b, c]`.
-    pub fn hybrid(&mut self, features: Vec<f32>, b: usize, c: usize) -> Result<Vec<f32>, String> {
+    pub fn hybrid(&mut self, features: &[f32], b: usize, c: usize) -> Result<Vec<f32>, String> {
         match &mut self.hybrid {
-            Hybrid::InProcess(perceptron) => Ok(perceptron.score(&features)),
+            Hybrid::InProcess(perceptron) => Ok(perceptron.score(features)),
             Hybrid::Session(session) => run(
                 session,
                 vec![("features", vec![b, c, FEATURES], features)],
@@ -125,14 +125,16 @@ impl Models {
     }
 }
 
+/// Runs `session` on borrowed inputs (the engine's reused buffers; ONNX Runtime reads them in
+/// place).
 fn run(
     session: &mut Session,
-    inputs: Vec<(&'static str, Vec<usize>, Vec<f32>)>,
+    inputs: Vec<(&'static str, Vec<usize>, &[f32])>,
     output: &str,
 ) -> Result<Vec<f32>, String> {
     let mut values: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
     for (name, shape, data) in inputs {
-        let tensor = Tensor::from_array((shape, data)).map_err(|e| e.to_string())?;
+        let tensor = TensorRef::from_array_view((shape, data)).map_err(|e| e.to_string())?;
         values.push((name, tensor.into()));
     }
     let outputs = session.run(values).map_err(|e| e.to_string())?;
@@ -277,6 +279,16 @@ pub struct Engine {
     /// (see `super::group`).
     /// Shared by every engine of a process (see `OwnHits`).
     pub(super) own_hits: Arc<super::group::OwnHits>,
+    /// The models' input tensors, kept from batch to batch: a fresh tensor per batch was a
+    /// zero-filled allocation, often of pages new to the process (docs/BENCHMARKS.md).
+    inputs: Inputs,
+}
+
+#[derive(Default)]
+struct Inputs {
+    users: Vec<f32>,
+    items: Vec<f32>,
+    features: Vec<f32>,
 }
 
 impl Engine {
@@ -286,6 +298,7 @@ impl Engine {
             space,
             phases: PhaseTimes::default(),
             own_hits: Default::default(),
+            inputs: Inputs::default(),
         }
     }
 }
@@ -413,14 +426,16 @@ impl Engine {
         for run in similar_lengths(&lengths) {
             let b = run.len();
             let c = rows[run[0]].candidates.len();
-            let mut users = Vec::with_capacity(b * DIM);
-            let mut items = vec![0f32; b * c * DIM];
-            for (r, &row) in run.iter().enumerate() {
+            let Inputs { users, items, .. } = &mut self.inputs;
+            users.clear();
+            items.clear();
+            for &row in &run {
                 users.extend_from_slice(&rows[row].listener.vector[..DIM]);
-                for (j, candidate) in rows[row].candidates.iter().enumerate() {
-                    let at = (r * c + j) * DIM;
-                    items[at..at + DIM].copy_from_slice(space.vector_slice(candidate.item));
+                let candidates = &rows[row].candidates;
+                for candidate in candidates {
+                    items.extend_from_slice(space.vector_slice(candidate.item));
                 }
+                items.resize(items.len() + (c - candidates.len()) * DIM, 0.0);
             }
             lap(&mut self.phases.features);
             let ncf = self.models.ncf(users, items, b, c)?;
@@ -448,9 +463,10 @@ impl Engine {
                 width: 0,
             });
         }
+        flatten(&features, c, &mut self.inputs.features);
         let scores = self
             .models
-            .hybrid(flatten(&features, c), features.len(), c)?;
+            .hybrid(&self.inputs.features, features.len(), c)?;
         self.phases.hybrid += clock.elapsed();
         Ok(Scored {
             features,
@@ -486,8 +502,9 @@ impl Engine {
             .collect();
         let t = occluded.iter().map(Vec::len).max().unwrap_or(0);
         let without = if t > 0 {
+            flatten(&occluded, t, &mut self.inputs.features);
             self.models
-                .hybrid(flatten(&occluded, t), occluded.len(), t)?
+                .hybrid(&self.inputs.features, occluded.len(), t)?
         } else {
             Vec::new()
         };
@@ -523,15 +540,13 @@ impl Engine {
 }
 
 /// `[b, width, FEATURES]` row-major, short rows padded with zeros.
-fn flatten(rows: &[Vec<FeatureRow>], width: usize) -> Vec<f32> {
-    let mut out = vec![0f32; rows.len() * width * FEATURES];
-    for (r, row) in rows.iter().enumerate() {
-        for (j, f) in row.iter().enumerate() {
-            let at = (r * width + j) * FEATURES;
-            out[at..at + FEATURES].copy_from_slice(f);
-        }
+/// The rows as one `[rows, width, FEATURES]` tensor in `out`, short rows padded with zeros.
+fn flatten(rows: &[Vec<FeatureRow>], width: usize, out: &mut Vec<f32>) {
+    out.clear();
+    for row in rows {
+        out.extend(row.iter().flatten());
+        out.resize(out.len() + (width - row.len()) * FEATURES, 0.0);
     }
-    out
 }
 
 fn mean(rows: &[FeatureRow]) -> FeatureRow {
@@ -573,7 +588,21 @@ pub fn embed_catalog(
 
 #[cfg(test)]
 mod tests {
-    use super::similar_lengths;
+    use super::{flatten, similar_lengths, FEATURES};
+
+    #[test]
+    fn flattened_rows_are_padded_to_the_width_whatever_the_buffer_held() {
+        let row = |x: f32| [x; FEATURES];
+        let mut out = vec![7.0; 3 * FEATURES * 5];
+        flatten(&[vec![row(1.0), row(2.0)], vec![row(3.0)]], 2, &mut out);
+        let expected: Vec<f32> = [1.0, 2.0, 3.0, 0.0]
+            .iter()
+            .flat_map(|&x| [x; FEATURES])
+            .collect();
+        assert_eq!(out, expected);
+        flatten(&[vec![row(4.0)]], 1, &mut out);
+        assert_eq!(out, vec![4.0; FEATURES]);
+    }
 
     #[test]
     fn rows_of_similar_length_share_a_tensor_and_empty_rows_none() {
