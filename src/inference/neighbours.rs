@@ -174,8 +174,16 @@ pub fn best(scores: &ItemScores, exclude: &[u32], k: usize) -> Vec<(u32, f32)> {
         .filter(|&(item, &s)| s > 0.0 && exclude.binary_search(item).is_err())
         .map(|(&item, &s)| (item, s))
         .collect();
-    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    all.truncate(k);
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    // Items are unique, so the order is total: the k best found first, then only they sorted.
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < all.len() {
+        all.select_nth_unstable_by(k - 1, order);
+        all.truncate(k);
+    }
+    all.sort_unstable_by(order);
     all
 }
 
@@ -241,5 +249,25 @@ mod tests {
             .collect();
         assert_eq!(best(&scores, &[2], 10), vec![(4, 0.9), (1, 0.5)]);
         assert_eq!(best(&scores, &[], 2), vec![(2, 0.9), (4, 0.9)]);
+        assert_eq!(best(&scores, &[], 1), vec![(2, 0.9)]);
+        assert!(best(&scores, &[], 0).is_empty());
+    }
+
+    #[test]
+    fn best_is_the_head_of_the_whole_order() {
+        // Many scores with ties (a tenth of a step apart at most): the k best, ties by item row,
+        // equal the first k of the whole list sorted.
+        let scores: ItemScores = (0..500u32)
+            .map(|i| (i * 7 % 503, ((i * 37) % 50) as f32 / 10.0 - 1.0))
+            .collect();
+        let mut all: Vec<(u32, f32)> = scores
+            .iter()
+            .filter(|&(_, &s)| s > 0.0)
+            .map(|(&i, &s)| (i, s))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for k in [1, 2, 16, 100, all.len(), all.len() + 5] {
+            assert_eq!(best(&scores, &[], k), all[..k.min(all.len())], "k = {k}");
+        }
     }
 }
