@@ -87,6 +87,8 @@ grep '^chorus_group_append_duration_seconds_bucket' "$out/metrics.txt" | sed 's/
 echo
 echo "Group pools by how each ranking got its candidates (whole run):"
 grep '^chorus_group_pools_total' "$out/metrics.txt" | sed 's/^chorus_group_pools_total/ /' || true
+echo "Members' own candidates found by a catalog scan (whole run):"
+grep '^chorus_group_own_scans_total' "$out/metrics.txt" | sed 's/^chorus_group_own_scans_total/ /' || true
 if [[ "${PROFILE:-0}" == 1 ]]; then
   echo "perf data in $out/perf.data (perf report -i $out/perf.data --no-children --sort comm,symbol)"
 fi

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub group_recommendation_duration: HistogramVec,
     /// Group rankings by whether their candidate pool was built or the room's kept one used.
     pub group_pools: IntCounterVec,
+    pub group_own_scans: IntCounter,
     pub explanations: IntCounterVec,
     pub explainer_cache_hits: IntCounter,
     pub explainer_fallbacks: IntCounterVec,
@@ -178,6 +179,11 @@ impl Metrics {
             &["pool"],
         )
         .expect("valid metric");
+        let group_own_scans = IntCounter::new(
+            "group_own_scans_total",
+            "Group rankings' scans of the whole catalog for a member's own best tracks (members whose liked tracks have too few item-item neighbours, once per new taste)",
+        )
+        .expect("valid metric");
         let explanations = IntCounterVec::new(
             Opts::new(
                 "explanations_total",
@@ -233,6 +239,7 @@ impl Metrics {
             Box::new(group_append_duration.clone()),
             Box::new(group_recommendation_duration.clone()),
             Box::new(group_pools.clone()),
+            Box::new(group_own_scans.clone()),
             Box::new(explanations.clone()),
             Box::new(explainer_cache_hits.clone()),
             Box::new(explainer_fallbacks.clone()),
@@ -266,6 +273,7 @@ impl Metrics {
             group_append_duration,
             group_recommendation_duration,
             group_pools,
+            group_own_scans,
             explanations,
             explainer_cache_hits,
             explainer_fallbacks,

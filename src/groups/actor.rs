@@ -1140,6 +1140,11 @@ impl GroupActor {
                         let label = pool.label();
                         actor.deps.metrics.group_pools.with_label_values(&[label]).inc();
                     }
+                    actor
+                        .deps
+                        .metrics
+                        .group_own_scans
+                        .inc_by(refresh.own_scans as u64);
                     actor.kept_pool = refresh.kept;
                     actor.set_recommendations(RoomList::computed(Arc::new(refresh.list)));
                     if actor.duties {

@@ -162,6 +162,10 @@ pub struct GroupRanked {
     /// Member × candidate rows featurised and scored by NCF for this ranking (the others were
     /// kept from the room's previous ranking).
     pub rows_scored: usize,
+    /// Members whose own best tracks were found for this ranking by a scan of the whole
+    /// catalog (a taste with too few item-item neighbours, not seen before; a taste shared by
+    /// rooms of one batch is scanned once, counted for the first).
+    pub own_scans: usize,
 }
 
 /// Where a ranking's group candidates came from: the room's kept pool, or retrieved for it
@@ -458,7 +462,7 @@ impl Engine {
                 }
             })
             .collect();
-        let pools = self.fill_pools(jobs, &vectors, &mut plans);
+        let (pools, own_scans) = self.fill_pools(jobs, &vectors, &mut plans);
         self.phases.retrieval += clock.elapsed();
 
         // Rows to score: each member over the candidates they have no kept features for (all of
@@ -579,12 +583,13 @@ impl Engine {
         let contributions = self.occlude(&scored, &picks_per_row)?;
         let mut first_row = 0;
         let mut out = Vec::with_capacity(jobs.len());
-        for ((((job, plan), pool), vector), ((selection, utilities), rows_scored)) in jobs
-            .iter()
-            .zip(plans)
-            .zip(pools)
-            .zip(vectors)
-            .zip(selections.into_iter().zip(rows_scored))
+        for (((((job, plan), pool), vector), ((selection, utilities), rows_scored)), own_scans) in
+            jobs.iter()
+                .zip(plans)
+                .zip(pools)
+                .zip(vectors)
+                .zip(selections.into_iter().zip(rows_scored))
+                .zip(own_scans)
         {
             let n = job.members.len() as f32;
             let member_rows = first_row..first_row + job.members.len();
@@ -642,6 +647,7 @@ impl Engine {
                 considered,
                 pool: plan.group_part,
                 rows_scored,
+                own_scans,
                 kept: Arc::new(kept),
             });
             first_row += job.members.len();
@@ -652,13 +658,14 @@ impl Engine {
     /// Finds what the plans lack (members' own candidates, the group's) with one retrieval
     /// pass for every query (each group vector to retrieve, then members' own where their
     /// item-item neighbours are too few), and puts each pool together: every member's own share
-    /// in member order, then the group's best until the pool is full.
+    /// in member order, then the group's best until the pool is full. Also returns, per job,
+    /// how many members' own hits it had the catalog scanned for.
     fn fill_pools(
         &mut self,
         jobs: &[GroupRankJob],
         vectors: &[Vec<f32>],
         plans: &mut [Planned<'_>],
-    ) -> Vec<Vec<u32>> {
+    ) -> (Vec<Vec<u32>>, Vec<usize>) {
         let space = Arc::clone(&self.space);
         let shares: Vec<usize> = jobs
             .iter()
@@ -686,7 +693,13 @@ impl Engine {
         // twice a share of item-item neighbours needs none: their own candidates come from
         // those neighbours, which cost no scan of the catalog.
         let mut missing: Vec<(Arc<Listener>, usize)> = Vec::new();
-        for ((job, plan), &share) in jobs.iter().zip(plans.iter()).zip(&shares) {
+        let mut own_scans = vec![0; jobs.len()];
+        for (((job, plan), &share), scans) in jobs
+            .iter()
+            .zip(plans.iter())
+            .zip(&shares)
+            .zip(&mut own_scans)
+        {
             for ((member, own), scores) in job.members.iter().zip(&plan.own).zip(&plan.item_item) {
                 let Some(scores) = scores.as_ref().filter(|_| own.is_none() && share > 0) else {
                     continue;
@@ -696,7 +709,10 @@ impl Engine {
                 }
                 match missing.iter_mut().find(|(m, _)| Arc::ptr_eq(m, member)) {
                     Some((_, asked)) => *asked = (*asked).max(2 * share),
-                    None => missing.push((Arc::clone(member), 2 * share)),
+                    None => {
+                        missing.push((Arc::clone(member), 2 * share));
+                        *scans += 1;
+                    }
                 }
             }
         }
@@ -770,7 +786,8 @@ impl Engine {
                 plan.group = Some(list.iter().map(|c| c.item).collect());
             }
         }
-        jobs.iter()
+        let pools = jobs
+            .iter()
             .zip(plans.iter())
             .zip(&shares)
             .map(|((job, plan), &share)| {
@@ -789,6 +806,7 @@ impl Engine {
                 }
                 pool
             })
-            .collect()
+            .collect();
+        (pools, own_scans)
     }
 }

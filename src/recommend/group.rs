@@ -145,6 +145,8 @@ pub struct GroupRefresh {
     /// Whether the group's candidates were kept or retrieved, and why (`None` for the popular
     /// start).
     pub pool: Option<GroupPart>,
+    /// Members whose own best tracks took a scan of the catalog (see `GroupRanked`).
+    pub own_scans: usize,
 }
 
 /// The member with the highest utility (the first on a tie).
@@ -204,6 +206,7 @@ impl Recommender {
                 },
                 kept: None,
                 pool: None,
+                own_scans: 0,
             });
         }
         let ranked = self
@@ -270,6 +273,7 @@ impl Recommender {
         };
         Ok(GroupRefresh {
             list,
+            own_scans: ranked.own_scans,
             kept: Some(ranked.kept),
             pool: Some(ranked.pool),
         })

@@ -378,6 +378,7 @@ async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
     let same = rank(members.clone(), Vec::new()).await;
     assert_eq!(same.pool, GroupPart::Kept);
     assert_eq!(same.rows_scored, 0);
+    assert_eq!(same.own_scans, 0);
     assert_eq!(
         same.items.iter().map(|i| i.item).collect::<Vec<_>>(),
         first.items.iter().map(|i| i.item).collect::<Vec<_>>()
@@ -391,9 +392,20 @@ async fn a_rooms_pool_is_rebuilt_when_it_no_longer_fits() {
         &[first.items[9].item],
         &[1.0],
     ));
-    let after_move = rank(moved, Vec::new()).await;
+    let after_move = rank(moved.clone(), Vec::new()).await;
     assert!(after_move.rows_scored >= after_move.considered);
     assert_ne!(after_move.kept.pool(), first.kept.pool());
+    // One liked track has too few item-item neighbours for a share: the catalog is scanned
+    // for that taste once, and not again while it lasts.
+    assert_eq!(after_move.own_scans, 1);
+    let again = inference
+        .rank_group(GroupRankJob {
+            kept: None,
+            ..room_job(&app, moved, &[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.own_scans, 0);
 
     // A few of the pool's tracks played: the rest is kept.
     let playlist: Vec<u32> = first.kept.pool()[..5].to_vec();
