@@ -219,7 +219,6 @@ def long_log(directory, server_config, events):
             for i in range(events))
     db.executemany("INSERT INTO group_events (group_id, seq, kind, actor_user_id, payload, created_at) "
                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
-    db.execute("UPDATE group_sessions SET last_seq = ? WHERE id = ?", (seq + events, group["group_id"]))
     db.execute("DELETE FROM group_snapshots WHERE group_id = ?", (group["group_id"],))
     db.commit()
     db.close()

@@ -1,8 +1,9 @@
-//! Group sessions and their event log. The log's per-group `seq` is gap-free: the counter on the
-//! group row and the event rows change in one transaction, so a failed append leaves no hole and
-//! concurrent appenders (in this or another process) are serialised by the row's write lock.
+//! Group sessions and their event log. The log's per-group `seq` is gap-free: an append reads
+//! where the log ends (its highest seq) and stores its events in one transaction, with the room
+//! locked (SQLite's write lock, PostgreSQL's row lock), so a failed append leaves no hole and
+//! concurrent appenders (in this or another process) are serialised (`super::writer`).
 
-use sqlx::{any::AnyRow, Row};
+use sqlx::{any::AnyRow, AssertSqlSafe, Row};
 
 use super::{
     feedback::NewInteraction,
@@ -27,6 +28,7 @@ pub struct GroupRow {
     pub id: String,
     pub name: String,
     pub join_code: String,
+    /// The log's highest seq.
     pub last_seq: i64,
     pub created_at: i64,
 }
@@ -52,8 +54,8 @@ pub async fn create(db: &Db, group: &NewGroup<'_>) -> Result<i64, sqlx::Error> {
     let _turn = db.write_turn().await;
     let mut tx = db.pool().begin().await?;
     sqlx::query(
-        "INSERT INTO group_sessions (id, name, join_code, host_user_id, settings, last_seq, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 1, $6)",
+        "INSERT INTO group_sessions (id, name, join_code, host_user_id, settings, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(group.id)
     .bind(group.name)
@@ -100,10 +102,14 @@ pub async fn created_by_since(
     Ok((row.try_get("rooms")?, row.try_get("oldest")?))
 }
 
+/// A room's columns, and where its log ends (the `(group_id, seq)` key finds its highest seq).
+const GROUP_COLUMNS: &str = "id, name, join_code, created_at, \
+    (SELECT COALESCE(MAX(seq), 0) FROM group_events WHERE group_id = group_sessions.id) AS last_seq";
+
 pub async fn find(db: &Db, id: &str) -> Result<Option<GroupRow>, sqlx::Error> {
-    sqlx::query(
-        "SELECT id, name, join_code, last_seq, created_at FROM group_sessions WHERE id = $1",
-    )
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT {GROUP_COLUMNS} FROM group_sessions WHERE id = $1"
+    )))
     .bind(id)
     .fetch_optional(db.pool())
     .await?
@@ -112,10 +118,9 @@ pub async fn find(db: &Db, id: &str) -> Result<Option<GroupRow>, sqlx::Error> {
 }
 
 pub async fn find_by_join_code(db: &Db, code: &str) -> Result<Option<GroupRow>, sqlx::Error> {
-    sqlx::query(
-        "SELECT id, name, join_code, last_seq, created_at FROM group_sessions \
-         WHERE join_code = $1 AND closed_at IS NULL",
-    )
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT {GROUP_COLUMNS} FROM group_sessions WHERE join_code = $1 AND closed_at IS NULL"
+    )))
     .bind(code)
     .fetch_optional(db.pool())
     .await?

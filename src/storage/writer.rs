@@ -5,9 +5,13 @@
 //! each).
 //!
 //! On SQLite the writer is a thread with its own connection ([`sqlite`]). On PostgreSQL it is a
-//! task on sqlx, and a batch is a few statements however many writes it holds (one UPDATE per
-//! round of the rooms' appends, one multi-row INSERT per table): each statement is a round trip
+//! task on sqlx, and a batch is a few statements however many writes it holds (the rooms'
+//! locks, where their logs end, one multi-row INSERT per table): each statement is a round trip
 //! to the server.
+//!
+//! A room's log ends at its highest seq (the `(group_id, seq)` key finds it); an append goes
+//! there while the room is locked (SQLite's write lock, or the row's lock on PostgreSQL), and only
+//! if the log is still where its appender saw it.
 //!
 //! A batch that fails is retried one write per transaction, so one bad write (a foreign key that
 //! does not hold) fails alone and never takes its neighbours with it.
@@ -204,75 +208,19 @@ async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Answer>) {
 
 async fn commit(conn: &mut AnyConnection, writes: &[Write]) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    let mut results: Vec<Option<Written>> = vec![None; writes.len()];
-    // Group appends in rounds: each group's first write of the batch, then its second... One
-    // round is one statement for every group in it, so a batch costs a few statements however
-    // many rooms it serves (each statement is a round trip to the server).
-    let mut event_rows: Vec<EventRow<'_>> = Vec::new();
-    let mut interactions: Vec<&Interaction> = Vec::new();
-    for round in append_rounds(writes) {
-        let appends: Vec<Append<'_>> = round
-            .iter()
-            .map(|&i| match &writes[i] {
-                Write::Events {
-                    group_id,
-                    events,
-                    after,
-                    ..
-                } => Append {
-                    group_id,
-                    count: events.len() as i64,
-                    after: *after,
-                },
-                _ => unreachable!("rounds hold appends only"),
-            })
-            .collect();
-        let mut stored = HashMap::new();
-        for piece in in_statement_sizes(&appends) {
-            stored.extend(append_round(&mut tx, piece).await?);
-        }
-        let missed: Vec<&str> = appends
-            .iter()
-            .map(|a| a.group_id)
-            .filter(|g| !stored.contains_key(g))
-            .collect();
-        let positions = last_seqs(&mut tx, &missed).await?;
-        for (&i, append) in round.iter().zip(&appends) {
-            let Write::Events {
-                actor,
-                client_msg_id,
-                events,
-                interactions: implied,
-                now,
-                ..
-            } = &writes[i]
-            else {
-                unreachable!("rounds hold appends only");
-            };
-            results[i] = Some(Written::Events(match stored.get(append.group_id) {
-                Some(&last) => {
-                    let first = last - append.count + 1;
-                    event_rows.extend(events.iter().enumerate().map(
-                        |(offset, (kind, payload))| EventRow {
-                            group_id: append.group_id,
-                            seq: first + offset as i64,
-                            kind,
-                            actor: actor.as_deref(),
-                            payload,
-                            client_msg_id: client_msg_id.as_deref(),
-                            created_at: *now,
-                        },
-                    ));
-                    interactions.extend(implied);
-                    EventsWritten::From(first)
-                }
-                None => positions
-                    .get(append.group_id)
-                    .map_or(EventsWritten::NoGroup, |&at| EventsWritten::Behind(at)),
-            }));
-        }
+    // Every room the batch appends to, locked and located in a few statements however many
+    // rooms it serves (each statement is a round trip to the server).
+    let rooms = rooms_in_lock_order(writes);
+    let mut ends = HashMap::new();
+    for piece in in_statement_sizes(&rooms) {
+        ends.extend(log_ends(&mut tx, piece).await?);
     }
-    insert_events(&mut tx, &event_rows).await?;
+    let Placed {
+        mut results,
+        events,
+        mut interactions,
+    } = place(writes, ends);
+    insert_events(&mut tx, &events).await?;
     interactions.extend(writes.iter().filter_map(|w| match w {
         Write::Interaction(row) => Some(row),
         _ => None,
@@ -300,14 +248,6 @@ async fn commit(conn: &mut AnyConnection, writes: &[Write]) -> Result<Vec<Writte
         .collect())
 }
 
-/// One group's append in a round.
-struct Append<'a> {
-    group_id: &'a str,
-    count: i64,
-    /// The seq the appender decided on (`None`: at the end, whatever it is).
-    after: Option<i64>,
-}
-
 struct EventRow<'a> {
     group_id: &'a str,
     seq: i64,
@@ -318,119 +258,127 @@ struct EventRow<'a> {
     created_at: i64,
 }
 
-/// The batch's appends in rounds: a group's n-th write of the batch in round n, each round in
-/// group id order. One group's writes keep their order (round by round), and processes lock
-/// the rows they share in the same order, so their batches wait for each other but never
-/// deadlock.
-fn append_rounds(writes: &[Write]) -> Vec<Vec<usize>> {
-    let mut rounds: Vec<Vec<usize>> = Vec::new();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (i, write) in writes.iter().enumerate() {
-        if let Write::Events { group_id, .. } = write {
-            let n = seen.entry(group_id.as_str()).or_default();
-            if rounds.len() <= *n {
-                rounds.push(Vec::new());
-            }
-            rounds[*n].push(i);
-            *n += 1;
-        }
-    }
-    for round in &mut rounds {
-        round.sort_by(|&a, &b| group_of(&writes[a]).cmp(group_of(&writes[b])));
-    }
-    rounds
+/// The rooms a batch appends to, each once, in id order: the order every process locks them
+/// in, so batches that share rooms wait for each other but never deadlock.
+fn rooms_in_lock_order(writes: &[Write]) -> Vec<&str> {
+    let mut rooms: Vec<&str> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Events { group_id, .. } => Some(group_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    rooms
 }
 
-fn group_of(write: &Write) -> &str {
-    match write {
-        Write::Events { group_id, .. } => group_id,
-        _ => "",
-    }
-}
-
-/// Moves every group's counter on by its count, where the seq is still the one its appender
-/// decided on; the row's write lock serialises appenders, the seq condition makes an appender
-/// that decided on an older state fail instead of interleaving. Returns the new last seq of
-/// the groups that moved.
-async fn append_round<'a>(
+/// Locks the rooms' rows (in the order given: PostgreSQL takes a `FOR UPDATE` statement's
+/// locks in its `ORDER BY`'s order), then reads where each room's log ends: its highest seq,
+/// found by the `(group_id, seq)` key. Another process's appender waits for the lock, and its
+/// read (a statement of its own, so a snapshot of its own) then sees this batch's events.
+/// Rooms that do not exist are absent.
+async fn log_ends<'a>(
     conn: &mut AnyConnection,
-    appends: &[Append<'a>],
+    rooms: &[&'a str],
 ) -> Result<HashMap<&'a str, i64>, sqlx::Error> {
-    // Row locks in id order first: PostgreSQL's UPDATE would take them in scan order.
     let sql = format!(
         "SELECT id FROM group_sessions WHERE id IN ({}) ORDER BY id FOR UPDATE",
-        placeholders(0, appends.len())
+        placeholders(0, rooms.len())
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
-    for append in appends {
-        query = query.bind(append.group_id);
+    for room in rooms {
+        query = query.bind(*room);
     }
-    query.fetch_all(&mut *conn).await?;
-    let mut sql = String::from("UPDATE group_sessions SET last_seq = last_seq + CASE id");
-    let mut n = 0;
-    let mut next = || {
-        n += 1;
-        format!("${n}")
-    };
-    for _ in appends {
-        sql.push_str(&format!(" WHEN {} THEN CAST({} AS BIGINT)", next(), next()));
-    }
-    sql.push_str(" END WHERE ");
-    for k in 0..appends.len() {
-        if k > 0 {
-            sql.push_str(" OR ");
+    let mut ends = HashMap::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        let id: String = row.try_get(0)?;
+        if let Some(&room) = rooms.iter().find(|r| **r == id) {
+            ends.insert(room, 0);
         }
-        // No seq to check (NULL): any.
-        sql.push_str(&format!(
-            "(id = {} AND last_seq = COALESCE(CAST({} AS BIGINT), last_seq))",
-            next(),
-            next()
-        ));
     }
-    sql.push_str(" RETURNING id, last_seq");
+    // One index lookup per room (its key's last entry); `MAX … GROUP BY` over the rooms
+    // instead read every event of theirs, and a batch's latency grew with the logs.
+    let sql = format!(
+        "SELECT id, (SELECT COALESCE(MAX(seq), 0) FROM group_events WHERE group_id = group_sessions.id) \
+         FROM group_sessions WHERE id IN ({})",
+        placeholders(0, rooms.len())
+    );
     let mut query = sqlx::query(AssertSqlSafe(sql));
-    for append in appends {
-        query = query.bind(append.group_id).bind(append.count);
+    for room in rooms {
+        query = query.bind(*room);
     }
-    for append in appends {
-        query = query.bind(append.group_id).bind(append.after);
-    }
-    let mut moved = HashMap::new();
     for row in query.fetch_all(&mut *conn).await? {
         let id: String = row.try_get(0)?;
         let last: i64 = row.try_get(1)?;
-        if let Some(append) = appends.iter().find(|a| a.group_id == id) {
-            moved.insert(append.group_id, last);
+        if let Some(end) = rooms
+            .iter()
+            .find(|r| **r == id)
+            .and_then(|room| ends.get_mut(room))
+        {
+            *end = last;
         }
     }
-    Ok(moved)
+    Ok(ends)
 }
 
-/// Where the given groups' logs are (groups that do not exist are absent).
-async fn last_seqs<'a>(
-    conn: &mut AnyConnection,
-    groups: &[&'a str],
-) -> Result<HashMap<&'a str, i64>, sqlx::Error> {
-    if groups.is_empty() {
-        return Ok(HashMap::new());
+/// A batch's appends placed in the rooms' logs.
+struct Placed<'a> {
+    /// Per write: its outcome for an append, `None` for the others.
+    results: Vec<Option<Written>>,
+    events: Vec<EventRow<'a>>,
+    /// The interactions the stored appends imply.
+    interactions: Vec<&'a Interaction>,
+}
+
+/// Places each append at the end of its room's log (`ends`: where each existing room's log
+/// ends), in the batch's order, where the log is still at the seq its appender decided on; an
+/// appender that decided on an older state is told where the log is instead of interleaving.
+fn place<'a>(writes: &'a [Write], mut ends: HashMap<&str, i64>) -> Placed<'a> {
+    let mut placed = Placed {
+        results: vec![None; writes.len()],
+        events: Vec::new(),
+        interactions: Vec::new(),
+    };
+    for (result, write) in placed.results.iter_mut().zip(writes) {
+        let Write::Events {
+            group_id,
+            actor,
+            client_msg_id,
+            events,
+            interactions,
+            after,
+            now,
+        } = write
+        else {
+            continue;
+        };
+        *result =
+            Some(Written::Events(match ends.get_mut(group_id.as_str()) {
+                None => EventsWritten::NoGroup,
+                Some(last) if after.is_some_and(|seen| seen != *last) => {
+                    EventsWritten::Behind(*last)
+                }
+                Some(last) => {
+                    let first = *last + 1;
+                    placed.events.extend(events.iter().enumerate().map(
+                        |(offset, (kind, payload))| EventRow {
+                            group_id,
+                            seq: first + offset as i64,
+                            kind,
+                            actor: actor.as_deref(),
+                            payload,
+                            client_msg_id: client_msg_id.as_deref(),
+                            created_at: *now,
+                        },
+                    ));
+                    *last += events.len() as i64;
+                    placed.interactions.extend(interactions);
+                    EventsWritten::From(first)
+                }
+            }));
     }
-    let sql = format!(
-        "SELECT id, last_seq FROM group_sessions WHERE id IN ({})",
-        placeholders(0, groups.len())
-    );
-    // Rare (another process appended first): prepared for the one use.
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-    for group in groups {
-        query = query.bind(*group);
-    }
-    let mut found = HashMap::new();
-    for row in query.fetch_all(&mut *conn).await? {
-        let id: String = row.try_get(0)?;
-        if let Some(&group) = groups.iter().find(|g| **g == id) {
-            found.insert(group, row.try_get(1)?);
-        }
-    }
-    Ok(found)
+    placed
 }
 
 /// The row counts multi-row statements come in (the largest first). Each statement's text
@@ -589,8 +537,20 @@ mod tests {
         })
     }
 
+    fn append(group: &str, events: usize, after: Option<i64>) -> Write {
+        Write::Events {
+            group_id: group.into(),
+            actor: None,
+            client_msg_id: None,
+            events: (0..events).map(|e| ("k".into(), e.to_string())).collect(),
+            interactions: vec![],
+            after,
+            now: 0,
+        }
+    }
+
     #[test]
-    fn appends_go_in_rounds_in_group_id_order() {
+    fn rooms_are_locked_once_each_in_id_order() {
         let batch = [
             events("g_b"),
             exposure(),
@@ -598,10 +558,61 @@ mod tests {
             events("g_b"),
             exposure(),
             events("g_c"),
-            events("g_b"),
         ];
-        // Each group's first write in the first round (by id), its second in the second...
-        assert_eq!(append_rounds(&batch), vec![vec![2, 0, 5], vec![3], vec![6]]);
+        assert_eq!(rooms_in_lock_order(&batch), vec!["g_a", "g_b", "g_c"]);
+        assert!(rooms_in_lock_order(&[exposure()]).is_empty());
+    }
+
+    #[test]
+    fn appends_follow_each_other_in_batch_order_and_stale_ones_are_refused() {
+        let batch = [
+            append("g_a", 2, Some(4)),
+            exposure(),
+            // Decided on the log as the first append leaves it.
+            append("g_a", 1, Some(6)),
+            // Decided on the log before the first: refused, told where it is.
+            append("g_a", 1, Some(4)),
+            // At the end, whatever it is.
+            append("g_a", 1, None),
+            append("g_new", 1, Some(0)),
+            append("g_gone", 1, None),
+        ];
+        let placed = place(&batch, HashMap::from([("g_a", 4), ("g_new", 0)]));
+        let outcomes: Vec<Option<EventsWritten>> = placed
+            .results
+            .iter()
+            .map(|r| match r {
+                Some(Written::Events(e)) => Some(*e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                Some(EventsWritten::From(5)),
+                None,
+                Some(EventsWritten::From(7)),
+                Some(EventsWritten::Behind(7)),
+                Some(EventsWritten::From(8)),
+                Some(EventsWritten::From(1)),
+                Some(EventsWritten::NoGroup),
+            ]
+        );
+        let rows: Vec<(&str, i64, &str)> = placed
+            .events
+            .iter()
+            .map(|e| (e.group_id, e.seq, e.payload))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("g_a", 5, "0"),
+                ("g_a", 6, "1"),
+                ("g_a", 7, "0"),
+                ("g_a", 8, "0"),
+                ("g_new", 1, "0"),
+            ]
+        );
     }
 
     #[test]

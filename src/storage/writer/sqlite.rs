@@ -80,9 +80,9 @@ fn error(err: rusqlite::Error) -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::other(err))
 }
 
-/// The writes in order, in one transaction: a room's append moves its counter on only where it
-/// is still the seq the appender decided on, then stores its events and the feedback they
-/// imply; a standalone interaction or exposure is one row.
+/// The writes in order, in one transaction: a room's append goes at the end of its log only
+/// where that is still the seq the appender decided on, with the feedback its events imply; a
+/// standalone interaction or exposure is one row.
 fn commit(conn: &mut rusqlite::Connection, writes: &[Write]) -> rusqlite::Result<Vec<Written>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(writes.len());
@@ -97,17 +97,23 @@ fn commit(conn: &mut rusqlite::Connection, writes: &[Write]) -> rusqlite::Result
                 after,
                 now,
             } => {
-                let count = events.len() as i64;
-                let moved: Option<i64> = tx
+                // Where the room's log ends (its highest seq, found by the `(group_id, seq)`
+                // key), or no room; the transaction holds the database's write lock, so the
+                // log stays there until the events are in.
+                let end: Option<i64> = tx
                     .prepare_cached(
-                        "UPDATE group_sessions SET last_seq = last_seq + ?2 \
-                         WHERE id = ?1 AND last_seq = COALESCE(?3, last_seq) RETURNING last_seq",
+                        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM group_events WHERE group_id = ?1) \
+                         FROM group_sessions WHERE id = ?1",
                     )?
-                    .query_row(params![group_id, count, after], |row| row.get(0))
+                    .query_row(params![group_id], |row| row.get(0))
                     .optional()?;
-                Written::Events(match moved {
+                Written::Events(match end {
+                    None => EventsWritten::NoGroup,
+                    Some(last) if after.is_some_and(|seen| seen != last) => {
+                        EventsWritten::Behind(last)
+                    }
                     Some(last) => {
-                        let first = last - count + 1;
+                        let first = last + 1;
                         let mut insert = tx.prepare_cached(
                             "INSERT INTO group_events \
                              (group_id, seq, kind, actor_user_id, payload, client_msg_id, created_at) \
@@ -129,11 +135,6 @@ fn commit(conn: &mut rusqlite::Connection, writes: &[Write]) -> rusqlite::Result
                         }
                         EventsWritten::From(first)
                     }
-                    None => tx
-                        .prepare_cached("SELECT last_seq FROM group_sessions WHERE id = ?1")?
-                        .query_row(params![group_id], |row| row.get(0))
-                        .optional()?
-                        .map_or(EventsWritten::NoGroup, EventsWritten::Behind),
                 })
             }
             Write::Interaction(row) => {
