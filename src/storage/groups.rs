@@ -7,7 +7,7 @@ use sqlx::{any::AnyRow, AssertSqlSafe, Row};
 
 use super::{
     feedback::NewInteraction,
-    writer::{EventsWritten, Write, Written},
+    writer::{EventsWritten, Write, Written, LOG_END},
     Db,
 };
 use crate::domain::{now_ms, UserId};
@@ -102,13 +102,10 @@ pub async fn created_by_since(
     Ok((row.try_get("rooms")?, row.try_get("oldest")?))
 }
 
-/// A room's columns, and where its log ends (the `(group_id, seq)` key finds its highest seq).
-const GROUP_COLUMNS: &str = "id, name, join_code, created_at, \
-    (SELECT COALESCE(MAX(seq), 0) FROM group_events WHERE group_id = group_sessions.id) AS last_seq";
-
 pub async fn find(db: &Db, id: &str) -> Result<Option<GroupRow>, sqlx::Error> {
     sqlx::query(AssertSqlSafe(format!(
-        "SELECT {GROUP_COLUMNS} FROM group_sessions WHERE id = $1"
+        "SELECT id, name, join_code, created_at, {LOG_END} AS last_seq FROM group_sessions \
+         WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(db.pool())
@@ -119,7 +116,8 @@ pub async fn find(db: &Db, id: &str) -> Result<Option<GroupRow>, sqlx::Error> {
 
 pub async fn find_by_join_code(db: &Db, code: &str) -> Result<Option<GroupRow>, sqlx::Error> {
     sqlx::query(AssertSqlSafe(format!(
-        "SELECT {GROUP_COLUMNS} FROM group_sessions WHERE join_code = $1 AND closed_at IS NULL"
+        "SELECT id, name, join_code, created_at, {LOG_END} AS last_seq FROM group_sessions \
+         WHERE join_code = $1 AND closed_at IS NULL"
     )))
     .bind(code)
     .fetch_optional(db.pool())

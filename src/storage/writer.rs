@@ -26,6 +26,11 @@ use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool, AssertSqlSafe, Con
 use super::{placeholders, row_placeholders};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+/// Where a room's log ends, for a query over `group_sessions`: its highest seq (one lookup of
+/// the `(group_id, seq)` key's last entry for the room), 0 for an empty log.
+pub(super) const LOG_END: &str =
+    "(SELECT COALESCE(MAX(seq), 0) FROM group_events WHERE group_id = group_sessions.id)";
+
 /// Writes per transaction at most.
 const MAX_BATCH: usize = 256;
 /// Writes waiting for the writer at most; callers beyond it wait for room.
@@ -290,33 +295,22 @@ async fn log_ends<'a>(
     for room in rooms {
         query = query.bind(*room);
     }
-    let mut ends = HashMap::new();
-    for row in query.fetch_all(&mut *conn).await? {
-        let id: String = row.try_get(0)?;
-        if let Some(&room) = rooms.iter().find(|r| **r == id) {
-            ends.insert(room, 0);
-        }
-    }
+    query.fetch_all(&mut *conn).await?;
     // One index lookup per room (its key's last entry); `MAX … GROUP BY` over the rooms
     // instead read every event of theirs, and a batch's latency grew with the logs.
     let sql = format!(
-        "SELECT id, (SELECT COALESCE(MAX(seq), 0) FROM group_events WHERE group_id = group_sessions.id) \
-         FROM group_sessions WHERE id IN ({})",
+        "SELECT id, {LOG_END} FROM group_sessions WHERE id IN ({})",
         placeholders(0, rooms.len())
     );
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for room in rooms {
         query = query.bind(*room);
     }
+    let mut ends = HashMap::new();
     for row in query.fetch_all(&mut *conn).await? {
         let id: String = row.try_get(0)?;
-        let last: i64 = row.try_get(1)?;
-        if let Some(end) = rooms
-            .iter()
-            .find(|r| **r == id)
-            .and_then(|room| ends.get_mut(room))
-        {
-            *end = last;
+        if let Some(&room) = rooms.iter().find(|r| **r == id) {
+            ends.insert(room, row.try_get(1)?);
         }
     }
     Ok(ends)

@@ -15,7 +15,7 @@ use anyhow::Context;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, Mutex};
 
-use super::{Answer, EventsWritten, Exposure, Interaction, Write, Written, MAX_BATCH};
+use super::{Answer, EventsWritten, Exposure, Interaction, Write, Written, LOG_END, MAX_BATCH};
 
 /// Opens the writer's connection to the database file at `path` (already migrated) and starts
 /// its thread, which ends when the queue's last sender is dropped.
@@ -85,6 +85,7 @@ fn error(err: rusqlite::Error) -> sqlx::Error {
 /// standalone interaction or exposure is one row.
 fn commit(conn: &mut rusqlite::Connection, writes: &[Write]) -> rusqlite::Result<Vec<Written>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let log_end = format!("SELECT {LOG_END} FROM group_sessions WHERE id = ?1");
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
         results.push(match write {
@@ -101,10 +102,7 @@ fn commit(conn: &mut rusqlite::Connection, writes: &[Write]) -> rusqlite::Result
                 // key), or no room; the transaction holds the database's write lock, so the
                 // log stays there until the events are in.
                 let end: Option<i64> = tx
-                    .prepare_cached(
-                        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM group_events WHERE group_id = ?1) \
-                         FROM group_sessions WHERE id = ?1",
-                    )?
+                    .prepare_cached(&log_end)?
                     .query_row(params![group_id], |row| row.get(0))
                     .optional()?;
                 Written::Events(match end {
