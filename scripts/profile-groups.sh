@@ -3,8 +3,9 @@
 # the release server on a fresh SQLite database, runs `chorus-load ws-groups`, and inside the
 # measured window takes `perf stat` per thread (CPU by thread kind) and, with PROFILE=1, a
 # `perf record` with DWARF call graphs. Prints the load tool's report, the CPU split (the load
-# tool's own CPU in the same window last: it shares the machine), the bytes the server wrote to
-# its files in that window and, with PROFILE=1, where perf.data is; leaves everything in OUT.
+# tool's own CPU in the same window last: it shares the machine), the hypervisor's steal and the
+# bytes the server wrote to its files in that window, rankings refused (the target is none) and,
+# with PROFILE=1, where perf.data is; leaves everything in OUT.
 #   Usage: scripts/profile-groups.sh [GROUPS] [OUT]     (defaults: 1000 groups, a temp dir)
 #   Environment: BIN (default target/release), PROFILE=1, PERF_FREQ (samples per second for
 #   PROFILE=1, default 149), REFRESH=0 (event path alone), OP_RATE (operations per room per
@@ -52,6 +53,10 @@ sleep 8
 # database); socket sends are not counted there (the load tool counts the frames' bytes).
 written() { awk '/^wchar:/ { print $2 }' "/proc/$server/io"; }
 written_before=$(written)
+# The machine's CPU time by kind (/proc/stat's first line): the share the hypervisor took
+# (steal) makes runs of one build differ, so every run reports it.
+cpu_times() { awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat; }
+read -r total_before steal_before < <(cpu_times)
 perf stat -e task-clock --per-thread -p "$server" -o "$out/stat.txt" -- sleep 10 &
 stat=$!
 # The load tool shares the machine: its CPU in the same window says what is left for the server.
@@ -67,6 +72,7 @@ if [[ "${PROFILE:-0}" == 1 ]]; then
 fi
 wait "$stat" || true
 written_after=$(written)
+read -r total_after steal_after < <(cpu_times)
 wait "$load_stat" || true
 wait "$load" || true
 curl -sf "http://127.0.0.1:$port/metrics" > "$out/metrics.txt" || true
@@ -75,6 +81,8 @@ echo "CPU per thread kind over 10 s (seconds):"
 awk '/task-clock/ { name = $1; sub(/-[0-9]+$/, "", name); sub(/-[0-9]+$/, "", name); ms = $2; gsub(",", "", ms); cpu[name] += ms / 1000 }
   END { for (n in cpu) printf "  %-24s %6.2f\n", n, cpu[n] }' "$out/stat.txt" | sort -k2 -nr
 awk '/task-clock/ { ms = $1; gsub(",", "", ms); printf "  %-24s %6.2f\n", "(load tool, all threads)", ms / 1000 }' "$out/load-stat.txt"
+awk -v t=$((total_after - total_before)) -v s=$((steal_after - steal_before)) \
+  'BEGIN { printf "Steal (CPU time the hypervisor took) over the same 10 s: %.1f%%\n", t > 0 ? 100 * s / t : 0 }'
 if [[ -f "$out/syscalls.txt" ]]; then
   echo "Server system calls over the same 10 s:"
   awk '/syscalls:/ { n = $1; gsub(",", "", n); sub(/.*sys_enter_/, "", $2); printf "  %-24s %10d\n", $2, n }' "$out/syscalls.txt"
@@ -89,6 +97,9 @@ echo "Group pools by how each ranking got its candidates (whole run):"
 grep '^chorus_group_pools_total' "$out/metrics.txt" | sed 's/^chorus_group_pools_total/ /' || true
 echo "Members' own candidates found by a catalog scan (whole run):"
 grep '^chorus_group_own_scans_total' "$out/metrics.txt" | sed 's/^chorus_group_own_scans_total/ /' || true
+# The target asks for none: a refused ranking is a room left on its old list for a while.
+echo "Rankings refused because the inference queue was full (whole run):"
+grep '^chorus_inference_rejected_total' "$out/metrics.txt" | sed 's/^chorus_inference_rejected_total/ /' || true
 if [[ "${PROFILE:-0}" == 1 ]]; then
   echo "perf data in $out/perf.data (perf report -i $out/perf.data --no-children --sort comm,symbol)"
 fi
