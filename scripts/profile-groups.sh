@@ -82,7 +82,7 @@ awk '/task-clock/ { name = $1; sub(/-[0-9]+$/, "", name); sub(/-[0-9]+$/, "", na
   END { for (n in cpu) printf "  %-24s %6.2f\n", n, cpu[n] }' "$out/stat.txt" | sort -k2 -nr
 awk '/task-clock/ { ms = $1; gsub(",", "", ms); printf "  %-24s %6.2f\n", "(load tool, all threads)", ms / 1000 }' "$out/load-stat.txt"
 awk -v t=$((total_after - total_before)) -v s=$((steal_after - steal_before)) \
-  'BEGIN { printf "Steal (CPU time the hypervisor took) over the same 10 s: %.1f%%\n", t > 0 ? 100 * s / t : 0 }'
+  'BEGIN { printf "Steal (CPU time the hypervisor took) over the same 10 s: %.1f%%\n", (t > 0 ? 100 * s / t : 0) }'
 if [[ -f "$out/syscalls.txt" ]]; then
   echo "Server system calls over the same 10 s:"
   awk '/syscalls:/ { n = $1; gsub(",", "", n); sub(/.*sys_enter_/, "", $2); printf "  %-24s %10d\n", $2, n }' "$out/syscalls.txt"
