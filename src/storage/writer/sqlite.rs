@@ -9,13 +9,16 @@
 //! each transaction, like every other SQLite write; another process writing the same file is
 //! waited for by SQLite's busy timeout.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, Mutex};
 
-use super::{Answer, EventsWritten, Exposure, Interaction, Write, Written, LOG_END, MAX_BATCH};
+use super::{
+    place, rooms_in_lock_order, Answer, Exposure, Interaction, Placed, Write, Written, LOG_END,
+    MAX_BATCH,
+};
 
 /// Opens the writer's connection to the database file at `path` (already migrated) and starts
 /// its thread, which ends when the queue's last sender is dropped.
@@ -80,71 +83,71 @@ fn error(err: rusqlite::Error) -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::other(err))
 }
 
-/// The writes in order, in one transaction: a room's append goes at the end of its log only
-/// where that is still the seq the appender decided on, with the feedback its events imply; a
-/// standalone interaction or exposure is one row.
+/// The writes in one transaction: each room's append placed by the same rule as on PostgreSQL
+/// ([`place`]: at the end of its log only where that is still the seq the appender decided
+/// on), with the feedback its events imply; a standalone interaction or exposure is one row.
 fn commit(conn: &mut rusqlite::Connection, writes: &[Write]) -> rusqlite::Result<Vec<Written>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let log_end = format!("SELECT {LOG_END} FROM group_sessions WHERE id = ?1");
-    let mut results = Vec::with_capacity(writes.len());
-    for write in writes {
-        results.push(match write {
-            Write::Events {
-                group_id,
-                actor,
-                client_msg_id,
-                events,
-                interactions,
-                after,
-                now,
-            } => {
-                // Where the room's log ends (its highest seq, found by the `(group_id, seq)`
-                // key), or no room; the transaction holds the database's write lock, so the
-                // log stays there until the events are in.
-                let end: Option<i64> = tx
-                    .prepare_cached(&log_end)?
-                    .query_row(params![group_id], |row| row.get(0))
-                    .optional()?;
-                Written::Events(match end {
-                    None => EventsWritten::NoGroup,
-                    Some(last) if after.is_some_and(|seen| seen != last) => {
-                        EventsWritten::Behind(last)
-                    }
-                    Some(last) => {
-                        let first = last + 1;
-                        let mut insert = tx.prepare_cached(
-                            "INSERT INTO group_events \
-                             (group_id, seq, kind, actor_user_id, payload, client_msg_id, created_at) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        )?;
-                        for (offset, (kind, payload)) in events.iter().enumerate() {
-                            insert.execute(params![
-                                group_id,
-                                first + offset as i64,
-                                kind,
-                                actor,
-                                payload,
-                                client_msg_id,
-                                now
-                            ])?;
-                        }
-                        for row in interactions {
-                            insert_interaction(&tx, row)?;
-                        }
-                        EventsWritten::From(first)
-                    }
-                })
+    // Where each room's log ends (its highest seq, found by the `(group_id, seq)` key); rooms
+    // that do not exist are absent. The transaction holds the database's write lock, so the
+    // logs stay where they are until the events are in.
+    let mut ends = HashMap::new();
+    {
+        let mut log_end = tx.prepare_cached(&format!(
+            "SELECT {LOG_END} FROM group_sessions WHERE id = ?1"
+        ))?;
+        for room in rooms_in_lock_order(writes) {
+            let end: Option<i64> = log_end
+                .query_row(params![room], |row| row.get(0))
+                .optional()?;
+            if let Some(end) = end {
+                ends.insert(room, end);
             }
-            Write::Interaction(row) => {
-                insert_interaction(&tx, row)?;
-                Written::Interaction
-            }
-            Write::Exposure(row) => {
-                insert_exposure(&tx, row)?;
-                Written::Exposure
-            }
-        });
+        }
     }
+    let Placed {
+        results,
+        events,
+        interactions,
+    } = place(writes, ends);
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO group_events \
+             (group_id, seq, kind, actor_user_id, payload, client_msg_id, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for event in &events {
+            insert.execute(params![
+                event.group_id,
+                event.seq,
+                event.kind,
+                event.actor,
+                event.payload,
+                event.client_msg_id,
+                event.created_at
+            ])?;
+        }
+    }
+    for row in interactions {
+        insert_interaction(&tx, row)?;
+    }
+    let results = results
+        .into_iter()
+        .zip(writes)
+        .map(|(placed, write)| {
+            Ok(match write {
+                Write::Events { .. } => placed.expect("every append placed"),
+                Write::Interaction(row) => {
+                    insert_interaction(&tx, row)?;
+                    Written::Interaction
+                }
+                Write::Exposure(row) => {
+                    insert_exposure(&tx, row)?;
+                    Written::Exposure
+                }
+            })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     tx.commit()?;
     Ok(results)
 }
