@@ -42,6 +42,8 @@ pub struct ItemMatrix {
     error: f32,
     /// ... and the largest such distance over the item's length (for cosine scores).
     relative_error: f32,
+    /// The longest item's length.
+    max_norm: f32,
 }
 
 /// An `f32` rounded to the nearest bfloat16 (its upper 16 bits), ties to even; NaN stays NaN
@@ -82,12 +84,14 @@ impl ItemMatrix {
         }
         // Rounded up, so the bounds hold for the f32 values kept.
         let up = |x: f64| (x * (1.0 + 1e-6)) as f32;
+        let max_norm = norms.iter().copied().fold(0.0, f32::max);
         Self {
             rows,
             norms,
             panels,
             error: up(error),
             relative_error: up(relative_error),
+            max_norm,
         }
     }
 
@@ -106,10 +110,9 @@ impl ItemMatrix {
     /// sums' own rounding (each within `dim · ε/2` of the sum of absolute products).
     fn slack(&self, metric: Metric, length: f32, from_panels: bool) -> f32 {
         let sums = (self.rows.ncols() + 2) as f32 * f32::EPSILON;
-        let max_norm = self.norms.iter().copied().fold(0.0, f32::max);
         let bound = match (metric, from_panels) {
-            (Metric::Dot, true) => self.error + sums * max_norm,
-            (Metric::Dot, false) => sums * max_norm,
+            (Metric::Dot, true) => self.error + sums * self.max_norm,
+            (Metric::Dot, false) => sums * self.max_norm,
             (Metric::Cosine, true) => self.relative_error + sums,
             (Metric::Cosine, false) => sums,
         };
