@@ -17,7 +17,7 @@ mod writer;
 use std::{
     path::{Path, PathBuf},
     str::FromStr,
-    sync::Arc,
+    sync::{Arc, LazyLock},
     time::Duration,
 };
 
@@ -83,11 +83,9 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the writer; busy_timeout queues writers
                         // instead of failing them; foreign keys are off by default in SQLite.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
+                        // Checkpoints are the group writer's checkpoint thread's job: a commit
+                        // here checkpoints only past the same backstop.
+                        conn.execute(SQLITE_PRAGMAS.as_str()).await?;
                     }
                     Ok(())
                 })
@@ -142,6 +140,16 @@ impl Db {
         self.pool.close().await;
     }
 }
+
+/// Every pooled SQLite connection's settings (built once: sqlx wants the text to outlive the
+/// connection's setup).
+static SQLITE_PRAGMAS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+         PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {};",
+        writer::CHECKPOINT_BACKSTOP_PAGES
+    )
+});
 
 /// `sqlite://path` → `sqlite://path?mode=rwc`, creating the parent directory. In-memory URLs
 /// pass through.

@@ -33,6 +33,9 @@ pub(super) const LOG_END: &str =
 
 /// Writes per transaction at most.
 const MAX_BATCH: usize = 256;
+/// WAL pages after which a commit on SQLite checkpoints by itself (SQLite's default is 1,000):
+/// a backstop only, for when the writer's checkpoint thread falls behind; 40 MB of 4 KiB pages.
+pub(super) const CHECKPOINT_BACKSTOP_PAGES: u32 = 10_000;
 /// Writes waiting for the writer at most; callers beyond it wait for room.
 const QUEUE: usize = 8_192;
 /// The writer keeps its connection while writes keep coming at least this often.

@@ -40,6 +40,51 @@ on_both_stores!(
     a_flush_counts_each_shown_list_once,
 );
 
+/// On SQLite the group writer's checkpoint thread copies committed appends into the database
+/// file while the store stays open (commits no longer checkpoint by themselves below 10,000
+/// WAL pages): a connection that reads the file alone (`immutable=1` ignores the WAL) sees them.
+#[actix_web::test]
+async fn sqlite_appends_reach_the_database_file_while_the_store_is_open() {
+    let test_db = TestDb::new(Store::Sqlite).await;
+    let db = test_db.connect().await;
+    let room = new_group(&db).await;
+    for _ in 0..5 {
+        groups::append_event(&db, &room, "t", None, "{}")
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let path = test_db.url.strip_prefix("sqlite://").unwrap();
+    let count = |uri: String| -> rusqlite::Result<i64> {
+        let conn = rusqlite::Connection::open_with_flags(
+            uri,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM group_events WHERE group_id = ?1",
+            [&room],
+            |row| row.get(0),
+        )
+    };
+    // The room's events (its creation's and the five), as every reader sees them.
+    let stored = count(format!("file:{path}")).unwrap();
+    assert!(stored >= 5, "{stored}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // An error is a read that met a checkpoint writing the file: look again.
+        let found = count(format!("file:{path}?immutable=1")).unwrap_or(-1);
+        if found == stored {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{found} of {stored} events in the database file after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    db.close().await;
+}
+
 async fn migrations_are_idempotent(store: Store) {
     let db = TestDb::new(store).await;
     db.connect().await.close().await;

@@ -9,17 +9,28 @@
 //! each transaction, like every other SQLite write; another process writing the same file is
 //! waited for by SQLite's busy timeout.
 
-use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{mpsc as std_mpsc, Arc},
+    time::Duration,
+};
 
 use anyhow::Context;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, Mutex};
 
 use super::{
-    place, rooms_in_lock_order, Answer, Exposure, Interaction, Placed, Write, Written, LOG_END,
-    MAX_BATCH,
+    place, rooms_in_lock_order, Answer, Exposure, Interaction, Placed, Write, Written,
+    CHECKPOINT_BACKSTOP_PAGES, LOG_END, MAX_BATCH,
 };
 
+/// How often the checkpoint thread copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// Checkpoints without the writer lock, at most, before the one with it…
+const UNLOCKED_PASSES: usize = 4;
+/// …unless the writer added fewer pages than this during the last one.
+const SMALL_REST_PAGES: i64 = 200;
 /// Opens the writer's connection to the database file at `path` (already migrated) and starts
 /// its thread, which ends when the queue's last sender is dropped.
 pub(super) fn start(
@@ -37,11 +48,77 @@ pub(super) fn start(
     .context("setting up the writer's connection")?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.set_prepared_statement_cache_capacity(16);
+    // Checkpoints run on a thread of their own (`checkpoint_until`); a commit checkpoints by
+    // itself only past the backstop.
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {CHECKPOINT_BACKSTOP_PAGES};"
+    ))?;
+    let checkpoints = rusqlite::Connection::open(path)
+        .with_context(|| format!("opening {} for checkpoints", path.display()))?;
+    // The writer's thread holds `alive`; when it ends, so does the checkpoint thread.
+    let (alive, writer_gone) = std_mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn({
+            let turn = Arc::clone(&turn);
+            move || checkpoint_until(checkpoints, &turn, writer_gone)
+        })
+        .context("starting the checkpoint thread")?;
     std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || run(conn, turn, queue))
+        .spawn(move || {
+            let _alive = alive;
+            run(conn, turn, queue)
+        })
         .context("starting the writer's thread")?;
     Ok(())
+}
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`] until the writer's
+/// thread ends. When the writer checkpointed at its own commits (every 1,000 WAL pages, SQLite's
+/// default), the copy and its fsync held up the appends behind it: delivery p99 at 2,000
+/// operations a second went from 5–16 ms without checkpoints to 39–906 ms with them
+/// (docs/BENCHMARKS.md). A PASSIVE checkpoint on another connection takes no lock a writer
+/// needs, so appends go on meanwhile. But the log only starts over once a checkpoint has copied
+/// all of it, which a busy writer never allows; so a second pass, over the little written
+/// during the first, holds the store's writer lock (`turn`).
+fn checkpoint_until(
+    conn: rusqlite::Connection,
+    turn: &Mutex<()>,
+    writer_gone: std_mpsc::Receiver<()>,
+) {
+    loop {
+        let last = matches!(
+            writer_gone.recv_timeout(CHECKPOINT_EVERY),
+            Err(std_mpsc::RecvTimeoutError::Disconnected)
+        );
+        // Unlocked passes while the writer adds much during each; then the locked one.
+        let mut log = checkpoint(&conn);
+        for _ in 1..UNLOCKED_PASSES {
+            let before = log;
+            log = checkpoint(&conn);
+            if log - before < SMALL_REST_PAGES {
+                break;
+            }
+        }
+        if log > 0 {
+            let _turn = turn.blocking_lock();
+            checkpoint(&conn);
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// One PASSIVE checkpoint: the pages in the log when it began (0 after an error, which is
+/// logged; the next turn tries again).
+fn checkpoint(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "checkpointing the SQLite WAL");
+            0
+        })
 }
 
 fn run(mut conn: rusqlite::Connection, turn: Arc<Mutex<()>>, mut queue: mpsc::Receiver<Answer>) {
