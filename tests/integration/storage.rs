@@ -48,12 +48,7 @@ async fn sqlite_appends_reach_the_database_file_while_the_store_is_open() {
     let test_db = TestDb::new(Store::Sqlite).await;
     let db = test_db.connect().await;
     let room = new_group(&db).await;
-    for _ in 0..5 {
-        groups::append_event(&db, &room, "t", None, "{}")
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    append_five(&db, &room).await;
     let path = test_db.url.strip_prefix("sqlite://").unwrap();
     let count = |uri: String| -> rusqlite::Result<i64> {
         let conn = rusqlite::Connection::open_with_flags(
@@ -155,6 +150,16 @@ async fn tracks_round_trip_and_inserts_skip_existing_ids(store: Store) {
         assert_eq!(a, b, "track {} changed on its way through {store:?}", b.id);
     }
     assert_eq!(tracks::count(&db).await.unwrap(), FIXTURE_TRACKS as i64);
+}
+
+/// Five plain events appended to `room`, one at a time.
+async fn append_five(db: &Db, room: &str) {
+    for _ in 0..5 {
+        groups::append_event(db, room, "t", None, "{}")
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }
 
 async fn new_group(db: &Db) -> String {
@@ -587,12 +592,7 @@ async fn the_store_closes_promptly_right_after_writes(store: Store) {
     let test_db = TestDb::new(store).await;
     let db = test_db.connect().await;
     let room = new_group(&db).await;
-    for _ in 0..5 {
-        groups::append_event(&db, &room, "t", None, "{}")
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    append_five(&db, &room).await;
     tokio::time::timeout(std::time::Duration::from_secs(5), db.close())
         .await
         .expect("the store closed within 5 s");
