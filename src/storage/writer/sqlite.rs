@@ -31,6 +31,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 const UNLOCKED_PASSES: usize = 4;
 /// …unless the writer added fewer pages than this during the last one.
 const SMALL_REST_PAGES: i64 = 200;
+
 /// Opens the writer's connection to the database file at `path` (already migrated) and starts
 /// its thread, which ends when the queue's last sender is dropped.
 pub(super) fn start(
@@ -80,8 +81,9 @@ pub(super) fn start(
 /// operations a second went from 5–16 ms without checkpoints to 39–906 ms with them
 /// (docs/BENCHMARKS.md). A PASSIVE checkpoint on another connection takes no lock a writer
 /// needs, so appends go on meanwhile. But the log only starts over once a checkpoint has copied
-/// all of it, which a busy writer never allows; so a second pass, over the little written
-/// during the first, holds the store's writer lock (`turn`).
+/// all of it, which a busy writer never allows; so a last pass, over the little written
+/// during the others, holds the store's writer lock (`turn`). Idle, the passes find nothing to
+/// copy and cost a few microseconds.
 fn checkpoint_until(
     conn: rusqlite::Connection,
     turn: &Mutex<()>,
