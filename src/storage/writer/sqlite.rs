@@ -83,7 +83,7 @@ pub(super) fn start(
 /// needs, so appends go on meanwhile. But the log only starts over once a checkpoint has copied
 /// all of it, which a busy writer never allows; so a last pass, over the little written
 /// during the others, holds the store's writer lock (`turn`). Idle, the passes find nothing to
-/// copy and cost a few microseconds.
+/// copy.
 fn checkpoint_until(
     conn: rusqlite::Connection,
     turn: &Mutex<()>,
