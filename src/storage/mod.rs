@@ -17,7 +17,7 @@ mod writer;
 use std::{
     path::{Path, PathBuf},
     str::FromStr,
-    sync::{Arc, LazyLock},
+    sync::Arc,
     time::Duration,
 };
 
@@ -81,11 +81,7 @@ impl Db {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; busy_timeout queues writers
-                        // instead of failing them; foreign keys are off by default in SQLite.
-                        // Checkpoints are the group writer's checkpoint thread's job: a commit
-                        // here checkpoints only past the same backstop.
-                        conn.execute(SQLITE_PRAGMAS.as_str()).await?;
+                        conn.execute(writer::SQLITE_PRAGMAS.as_str()).await?;
                     }
                     Ok(())
                 })
@@ -140,16 +136,6 @@ impl Db {
         self.pool.close().await;
     }
 }
-
-/// Every pooled SQLite connection's settings (built once: sqlx wants the text to outlive the
-/// connection's setup).
-static SQLITE_PRAGMAS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-         PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {};",
-        writer::CHECKPOINT_BACKSTOP_PAGES
-    )
-});
 
 /// `sqlite://path` → `sqlite://path?mode=rwc`, creating the parent directory. In-memory URLs
 /// pass through.

@@ -18,7 +18,11 @@
 
 mod sqlite;
 
-use std::{collections::HashMap, path::Path, sync::Arc};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, LazyLock},
+};
 
 // The dynamic statements below are built from placeholders and fixed names only.
 use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
@@ -35,7 +39,19 @@ pub(super) const LOG_END: &str =
 const MAX_BATCH: usize = 256;
 /// WAL pages after which a commit on SQLite checkpoints by itself (SQLite's default is 1,000):
 /// a backstop only, for when the writer's checkpoint thread falls behind; 40 MB of 4 KiB pages.
-pub(super) const CHECKPOINT_BACKSTOP_PAGES: u32 = 10_000;
+const CHECKPOINT_BACKSTOP_PAGES: u32 = 10_000;
+
+/// Every SQLite connection's settings, the pool's and the writer's: WAL lets readers run beside
+/// the writer; busy_timeout queues writers instead of failing them; foreign keys are off by
+/// default in SQLite; commits wait for the WAL's checkpoint rather than for the disk; and
+/// checkpoints are the writer's checkpoint thread's job, a commit's only past the backstop.
+/// (Built once: sqlx wants the text to outlive a connection's setup.)
+pub(super) static SQLITE_PRAGMAS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+         PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {CHECKPOINT_BACKSTOP_PAGES};"
+    )
+});
 /// Writes waiting for the writer at most; callers beyond it wait for room.
 const QUEUE: usize = 8_192;
 /// The writer keeps its connection while writes keep coming at least this often.

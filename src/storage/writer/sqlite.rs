@@ -21,8 +21,8 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, Mutex};
 
 use super::{
-    place, rooms_in_lock_order, Answer, Exposure, Interaction, Placed, Write, Written,
-    CHECKPOINT_BACKSTOP_PAGES, LOG_END, MAX_BATCH,
+    place, rooms_in_lock_order, Answer, Exposure, Interaction, Placed, Write, Written, LOG_END,
+    MAX_BATCH, SQLITE_PRAGMAS,
 };
 
 /// How often the checkpoint thread copies the WAL back into the database file.
@@ -41,19 +41,10 @@ pub(super) fn start(
 ) -> anyhow::Result<()> {
     let conn = rusqlite::Connection::open(path)
         .with_context(|| format!("opening {} for the writer", path.display()))?;
-    // As the pool's connections: WAL beside readers, foreign keys on, commits that wait for
-    // the WAL's checkpoint rather than for the disk on every transaction.
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-    )
-    .context("setting up the writer's connection")?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    // The pool's settings; checkpoints run on a thread of their own (`checkpoint_until`).
+    conn.execute_batch(&SQLITE_PRAGMAS)
+        .context("setting up the writer's connection")?;
     conn.set_prepared_statement_cache_capacity(16);
-    // Checkpoints run on a thread of their own (`checkpoint_until`); a commit checkpoints by
-    // itself only past the backstop.
-    conn.execute_batch(&format!(
-        "PRAGMA wal_autocheckpoint = {CHECKPOINT_BACKSTOP_PAGES};"
-    ))?;
     let checkpoints = rusqlite::Connection::open(path)
         .with_context(|| format!("opening {} for checkpoints", path.display()))?;
     // The writer's thread holds `alive`; when it ends, so does the checkpoint thread.
