@@ -108,24 +108,26 @@ fn checkpoint_until(
     }
 }
 
-/// Flushes one of the checkpoint connection's files to disk through SQLite's own handle:
-/// `SQLITE_FCNTL_JOURNAL_POINTER` the WAL, `SQLITE_FCNTL_FILE_POINTER` the database file.
-/// Whether a file was flushed: not while the connection has not opened it. Only an early start
-/// on what the locked pass flushes anyway, so a failure is logged and costs nothing else. A PASSIVE checkpoint flushes the database file only when it has copied
-/// the whole log, which with appends coming never happens before the locked pass: that pass
-/// then waited for every page the others had copied (its p50 11 ms, p90 30–35 ms at 2,000
-/// operations a second; docs/BENCHMARKS.md). SQLite's handle, because the process must not open
-/// and close a file descriptor of its own on the database: closing one would drop the POSIX
-/// locks every SQLite connection in the process holds on the file.
+/// Flushes one of the checkpoint connection's files to disk through SQLite's own handle
+/// (`SQLITE_FCNTL_JOURNAL_POINTER`: the WAL; `SQLITE_FCNTL_FILE_POINTER`: the database file);
+/// false where the connection has no such file open or the flush failed (logged).
+///
+/// A PASSIVE checkpoint flushes the database file only when it has copied the whole log, which
+/// with appends arriving only the locked pass does: that pass then flushed every page the others
+/// had copied, with the writer waiting (p50 11 ms, p90 30–35 ms at 2,000 operations a second;
+/// docs/BENCHMARKS.md). Flushing first leaves it little. The locked pass still flushes both
+/// files itself, so a failure here costs nothing but the head start. SQLite's own handle,
+/// because the process must not open and close a descriptor of its own on the database file:
+/// closing one drops the POSIX locks all of the process's SQLite connections hold on it.
 fn flush(conn: &rusqlite::Connection, which: std::ffi::c_int) -> bool {
     use rusqlite::ffi;
     let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // `None`: the connection has no such file open.
     // SAFETY: `conn` is open and used only on this thread, so its handle is valid here and no
     // statement runs meanwhile. Both opcodes write one `sqlite3_file` pointer into `file`: the
-    // connection's own open file (null, or without methods, while it is not open), valid as
-    // long as the connection is and not in use between statements. `xSync` is that file's
-    // flush, which SQLite itself calls at any time between statements.
-    // `None`: the connection has no such file open.
+    // connection's own file (null, or without methods, while it is not open), valid as long as
+    // the connection is. `xSync` is that file's flush, which SQLite itself calls between
+    // statements.
     let rc = unsafe {
         let found = ffi::sqlite3_file_control(
             conn.handle(),
