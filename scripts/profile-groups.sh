@@ -8,8 +8,9 @@
 # with PROFILE=1, where perf.data is; leaves everything in OUT.
 #   Usage: scripts/profile-groups.sh [GROUPS] [OUT]     (defaults: 1000 groups, a temp dir)
 #   Environment: BIN (default target/release), PROFILE=1, PERF_FREQ (samples per second for
-#   PROFILE=1, default 149), PROFILE_LOAD=1 (record the load tool instead of the server), REFRESH=0 (event path alone), OP_RATE (operations per room per
-#   second, default the load tool's 1), ADDS (the load tool's --adds: random, the default, or
+#   PROFILE=1, default 149), PROFILE_LOAD=1 (with PROFILE=1, record the load tool instead of
+#   the server), REFRESH=0 (event path alone), OP_RATE (operations per room per second,
+#   default the load tool's 1), ADDS (the load tool's --adds: random, the default, or
 #   own-genre), SYSCALLS=1 (also count the server's socket and wake-up system calls in the
 #   same 10 s).
 set -euo pipefail
