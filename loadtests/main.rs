@@ -96,9 +96,24 @@ enum Scenario {
 
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The socket scenario runs on one thread: its thousands of sockets each wake for a few
+    // small frames a second, and on a worker pool a quarter of its CPU went to parking and
+    // waking the workers, CPU the server on the same machine did not get (docs/BENCHMARKS.md).
+    // The request scenarios keep the pool: up to 4,096 requests in flight with their parsing.
+    let runtime = match cli.scenario {
+        Scenario::WsGroups { .. } => tokio::runtime::Builder::new_current_thread(),
+        Scenario::RestSearch | Scenario::RestRecommend { .. } => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let options = runner::RunOptions {
         concurrency: cli.concurrency.clamp(1, 4096),
         duration: Duration::from_secs(cli.duration).min(MAX_DURATION),
